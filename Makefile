@@ -1,0 +1,21 @@
+# The two commands of README.md, and a few more for development.
+.PHONY: up down status test lint crds
+
+up:      ## local control plane + CRDs + operator + examples, on the embedded defaults
+	bash scripts/up.sh
+
+test:    ## every check and test, exactly what CI runs
+	bash scripts/test.sh
+
+down:    ## stop what `make up` started
+	bash scripts/down.sh
+
+status:
+	bash e2e/cluster/cluster.sh status
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+crds:    ## regenerate crds/yaml from the Rust types
+	cargo run -q -p oem-crds --bin crdgen

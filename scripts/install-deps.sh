@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the scripts and tests use; installs only what is missing.
+set -euo pipefail
+need=()
+for pair in openssl:openssl curl:curl ip:iproute2 unshare:util-linux flock:util-linux \
+            setsid:util-linux python3:python3 make:make; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+for tool in go cargo; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "install-deps: $tool is not on PATH" >&2; exit 1; }
+done

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs inside `unshare --net`: brings loopback up, runs the test suite offline, and stops the
+# local control plane the tests started, whatever the outcome.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$repo"
+ip link set lo up
+cleanup() { bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+# Fresh state: a previous run's folder would name processes of another network namespace.
+cleanup
+cargo test --workspace --offline "$@" -- --nocapture 2>&1
