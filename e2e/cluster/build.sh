@@ -89,5 +89,17 @@ func main() { etcdmain.Main(os.Args) }' REPLACES="" build_module etcd "$bin/etcd
   go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "-s -w" .
 MAIN_GO="" REPLACES="" build_module kwok "$bin/kwok-$KWOK_VERSION" sigs.k8s.io/kwok "$KWOK_VERSION" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
+# kwok ships its stock stages (how fake nodes and pods move through their lives) as YAML in
+# its module, not in the binary: keep them beside it.
+kwok_stages=$bin/kwok-$KWOK_VERSION/stages
+if [ ! -f "$kwok_stages/pod-ready.yaml" ]; then
+  kwok_src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$kwok_stages"
+  for stage in node/fast node/heartbeat-with-lease pod/fast; do
+    cp "$kwok_src/kustomize/stage/$stage/"*.yaml "$kwok_stages/"
+  done
+  rm -f "$kwok_stages/kustomization.yaml"
+  log "kwok $KWOK_VERSION: stages $(ls "$kwok_stages" | tr '\n' ' ')"
+fi
 MAIN_GO="" REPLACES="" build_module helm "$bin/helm-$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm

@@ -27,7 +27,7 @@ POD_CIDR=${OEM_POD_CIDR:-127.100.0.0/16}
 K8S_BIN=$OEM_CACHE/bin/kubernetes-$K8S_VERSION
 ETCD_BIN=$OEM_CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$OEM_CACHE/bin/kwok-$KWOK_VERSION
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok local-provisioner)
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -69,7 +69,7 @@ wait_for() { # $1 what, $2 seconds, rest: command that succeeds when ready
 start() { # $1 component, rest: command line; runs detached, its PID recorded
   local name=$1; shift
   if alive "$name"; then return; fi
-  setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$DIR/pids/$name.pid"
   log "$name started (pid $!)"
 }
@@ -149,6 +149,29 @@ nodes_ready() {
   [ "${ready:-0}" -ge "$NODES" ]
 }
 
+# No real storage here: a default StorageClass whose claims the harness's stand-in provisioner
+# binds to placeholder volumes, so StatefulSets with volume claims schedule on fake nodes.
+storage() {
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-fake
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: oem.dev/local-fake
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+EOF
+  local target=${CARGO_TARGET_DIR:-$repo/target} provisioner
+  provisioner=$target/debug/local-provisioner
+  if [ ! -x "$provisioner" ]; then
+    log "building the stand-in volume provisioner"
+    (cd "$repo" && cargo build -q -p oem-e2e --bin local-provisioner)
+  fi
+  start local-provisioner env "KUBECONFIG=$DIR/kubeconfig" "$provisioner"
+}
+
 up() {
   "$here/build.sh"
   mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/etcd"
@@ -203,16 +226,21 @@ up() {
     --authorization-kubeconfig "$DIR/kube-scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
     --kube-api-qps 200 --kube-api-burst 400 --cert-dir "$DIR/scheduler-certs"
+  # kwok's stock stages: nodes Ready with leases, pods Running and Ready, deletions finished.
+  local stage
+  : > "$DIR/kwok.yaml"
+  for stage in "$KWOK_BIN"/stages/*.yaml; do { cat "$stage"; printf -- '---\n'; } >> "$DIR/kwok.yaml"; done
   start kwok "$KWOK_BIN/kwok" --kubeconfig "$DIR/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-ip 127.0.0.1 --cidr "$POD_CIDR" --server-address "127.0.0.1:$KWOK_PORT" \
-    --node-lease-duration-seconds 40 --working-dir "$DIR/kwok"
+    --node-lease-duration-seconds 40 --config "$DIR/kwok.yaml"
 
   local i
   for i in $(seq 1 "$NODES"); do
     node_manifest "kwok-node-$i" | kubectl apply -f - >/dev/null
   done
   wait_for "kwok nodes" 60 nodes_ready
+  storage
   wait_for "default service account" 60 kubectl get serviceaccount default -n default -o name
   log "up in $((SECONDS - t0)) s: API server https://127.0.0.1:$API_PORT, $NODES nodes Ready"
   log "export KUBECONFIG=$DIR/kubeconfig"

@@ -45,7 +45,9 @@ async fn deployment_runs_quota_refuses_and_namespace_deletes() -> anyhow::Result
             }
         }
     }))?;
-    deployments.create(&PostParams::default(), &deployment).await?;
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     wait::until(
         "3 pods Running and Ready",

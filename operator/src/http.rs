@@ -18,7 +18,10 @@ pub struct State {
 
 impl State {
     pub fn new(registry: Registry) -> Self {
-        Self { ready: Arc::default(), registry }
+        Self {
+            ready: Arc::default(),
+            registry,
+        }
     }
 
     /// Marks the operator ready (or not) for `/readyz`.

@@ -1,4 +1,11 @@
 //! The oem-hosting operator as a library, so tests reach every part; `main.rs` only wires it.
 
+pub mod apply;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod hosting;
 pub mod http;
+pub mod metrics;
+pub mod naming;
 pub mod telemetry;

@@ -1,0 +1,168 @@
+//! The one place children are written: server-side apply with the operator's field manager,
+//! and only when what the operator owns differs from what is there (a no-op reconcile writes
+//! nothing; a hand edit of an owned field is put back).
+
+use std::fmt::Debug;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::naming::FIELD_MANAGER;
+
+/// What `apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The object was created or changed.
+    Written,
+    /// Everything the operator owns was already as desired.
+    Unchanged,
+}
+
+/// Applies `desired` unless the live object already contains it. `api` must be scoped to the
+/// object's namespace (or cluster-wide for cluster objects).
+pub async fn apply<K>(api: &Api<K>, desired: &K) -> Result<Applied, kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = desired.name_any();
+    let current = api.get_opt(&name).await?;
+    if let Some(current) = current {
+        let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+        let have = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+        if contains(&have, &want) {
+            return Ok(Applied::Unchanged);
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(desired)).await?;
+    Ok(Applied::Written)
+}
+
+/// True when every field set in `want` has the same value in `have`. Maps may hold more keys
+/// (defaults the API server added, fields of other managers); lists must match element by
+/// element; quantities compare by value ("1Gi" equals "1073741824", "0.5" equals "500m").
+pub fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (_, Value::Null) => true,
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| {
+            if matches!(k.as_str(), "status" | "resourceVersion" | "managedFields") {
+                return true;
+            }
+            match h.get(k) {
+                Some(hv) => contains(hv, wv),
+                None => is_empty(wv),
+            }
+        }),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv))
+        }
+        (Value::String(h), Value::String(w)) => {
+            h == w
+                || matches!((quantity_value(h), quantity_value(w)), (Some(a), Some(b)) if same(a, b))
+        }
+        (Value::Number(h), Value::Number(w)) => h.as_f64() == w.as_f64(),
+        (h, w) => h == w,
+    }
+}
+
+/// An empty map or list the server dropped is not a difference.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.values().all(is_empty),
+        Value::Array(a) => a.is_empty(),
+        Value::Null => true,
+        _ => false,
+    }
+}
+
+fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() <= f64::EPSILON * a.abs().max(b.abs()).max(1.0) * 4.0
+}
+
+/// The value of a Kubernetes quantity ("100M", "1.5Gi", "250m", "1e3"), or `None` when the
+/// string is not one.
+pub fn quantity_value(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    if number.is_empty() || number == "+" || number == "-" {
+        return None;
+    }
+    let base: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exp if exp.starts_with(['e', 'E']) => 10f64.powi(exp[1..].parse::<i32>().ok()?),
+        _ => return None,
+    };
+    Some(base * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_compare_by_value() {
+        assert_eq!(quantity_value("1Gi"), Some(1073741824.0));
+        assert_eq!(quantity_value("100M"), Some(1e8));
+        assert_eq!(quantity_value("250m"), Some(0.25));
+        assert_eq!(quantity_value("1e3"), Some(1000.0));
+        assert_eq!(quantity_value("nginx:1.27"), None);
+        assert_eq!(quantity_value("M"), None);
+        assert!(contains(&json!("500m"), &json!("0.5")));
+        assert!(!contains(&json!("1Gi"), &json!("1G")));
+    }
+
+    #[test]
+    fn defaults_added_by_the_server_are_not_a_difference() {
+        let have = json!({"spec": {"replicas": 1, "revisionHistoryLimit": 10,
+            "template": {"spec": {"containers": [{"name": "web", "image": "a", "imagePullPolicy": "IfNotPresent"}]}}}});
+        let want = json!({"spec": {"replicas": 1,
+            "template": {"spec": {"containers": [{"name": "web", "image": "a"}]}}}});
+        assert!(contains(&have, &want));
+    }
+
+    #[test]
+    fn a_changed_owned_field_is_a_difference() {
+        let have = json!({"spec": {"replicas": 0}});
+        let want = json!({"spec": {"replicas": 1}});
+        assert!(!contains(&have, &want));
+    }
+
+    #[test]
+    fn a_missing_list_element_is_a_difference() {
+        let have = json!({"ports": [{"port": 80}]});
+        let want = json!({"ports": [{"port": 80}, {"port": 443}]});
+        assert!(!contains(&have, &want));
+    }
+
+    #[test]
+    fn empty_maps_the_server_dropped_are_not_a_difference() {
+        let have = json!({"spec": {}});
+        let want = json!({"spec": {"podSelector": {}}});
+        assert!(contains(&have, &want));
+        let want_label = json!({"metadata": {"labels": {"a": "b"}}});
+        assert!(!contains(&json!({"metadata": {}}), &want_label));
+    }
+}

@@ -1,0 +1,262 @@
+//! The operator's configuration: one typed struct, loaded once at start from an optional YAML
+//! file (`--config` / `OEM_CONFIG`) with environment overrides, validated with a clear message.
+//! Every duration is here so tests can scale time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("configuration {field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+/// Container images of the service groups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Images {
+    pub web: String,
+    pub ftp: String,
+    pub mail: String,
+    pub mariadb: String,
+    pub postgresql: String,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Self {
+            web: "docker.io/library/php:8.3-apache".into(),
+            ftp: "docker.io/fauria/vsftpd:latest".into(),
+            mail: "docker.io/dovecot/dovecot:2.3".into(),
+            mariadb: "docker.io/library/mariadb:11.4".into(),
+            postgresql: "docker.io/library/postgres:16".into(),
+        }
+    }
+}
+
+/// How a course's cpu and memory are split between the service groups, in percent. Groups
+/// that are not enabled give their share to the others in proportion.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceSplit {
+    pub web: u32,
+    pub mail: u32,
+    pub db: u32,
+}
+
+impl Default for ResourceSplit {
+    fn default() -> Self {
+        Self {
+            web: 50,
+            mail: 20,
+            db: 30,
+        }
+    }
+}
+
+/// Where traffic into hosting namespaces may come from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkConfig {
+    /// Namespace of the ingress controller.
+    pub ingress_namespace: String,
+    /// Namespace the monitor probes from (the operator's own).
+    pub monitor_namespace: String,
+    /// IngressClass of the per-domain Ingresses.
+    pub ingress_class: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: "ingress-nginx".into(),
+            monitor_namespace: "oem-hosting-system".into(),
+            ingress_class: "nginx".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Config {
+    /// Address of /healthz, /readyz and /metrics.
+    pub http_addr: SocketAddr,
+    pub images: Images,
+    pub resource_split: ResourceSplit,
+    pub network: NetworkConfig,
+    /// StorageClass of the data volumes (`None`: the cluster default).
+    pub storage_class: Option<String>,
+    /// How often every object is reconciled even without a change (start dates, drift).
+    #[serde(with = "humantime_serde")]
+    pub resync_interval: Duration,
+    /// Back-off after a transient error (API unavailable, conflict).
+    #[serde(with = "humantime_serde")]
+    pub transient_retry: Duration,
+    /// Reconciles running at once, per controller.
+    pub concurrency: u16,
+    /// A file whose content shifts "now" (tests only; see `clock.rs`).
+    pub clock_file: Option<PathBuf>,
+    /// Extra labels put on every hosting namespace.
+    pub namespace_labels: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            images: Images::default(),
+            resource_split: ResourceSplit::default(),
+            network: NetworkConfig::default(),
+            storage_class: None,
+            resync_interval: Duration::from_secs(300),
+            transient_retry: Duration::from_secs(5),
+            concurrency: 16,
+            clock_file: None,
+            namespace_labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file named by `--config PATH` or `OEM_CONFIG` (if any), then applies the
+    /// `OEM_*` environment overrides, then validates.
+    pub fn load(args: &[String]) -> Result<Self, ConfigError> {
+        let path = args
+            .windows(2)
+            .find(|w| w[0] == "--config")
+            .map(|w| PathBuf::from(&w[1]))
+            .or_else(|| std::env::var_os("OEM_CONFIG").map(PathBuf::from));
+        let mut config = match path {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            field: field.into(),
+            message,
+        };
+        if let Some(v) = var("OEM_HTTP_ADDR") {
+            self.http_addr = v
+                .parse()
+                .map_err(|e| invalid("OEM_HTTP_ADDR", format!("{v:?} is not host:port ({e})")))?;
+        }
+        if let Some(v) = var("OEM_RESYNC_INTERVAL") {
+            self.resync_interval = humantime::parse_duration(&v).map_err(|e| {
+                invalid(
+                    "OEM_RESYNC_INTERVAL",
+                    format!("{v:?} is not a duration ({e})"),
+                )
+            })?;
+        }
+        if let Some(v) = var("OEM_CLOCK_FILE") {
+            self.clock_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("OEM_MONITOR_NAMESPACE") {
+            self.network.monitor_namespace = v;
+        }
+        Ok(())
+    }
+
+    /// Refuses what cannot work, naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        let split = &self.resource_split;
+        if split.web + split.mail + split.db == 0 {
+            return invalid("resourceSplit", "the shares must not all be 0");
+        }
+        if self.concurrency == 0 {
+            return invalid("concurrency", "must be at least 1");
+        }
+        if self.resync_interval < Duration::from_secs(1) {
+            return invalid("resyncInterval", "must be at least 1s");
+        }
+        for (field, image) in [
+            ("images.web", &self.images.web),
+            ("images.ftp", &self.images.ftp),
+            ("images.mail", &self.images.mail),
+            ("images.mariadb", &self.images.mariadb),
+            ("images.postgresql", &self.images.postgresql),
+        ] {
+            if image.trim().is_empty() {
+                return invalid(field, "must name an image");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let c: Config =
+            serde_yaml::from_str("resyncInterval: 30s\nimages:\n  web: web:1\n").unwrap();
+        assert_eq!(c.resync_interval, Duration::from_secs(30));
+        assert_eq!(c.images.web, "web:1");
+        assert_eq!(c.images.mail, Images::default().mail);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_names_bad_values() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "OEM_HTTP_ADDR").then(|| "127.0.0.1:9000".into()))
+            .unwrap();
+        assert_eq!(c.http_addr.port(), 9000);
+        let err = c
+            .apply_env(|k| (k == "OEM_RESYNC_INTERVAL").then(|| "soon".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("OEM_RESYNC_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_image_is_refused_with_its_field() {
+        let mut c = Config::default();
+        c.images.mail = " ".into();
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("images.mail"), "{err}");
+    }
+}
