@@ -1,0 +1,1 @@
+//! The hosting.oem.dev API types. Filled in by the API issue.
