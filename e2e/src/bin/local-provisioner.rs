@@ -24,11 +24,11 @@ async fn main() -> anyhow::Result<()> {
     let claims_stream = watcher(claims, watcher::Config::default())
         .default_backoff()
         .applied_objects()
-        .filter_map(|c| async move { c.ok().map(Event::Claim) });
+        .filter_map(|c| async move { c.ok().map(|c| Event::Claim(Box::new(c))) });
     let volumes_stream = watcher(volumes.clone(), watcher::Config::default())
         .default_backoff()
         .applied_objects()
-        .filter_map(|v| async move { v.ok().map(Event::Volume) });
+        .filter_map(|v| async move { v.ok().map(|v| Event::Volume(Box::new(v))) });
     let mut events = std::pin::pin!(futures::stream::select(claims_stream, volumes_stream));
     while let Some(event) = events.next().await {
         let result = match event {
@@ -43,8 +43,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 enum Event {
-    Claim(PersistentVolumeClaim),
-    Volume(PersistentVolume),
+    Claim(Box<PersistentVolumeClaim>),
+    Volume(Box<PersistentVolume>),
 }
 
 async fn provision(

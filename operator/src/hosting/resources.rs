@@ -54,7 +54,7 @@ pub fn split_resources(
                     GroupResources {
                         cpu: format!("{millicores}m"),
                         memory: format!("{memory_mi}Mi"),
-                        storage: if storage_mi % 1024 == 0 {
+                        storage: if storage_mi.is_multiple_of(1024) {
                             format!("{}Gi", storage_mi / 1024)
                         } else {
                             format!("{storage_mi}Mi")
