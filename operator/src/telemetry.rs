@@ -10,6 +10,7 @@ pub fn init() {
     if json {
         registry.with(fmt::layer().json()).init();
     } else {
-        registry.with(fmt::layer()).init();
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        registry.with(fmt::layer().with_ansi(ansi)).init();
     }
 }

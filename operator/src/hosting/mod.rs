@@ -4,6 +4,7 @@
 
 mod namespace;
 mod network;
+pub mod rbac;
 mod resources;
 mod workloads;
 

@@ -1,0 +1,104 @@
+//! What a reseller's admins may do, as RoleBindings to the two ClusterRoles the chart installs
+//! (`charts/oem-hosting/files/reseller-clusterroles.yaml`): full control of courses and end
+//! users in the reseller's namespace, read access to its end users' hosting namespaces.
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+use crate::naming;
+
+pub const RESELLER_ADMIN_ROLE: &str = "oem-hosting-reseller-admin";
+pub const TENANT_VIEWER_ROLE: &str = "oem-hosting-tenant-viewer";
+
+fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (naming::LABEL_MANAGED_BY.into(), naming::MANAGED_BY.into()),
+        (naming::LABEL_RESELLER.into(), reseller.into()),
+    ])
+}
+
+/// The reseller's own namespace, `reseller-<name>`.
+pub fn reseller_namespace(reseller: &str) -> Result<Namespace, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": naming::reseller_namespace(reseller), "labels": reseller_labels(reseller)}
+    }))
+}
+
+fn binding(
+    name: &str,
+    namespace: &str,
+    role: &str,
+    reseller: &str,
+    admins: &[Subject],
+) -> Result<RoleBinding, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace, "labels": reseller_labels(reseller)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": admins
+    }))
+}
+
+/// Full control of courses and end users (and their password Secrets) in the reseller's
+/// namespace, read of incidents.
+pub fn reseller_admin_binding(
+    reseller: &str,
+    admins: &[Subject],
+) -> Result<RoleBinding, serde_json::Error> {
+    binding(
+        "reseller-admins",
+        &naming::reseller_namespace(reseller),
+        RESELLER_ADMIN_ROLE,
+        reseller,
+        admins,
+    )
+}
+
+/// Read access to one end user's hosting namespace.
+pub fn tenant_viewer_binding(
+    reseller: &str,
+    hosting_namespace: &str,
+    admins: &[Subject],
+) -> Result<RoleBinding, serde_json::Error> {
+    binding(
+        "reseller-viewers",
+        hosting_namespace,
+        TENANT_VIEWER_ROLE,
+        reseller,
+        admins,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Vec<Subject> {
+        vec![Subject {
+            kind: "User".into(),
+            name: "alice@sakura".into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            namespace: None,
+        }]
+    }
+
+    #[test]
+    fn admins_are_bound_only_inside_the_reseller_namespace() {
+        let b = reseller_admin_binding("sakura", &alice()).unwrap();
+        assert_eq!(b.metadata.namespace.as_deref(), Some("reseller-sakura"));
+        assert_eq!(b.role_ref.name, RESELLER_ADMIN_ROLE);
+        assert_eq!(b.subjects.unwrap()[0].name, "alice@sakura");
+    }
+
+    #[test]
+    fn hosting_namespaces_are_read_only_for_the_reseller() {
+        let b = tenant_viewer_binding("sakura", "h-sakura-a-1234abcd", &alice()).unwrap();
+        assert_eq!(b.metadata.namespace.as_deref(), Some("h-sakura-a-1234abcd"));
+        assert_eq!(b.role_ref.name, TENANT_VIEWER_ROLE);
+    }
+}
