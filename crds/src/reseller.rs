@@ -1,0 +1,263 @@
+//! The `Reseller` kind (cluster-scoped, owned by the provider): a brand with its admin
+//! subjects, incident contacts, quotas and business calendar.
+
+use jiff::civil::Date;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::Condition;
+use crate::usage::Usage;
+
+/// The namespace prefix of every reseller's own namespace: `reseller-<name>`.
+pub const NAMESPACE_PREFIX: &str = "reseller-";
+
+/// A reseller: a company that resells hosting under its own brand. The operator gives it the
+/// namespace `reseller-<name>`, where it manages its courses and end users.
+// printcolumn repeats its keys by design, which clippy takes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hosting.oem.dev",
+    version = "v1alpha1",
+    kind = "Reseller",
+    status = "ResellerStatus",
+    shortname = "rsl",
+    category = "hosting",
+    doc = "A reseller: a brand that resells rental web hosting to its own end users.",
+    validation = Rule::new("size(self.metadata.name) <= 54").message("metadata.name: a reseller name may have at most 54 characters, so that its namespace reseller-<name> fits in 63"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name: a reseller name must be a DNS label (lower-case letters, digits and '-')"),
+    printcolumn(name = "Brand", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
+    printcolumn(name = "End Users", type_ = "integer", json_path = ".status.endUsers"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResellerSpec {
+    /// The brand under which the reseller sells hosting, shown to its end users (any script, e.g. さくらウェブ).
+    #[schemars(length(min = 1, max = 128))]
+    pub display_name: String,
+    /// The people and robots that manage this reseller's courses and end users: they get full control of Course and EndUser and read access to Incident in the reseller's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub admins: Vec<AdminSubject>,
+    /// Who is told about incidents (outage, recovery, report, deferral, mail lock); at least one contact, names unique.
+    #[schemars(length(min = 1, max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub contacts: Vec<Contact>,
+    /// What the reseller may use in total, over all its end users.
+    pub quota: ResellerQuota,
+    /// Business hours and days of the reseller's support desk; they set incident-report deadlines.
+    #[serde(default)]
+    pub business_calendar: BusinessCalendar,
+}
+
+/// Kind of an RBAC subject.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SubjectKind {
+    /// A user known to the cluster's authenticator.
+    User,
+    /// A group known to the cluster's authenticator.
+    Group,
+    /// A Kubernetes service account (e.g. for a GitOps agent).
+    ServiceAccount,
+}
+
+/// An RBAC subject that administers the reseller's objects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.kind != 'ServiceAccount' || has(self.__namespace__)").message("a ServiceAccount admin needs a namespace"))]
+#[x_kube(validation = Rule::new("self.kind == 'ServiceAccount' || !has(self.__namespace__)").message("only a ServiceAccount admin has a namespace"))]
+pub struct AdminSubject {
+    /// User, Group or ServiceAccount.
+    pub kind: SubjectKind,
+    /// Name of the user, group or service account.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the service account; only for kind ServiceAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::schema::DNS_LABEL_PATTERN))]
+    pub namespace: Option<String>,
+}
+
+/// Language of the notices sent to a contact.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Language {
+    /// Japanese.
+    #[default]
+    #[serde(rename = "ja")]
+    Ja,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+}
+
+/// A contact for incident notices, reached on every channel it lists.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.email) || has(self.webhook) || has(self.faxGatewayEmail)").message("a contact needs at least one channel: email, webhook or faxGatewayEmail"))]
+pub struct Contact {
+    /// Name of the person or desk, unique among the contacts.
+    #[schemars(length(min = 1, max = 128))]
+    pub name: String,
+    /// E-mail address for notices and incident reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254), regex(pattern = crate::schema::EMAIL_PATTERN))]
+    pub email: Option<String>,
+    /// A URL that receives signed JSON notices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+    /// E-mail address of a fax gateway that faxes the notice on (incident reports by FAX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254), regex(pattern = crate::schema::EMAIL_PATTERN))]
+    pub fax_gateway_email: Option<String>,
+    /// Language of the notices: ja (default) or en.
+    #[serde(default)]
+    pub language: Language,
+}
+
+/// A webhook channel: the operator POSTs JSON notices, signed with HMAC-SHA256 when a key is given.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// The https (or, for tests, http) URL to POST to.
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^https?://[^\s/?#]+([/?#]\S*)?$")
+    )]
+    pub url: String,
+    /// The Secret (in the reseller's namespace) holding the HMAC key that signs each notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret in the same namespace as the object that refers to it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::schema::DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+    /// Key within the Secret.
+    #[serde(default = "default_hmac_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_hmac_key() -> String {
+    "hmacKey".to_owned()
+}
+
+/// Totals the reseller may use over all its end users.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResellerQuota {
+    /// The most end users the reseller may have.
+    #[schemars(range(min = 0, max = 100000))]
+    pub max_end_users: i32,
+    /// Total CPU of all end users' courses, e.g. `16`.
+    #[schemars(schema_with = "crate::schema::quantity")]
+    pub total_cpu: Quantity,
+    /// Total memory of all end users' courses, e.g. `64Gi`.
+    #[schemars(schema_with = "crate::schema::quantity")]
+    pub total_memory: Quantity,
+    /// Total storage of all end users' courses, e.g. `2Ti`.
+    #[schemars(schema_with = "crate::schema::quantity")]
+    pub total_storage: Quantity,
+}
+
+/// When the reseller's support desk works; incident reports are due by the end of the next business day.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessCalendar {
+    /// IANA time zone of the business hours, e.g. Asia/Tokyo (default).
+    #[serde(default = "default_time_zone")]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+    )]
+    pub time_zone: String,
+    /// Business hours on business days, in order and not overlapping; default 10:00-12:00 and 13:00-17:00.
+    #[serde(default = "default_business_hours")]
+    #[schemars(length(min = 1, max = 8))]
+    #[x_kube(validation = Rule::new("self.all(a, self.all(b, a == b || a.end <= b.start || b.end <= a.start))").message("business hours must not overlap"))]
+    pub business_hours: Vec<BusinessHours>,
+    /// Company holidays (YYYY-MM-DD) that are not business days, besides weekends and Japanese public holidays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::date_set")]
+    pub company_holidays: Vec<Date>,
+}
+
+impl Default for BusinessCalendar {
+    fn default() -> Self {
+        Self {
+            time_zone: default_time_zone(),
+            business_hours: default_business_hours(),
+            company_holidays: Vec::new(),
+        }
+    }
+}
+
+fn default_time_zone() -> String {
+    "Asia/Tokyo".to_owned()
+}
+
+fn default_business_hours() -> Vec<BusinessHours> {
+    vec![
+        BusinessHours {
+            start: "10:00".to_owned(),
+            end: "12:00".to_owned(),
+        },
+        BusinessHours {
+            start: "13:00".to_owned(),
+            end: "17:00".to_owned(),
+        },
+    ]
+}
+
+/// One span of business hours, `HH:MM` to `HH:MM` local time, start before end.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.start < self.end").message("business hours must start before they end"))]
+pub struct BusinessHours {
+    /// Opening time, HH:MM (24-hour clock).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"), length(max = 5))]
+    pub start: String,
+    /// Closing time, HH:MM (24-hour clock), or 24:00 for midnight.
+    #[schemars(
+        regex(pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"),
+        length(max = 5)
+    )]
+    pub end: String,
+}
+
+/// What the operator observed of a reseller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResellerStatus {
+    /// The reseller's namespace, reseller-<name>, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// How many end users the reseller has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_users: Option<i32>,
+    /// Usage summed over all the reseller's end users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Standard conditions; Ready is True when the namespace and its RBAC are in place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// The metadata.generation last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl Reseller {
+    /// The reseller's own namespace, where its courses, end users and incidents live.
+    pub fn namespace_name(name: &str) -> String {
+        format!("{NAMESPACE_PREFIX}{name}")
+    }
+}
