@@ -91,6 +91,22 @@ impl Default for NetworkConfig {
     }
 }
 
+/// The provider's security policy for runtimes ("provision policies").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SecurityPolicy {
+    /// PHP versions courses may use.
+    pub php_versions: Vec<String>,
+}
+
+impl Default for SecurityPolicy {
+    fn default() -> Self {
+        Self {
+            php_versions: ["8.1", "8.2", "8.3", "8.4"].map(String::from).to_vec(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -108,6 +124,10 @@ pub struct Config {
     /// Back-off after a transient error (API unavailable, conflict).
     #[serde(with = "humantime_serde")]
     pub transient_retry: Duration,
+    /// Re-check after a spec error (a missing course may appear; watches catch most fixes).
+    #[serde(with = "humantime_serde")]
+    pub spec_retry: Duration,
+    pub security_policy: SecurityPolicy,
     /// Reconciles running at once, per controller.
     pub concurrency: u16,
     /// A file whose content shifts "now" (tests only; see `clock.rs`).
@@ -126,6 +146,8 @@ impl Default for Config {
             storage_class: None,
             resync_interval: Duration::from_secs(300),
             transient_retry: Duration::from_secs(5),
+            spec_retry: Duration::from_secs(60),
+            security_policy: SecurityPolicy::default(),
             concurrency: 16,
             clock_file: None,
             namespace_labels: BTreeMap::new(),
@@ -179,6 +201,10 @@ impl Config {
                     format!("{v:?} is not a duration ({e})"),
                 )
             })?;
+        }
+        if let Some(v) = var("OEM_SPEC_RETRY") {
+            self.spec_retry = humantime::parse_duration(&v)
+                .map_err(|e| invalid("OEM_SPEC_RETRY", format!("{v:?} is not a duration ({e})")))?;
         }
         if let Some(v) = var("OEM_CLOCK_FILE") {
             self.clock_file = Some(PathBuf::from(v));

@@ -46,6 +46,10 @@ pub enum Error {
         secret: String,
         key: String,
     },
+    #[error("reseller {reseller}: {count} end users remain; delete them first")]
+    EndUsersRemain { reseller: String, count: i32 },
+    #[error(transparent)]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
     #[error("serialising {what}: {source}")]
     Serialize {
         what: &'static str,
@@ -80,6 +84,11 @@ impl Error {
                 _ => ErrorClass::Transient,
             },
             Error::Serialize { .. } => ErrorClass::Transient,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.class(),
+                _ => ErrorClass::Transient,
+            },
             _ => ErrorClass::Spec,
         }
     }
@@ -94,6 +103,12 @@ impl Error {
             Error::NotInResellerNamespace { .. } => "NotInResellerNamespace",
             Error::PasswordSecret { .. } => "PasswordSecretInvalid",
             Error::Serialize { .. } => "InternalError",
+            Error::EndUsersRemain { .. } => "EndUsersRemain",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
         }
     }
 

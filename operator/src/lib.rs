@@ -3,9 +3,12 @@
 pub mod apply;
 pub mod clock;
 pub mod config;
+pub mod context;
+pub mod controllers;
 pub mod error;
 pub mod hosting;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 pub mod naming;
 pub mod telemetry;

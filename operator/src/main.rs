@@ -1,45 +1,58 @@
-//! oem-operator: connects to the API server and serves health and metrics.
+//! oem-operator: loads the configuration, connects to the API server, serves health and
+//! metrics, and runs the controllers until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-use oem_operator::{http, telemetry};
+use oem_operator::clock::{FileClock, SharedClock, SystemClock};
+use oem_operator::config::Config;
+use oem_operator::context::Context;
+use oem_operator::metrics::Metrics;
+use oem_operator::{controllers, http, telemetry};
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     telemetry::init();
-    let addr: SocketAddr = match std::env::var("OEM_HTTP_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:8080".into())
-        .parse()
-    {
-        Ok(addr) => addr,
+    let args: Vec<String> = std::env::args().collect();
+    let config = match Config::load(&args) {
+        Ok(config) => config,
         Err(error) => {
-            tracing::error!(%error, "OEM_HTTP_ADDR is not a socket address (host:port)");
-            return std::process::ExitCode::from(2);
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::from(2);
         }
     };
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "cannot build a Kubernetes client (kubeconfig or in-cluster)");
-            return std::process::ExitCode::from(1);
+            return ExitCode::from(1);
         }
     };
-    let state = http::State::new(prometheus::Registry::new());
-    tokio::spawn(http::serve(addr, state.clone()));
-    match client.apiserver_version().await {
-        Ok(info) => {
-            tracing::info!(version = %info.git_version, platform = %info.platform, "connected to the API server");
-            state.set_ready(true);
+    let registry = prometheus::Registry::new();
+    let metrics = match Metrics::register(&registry) {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            tracing::error!(%error, "registering metrics failed");
+            return ExitCode::from(1);
         }
+    };
+    let state = http::State::new(registry);
+    tokio::spawn(http::serve(config.http_addr, state.clone()));
+    match client.apiserver_version().await {
+        Ok(info) => tracing::info!(version = %info.git_version, "connected to the API server"),
         Err(error) => {
             tracing::error!(%error, "cannot reach the API server");
-            return std::process::ExitCode::from(1);
+            return ExitCode::from(1);
         }
     }
-    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        tracing::error!(%error, "cannot listen for shutdown signals");
-    }
-    tracing::info!("shutting down");
-    std::process::ExitCode::SUCCESS
+    let clock: SharedClock = match &config.clock_file {
+        Some(path) => Arc::new(FileClock::new(path.clone())),
+        None => Arc::new(SystemClock),
+    };
+    tracing::info!(addr = %config.http_addr, "serving /healthz, /readyz and /metrics");
+    let ctx = Context::new(client, config, clock, metrics);
+    state.set_ready(true);
+    controllers::run(ctx).await;
+    tracing::info!("shut down");
+    ExitCode::SUCCESS
 }

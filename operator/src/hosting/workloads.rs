@@ -190,8 +190,10 @@ pub fn stateful_sets(
                 }
             }
             let containers: Vec<Value> = cs.iter().map(|c| container(c, res, cs.len())).collect();
+            let mut claim_labels = plan.labels();
+            claim_labels.insert(crate::naming::LABEL_SERVICE_GROUP.into(), group.name().into());
             let mut claim = json!({
-                "metadata": {"name": "data", "labels": plan.labels()},
+                "metadata": {"name": "data", "labels": claim_labels},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": res.storage}}

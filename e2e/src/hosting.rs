@@ -1,0 +1,180 @@
+//! Fixtures for hosting tests: a reseller of the test's own, courses and end users built as
+//! JSON (what a reseller would write in YAML), and waits on what the operator reports.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource};
+use oem_crds::{Course, EndUser, Reseller};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::wait;
+
+/// The field manager test fixtures apply with (a reseller's GitOps pipeline, say).
+pub const TEST_MANAGER: &str = "e2e-reseller";
+
+/// Server-side applies a JSON object of kind `K`.
+pub async fn apply<K>(api: &Api<K>, value: Value) -> anyhow::Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = value["metadata"]["name"]
+        .as_str()
+        .context("fixture without metadata.name")?
+        .to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply(TEST_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await
+    .with_context(|| format!("applying {name}"))
+}
+
+pub fn reseller(name: &str, admins: Value) -> Value {
+    json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Reseller",
+        "metadata": {"name": name},
+        "spec": {
+            "displayName": format!("{name} hosting"),
+            "admins": admins,
+            "contacts": [{"name": "desk", "email": format!("noc@{name}.example.jp")}],
+            "quota": {"maxEndUsers": 1000, "totalCpu": "1000", "totalMemory": "4Ti", "totalStorage": "100Ti"}
+        }
+    })
+}
+
+pub fn course(namespace: &str, name: &str, memory: &str, services: Value) -> Value {
+    json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "displayName": name,
+            "resources": {"cpu": "1", "memory": memory, "storage": "10Gi"},
+            "limits": {"domains": 3},
+            "services": services
+        }
+    })
+}
+
+pub fn web_and_db() -> Value {
+    json!({"web": {"phpVersion": "8.3"}, "ftp": {}, "database": {"engine": "mariadb"}})
+}
+
+pub fn enduser(namespace: &str, name: &str, course: &str, start: &str, extra: Value) -> Value {
+    let mut spec = json!({
+        "loginId": format!("u{}", name.replace('.', "-")).chars().take(32).collect::<String>(),
+        "contractName": format!("{name} Co., Ltd."),
+        "contactEmail": format!("{name}@example.jp"),
+        "courseRef": {"name": course},
+        "domains": [format!("{name}.example.jp")],
+        "contractDate": "2025-01-01",
+        "startDate": start
+    });
+    if let (Value::Object(spec), Value::Object(extra)) = (&mut spec, extra) {
+        spec.extend(extra);
+    }
+    json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec
+    })
+}
+
+/// Creates a reseller of the tests' own and waits for its namespace.
+pub async fn reseller_with_namespace(
+    client: &Client,
+    name: &str,
+    admins: Value,
+) -> anyhow::Result<String> {
+    apply_reseller(client, reseller(name, admins)).await
+}
+
+/// Applies a reseller and waits for the operator to create its namespace.
+pub async fn apply_reseller(client: &Client, value: Value) -> anyhow::Result<String> {
+    let name = value["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let api: Api<Reseller> = Api::all(client.clone());
+    apply(&api, value).await?;
+    let ns = format!("reseller-{name}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    wait::until(
+        "the reseller's namespace",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            match namespaces.get_opt(&ns).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err("absent".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    Ok(ns)
+}
+
+pub async fn apply_course(client: &Client, value: Value) -> anyhow::Result<Course> {
+    let ns = value["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    apply(&Api::<Course>::namespaced(client.clone(), &ns), value).await
+}
+
+pub async fn apply_enduser(client: &Client, value: Value) -> anyhow::Result<EndUser> {
+    let ns = value["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    apply(&Api::<EndUser>::namespaced(client.clone(), &ns), value).await
+}
+
+/// The phase the operator reports, as text (`Active`, `Scheduled`…).
+pub fn phase_of(enduser: &EndUser) -> String {
+    serde_json::to_value(enduser)
+        .ok()
+        .and_then(|v| v["status"]["phase"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Waits until the end user reports `phase`; returns it as then observed.
+pub async fn wait_phase(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    phase: &str,
+    limit: Duration,
+) -> anyhow::Result<EndUser> {
+    let api: Api<EndUser> = Api::namespaced(client.clone(), namespace);
+    wait::until(
+        &format!("enduser {namespace}/{name} to be {phase}"),
+        limit,
+        Duration::from_millis(300),
+        || async {
+            let eu = api.get(name).await.map_err(|e| e.to_string())?;
+            if phase_of(&eu) == phase {
+                Ok(eu)
+            } else {
+                let status = serde_json::to_value(&eu)
+                    .map(|v| v["status"].to_string())
+                    .unwrap_or_default();
+                Err(format!("status {status}"))
+            }
+        },
+    )
+    .await
+}
+
+/// The hosting namespace the end user's status names.
+pub fn hosting_namespace(enduser: &EndUser) -> anyhow::Result<String> {
+    serde_json::to_value(enduser)?["status"]["hostingNamespace"]
+        .as_str()
+        .map(str::to_owned)
+        .context("status.hostingNamespace is empty")
+}

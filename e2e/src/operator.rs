@@ -1,0 +1,248 @@
+//! The operator as the end-to-end tests run it: a separate process, built by cargo, running
+//! under its own ServiceAccount bound to the chart's least-privilege ClusterRole (so a missing
+//! permission fails a test), against the local control plane.
+//!
+//! Test binaries run one after another; each starts its own operator and stops the one a
+//! previous binary left behind (its PID is recorded in the cluster's state folder, where
+//! `cluster.sh down` finds it too).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::cluster::{Cluster, repo_root};
+
+/// The operator's namespace and ServiceAccount.
+pub const OPERATOR_NAMESPACE: &str = "oem-hosting-system";
+pub const OPERATOR_ACCOUNT: &str = "oem-operator";
+
+/// A running operator process.
+pub struct Operator {
+    child: Child,
+    /// Its `/metrics`, `/healthz`, `/readyz` address.
+    pub http_addr: String,
+    /// The file that shifts its clock (`clock.rs`): write `+86400s` to move a day ahead.
+    pub clock_file: PathBuf,
+    pid_file: PathBuf,
+    log_file: PathBuf,
+}
+
+/// Settings of one operator run.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorOptions {
+    /// Extra environment, e.g. `OEM_RESYNC_INTERVAL`.
+    pub env: Vec<(String, String)>,
+}
+
+/// The folder of the cargo-built binaries next to the running test executable.
+pub fn target_bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    // target/debug/deps/<test> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("test executable has no target folder")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Installs the CRDs, the RBAC of the chart and the operator's ServiceAccount, and returns a
+/// kubeconfig that authenticates as that ServiceAccount.
+pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let crds = root.join("crds/yaml");
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &crds.to_string_lossy(),
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for",
+            "condition=Established",
+            "--timeout",
+            "60s",
+            "-f",
+            &crds.to_string_lossy(),
+        ],
+        None,
+    )?;
+    let rbac = root.join("charts/oem-hosting/files");
+    for file in ["operator-clusterrole.yaml", "reseller-clusterroles.yaml"] {
+        cluster.kubectl_ok(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &rbac.join(file).to_string_lossy(),
+            ],
+            None,
+        )?;
+    }
+    let account = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {OPERATOR_NAMESPACE}}}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {OPERATOR_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: oem-hosting-operator}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: oem-hosting-operator}}\n\
+         subjects: [{{kind: ServiceAccount, name: {OPERATOR_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
+    );
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&account))?;
+    let token = cluster.kubectl_ok(
+        &[
+            "create",
+            "token",
+            OPERATOR_ACCOUNT,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--duration",
+            "24h",
+        ],
+        None,
+    )?;
+    let admin = std::fs::read_to_string(&cluster.kubeconfig)?;
+    let field = |key: &str| {
+        admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_owned()))
+            .with_context(|| format!("admin kubeconfig has no {key}"))
+    };
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+         users:\n- name: operator\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: operator}}\ncurrent-context: local\n",
+        field("server:")?,
+        field("certificate-authority-data:")?,
+        token.trim()
+    );
+    let path = cluster.state_dir.join("operator.kubeconfig");
+    std::fs::write(&path, kubeconfig)?;
+    Ok(path)
+}
+
+fn stop_recorded(pid_file: &Path) {
+    let Ok(pid) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    let pid = pid.trim();
+    if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+impl Operator {
+    /// Installs what the operator needs, then starts it and waits until `/readyz` answers.
+    pub async fn start(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {
+        let kubeconfig = install(cluster)?;
+        let pid_file = cluster.state_dir.join("pids/operator.pid");
+        stop_recorded(&pid_file);
+        let port = free_port()?;
+        let http_addr = format!("127.0.0.1:{port}");
+        let clock_file = cluster.state_dir.join("operator.clock");
+        let _ = std::fs::remove_file(&clock_file);
+        let log_file = cluster.state_dir.join("logs/operator.log");
+        let log = std::fs::File::create(&log_file).context("creating the operator log")?;
+        let binary = target_bin_dir()?.join("oem-operator");
+        if !binary.exists() {
+            bail!(
+                "{} is missing: build it with cargo build -p oem-operator",
+                binary.display()
+            );
+        }
+        let mut command = Command::new(&binary);
+        command
+            .env("KUBECONFIG", &kubeconfig)
+            .env("OEM_HTTP_ADDR", &http_addr)
+            .env("OEM_CLOCK_FILE", &clock_file)
+            .env("OEM_MONITOR_NAMESPACE", OPERATOR_NAMESPACE)
+            .env("OEM_CLUSTER_DIR", &cluster.state_dir)
+            .env("RUST_LOG", "info,oem_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        let child = command.spawn().context("starting the operator")?;
+        std::fs::write(&pid_file, child.id().to_string())?;
+        let operator = Operator {
+            child,
+            http_addr,
+            clock_file,
+            pid_file,
+            log_file,
+        };
+        operator.wait_ready(Duration::from_secs(60)).await?;
+        Ok(operator)
+    }
+
+    async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
+        let url = format!("http://{}/readyz", self.http_addr);
+        crate::wait::until(
+            "the operator's /readyz",
+            limit,
+            Duration::from_millis(250),
+            || async {
+                match crate::http_get(&url).await {
+                    Ok((200, _)) => Ok(()),
+                    Ok((code, body)) => Err(format!("{code} {body}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("operator log:\n{}", self.log_tail(30)))
+    }
+
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let (code, body) = crate::http_get(&format!("http://{}/metrics", self.http_addr)).await?;
+        if code != 200 {
+            bail!("/metrics answered {code}");
+        }
+        Ok(body)
+    }
+
+    /// Moves the operator's clock: `+86400s` is one day ahead.
+    pub fn shift_clock(&self, shift: &str) -> anyhow::Result<()> {
+        std::fs::write(&self.clock_file, shift).context("writing the clock file")
+    }
+
+    /// The last lines of the operator's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().context("killing the operator")?;
+        self.child.wait().context("reaping the operator")?;
+        let _ = std::fs::remove_file(&self.pid_file);
+        Ok(())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}

@@ -1,0 +1,261 @@
+//! Children of an end user in its hosting namespace: applied by kind with diff-before-write,
+//! the ones no longer desired removed (a service dropped from the course takes its objects
+//! with it), and the whole namespace removed on deletion (volumes kept when retained).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use oem_crds::enduser::EndUser;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::apply::{Applied, apply as apply_object, quantity_value};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::hosting::HostingPlan;
+use crate::naming;
+
+/// The EndUser a labelled child belongs to.
+pub fn owner<K: Resource>(child: PartialObjectMeta<K>) -> Option<ObjectRef<EndUser>> {
+    let labels = child.labels();
+    let name = labels.get(naming::LABEL_ENDUSER)?;
+    let ns = labels.get(naming::LABEL_ENDUSER_NAMESPACE)?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+fn managed_selector() -> String {
+    format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY)
+}
+
+/// Applies one object, counting writes for `/metrics`.
+pub async fn apply<K>(ctx: &Context, api: &Api<K>, desired: &K) -> Result<Applied>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&()).into_owned();
+    let applied = apply_object(api, desired)
+        .await
+        .map_err(|source| Error::Kube {
+            action: "apply",
+            kind: "child",
+            name: format!("{kind}/{}", desired.name_any()),
+            source,
+        })?;
+    if applied == Applied::Written {
+        ctx.metrics.writes.with_label_values(&[&kind]).inc();
+        tracing::info!(kind = %kind, name = %desired.name_any(), namespace = ?desired.namespace(), "applied");
+    }
+    Ok(applied)
+}
+
+/// One kind of child in one hosting namespace.
+pub struct Scope {
+    client: kube::Client,
+    namespace: String,
+    kind: &'static str,
+}
+
+impl Scope {
+    pub fn new(client: kube::Client, namespace: &str, kind: &'static str) -> Self {
+        Self {
+            client,
+            namespace: namespace.to_owned(),
+            kind,
+        }
+    }
+
+    /// Applies every desired object of the kind and deletes the managed ones not desired.
+    pub async fn converge<K>(&self, ctx: &Context, desired: Vec<K>) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let mut wanted = BTreeSet::new();
+        for object in &desired {
+            wanted.insert(object.name_any());
+            apply(ctx, &api, object).await?;
+        }
+        let meta_api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let existing = meta_api
+            .list_metadata(&ListParams::default().labels(&managed_selector()))
+            .await
+            .map_err(Error::kube("list", self.kind, self.namespace.clone()))?;
+        for stale in existing
+            .items
+            .iter()
+            .filter(|o| !wanted.contains(&o.name_any()))
+        {
+            let name = stale.name_any();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(kind = self.kind, %name, namespace = %self.namespace, "removed")
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube("delete", self.kind, name)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A StatefulSet's volume claim templates cannot change once created: existing sets keep
+/// theirs, and a larger course grows the claims themselves (the StorageClass allows expansion).
+pub async fn keep_volume_templates(
+    ctx: &Context,
+    namespace: &str,
+    desired: &mut [StatefulSet],
+) -> Result<()> {
+    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+    for set in desired.iter_mut() {
+        let name = set.name_any();
+        let Some(live) =
+            sets.get_opt(&name)
+                .await
+                .map_err(Error::kube("get", "StatefulSet", name.clone()))?
+        else {
+            continue;
+        };
+        let (Some(spec), Some(live_spec)) = (set.spec.as_mut(), live.spec) else {
+            continue;
+        };
+        let wanted = spec
+            .volume_claim_templates
+            .as_ref()
+            .and_then(|t| t.first())
+            .and_then(|t| {
+                t.spec
+                    .as_ref()?
+                    .resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()?
+                    .get("storage")
+                    .cloned()
+            });
+        spec.volume_claim_templates = live_spec.volume_claim_templates;
+        let Some(wanted) = wanted else { continue };
+        let claim_name = format!("data-{name}-0");
+        let Some(claim) = claims.get_opt(&claim_name).await.map_err(Error::kube(
+            "get",
+            "PersistentVolumeClaim",
+            claim_name.clone(),
+        ))?
+        else {
+            continue;
+        };
+        let current = claim.spec.as_ref().and_then(|s| {
+            s.resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+                .cloned()
+        });
+        let grow = match (
+            current.as_ref().and_then(|q| quantity_value(&q.0)),
+            quantity_value(&wanted.0),
+        ) {
+            (Some(have), Some(want)) => want > have,
+            _ => false,
+        };
+        if grow {
+            let patch = json!({"spec": {"resources": {"requests": {"storage": wanted.0}}}});
+            claims
+                .patch(&claim_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::kube(
+                    "grow",
+                    "PersistentVolumeClaim",
+                    claim_name.clone(),
+                ))?;
+            tracing::info!(claim = %claim_name, size = %wanted.0, "volume grown with the course");
+        }
+    }
+    Ok(())
+}
+
+/// Removes the data volumes of service groups the course no longer has.
+pub async fn remove_unused_volumes(ctx: &Context, plan: &HostingPlan) -> Result<()> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &plan.namespace);
+    let groups: BTreeSet<&str> = plan.groups().iter().map(|g| g.name()).collect();
+    let claims = api
+        .list_metadata(&ListParams::default().labels(&managed_selector()))
+        .await
+        .map_err(Error::kube(
+            "list",
+            "PersistentVolumeClaim",
+            plan.namespace.clone(),
+        ))?;
+    for claim in claims.items {
+        let group = claim.labels().get(naming::LABEL_SERVICE_GROUP).cloned();
+        if group.as_deref().is_some_and(|g| !groups.contains(g)) {
+            let name = claim.name_any();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(%name, "removed the volume of a dropped service"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube("delete", "PersistentVolumeClaim", name)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Marks the volumes of `namespace` Retain (and labels them for recovery) when asked, then
+/// deletes the namespace. Idempotent: a namespace already gone is fine.
+pub async fn delete_hosting_namespace(ctx: &Context, namespace: &str, retain: bool) -> Result<()> {
+    if retain {
+        retain_volumes(ctx, namespace).await?;
+    }
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    match api.delete(namespace, &DeleteParams::background()).await {
+        Ok(_) => {
+            tracing::info!(%namespace, retain, "hosting namespace deleted");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("delete", "Namespace", namespace)(e)),
+    }
+}
+
+async fn retain_volumes(ctx: &Context, namespace: &str) -> Result<()> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
+    let volumes: Api<PersistentVolume> = Api::all(ctx.client.clone());
+    let list = claims
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list", "PersistentVolumeClaim", namespace))?;
+    for claim in list.items {
+        let Some(volume) = claim.spec.as_ref().and_then(|s| s.volume_name.clone()) else {
+            continue;
+        };
+        let labels = claim.labels();
+        let patch = json!({
+            "metadata": {"labels": {
+                naming::LABEL_RETAINED: "true",
+                naming::LABEL_RESELLER: labels.get(naming::LABEL_RESELLER),
+                naming::LABEL_ENDUSER: labels.get(naming::LABEL_ENDUSER),
+                naming::LABEL_SERVICE_GROUP: labels.get(naming::LABEL_SERVICE_GROUP),
+                "hosting.oem.dev/claim": claim.name_any(),
+            }},
+            "spec": {"persistentVolumeReclaimPolicy": "Retain"}
+        });
+        volumes
+            .patch(&volume, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("retain", "PersistentVolume", volume.clone()))?;
+        tracing::info!(%volume, claim = %claim.name_any(), "volume retained");
+    }
+    Ok(())
+}

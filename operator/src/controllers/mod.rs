@@ -1,0 +1,67 @@
+//! The controllers: Reseller, Course and EndUser, plus the orphan sweep that removes hosting
+//! namespaces whose EndUser disappeared while the operator was not looking.
+
+mod children;
+pub mod course;
+pub mod enduser;
+pub mod orphans;
+pub mod plan;
+pub mod reseller;
+mod secrets;
+mod status;
+
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use k8s_openapi::api::rbac::v1::Subject;
+use oem_crds::enduser::EndUser;
+use oem_crds::reseller::Reseller;
+
+use crate::context::Context;
+
+/// Runs every controller until the process is asked to stop.
+pub async fn run(ctx: Arc<Context>) {
+    tokio::join!(
+        reseller::run(ctx.clone()),
+        course::run(ctx.clone()),
+        enduser::run(ctx.clone()),
+        orphans::run(ctx),
+    );
+}
+
+/// Today's date in the reseller's time zone (Asia/Tokyo by default), by the injected clock.
+pub fn today(ctx: &Context, reseller: &Reseller) -> Date {
+    let tz = TimeZone::get(&reseller.spec.business_calendar.time_zone)
+        .or_else(|_| TimeZone::get("Asia/Tokyo"))
+        .unwrap_or(TimeZone::UTC);
+    ctx.clock.now().to_zoned(tz).date()
+}
+
+/// The end user's start date, if it parses (the schema makes sure it does).
+pub fn start_date(enduser: &EndUser) -> Option<Date> {
+    enduser.spec.start_date.to_string().parse().ok()
+}
+
+/// The reseller's admins as RBAC subjects.
+pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
+    reseller
+        .spec
+        .admins
+        .iter()
+        .map(|a| {
+            let kind = format!("{:?}", a.kind);
+            let service_account = kind == "ServiceAccount";
+            Subject {
+                api_group: (!service_account).then(|| "rbac.authorization.k8s.io".to_owned()),
+                kind,
+                name: a.name.clone(),
+                namespace: if service_account {
+                    a.namespace.clone()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect()
+}

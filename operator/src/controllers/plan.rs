@@ -1,0 +1,68 @@
+//! Validate (pure): an EndUser and its Course become a `HostingPlan`, or a spec error naming
+//! the field at fault.
+
+use kube::ResourceExt;
+use oem_crds::course::{Course, DatabaseEngine};
+use oem_crds::enduser::{DeletionPolicy, EndUser};
+
+use crate::apply::quantity_value;
+use crate::error::Error;
+use crate::hosting::{DbEngine, HostingPlan};
+use crate::naming;
+
+/// Resolves the plan of `enduser` (in the namespace of `reseller`) on `course`.
+pub fn hosting_plan(
+    reseller: &str,
+    enduser: &EndUser,
+    course: &Course,
+) -> Result<HostingPlan, Error> {
+    let name = enduser.name_any();
+    let object = format!(
+        "enduser {}/{}",
+        enduser.namespace().unwrap_or_default(),
+        name
+    );
+    let res = &course.spec.resources;
+    for (field, value) in [
+        ("course.spec.resources.cpu", quantity(&res.cpu)),
+        ("course.spec.resources.memory", quantity(&res.memory)),
+        ("course.spec.resources.storage", quantity(&res.storage)),
+    ] {
+        if quantity_value(&value).is_none_or(|v| v <= 0.0) {
+            return Err(Error::InvalidSpec {
+                object,
+                field,
+                message: format!("{value:?} is not a positive quantity"),
+            });
+        }
+    }
+    let services = &course.spec.services;
+    Ok(HostingPlan {
+        reseller: reseller.to_owned(),
+        enduser: name.clone(),
+        enduser_namespace: enduser.namespace().unwrap_or_default(),
+        namespace: naming::hosting_namespace(reseller, &name),
+        cpu: quantity(&res.cpu),
+        memory: quantity(&res.memory),
+        storage: quantity(&res.storage),
+        bandwidth: quantity(&res.bandwidth),
+        web: services.web.as_ref().map(|w| w.php_version.clone()),
+        ftp: services.ftp.is_some(),
+        mail: services
+            .mail
+            .as_ref()
+            .map(|m| u32::try_from(m.max_sends_per_hour).unwrap_or(0)),
+        database: services.database.as_ref().map(|d| match d.engine {
+            DatabaseEngine::Mariadb => DbEngine::MariaDb,
+            DatabaseEngine::Postgresql => DbEngine::PostgreSql,
+        }),
+        domains: enduser.spec.domains.clone(),
+        suspended: enduser.spec.suspended,
+        mail_locked: enduser.status.as_ref().is_some_and(|s| s.mail_locked),
+        retain_data: enduser.spec.deletion_policy == DeletionPolicy::Retain,
+    })
+}
+
+fn quantity(q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> String {
+    q.0.clone()
+}

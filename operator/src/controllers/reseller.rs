@@ -1,0 +1,167 @@
+//! The Reseller controller: the reseller's namespace and its admins' access; status counts its
+//! end users. A reseller that still has end users cannot be deleted: the finalizer stays and
+//! the Ready condition says why.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalize, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use oem_crds::conditions::{Condition, ConditionStatus, merge};
+use oem_crds::enduser::EndUser;
+use oem_crds::reseller::{Reseller, ResellerStatus};
+
+use super::{children, status};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::hosting::rbac;
+use crate::naming;
+
+pub const FINALIZER: &str = "hosting.oem.dev/reseller-cleanup";
+const CONTROLLER: &str = "reseller";
+
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    Controller::new(
+        Api::<Reseller>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<EndUser>::all(client.clone()),
+        watcher::Config::default(),
+        |eu| {
+            eu.namespace()
+                .as_deref()
+                .and_then(naming::reseller_of_namespace)
+                .map(ObjectRef::<Reseller>::new)
+        },
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| async {})
+    .await;
+}
+
+async fn reconcile(reseller: Arc<Reseller>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let api: Api<Reseller> = Api::all(ctx.client.clone());
+    finalizer(&api, FINALIZER, reseller, |event| async {
+        match event {
+            Finalize::Apply(reseller) => apply(&reseller, &ctx).await,
+            Finalize::Cleanup(reseller) => cleanup(&reseller, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn error_policy(reseller: Arc<Reseller>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, error.metric_label());
+    tracing::warn!(reseller = %reseller.name_any(), %error, "reconcile failed");
+    Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
+}
+
+async fn count_end_users(ctx: &Context, namespace: &str) -> Result<i32> {
+    let list = Api::<EndUser>::namespaced(ctx.client.clone(), namespace)
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(Error::kube("list", "EndUser", namespace))?;
+    Ok(i32::try_from(list.items.len()).unwrap_or(i32::MAX))
+}
+
+async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
+    let name = reseller.name_any();
+    let namespace = naming::reseller_namespace(&name);
+    let ser = |what| move |source| Error::Serialize { what, source };
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    children::apply(
+        ctx,
+        &ns_api,
+        &rbac::reseller_namespace(&name).map_err(ser("namespace"))?,
+    )
+    .await?;
+    let admins = super::admin_subjects(reseller);
+    let bindings = if admins.is_empty() {
+        Vec::new()
+    } else {
+        vec![rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?]
+    };
+    children::Scope::new(ctx.client.clone(), &namespace, "RoleBinding")
+        .converge::<RoleBinding>(ctx, bindings)
+        .await?;
+    let end_users = count_end_users(ctx, &namespace).await?;
+    let ready = Condition::ready(
+        ConditionStatus::True,
+        "NamespaceReady",
+        format!("namespace {namespace} and admin access in place"),
+        reseller.meta().generation,
+        ctx.clock.now(),
+    );
+    write_status(reseller, ctx, &namespace, end_users, ready).await?;
+    Ok(Action::requeue(ctx.config.resync_interval))
+}
+
+async fn write_status(
+    reseller: &Reseller,
+    ctx: &Context,
+    namespace: &str,
+    end_users: i32,
+    ready: Condition,
+) -> Result<()> {
+    let previous = reseller.status.clone().unwrap_or_default();
+    let next = ResellerStatus {
+        namespace: Some(namespace.to_owned()),
+        end_users: Some(end_users),
+        observed_generation: reseller.meta().generation,
+        conditions: merge(&previous.conditions, ready),
+        ..previous
+    };
+    let api: Api<Reseller> = Api::all(ctx.client.clone());
+    status::write(&api, reseller, reseller.status.as_ref(), &next).await?;
+    Ok(())
+}
+
+async fn cleanup(reseller: &Reseller, ctx: &Context) -> Result<Action> {
+    let name = reseller.name_any();
+    let namespace = naming::reseller_namespace(&name);
+    let remaining = count_end_users(ctx, &namespace).await?;
+    if remaining > 0 {
+        let message =
+            format!("{remaining} end users remain in {namespace}; delete them before the reseller");
+        let ready = Condition::ready(
+            ConditionStatus::False,
+            "EndUsersRemain",
+            message.clone(),
+            reseller.meta().generation,
+            ctx.clock.now(),
+        );
+        write_status(reseller, ctx, &namespace, remaining, ready).await?;
+        ctx.event(
+            &reseller.object_ref(&()),
+            true,
+            "DeletionBlocked",
+            "Delete",
+            message,
+        )
+        .await;
+        return Err(Error::EndUsersRemain {
+            reseller: name,
+            count: remaining,
+        });
+    }
+    match Api::<Namespace>::all(ctx.client.clone())
+        .delete(&namespace, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(Error::kube("delete", "Namespace", namespace)(e)),
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,35 @@
+//! The one status writer: server-side apply of `.status` with the operator's field manager,
+//! and only when the status differs from what is stored.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::naming::FIELD_MANAGER;
+
+/// Writes `status` on `object` unless `current` already equals it. Returns whether it wrote.
+pub async fn write<K, S>(api: &Api<K>, object: &K, current: Option<&S>, status: &S) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("write status of", "object", object.name_any()))?;
+    Ok(true)
+}
