@@ -1,5 +1,5 @@
 # The two commands of README.md, and a few more for development.
-.PHONY: up down status test lint crds
+.PHONY: up down status test lint crds bench
 
 up:      ## local control plane + CRDs + operator + examples, on the embedded defaults
 	bash scripts/up.sh
@@ -19,3 +19,6 @@ lint:
 
 crds:    ## regenerate crds/yaml from the Rust types
 	cargo run -q -p oem-crds --bin crdgen
+
+bench:   ## benchmarks (print figures, never fail on time), in a loopback-only network namespace
+	bash scripts/bench.sh

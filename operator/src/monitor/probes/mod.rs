@@ -1,0 +1,312 @@
+//! Protocol probes (SPEC §6): one module per protocol behind the `Probe` trait. Each probe
+//! answers up or down with a precise reason and a duration, within a per-probe timeout, and
+//! contacts only addresses in the allow-list. `Prober` runs one probe of one target.
+
+mod allow;
+mod config;
+mod context;
+mod error;
+mod ftp;
+mod http;
+mod imap;
+mod line;
+mod mysql;
+mod ping;
+mod pop3;
+mod postgresql;
+mod smtp;
+mod tls;
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use allow::AllowList;
+pub use config::ProbeConfig;
+pub use context::{Findings, ProbeContext};
+pub use error::ProbeError;
+pub use http::{StatusLine, parse_status_line};
+pub use imap::{ImapGreeting, parse_imap_greeting};
+pub use line::{CodedLine, parse_coded_line};
+pub use mysql::{MysqlGreeting, parse_mysql_greeting};
+pub use ping::PingMethod;
+pub use pop3::{Pop3Status, parse_pop3_status};
+pub use postgresql::{BackendMessage, parse_backend_message};
+pub use tls::{TlsClient, TlsSetupError};
+
+/// What is monitored: host liveness (`Ping`) and the twelve services of SPEC §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Ping,
+    Http,
+    Https,
+    Ftp,
+    Ftps,
+    Smtp,
+    Smtps,
+    Pop3,
+    Pop3s,
+    Imap,
+    Imaps,
+    Postgresql,
+    Mysql,
+}
+
+impl Service {
+    /// Every service, ping first.
+    pub const ALL: [Service; 13] = [
+        Self::Ping,
+        Self::Http,
+        Self::Https,
+        Self::Ftp,
+        Self::Ftps,
+        Self::Smtp,
+        Self::Smtps,
+        Self::Pop3,
+        Self::Pop3s,
+        Self::Imap,
+        Self::Imaps,
+        Self::Postgresql,
+        Self::Mysql,
+    ];
+
+    /// The name used in metrics labels, statuses and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Http => "http",
+            Self::Https => "https",
+            Self::Ftp => "ftp",
+            Self::Ftps => "ftps",
+            Self::Smtp => "smtp",
+            Self::Smtps => "smtps",
+            Self::Pop3 => "pop3",
+            Self::Pop3s => "pop3s",
+            Self::Imap => "imap",
+            Self::Imaps => "imaps",
+            Self::Postgresql => "postgresql",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// The well-known port; ping has none (its TCP fallback port is the target's).
+    pub fn default_port(self) -> Option<u16> {
+        Some(match self {
+            Self::Ping => return None,
+            Self::Http => 80,
+            Self::Https => 443,
+            Self::Ftp | Self::Ftps => 21,
+            Self::Smtp => 25,
+            Self::Smtps => 465,
+            Self::Pop3 => 110,
+            Self::Pop3s => 995,
+            Self::Imap => 143,
+            Self::Imaps => 993,
+            Self::Postgresql => 5432,
+            Self::Mysql => 3306,
+        })
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub service: Service,
+    /// Name or address to connect to (the in-cluster Service, or an endpoint the user named).
+    pub host: String,
+    /// Port to connect to; `None` is the service's well-known port. For ping, the port of the
+    /// TCP connect fallback (none: no fallback).
+    pub port: Option<u16>,
+    /// The end user's first domain: HTTP `Host`, TLS server name and certificate name.
+    /// `None` uses `host`.
+    pub domain: Option<String>,
+}
+
+impl Target {
+    pub fn new(service: Service, host: impl Into<String>, port: Option<u16>) -> Self {
+        Self {
+            service,
+            host: host.into(),
+            port,
+            domain: None,
+        }
+    }
+
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The name the server is asked for: the domain, else the host.
+    pub fn server_name(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.host)
+    }
+
+    fn port_or_default(&self) -> Option<u16> {
+        self.port.or(self.service.default_port())
+    }
+}
+
+/// What one probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOutcome {
+    pub service: Service,
+    pub up: bool,
+    /// Why up ("220 greeting, 250 to EHLO") or down ("no answer within 500ms while reading the
+    /// greeting").
+    pub reason: String,
+    /// Low-cardinality failure kind for metrics; `None` when up.
+    pub failure: Option<&'static str>,
+    pub duration: Duration,
+    /// The address contacted, once one was chosen.
+    pub address: Option<IpAddr>,
+    /// The leaf certificate's notAfter, for TLS services (also when it made the probe fail).
+    pub tls_cert_expiry: Option<SystemTime>,
+    /// What the server says it is (greeting text, `Server` header, version string).
+    pub server_version: Option<String>,
+    /// How ping reached the host.
+    pub ping_method: Option<PingMethod>,
+}
+
+impl ProbeOutcome {
+    /// Seconds until the certificate expires (negative once expired), for
+    /// `oem_tls_cert_expiry_seconds`.
+    pub fn tls_cert_expiry_seconds(&self, now: SystemTime) -> Option<f64> {
+        let expiry = self.tls_cert_expiry?;
+        Some(match expiry.duration_since(now) {
+            Ok(left) => left.as_secs_f64(),
+            Err(past) => -past.duration().as_secs_f64(),
+        })
+    }
+}
+
+/// One protocol's exchange. `check` returns why the service is up, or why it is down; facts
+/// learnt on the way (address, certificate expiry, version) go into the context's findings.
+pub trait Probe {
+    fn check(
+        &self,
+        cx: &mut ProbeContext<'_>,
+    ) -> impl Future<Output = Result<String, ProbeError>> + Send;
+}
+
+/// Runs probes with one configuration: timeout, allow-list and TLS roots.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    config: ProbeConfig,
+    allow: AllowList,
+    tls: TlsClient,
+}
+
+impl Prober {
+    /// Loads the TLS roots (the configured CA file, or the system's).
+    pub fn new(config: ProbeConfig) -> Result<Self, TlsSetupError> {
+        let tls = TlsClient::new(config.ca_file.as_deref())?;
+        let allow = AllowList::new(config.allow.clone());
+        Ok(Self { config, allow, tls })
+    }
+
+    pub fn config(&self) -> &ProbeConfig {
+        &self.config
+    }
+
+    /// Probes `target` once. Never panics and never takes (much) longer than the timeout.
+    pub async fn probe(&self, target: &Target) -> ProbeOutcome {
+        let mut cx = ProbeContext::new(target, &self.allow, &self.tls, &self.config);
+        let started = tokio::time::Instant::now();
+        let safety_net = cx.deadline() + Duration::from_millis(100);
+        let result = match tokio::time::timeout_at(safety_net, run(&mut cx, target)).await {
+            Ok(result) => result,
+            Err(_) => Err(ProbeError::Timeout {
+                phase: "probing",
+                after: self.config.timeout,
+            }),
+        };
+        let duration = started.elapsed();
+        let findings = cx.into_findings();
+        let (up, reason, failure) = match result {
+            Ok(reason) => (true, reason, None),
+            Err(err) => (false, err.to_string(), Some(err.metric_label())),
+        };
+        ProbeOutcome {
+            service: target.service,
+            up,
+            reason,
+            failure,
+            duration,
+            address: findings.address,
+            tls_cert_expiry: findings.tls_cert_expiry,
+            server_version: findings.server_version,
+            ping_method: findings.ping_method,
+        }
+    }
+}
+
+async fn run(cx: &mut ProbeContext<'_>, target: &Target) -> Result<String, ProbeError> {
+    use Service::*;
+    match target.service {
+        Ping => ping::PingProbe.check(cx).await,
+        Http => http::HttpProbe { tls: false }.check(cx).await,
+        Https => http::HttpProbe { tls: true }.check(cx).await,
+        Ftp => ftp::FtpProbe { tls: false }.check(cx).await,
+        Ftps => ftp::FtpProbe { tls: true }.check(cx).await,
+        Smtp => smtp::SmtpProbe { tls: false }.check(cx).await,
+        Smtps => smtp::SmtpProbe { tls: true }.check(cx).await,
+        Pop3 => pop3::Pop3Probe { tls: false }.check(cx).await,
+        Pop3s => pop3::Pop3Probe { tls: true }.check(cx).await,
+        Imap => imap::ImapProbe { tls: false }.check(cx).await,
+        Imaps => imap::ImapProbe { tls: true }.check(cx).await,
+        Postgresql => postgresql::PostgresqlProbe.check(cx).await,
+        Mysql => mysql::MysqlProbe.check(cx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_round_trip_through_serde() {
+        for service in Service::ALL {
+            let json = serde_json::to_string(&service).unwrap();
+            assert_eq!(json, format!("\"{service}\""));
+            let back: Service = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, service);
+        }
+    }
+
+    #[test]
+    fn only_ping_has_no_default_port() {
+        for service in Service::ALL {
+            assert_eq!(service.default_port().is_none(), service == Service::Ping);
+        }
+    }
+
+    #[test]
+    fn expiry_seconds_are_negative_once_expired() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut outcome = ProbeOutcome {
+            service: Service::Https,
+            up: false,
+            reason: String::new(),
+            failure: None,
+            duration: Duration::ZERO,
+            address: None,
+            tls_cert_expiry: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(400)),
+            server_version: None,
+            ping_method: None,
+        };
+        assert_eq!(outcome.tls_cert_expiry_seconds(now), Some(-600.0));
+        outcome.tls_cert_expiry = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_500));
+        assert_eq!(outcome.tls_cert_expiry_seconds(now), Some(500.0));
+    }
+}
