@@ -364,7 +364,9 @@ fn start_postgres() -> Result<(Daemon, u16), String> {
             break;
         }
         if std::time::Instant::now() >= deadline {
-            return Err(format!("postgres on port {port} not ready within {START_WITHIN:?}"));
+            return Err(format!(
+                "postgres on port {port} not ready within {START_WITHIN:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
