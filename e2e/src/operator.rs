@@ -51,19 +51,12 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// Installs the CRDs, the RBAC of the chart and the operator's ServiceAccount, and returns a
-/// kubeconfig that authenticates as that ServiceAccount.
-pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
-    let root = repo_root();
-    let crds = root.join("crds/yaml");
+/// Installs (or updates) the CRDs from `crds/yaml/` and waits until they are served.
+pub fn install_crds(cluster: &Cluster) -> anyhow::Result<()> {
+    let crds = repo_root().join("crds/yaml");
+    let crds = crds.to_string_lossy();
     cluster.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            &crds.to_string_lossy(),
-        ],
+        &["apply", "--server-side", "--force-conflicts", "-f", &crds],
         None,
     )?;
     cluster.kubectl_ok(
@@ -74,10 +67,18 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
             "--timeout",
             "60s",
             "-f",
-            &crds.to_string_lossy(),
+            &crds,
         ],
         None,
     )?;
+    Ok(())
+}
+
+/// Installs the CRDs, the RBAC of the chart and the operator's ServiceAccount, and returns a
+/// kubeconfig that authenticates as that ServiceAccount.
+pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    install_crds(cluster)?;
     let rbac = root.join("charts/oem-hosting/files");
     for file in ["operator-clusterrole.yaml", "reseller-clusterroles.yaml"] {
         cluster.kubectl_ok(

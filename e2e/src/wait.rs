@@ -29,3 +29,26 @@ where
         tokio::time::sleep(every).await;
     }
 }
+
+/// Waits until the object `name` no longer exists (deletion finished, finalizers done).
+pub async fn gone<K>(api: &kube::Api<K>, name: &str, limit: Duration) -> anyhow::Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    until(
+        &format!("{} {name} to be gone", K::kind(&())),
+        limit,
+        Duration::from_millis(500),
+        || async {
+            match api.get_metadata_opt(name).await {
+                Ok(None) => Ok(()),
+                Ok(Some(o)) => Err(format!(
+                    "still there (deleting since {:?}, finalizers {:?})",
+                    o.metadata.deletion_timestamp, o.metadata.finalizers
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}

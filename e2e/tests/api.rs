@@ -11,37 +11,19 @@ const NAMESPACE: &str = "reseller-invalid-test";
 const MANAGER: &str = "e2e-invalid-manifests";
 
 fn install_crds(cluster: &Cluster) -> anyhow::Result<()> {
-    let crds = repo_root().join("crds/yaml");
-    let crds = crds.to_string_lossy();
-    cluster.kubectl_ok(
-        &["apply", "--server-side", "--force-conflicts", "-f", &crds],
-        None,
-    )?;
-    cluster.kubectl_ok(
+    oem_e2e::operator::install_crds(cluster)?;
+    let namespace = cluster.kubectl_ok(
         &[
-            "wait",
-            "--for",
-            "condition=Established",
-            "--timeout",
-            "60s",
-            "-f",
-            &crds,
+            "create",
+            "namespace",
+            NAMESPACE,
+            "--dry-run=client",
+            "-o",
+            "yaml",
         ],
         None,
     )?;
-    cluster
-        .kubectl_ok(
-            &[
-                "create",
-                "namespace",
-                NAMESPACE,
-                "--dry-run=client",
-                "-o",
-                "yaml",
-            ],
-            None,
-        )
-        .and_then(|yaml| cluster.kubectl_ok(&["apply", "-f", "-"], Some(&yaml)))?;
+    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&namespace))?;
     Ok(())
 }
 

@@ -400,19 +400,7 @@ async fn deletion_removes_hosting_and_retain_keeps_the_volumes() -> anyhow::Resu
     }
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for hosting_ns in &hosting_namespaces {
-        wait::until(
-            "the hosting namespace to be gone",
-            LIMIT,
-            Duration::from_millis(500),
-            || async {
-                match namespaces.get_opt(hosting_ns).await {
-                    Ok(None) => Ok(()),
-                    Ok(Some(_)) => Err("still there".into()),
-                    Err(e) => Err(e.to_string()),
-                }
-            },
-        )
-        .await?;
+        wait::gone(&namespaces, hosting_ns, LIMIT).await?;
     }
     wait::until(
         "the deleted end user's volumes to go",
@@ -631,18 +619,6 @@ async fn a_reseller_with_end_users_cannot_be_deleted() -> anyhow::Result<()> {
     Api::<EndUser>::namespaced(client.clone(), &ns)
         .delete("stays", &DeleteParams::default())
         .await?;
-    wait::until(
-        "the reseller to be gone",
-        LIMIT,
-        Duration::from_millis(500),
-        || async {
-            match resellers.get_opt(&reseller).await {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err("still there".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        },
-    )
-    .await?;
+    wait::gone(&resellers, &reseller, LIMIT).await?;
     Ok(())
 }

@@ -108,21 +108,6 @@ async fn deployment_runs_quota_refuses_and_namespace_deletes() -> anyhow::Result
 
     // Deleting the namespace completes: the namespace controller and kwok clean up.
     namespaces.delete(&ns, &DeleteParams::default()).await?;
-    wait::until(
-        "the namespace to be gone",
-        Duration::from_secs(120),
-        Duration::from_millis(500),
-        || async {
-            match namespaces.get_opt(&ns).await {
-                Ok(None) => Ok(()),
-                Ok(Some(n)) => Err(format!(
-                    "still there, phase {:?}",
-                    n.status.and_then(|s| s.phase)
-                )),
-                Err(e) => Err(e.to_string()),
-            }
-        },
-    )
-    .await?;
+    wait::gone(&namespaces, &ns, Duration::from_secs(120)).await?;
     Ok(())
 }
