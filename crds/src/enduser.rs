@@ -123,6 +123,23 @@ fn default_password_key() -> String {
     "password".to_owned()
 }
 
+impl PasswordSecretRef {
+    /// The Secret the operator generates for an end user without a password of their own:
+    /// `<end user name>-login`, key `password`. The mutating webhook writes this reference into
+    /// the spec, and the operator creates the Secret when it is missing.
+    pub fn generated(end_user_name: &str) -> Self {
+        Self {
+            name: format!("{end_user_name}-login"),
+            key: default_password_key(),
+        }
+    }
+
+    /// Whether this reference names the generated Secret of `end_user_name`.
+    pub fn is_generated_for(&self, end_user_name: &str) -> bool {
+        *self == Self::generated(end_user_name)
+    }
+}
+
 /// A course in the same namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct CourseRef {

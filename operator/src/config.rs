@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::monitor::MonitorConfig;
+use crate::monitor::probes::ProbeConfig;
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -134,6 +137,10 @@ pub struct Config {
     pub clock_file: Option<PathBuf>,
     /// Extra labels put on every hosting namespace.
     pub namespace_labels: BTreeMap<String, String>,
+    /// How each probe runs: timeout, allow-list, CA file.
+    pub probes: ProbeConfig,
+    /// When probes run: interval, retry interval, concurrency.
+    pub monitor: MonitorConfig,
 }
 
 impl Default for Config {
@@ -151,6 +158,8 @@ impl Default for Config {
             concurrency: 16,
             clock_file: None,
             namespace_labels: BTreeMap::new(),
+            probes: ProbeConfig::default(),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -212,6 +221,42 @@ impl Config {
         if let Some(v) = var("OEM_MONITOR_NAMESPACE") {
             self.network.monitor_namespace = v;
         }
+        let duration = |key: &str, v: String| {
+            humantime::parse_duration(&v)
+                .map_err(|e| invalid(key, format!("{v:?} is not a duration ({e})")))
+        };
+        if let Some(v) = var("OEM_PROBE_INTERVAL") {
+            self.monitor.interval = duration("OEM_PROBE_INTERVAL", v)?;
+        }
+        if let Some(v) = var("OEM_PROBE_RETRY_INTERVAL") {
+            self.monitor.retry_interval = duration("OEM_PROBE_RETRY_INTERVAL", v)?;
+        }
+        if let Some(v) = var("OEM_PROBE_TIMEOUT") {
+            self.probes.timeout = duration("OEM_PROBE_TIMEOUT", v)?;
+        }
+        if let Some(v) = var("OEM_PROBE_CONCURRENCY") {
+            self.monitor.concurrency = v.parse().map_err(|e| {
+                invalid(
+                    "OEM_PROBE_CONCURRENCY",
+                    format!("{v:?} is not a count ({e})"),
+                )
+            })?;
+        }
+        if let Some(v) = var("OEM_PROBE_ALLOW") {
+            self.probes.allow = v
+                .split(',')
+                .map(str::trim)
+                .filter(|net| !net.is_empty())
+                .map(|net| {
+                    net.parse().map_err(|e| {
+                        invalid("OEM_PROBE_ALLOW", format!("{net:?} is not a CIDR ({e})"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("OEM_PROBE_CA_FILE") {
+            self.probes.ca_file = Some(PathBuf::from(v));
+        }
         Ok(())
     }
 
@@ -232,6 +277,12 @@ impl Config {
         }
         if self.resync_interval < Duration::from_secs(1) {
             return invalid("resyncInterval", "must be at least 1s");
+        }
+        if let Err(message) = self.probes.validate() {
+            return invalid("probes", &message);
+        }
+        if let Err(message) = self.monitor.validate() {
+            return invalid("monitor", &message);
         }
         for (field, image) in [
             ("images.web", &self.images.web),
@@ -276,6 +327,33 @@ mod tests {
             .apply_env(|k| (k == "OEM_RESYNC_INTERVAL").then(|| "soon".into()))
             .unwrap_err();
         assert!(err.to_string().contains("OEM_RESYNC_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn probe_settings_come_from_the_environment() {
+        let mut c = Config::default();
+        let env = |k: &str| {
+            let v = match k {
+                "OEM_PROBE_INTERVAL" => "4s",
+                "OEM_PROBE_RETRY_INTERVAL" => "1s",
+                "OEM_PROBE_TIMEOUT" => "500ms",
+                "OEM_PROBE_ALLOW" => "127.0.0.0/8, 10.0.0.0/8",
+                "OEM_PROBE_CA_FILE" => "/tmp/ca.pem",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.monitor.interval, Duration::from_secs(4));
+        assert_eq!(c.monitor.retry_interval, Duration::from_secs(1));
+        assert_eq!(c.probes.timeout, Duration::from_millis(500));
+        assert_eq!(c.probes.allow.len(), 2);
+        assert_eq!(c.probes.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
+        c.validate().unwrap();
+        let err = c
+            .apply_env(|k| (k == "OEM_PROBE_ALLOW").then(|| "everywhere".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("OEM_PROBE_ALLOW"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Reconcile metrics: how many, how long, how many failed and why (by error class).
+//! Reconcile metrics: how many, how long, how many failed and why (by error class); and the
+//! monitor's: each target's last probe result, duration and certificate expiry, and how many
+//! probes the engine runs.
 
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The controllers' metrics, registered once and shared through the context.
 #[derive(Clone)]
@@ -11,6 +13,74 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     pub duration: HistogramVec,
     pub writes: IntCounterVec,
+    pub probes: ProbeMetrics,
+}
+
+/// Labels of the per-target probe series: never anything secret.
+pub const PROBE_LABELS: [&str; 4] = ["reseller", "enduser", "service", "host"];
+
+/// The monitor's metrics (DESIGN "Monitoring").
+#[derive(Clone)]
+pub struct ProbeMetrics {
+    /// 1 when the target's last probe succeeded, else 0.
+    pub success: GaugeVec,
+    /// How long the target's last probe took.
+    pub duration: GaugeVec,
+    /// Seconds until the target's TLS certificate expires (negative once expired).
+    pub tls_cert_expiry: GaugeVec,
+    /// Probes run, by service and result (`up` or the failure kind): the engine's load.
+    pub run: IntCounterVec,
+    /// Targets currently scheduled.
+    pub targets: IntGauge,
+    /// `EndUser.status.services` writes by the monitor.
+    pub status_writes: IntCounterVec,
+}
+
+impl ProbeMetrics {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &PROBE_LABELS);
+        let success = gauge(
+            "oem_probe_success",
+            "1 when the last probe of the target succeeded, else 0",
+        )?;
+        let duration = gauge(
+            "oem_probe_duration_seconds",
+            "Duration of the last probe of the target",
+        )?;
+        let tls_cert_expiry = gauge(
+            "oem_tls_cert_expiry_seconds",
+            "Seconds until the target's TLS certificate expires (negative once expired)",
+        )?;
+        let run = IntCounterVec::new(
+            Opts::new(
+                "oem_probes_total",
+                "Probes run, by service and result (up, or the failure kind)",
+            ),
+            &["service", "result"],
+        )?;
+        let targets = IntGauge::new("oem_probe_targets", "Targets the monitor schedules")?;
+        let status_writes = IntCounterVec::new(
+            Opts::new(
+                "oem_monitor_status_writes_total",
+                "EndUser status.services writes by the monitor, by result",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(success.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(tls_cert_expiry.clone()))?;
+        registry.register(Box::new(run.clone()))?;
+        registry.register(Box::new(targets.clone()))?;
+        registry.register(Box::new(status_writes.clone()))?;
+        Ok(Self {
+            success,
+            duration,
+            tls_cert_expiry,
+            run,
+            targets,
+            status_writes,
+        })
+    }
 }
 
 impl Metrics {
@@ -50,6 +120,7 @@ impl Metrics {
             failures,
             duration,
             writes,
+            probes: ProbeMetrics::register(registry)?,
         })
     }
 

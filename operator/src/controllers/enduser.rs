@@ -352,7 +352,16 @@ async fn write_status(
     }
     let api: Api<EndUser> =
         Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
-    let wrote = status::write(&api, enduser, enduser.status.as_ref(), &next).await?;
+    // `services` belongs to the monitor, `usage` to the usage reporter and `mailLocked` to the
+    // incident controller; sending stale copies of them would undo their writes.
+    let wrote = status::write_except(
+        &api,
+        enduser,
+        enduser.status.as_ref(),
+        &next,
+        &["services", "usage", "mailLocked"],
+    )
+    .await?;
     if wrote && previous.phase != next.phase {
         let note = format!(
             "phase {} -> {:?}",

@@ -20,12 +20,13 @@ use oem_crds::reseller::Reseller;
 
 use crate::context::Context;
 
-/// Runs every controller until the process is asked to stop.
+/// Runs every controller, and the monitor, until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     tokio::join!(
         reseller::run(ctx.clone()),
         course::run(ctx.clone()),
         enduser::run(ctx.clone()),
+        crate::monitor::run(ctx.clone()),
         orphans::run(ctx),
     );
 }

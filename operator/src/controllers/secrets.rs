@@ -7,7 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
-use oem_crds::enduser::EndUser;
+use oem_crds::enduser::{EndUser, PasswordSecretRef};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 
@@ -33,7 +33,17 @@ pub async fn ensure_login_password(
 ) -> Result<String> {
     let ns = enduser.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(reference) = &enduser.spec.password_secret_ref {
+    let generated = PasswordSecretRef::generated(&enduser.name_any());
+    let name = generated.name.clone();
+    // The mutating webhook writes the generated Secret's name into the spec, so a reference to
+    // it means "the generated one", created when missing.
+    let generated_ref = enduser.spec.password_secret_ref.as_ref() == Some(&generated);
+    if let Some(reference) = enduser
+        .spec
+        .password_secret_ref
+        .as_ref()
+        .filter(|_| !generated_ref)
+    {
         let secret = api.get_opt(&reference.name).await.map_err(Error::kube(
             "get",
             "Secret",
@@ -56,7 +66,6 @@ pub async fn ensure_login_password(
         }
         return Ok(reference.name.clone());
     }
-    let name = format!("{}-login", enduser.name_any());
     if api
         .get_metadata_opt(&name)
         .await
@@ -74,7 +83,7 @@ pub async fn ensure_login_password(
             "ownerReferences": owner,
         },
         "type": "Opaque",
-        "stringData": {"login": enduser.spec.login_id, "password": password()}
+        "stringData": {"login": enduser.spec.login_id, (generated.key.as_str()): password()}
     }))
     .map_err(|source| Error::Serialize { what: "login secret", source })?;
     create_once(&api, &secret).await?;

@@ -16,8 +16,34 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
+    write_except(api, object, current, status, &[]).await
+}
+
+/// Like [`write`], leaving out the top-level status fields in `others`: fields another writer
+/// owns under its own field manager (the monitor's `services`, the usage reporter's `usage`).
+/// Not sending them means this manager neither owns nor overwrites them.
+pub async fn write_except<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+    others: &[&str],
+) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
     if current == Some(status) {
         return Ok(false);
+    }
+    let mut status = serde_json::to_value(status).map_err(|source| Error::Serialize {
+        what: "status",
+        source,
+    })?;
+    if let Some(fields) = status.as_object_mut() {
+        for field in others {
+            fields.remove(*field);
+        }
     }
     let patch = json!({
         "apiVersion": K::api_version(&()),

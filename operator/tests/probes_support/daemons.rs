@@ -220,12 +220,17 @@ pub fn dovecot() -> &'static Dovecot {
 }
 
 fn start_dovecot() -> Result<(Daemon, Dovecot), String> {
+    start_dovecot_on("dovecot", &free_ports(4))
+}
+
+/// A private dovecot in `lab/<name>` on the given imap, imaps, pop3 and pop3s ports (again
+/// on the same ports after a stop, to test recovery), stopped when the daemon is dropped.
+pub fn start_dovecot_on(name: &str, p: &[u16]) -> Result<(Daemon, Dovecot), String> {
     let bin = require("/usr/sbin/dovecot")?;
     require("/usr/lib/dovecot/imap-login")?;
     require("/usr/lib/dovecot/pop3-login")?;
-    let dir = lab_dir("dovecot")?;
+    let dir = lab_dir(name)?;
     let pki = &lab().pki;
-    let p = free_ports(4);
     let d = dir.display();
     let config = format!(
         "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
@@ -247,8 +252,8 @@ fn start_dovecot() -> Result<(Daemon, Dovecot), String> {
     write(&dir.join("dovecot.conf"), &config)?;
     let mut command = Command::new(bin);
     command.arg("-F").arg("-c").arg(dir.join("dovecot.conf"));
-    let mut daemon = Daemon::start("dovecot", command, &dir, libc::SIGTERM)?;
-    daemon.wait_listening(&p, START_WITHIN)?;
+    let mut daemon = Daemon::start(name, command, &dir, libc::SIGTERM)?;
+    daemon.wait_listening(p, START_WITHIN)?;
     Ok((
         daemon,
         Dovecot {

@@ -30,6 +30,10 @@ pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(5);
 /// The probe timeout in tests that expect a timeout.
 pub const SHORT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A domain the server certificates are valid for besides localhost: the end user's domain in
+/// the monitoring end-to-end test, which shares this harness.
+pub const MONITORED_DOMAIN: &str = "www.e2e-monitoring.jp";
+
 /// Certificates and keys of this run, as PEM files.
 pub struct Pki {
     pub ca: PathBuf,
@@ -107,7 +111,12 @@ fn write_pki(dir: &Path) -> Result<Pki, Box<dyn std::error::Error>> {
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    // The last name is the end user's domain in the monitoring end-to-end test.
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        MONITORED_DOMAIN.to_owned(),
+    ];
 
     let write = |name: &str, text: String| -> io::Result<PathBuf> {
         let path = dir.join(name);

@@ -1,0 +1,53 @@
+//! The monitor's schedule: how often each target is probed, how soon a failed one is
+//! re-checked, how many probes run at once and how often the target list is refreshed.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Embedded in the operator's configuration as `monitor:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MonitorConfig {
+    /// Each target is probed once per interval (SPEC §6: every 10 minutes).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// After a failure, the target is re-checked this often until it answers.
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+    /// Probes running at once.
+    pub concurrency: usize,
+    /// How often end users, courses, pods and nodes are listed again.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// The TCP port a node's ping falls back to when ICMP cannot be used (the kubelet's).
+    pub node_port: u16,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(600),
+            retry_interval: Duration::from_secs(60),
+            concurrency: 64,
+            refresh_interval: Duration::from_secs(30),
+            node_port: 10250,
+        }
+    }
+}
+
+impl MonitorConfig {
+    /// Why the configuration cannot work, for the start-up check.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval.is_zero() || self.retry_interval.is_zero() {
+            return Err("monitor.interval and monitor.retryInterval must be above zero".into());
+        }
+        if self.concurrency == 0 {
+            return Err("monitor.concurrency must be at least 1".into());
+        }
+        if self.refresh_interval.is_zero() {
+            return Err("monitor.refreshInterval must be above zero".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,370 @@
+//! The monitor at work: lists what to probe (end users with their courses, hosting pods and
+//! their nodes) every refresh interval, runs the probes the schedule says are due with bounded
+//! concurrency, exports each result as metrics, and writes `EndUser.status.services` when a
+//! service changes state (server-side apply of `status.services` only, field manager
+//! `oem-hosting-monitor`, so it never fights the EndUser controller over the rest).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use oem_crds::course::Course;
+use oem_crds::enduser::{EndUser, ServiceName};
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::health::{EndUserId, HealthBook};
+use super::probes::{ProbeOutcome, Prober, Target};
+use super::scheduler::Schedule;
+use super::targets::{self, MonitoredTarget, TargetKey};
+use crate::context::Context;
+use crate::metrics::ProbeMetrics;
+use crate::naming;
+
+/// The monitor's field manager: a different one than the controllers', so each owns its part
+/// of the status.
+pub const FIELD_MANAGER: &str = "oem-hosting-monitor";
+
+/// How long a changed end user waits before its status is written, so the results of its
+/// services probed together go out in one write.
+const FLUSH_DELAY: Duration = Duration::from_millis(500);
+
+/// Runs the monitor until SIGINT/SIGTERM. Exits the process when the probes' TLS roots cannot
+/// be loaded: monitoring with a wrong trust store would report every TLS service down.
+pub async fn run(ctx: Arc<Context>) {
+    let prober = match Prober::new(ctx.config.probes.clone()) {
+        Ok(prober) => Arc::new(prober),
+        Err(error) => {
+            tracing::error!(%error, "the monitor cannot load its TLS roots (probes.caFile)");
+            std::process::exit(2);
+        }
+    };
+    tracing::info!(
+        interval = ?ctx.config.monitor.interval,
+        retry = ?ctx.config.monitor.retry_interval,
+        timeout = ?ctx.config.probes.timeout,
+        concurrency = ctx.config.monitor.concurrency,
+        "monitor started"
+    );
+    let mut engine = Engine::new(ctx, prober);
+    tokio::select! {
+        _ = engine.run() => {}
+        _ = shutdown() => tracing::info!("monitor stopped"),
+    }
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+struct Engine {
+    ctx: Arc<Context>,
+    prober: Arc<Prober>,
+    metrics: ProbeMetrics,
+    targets: HashMap<TargetKey, Target>,
+    schedule: Schedule<TargetKey>,
+    book: HealthBook,
+    /// End users whose status must be written, since when.
+    dirty: HashMap<EndUserId, Instant>,
+    running: JoinSet<(TargetKey, ProbeOutcome)>,
+}
+
+impl Engine {
+    fn new(ctx: Arc<Context>, prober: Arc<Prober>) -> Self {
+        let monitor = &ctx.config.monitor;
+        let schedule = Schedule::new(monitor.interval, monitor.retry_interval, Instant::now());
+        Self {
+            metrics: ctx.metrics.probes.clone(),
+            ctx,
+            prober,
+            targets: HashMap::new(),
+            schedule,
+            book: HealthBook::default(),
+            dirty: HashMap::new(),
+            running: JoinSet::new(),
+        }
+    }
+
+    async fn run(&mut self) {
+        // New end users are picked up within one probe interval at most.
+        let monitor = &self.ctx.config.monitor;
+        let refresh = monitor.refresh_interval.min(monitor.interval);
+        let concurrency = self.ctx.config.monitor.concurrency;
+        let mut next_refresh = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_refresh {
+                self.refresh().await;
+                next_refresh = Instant::now() + refresh;
+            }
+            self.flush(now).await;
+            let free = concurrency.saturating_sub(self.running.len());
+            for key in self.schedule.take_due(now, free) {
+                self.spawn(key);
+            }
+            let mut wake = next_refresh;
+            if self.running.len() < concurrency
+                && let Some(due) = self.schedule.next_due()
+            {
+                wake = wake.min(due);
+            }
+            if let Some(first) = self.dirty.values().min() {
+                wake = wake.min(*first + FLUSH_DELAY);
+            }
+            tokio::select! {
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    match done {
+                        Ok((key, outcome)) => self.record(key, outcome),
+                        Err(error) => tracing::error!(%error, "a probe task failed"),
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn spawn(&mut self, key: TargetKey) {
+        let Some(target) = self.targets.get(&key).cloned() else {
+            return;
+        };
+        let prober = self.prober.clone();
+        self.running.spawn(async move {
+            let outcome = prober.probe(&target).await;
+            (key, outcome)
+        });
+    }
+
+    /// One finished probe: metrics, the next slot, and the end user's health.
+    fn record(&mut self, key: TargetKey, outcome: ProbeOutcome) {
+        let now = Instant::now();
+        let result = if outcome.up {
+            "up"
+        } else {
+            outcome.failure.unwrap_or("down")
+        };
+        self.metrics
+            .run
+            .with_label_values(&[outcome.service.as_str(), result])
+            .inc();
+        if self.schedule.record(&key, outcome.up, now).is_none() {
+            return; // no longer monitored
+        }
+        let labels = key.labels();
+        self.metrics
+            .success
+            .with_label_values(&labels)
+            .set(if outcome.up { 1.0 } else { 0.0 });
+        self.metrics
+            .duration
+            .with_label_values(&labels)
+            .set(outcome.duration.as_secs_f64());
+        if let Some(left) = outcome.tls_cert_expiry_seconds(SystemTime::now()) {
+            self.metrics
+                .tls_cert_expiry
+                .with_label_values(&labels)
+                .set(left);
+        }
+        if !outcome.up {
+            tracing::debug!(target = %key.id(), reason = %outcome.reason, "probe failed");
+        }
+        if let TargetKey::EndUser {
+            namespace,
+            enduser,
+            service,
+            ..
+        } = key
+        {
+            let id = (namespace, enduser);
+            let service = targets::service_name(service);
+            let at = self.ctx.clock.now();
+            if self
+                .book
+                .observe(&id, service, outcome.up, &outcome.reason, at)
+            {
+                tracing::info!(
+                    namespace = %id.0, enduser = %id.1, %service, up = outcome.up,
+                    reason = %outcome.reason, "service changed state"
+                );
+                self.dirty.entry(id).or_insert(now);
+            }
+        }
+    }
+
+    /// Writes the status of end users that changed at least `FLUSH_DELAY` ago.
+    async fn flush(&mut self, now: Instant) {
+        let ready: Vec<EndUserId> = self
+            .dirty
+            .iter()
+            .filter(|(_, since)| now >= **since + FLUSH_DELAY)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            self.dirty.remove(&id);
+            let services = self.book.services(&id);
+            let api: Api<EndUser> = Api::namespaced(self.ctx.client.clone(), &id.0);
+            let patch = json!({
+                "apiVersion": EndUser::api_version(&()),
+                "kind": EndUser::kind(&()),
+                "status": {"services": services},
+            });
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            match api
+                .patch_status(&id.1, &params, &Patch::Apply(&patch))
+                .await
+            {
+                Ok(_) => self.metrics.status_writes.with_label_values(&["ok"]).inc(),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(error) => {
+                    self.metrics
+                        .status_writes
+                        .with_label_values(&["error"])
+                        .inc();
+                    tracing::warn!(namespace = %id.0, enduser = %id.1, %error,
+                        "writing status.services failed; retrying");
+                    self.dirty.insert(id, now);
+                }
+            }
+        }
+    }
+
+    /// Lists what to probe and makes the schedule hold exactly that. A failed list keeps the
+    /// previous targets of that kind.
+    async fn refresh(&mut self) {
+        let client = &self.ctx.client;
+        let endusers = Api::<EndUser>::all(client.clone())
+            .list(&ListParams::default())
+            .await;
+        let courses = Api::<Course>::all(client.clone())
+            .list(&ListParams::default())
+            .await;
+        let managed = format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY);
+        let pods = Api::<Pod>::all(client.clone())
+            .list(&ListParams::default().labels(&managed))
+            .await;
+        let nodes = Api::<Node>::all(client.clone())
+            .list(&ListParams::default())
+            .await;
+        let (endusers, courses, pods, nodes) = match (endusers, courses, pods, nodes) {
+            (Ok(e), Ok(c), Ok(p), Ok(n)) => (e.items, c.items, p.items, n.items),
+            (e, c, p, n) => {
+                let error = [
+                    e.err().map(|e| format!("endusers: {e}")),
+                    c.err().map(|e| format!("courses: {e}")),
+                    p.err().map(|e| format!("pods: {e}")),
+                    n.err().map(|e| format!("nodes: {e}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+                tracing::warn!(%error, "listing monitor targets failed; keeping the previous ones");
+                return;
+            }
+        };
+        let courses: HashMap<(String, String), Course> = courses
+            .into_iter()
+            .map(|c| ((c.namespace().unwrap_or_default(), c.name_any()), c))
+            .collect();
+        let mut wanted: Vec<MonitoredTarget> = Vec::new();
+        let mut monitored: HashMap<EndUserId, BTreeSet<ServiceName>> = HashMap::new();
+        for enduser in &endusers {
+            let ns = enduser.namespace().unwrap_or_default();
+            let Some(course) = courses.get(&(ns.clone(), enduser.spec.course_ref.name.clone()))
+            else {
+                continue;
+            };
+            let found = targets::enduser_targets(enduser, course);
+            if found.is_empty() {
+                continue;
+            }
+            let id = (ns, enduser.name_any());
+            self.book.seed(&id, enduser);
+            let services = monitored.entry(id.clone()).or_default();
+            services.extend(
+                found
+                    .iter()
+                    .map(|t| targets::service_name(t.target.service)),
+            );
+            wanted.extend(found);
+            if self.book.differs(&id, enduser) && !self.dirty.contains_key(&id) {
+                // Another writer put an older list back (or a service left the course).
+                self.dirty.insert(id, Instant::now());
+            }
+        }
+        for id in self.book.retain(&monitored) {
+            self.dirty.entry(id).or_insert_with(Instant::now);
+        }
+        wanted.extend(targets::host_targets(
+            &pods,
+            &nodes,
+            self.ctx.config.monitor.node_port,
+        ));
+        let keep: HashMap<TargetKey, Target> =
+            wanted.into_iter().map(|t| (t.key, t.target)).collect();
+        for gone in self.targets.keys().filter(|k| !keep.contains_key(*k)) {
+            let labels = gone.labels();
+            let _ = self.metrics.success.remove_label_values(&labels);
+            let _ = self.metrics.duration.remove_label_values(&labels);
+            let _ = self.metrics.tls_cert_expiry.remove_label_values(&labels);
+        }
+        let ids: Vec<(TargetKey, String)> =
+            keep.keys().map(|k| (k.clone(), schedule_id(k))).collect();
+        self.schedule.sync(
+            ids.iter().map(|(k, id)| (k.clone(), id.as_str())),
+            Instant::now(),
+        );
+        self.targets = keep;
+        self.metrics.targets.set(self.targets.len() as i64);
+    }
+}
+
+/// What places a target in the interval: an end user's services share one slot, so they are
+/// probed together and a change of several is one status write; hosts each have their own.
+fn schedule_id(key: &TargetKey) -> String {
+    match key {
+        TargetKey::EndUser {
+            namespace, enduser, ..
+        } => format!("enduser/{namespace}/{enduser}"),
+        other => other.id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::probes::Service;
+
+    #[test]
+    fn an_end_users_services_share_a_slot_hosts_do_not() {
+        let key = |service| TargetKey::EndUser {
+            reseller: "acme".into(),
+            namespace: "reseller-acme".into(),
+            enduser: "alice".into(),
+            service,
+        };
+        assert_eq!(
+            schedule_id(&key(Service::Http)),
+            schedule_id(&key(Service::Imaps))
+        );
+        assert_ne!(
+            schedule_id(&TargetKey::Node { node: "a".into() }),
+            schedule_id(&TargetKey::Node { node: "b".into() })
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! What the monitor knows of each end user's services (pure), and so what it writes to
+//! `EndUser.status.services`: a service's entry changes state (and `since`) only when a probe
+//! finds it in another state than before, and only then is the status written.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use oem_crds::enduser::{EndUser, HealthState, ServiceHealth, ServiceName};
+
+/// The longest message kept (the CRD's limit).
+const MAX_MESSAGE: usize = 1024;
+
+/// An end user: its namespace and name.
+pub type EndUserId = (String, String);
+
+/// The services of every monitored end user.
+#[derive(Debug, Default)]
+pub struct HealthBook {
+    endusers: HashMap<EndUserId, BTreeMap<ServiceName, ServiceHealth>>,
+}
+
+impl HealthBook {
+    /// Starts from what the end user's status already says (after an operator restart, or a
+    /// new end user), so an unchanged state is not written again and `since` is kept.
+    pub fn seed(&mut self, id: &EndUserId, enduser: &EndUser) {
+        if self.endusers.contains_key(id) {
+            return;
+        }
+        let known = enduser
+            .status
+            .as_ref()
+            .map(|s| s.services.iter().map(|h| (h.service, h.clone())).collect())
+            .unwrap_or_default();
+        self.endusers.insert(id.clone(), known);
+    }
+
+    /// Records a probe result. Returns true when the service's state changed (the status must
+    /// be written).
+    pub fn observe(
+        &mut self,
+        id: &EndUserId,
+        service: ServiceName,
+        up: bool,
+        reason: &str,
+        now: Timestamp,
+    ) -> bool {
+        let state = if up {
+            HealthState::Up
+        } else {
+            HealthState::Down
+        };
+        let services = self.endusers.entry(id.clone()).or_default();
+        let message = Some(truncate(reason));
+        match services.get_mut(&service) {
+            Some(health) if health.state == state => {
+                health.last_probe = Some(Time(now));
+                health.message = message;
+                false
+            }
+            _ => {
+                services.insert(
+                    service,
+                    ServiceHealth {
+                        service,
+                        state,
+                        since: Some(Time(now)),
+                        last_probe: Some(Time(now)),
+                        message,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// The end user's services as written to its status, in a stable order.
+    pub fn services(&self, id: &EndUserId) -> Vec<ServiceHealth> {
+        self.endusers
+            .get(id)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the stored status disagrees with what the monitor found (another writer put an
+    /// older list back): compares services and states only.
+    pub fn differs(&self, id: &EndUserId, enduser: &EndUser) -> bool {
+        let Some(known) = self.endusers.get(id) else {
+            return false;
+        };
+        let stored: BTreeMap<ServiceName, HealthState> = enduser
+            .status
+            .as_ref()
+            .map(|s| s.services.iter().map(|h| (h.service, h.state)).collect())
+            .unwrap_or_default();
+        let ours: BTreeMap<ServiceName, HealthState> =
+            known.iter().map(|(s, h)| (*s, h.state)).collect();
+        stored != ours
+    }
+
+    /// Keeps only the monitored end users and, of each, the services still monitored.
+    /// Returns the end users whose list lost a service (their status must be written).
+    pub fn retain(
+        &mut self,
+        monitored: &HashMap<EndUserId, BTreeSet<ServiceName>>,
+    ) -> Vec<EndUserId> {
+        self.endusers.retain(|id, _| monitored.contains_key(id));
+        let mut changed = Vec::new();
+        for (id, services) in &mut self.endusers {
+            let before = services.len();
+            if let Some(wanted) = monitored.get(id) {
+                services.retain(|s, _| wanted.contains(s));
+            }
+            if services.len() != before {
+                changed.push(id.clone());
+            }
+        }
+        changed
+    }
+}
+
+fn truncate(reason: &str) -> String {
+    if reason.len() <= MAX_MESSAGE {
+        return reason.to_owned();
+    }
+    let mut end = MAX_MESSAGE - 3;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &reason[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id() -> EndUserId {
+        ("reseller-acme".into(), "alice".into())
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(secs).unwrap()
+    }
+
+    #[test]
+    fn the_first_result_and_each_change_are_written_repeats_are_not() {
+        let mut book = HealthBook::default();
+        assert!(book.observe(&id(), ServiceName::Imap, true, "* OK", at(1)));
+        assert!(!book.observe(&id(), ServiceName::Imap, true, "* OK", at(2)));
+        assert!(book.observe(&id(), ServiceName::Imap, false, "refused", at(3)));
+        assert!(!book.observe(&id(), ServiceName::Imap, false, "refused", at(4)));
+        let services = book.services(&id());
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0].state, HealthState::Down);
+        assert_eq!(services[0].since, Some(Time(at(3))));
+        assert_eq!(services[0].last_probe, Some(Time(at(4))));
+    }
+
+    #[test]
+    fn a_known_status_is_not_written_again_after_a_restart() {
+        let enduser: EndUser = serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+            "metadata": {"name": "alice", "namespace": "reseller-acme"},
+            "spec": {"loginId": "alice", "contractName": "A", "contactEmail": "a@example.com",
+                "courseRef": {"name": "c"}, "contractDate": "2026-01-01", "startDate": "2026-01-01"},
+            "status": {"services": [{"service": "http", "state": "Up", "since": "2026-01-01T00:00:00Z"}]}
+        }))
+        .unwrap();
+        let mut book = HealthBook::default();
+        book.seed(&id(), &enduser);
+        assert!(!book.differs(&id(), &enduser));
+        assert!(!book.observe(&id(), ServiceName::Http, true, "HTTP 200", at(9)));
+        assert_eq!(
+            book.services(&id())[0].since,
+            Some(Time("2026-01-01T00:00:00Z".parse().unwrap()))
+        );
+        assert!(book.observe(&id(), ServiceName::Http, false, "refused", at(10)));
+        assert!(book.differs(&id(), &enduser));
+    }
+
+    #[test]
+    fn services_no_longer_monitored_are_dropped() {
+        let mut book = HealthBook::default();
+        book.observe(&id(), ServiceName::Http, true, "", at(1));
+        book.observe(&id(), ServiceName::Mysql, true, "", at(1));
+        book.observe(
+            &("reseller-acme".into(), "bob".into()),
+            ServiceName::Http,
+            true,
+            "",
+            at(1),
+        );
+        let monitored = HashMap::from([(id(), BTreeSet::from([ServiceName::Http]))]);
+        assert_eq!(book.retain(&monitored), vec![id()]);
+        assert_eq!(book.services(&id()).len(), 1);
+        assert!(
+            book.services(&("reseller-acme".into(), "bob".into()))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_the_schema_limit() {
+        let long = "é".repeat(1000);
+        assert!(truncate(&long).len() <= MAX_MESSAGE);
+    }
+}

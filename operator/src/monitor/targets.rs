@@ -1,0 +1,389 @@
+//! What the monitor probes (pure): every enabled service of every Active or Degraded end user,
+//! at the endpoint the end user named or at its in-cluster Service, and a ping of every
+//! hosting pod and of every node that hosts tenants.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use oem_crds::course::{Course, DatabaseEngine};
+use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
+
+use super::probes::{Service, Target};
+use crate::hosting::ServiceGroup;
+use crate::naming;
+
+/// Who a target belongs to: an end user's service, or a host (pod or node) by ping.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetKey {
+    /// `namespace` is the end user's (the reseller's) namespace.
+    EndUser {
+        reseller: String,
+        namespace: String,
+        enduser: String,
+        service: Service,
+    },
+    Pod {
+        reseller: String,
+        enduser: String,
+        namespace: String,
+        pod: String,
+    },
+    Node {
+        node: String,
+    },
+}
+
+impl TargetKey {
+    /// Metric labels: reseller, enduser, service, host (the pod or node pinged, else empty).
+    pub fn labels(&self) -> [&str; 4] {
+        match self {
+            Self::EndUser {
+                reseller,
+                enduser,
+                service,
+                ..
+            } => [reseller, enduser, service.as_str(), ""],
+            Self::Pod {
+                reseller,
+                enduser,
+                pod,
+                ..
+            } => [reseller, enduser, "ping", pod],
+            Self::Node { node } => ["", "", "ping", node],
+        }
+    }
+
+    /// A stable name, used to spread targets over the interval.
+    pub fn id(&self) -> String {
+        match self {
+            Self::EndUser {
+                namespace,
+                enduser,
+                service,
+                ..
+            } => format!("enduser/{namespace}/{enduser}/{service}"),
+            Self::Pod { namespace, pod, .. } => format!("pod/{namespace}/{pod}"),
+            Self::Node { node } => format!("node/{node}"),
+        }
+    }
+}
+
+/// A target and where to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoredTarget {
+    pub key: TargetKey,
+    pub target: Target,
+}
+
+/// The services a course enables, by protocol (SPEC §6).
+pub fn course_services(course: &Course) -> Vec<Service> {
+    let services = &course.spec.services;
+    let mut out = Vec::new();
+    if services.web.is_some() {
+        out.extend([Service::Http, Service::Https]);
+    }
+    if let Some(ftp) = &services.ftp {
+        out.push(Service::Ftp);
+        if ftp.tls {
+            out.push(Service::Ftps);
+        }
+    }
+    if services.mail.is_some() {
+        out.extend([
+            Service::Smtp,
+            Service::Smtps,
+            Service::Pop3,
+            Service::Pop3s,
+            Service::Imap,
+            Service::Imaps,
+        ]);
+    }
+    if let Some(db) = &services.database {
+        out.push(match db.engine {
+            DatabaseEngine::Mariadb => Service::Mysql,
+            DatabaseEngine::Postgresql => Service::Postgresql,
+        });
+    }
+    out
+}
+
+/// The service group (workload and Service name) serving `service`.
+fn group_of(service: Service) -> Option<ServiceGroup> {
+    use Service::*;
+    Some(match service {
+        Ping => return None,
+        Http | Https | Ftp | Ftps => ServiceGroup::Web,
+        Smtp | Smtps | Pop3 | Pop3s | Imap | Imaps => ServiceGroup::Mail,
+        Postgresql | Mysql => ServiceGroup::Db,
+    })
+}
+
+/// The CRD's name of a probe service.
+pub fn service_name(service: Service) -> ServiceName {
+    ServiceName::ALL[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)]
+}
+
+fn probe_service(name: ServiceName) -> Service {
+    Service::ALL[ServiceName::ALL
+        .iter()
+        .position(|s| *s == name)
+        .unwrap_or(0)]
+}
+
+/// Whether the monitor watches this end user: provisioned, serving, not being deleted.
+pub fn monitored(enduser: &EndUser) -> bool {
+    let phase = enduser.status.as_ref().and_then(|s| s.phase);
+    matches!(
+        phase,
+        Some(EndUserPhase::Active) | Some(EndUserPhase::Degraded)
+    ) && !enduser.spec.suspended
+        && enduser.metadata.deletion_timestamp.is_none()
+}
+
+/// The targets of one end user on its course (nothing when it is not monitored).
+pub fn enduser_targets(enduser: &EndUser, course: &Course) -> Vec<MonitoredTarget> {
+    if !monitored(enduser) {
+        return Vec::new();
+    }
+    let namespace = enduser.namespace().unwrap_or_default();
+    let Some(reseller) = naming::reseller_of_namespace(&namespace) else {
+        return Vec::new();
+    };
+    let name = enduser.name_any();
+    let hosting_ns = enduser
+        .status
+        .as_ref()
+        .and_then(|s| s.hosting_namespace.clone())
+        .unwrap_or_else(|| naming::hosting_namespace(reseller, &name));
+    let endpoints = enduser
+        .spec
+        .monitoring
+        .as_ref()
+        .map(|m| m.endpoints.as_slice())
+        .unwrap_or_default();
+    let domain = enduser.spec.domains.first();
+    let key = |service| TargetKey::EndUser {
+        reseller: reseller.to_owned(),
+        namespace: namespace.clone(),
+        enduser: name.clone(),
+        service,
+    };
+    let mut out: Vec<MonitoredTarget> = Vec::new();
+    for service in course_services(course) {
+        let named = endpoints
+            .iter()
+            .find(|e| probe_service(e.service) == service);
+        let mut target = match (named, group_of(service)) {
+            (Some(e), _) => Target::new(
+                service,
+                e.host.clone(),
+                e.port.and_then(|p| u16::try_from(p).ok()),
+            ),
+            (None, Some(group)) => Target::new(
+                service,
+                format!("{}.{hosting_ns}.svc", group.name()),
+                service.default_port(),
+            ),
+            (None, None) => continue,
+        };
+        if let Some(domain) = domain {
+            target = target.with_domain(domain.clone());
+        }
+        out.push(MonitoredTarget {
+            key: key(service),
+            target,
+        });
+    }
+    // A ping endpoint the end user named (e.g. its own server outside the cluster).
+    if let Some(e) = endpoints.iter().find(|e| e.service == ServiceName::Ping) {
+        out.push(MonitoredTarget {
+            key: key(Service::Ping),
+            target: Target::new(Service::Ping, e.host.clone(), None),
+        });
+    }
+    out
+}
+
+/// A ping of every running hosting pod (TCP fallback: its first container port), and of every
+/// node such a pod runs on (TCP fallback: the kubelet's port).
+pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<MonitoredTarget> {
+    let mut out = Vec::new();
+    let mut tenant_nodes = BTreeSet::new();
+    for pod in pods {
+        let labels = pod.labels();
+        let (Some(reseller), Some(enduser)) = (
+            labels.get(naming::LABEL_RESELLER),
+            labels.get(naming::LABEL_ENDUSER),
+        ) else {
+            continue;
+        };
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            tenant_nodes.insert(node);
+        }
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        let port = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.ports.as_ref())
+            .and_then(|p| p.first())
+            .and_then(|p| u16::try_from(p.container_port).ok());
+        out.push(MonitoredTarget {
+            key: TargetKey::Pod {
+                reseller: reseller.clone(),
+                enduser: enduser.clone(),
+                namespace: pod.namespace().unwrap_or_default(),
+                pod: pod.name_any(),
+            },
+            target: Target::new(Service::Ping, ip, port),
+        });
+    }
+    for node in nodes {
+        let name = node.name_any();
+        if !tenant_nodes.contains(&name) {
+            continue;
+        }
+        let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+        let Some(ip) = addresses.and_then(|a| {
+            a.iter()
+                .find(|a| a.type_ == "InternalIP")
+                .or_else(|| a.first())
+                .map(|a| a.address.clone())
+        }) else {
+            continue;
+        };
+        out.push(MonitoredTarget {
+            key: TargetKey::Node { node: name },
+            target: Target::new(Service::Ping, ip, Some(kubelet_port)),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn course(services: serde_json::Value) -> Course {
+        serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
+            "metadata": {"name": "basic", "namespace": "reseller-acme"},
+            "spec": {
+                "displayName": "Basic",
+                "resources": {"cpu": "1", "memory": "1Gi", "storage": "10Gi"},
+                "limits": {"domains": 1, "mailAccounts": 1, "databases": 1, "ftpAccounts": 1},
+                "services": services
+            }
+        }))
+        .unwrap()
+    }
+
+    fn enduser(phase: &str, monitoring: serde_json::Value) -> EndUser {
+        serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+            "metadata": {"name": "alice", "namespace": "reseller-acme"},
+            "spec": {
+                "loginId": "alice", "contractName": "Alice", "contactEmail": "a@example.com",
+                "courseRef": {"name": "basic"}, "domains": ["alice.example.com"],
+                "contractDate": "2026-01-01", "startDate": "2026-01-01",
+                "monitoring": monitoring
+            },
+            "status": {"phase": phase, "hostingNamespace": "h-acme-alice-x"}
+        }))
+        .unwrap()
+    }
+
+    fn everything() -> Course {
+        course(json!({
+            "web": {"phpVersion": "8.3"}, "ftp": {"tls": true},
+            "mail": {"maxSendsPerHour": 100}, "database": {"engine": "mariadb"}
+        }))
+    }
+
+    #[test]
+    fn a_full_course_yields_twelve_services_minus_the_other_database() {
+        let services = course_services(&everything());
+        assert_eq!(services.len(), 11);
+        assert!(services.contains(&Service::Mysql));
+        assert!(!services.contains(&Service::Postgresql));
+    }
+
+    #[test]
+    fn ftp_without_tls_has_no_ftps() {
+        let services = course_services(&course(
+            json!({"web": {"phpVersion": "8.3"}, "ftp": {"tls": false}}),
+        ));
+        assert_eq!(services, [Service::Http, Service::Https, Service::Ftp]);
+    }
+
+    #[test]
+    fn services_default_to_the_in_cluster_service_address() {
+        let targets = enduser_targets(&enduser("Active", json!({"endpoints": []})), &everything());
+        let imaps = targets
+            .iter()
+            .find(|t| t.target.service == Service::Imaps)
+            .unwrap();
+        assert_eq!(imaps.target.host, "mail.h-acme-alice-x.svc");
+        assert_eq!(imaps.target.port, Some(993));
+        assert_eq!(imaps.target.domain.as_deref(), Some("alice.example.com"));
+        assert_eq!(imaps.key.labels(), ["acme", "alice", "imaps", ""]);
+    }
+
+    #[test]
+    fn named_endpoints_override_the_in_cluster_address() {
+        let monitoring = json!({"endpoints": [
+            {"service": "smtp", "host": "127.0.0.1", "port": 2525},
+            {"service": "ping", "host": "127.0.0.2"}
+        ]});
+        let targets = enduser_targets(&enduser("Degraded", monitoring), &everything());
+        let smtp = targets
+            .iter()
+            .find(|t| t.target.service == Service::Smtp)
+            .unwrap();
+        assert_eq!(
+            (smtp.target.host.as_str(), smtp.target.port),
+            ("127.0.0.1", Some(2525))
+        );
+        assert!(targets.iter().any(|t| t.target.service == Service::Ping));
+    }
+
+    #[test]
+    fn only_active_or_degraded_end_users_are_probed() {
+        for phase in ["Provisioning", "Scheduled", "Suspended", "Terminating"] {
+            assert!(enduser_targets(&enduser(phase, json!({})), &everything()).is_empty());
+        }
+    }
+
+    #[test]
+    fn service_names_map_both_ways() {
+        for service in Service::ALL {
+            assert_eq!(service_name(service).as_str(), service.as_str());
+            assert_eq!(probe_service(service_name(service)), service);
+        }
+    }
+
+    #[test]
+    fn hosting_pods_and_their_nodes_are_pinged() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-0", "namespace": "h-acme-alice-x", "labels": {
+                naming::LABEL_RESELLER: "acme", naming::LABEL_ENDUSER: "alice"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "web", "ports": [{"containerPort": 8080}]}]},
+            "status": {"podIP": "127.100.0.5"}
+        }))
+        .unwrap();
+        let node = |name: &str| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}))
+            .unwrap()
+        };
+        let targets = host_targets(&[pod], &[node("n1"), node("idle")], 10250);
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].target.host, "127.100.0.5");
+        assert_eq!(targets[0].target.port, Some(8080));
+        assert_eq!(targets[1].key, TargetKey::Node { node: "n1".into() });
+    }
+}
