@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod hosting;
 pub mod operator;
 pub mod wait;
+pub mod webhooks;
 
 pub use cluster::Cluster;
 

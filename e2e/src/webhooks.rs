@@ -1,0 +1,204 @@
+//! The admission webhooks as the end-to-end tests run them: the `oem-webhooks` binary as a
+//! process on a free loopback port, and webhook configurations pointing at it, scoped by a
+//! label to the test's own namespaces and resellers and deleted again when the guard drops
+//! (also when a test fails), so no other test's objects are ever judged.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use kube::Api;
+use serde_json::json;
+
+use crate::cluster::Cluster;
+use crate::operator::target_bin_dir;
+
+/// The label that selects what the test's webhook configurations judge: namespaces carrying
+/// it (Courses, EndUsers) and Resellers carrying it.
+pub const SCOPE_LABEL: &str = "e2e.oem.dev/webhooks";
+
+/// A running webhook server.
+pub struct WebhookServer {
+    child: Option<Child>,
+    pub port: u16,
+    log_file: PathBuf,
+}
+
+impl WebhookServer {
+    /// Starts the binary with a generated CA, writing it into `configs` (validating, mutating).
+    pub fn start(cluster: &Cluster, configs: &WebhookConfigs) -> anyhow::Result<Self> {
+        let binary = target_bin_dir()?.join("oem-webhooks");
+        if !binary.exists() {
+            bail!(
+                "{} is missing: build it with cargo build -p oem-webhooks",
+                binary.display()
+            );
+        }
+        let port = configs.port;
+        let log_file = cluster
+            .state_dir
+            .join(format!("logs/webhooks-{}.log", configs.name));
+        let log = std::fs::File::create(&log_file).context("creating the webhooks log")?;
+        let child = Command::new(&binary)
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("RUST_LOG", "info,oem_webhooks=debug")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--service-dns", "localhost"])
+            .args(["--validating-config", &configs.name])
+            .args(["--mutating-config", &configs.name])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting oem-webhooks")?;
+        Ok(Self {
+            child: Some(child),
+            port,
+            log_file,
+        })
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Stops the server (SIGKILL, as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for WebhookServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A Validating and a Mutating webhook configuration of one name, deleted on drop.
+pub struct WebhookConfigs {
+    cluster: Cluster,
+    pub name: String,
+    pub port: u16,
+    /// The value of [`SCOPE_LABEL`] they select.
+    pub scope: String,
+}
+
+fn rules(resources: &[&str], scope: &str) -> serde_json::Value {
+    json!([{
+        "apiGroups": ["hosting.oem.dev"], "apiVersions": ["v1alpha1"],
+        "operations": ["CREATE", "UPDATE"], "resources": resources, "scope": scope
+    }])
+}
+
+impl WebhookConfigs {
+    /// Registers both configurations for `https://127.0.0.1:{port}`, failurePolicy Fail, the
+    /// caBundle left for the server to write.
+    pub async fn register(
+        cluster: &Cluster,
+        client: &kube::Client,
+        name: &str,
+        port: u16,
+        scope: &str,
+    ) -> anyhow::Result<Self> {
+        let guard = Self {
+            cluster: cluster.clone(),
+            name: name.to_owned(),
+            port,
+            scope: scope.to_owned(),
+        };
+        let common = |path: &str| {
+            json!({
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/{path}")},
+                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "None",
+                "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
+            })
+        };
+        let merge = |mut base: serde_json::Value, extra: serde_json::Value| {
+            if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+                b.extend(e);
+            }
+            base
+        };
+        let selector = json!({"matchLabels": {SCOPE_LABEL: scope}});
+        let validating: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                merge(common("validate"), json!({"name": "namespaced.validate.hosting.oem.dev",
+                    "rules": rules(&["courses", "endusers"], "Namespaced"), "namespaceSelector": selector})),
+                merge(common("validate"), json!({"name": "resellers.validate.hosting.oem.dev",
+                    "rules": rules(&["resellers"], "Cluster"), "objectSelector": selector})),
+            ]
+        }))?;
+        let mutating: MutatingWebhookConfiguration = serde_json::from_value(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [merge(common("mutate"), json!({"name": "endusers.mutate.hosting.oem.dev",
+                "rules": rules(&["endusers"], "Namespaced"), "namespaceSelector": selector,
+                "reinvocationPolicy": "Never"}))]
+        }))?;
+        Api::<ValidatingWebhookConfiguration>::all(client.clone())
+            .create(&Default::default(), &validating)
+            .await
+            .context("creating the ValidatingWebhookConfiguration")?;
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .create(&Default::default(), &mutating)
+            .await
+            .context("creating the MutatingWebhookConfiguration")?;
+        Ok(guard)
+    }
+
+    /// Waits until the server has written its CA into both configurations.
+    pub async fn wait_ca_bundle(&self, client: &kube::Client) -> anyhow::Result<()> {
+        let v: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        let m: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+        crate::wait::until(
+            "the caBundle in the webhook configurations",
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || async {
+                let vc = v.get(&self.name).await.map_err(|e| e.to_string())?;
+                let mc = m.get(&self.name).await.map_err(|e| e.to_string())?;
+                let v_ok = vc
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .all(|w| w.client_config.ca_bundle.is_some());
+                let m_ok = mc
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .all(|w| w.client_config.ca_bundle.is_some());
+                if v_ok && m_ok {
+                    Ok(())
+                } else {
+                    Err("caBundle not written yet".into())
+                }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for WebhookConfigs {
+    fn drop(&mut self) {
+        for kind in [
+            "validatingwebhookconfiguration",
+            "mutatingwebhookconfiguration",
+        ] {
+            let _ = self
+                .cluster
+                .kubectl(&["delete", kind, &self.name, "--ignore-not-found"], None);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The cluster as the webhooks see it: reflector caches of Course, EndUser and Reseller, and a
+//! bounded direct GET of the one password Secret a request names (Secret values are never
+//! cached, and a metadata-only watch could not see the keys).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::civil::Date;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use oem_crds::{Course, EndUser, Reseller};
+use serde::de::DeserializeOwned;
+
+use crate::lookup::{Lookup, SecretKeys};
+use crate::policy::SecurityPolicy;
+
+/// The reflector stores and what a lookup needs besides them.
+#[derive(Clone)]
+pub struct Caches {
+    client: Client,
+    courses: Store<Course>,
+    end_users: Store<EndUser>,
+    resellers: Store<Reseller>,
+    policy: Arc<SecurityPolicy>,
+    secret_timeout: Duration,
+}
+
+fn watch<K>(api: Api<K>) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watch error; retrying");
+            }
+        }
+    });
+    reader
+}
+
+impl Caches {
+    /// Starts the watches (cluster-wide); [`Caches::ready`] waits for their first lists.
+    pub fn start(client: Client, policy: SecurityPolicy, secret_timeout: Duration) -> Self {
+        Self {
+            courses: watch(Api::<Course>::all(client.clone())),
+            end_users: watch(Api::<EndUser>::all(client.clone())),
+            resellers: watch(Api::<Reseller>::all(client.clone())),
+            client,
+            policy: Arc::new(policy),
+            secret_timeout,
+        }
+    }
+
+    /// Resolves when every cache has listed once.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        self.courses.wait_until_ready().await?;
+        self.end_users.wait_until_ready().await?;
+        self.resellers.wait_until_ready().await?;
+        Ok(())
+    }
+
+    /// A lookup for one request, with the named password Secret's keys fetched first.
+    pub async fn view(&self, secret: Option<(String, String)>) -> ClusterView {
+        let secret = match secret {
+            Some((ns, name)) => {
+                let keys = self.secret_keys(&ns, &name).await;
+                Some((ns, name, keys))
+            }
+            None => None,
+        };
+        ClusterView {
+            caches: self.clone(),
+            secret,
+            today: jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .date(),
+        }
+    }
+
+    async fn secret_keys(&self, namespace: &str, name: &str) -> SecretKeys {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match tokio::time::timeout(self.secret_timeout, api.get_opt(name)).await {
+            Err(_) => SecretKeys::Unknown(format!(
+                "no answer within {}s",
+                self.secret_timeout.as_secs_f64()
+            )),
+            Ok(Err(e)) => SecretKeys::Unknown(format!("API error: {e}")),
+            Ok(Ok(None)) => SecretKeys::Missing,
+            // Only the key names leave this function; the values are dropped here.
+            Ok(Ok(Some(secret))) => SecretKeys::Found(
+                secret
+                    .data
+                    .into_iter()
+                    .flat_map(|d| d.into_keys())
+                    .chain(secret.string_data.into_iter().flat_map(|d| d.into_keys()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The caches plus the one Secret fetched for this request.
+pub struct ClusterView {
+    caches: Caches,
+    secret: Option<(String, String, SecretKeys)>,
+    today: Date,
+}
+
+impl Lookup for ClusterView {
+    fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        self.caches
+            .courses
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn end_users(&self) -> Vec<Arc<EndUser>> {
+        self.caches.end_users.state()
+    }
+
+    fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
+        self.caches.resellers.get(&ObjectRef::new(name))
+    }
+
+    fn secret_keys(&self, namespace: &str, name: &str) -> SecretKeys {
+        match &self.secret {
+            Some((ns, n, keys)) if ns == namespace && n == name => keys.clone(),
+            _ => SecretKeys::Unknown("not fetched".into()),
+        }
+    }
+
+    fn policy(&self) -> &SecurityPolicy {
+        &self.caches.policy
+    }
+
+    fn today(&self) -> Date {
+        self.today
+    }
+}

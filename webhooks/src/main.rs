@@ -1,0 +1,69 @@
+//! The webhook server: configuration, caches, certificate, then the HTTPS endpoints.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use oem_webhooks::cache::Caches;
+use oem_webhooks::claims::Claims;
+use oem_webhooks::config::Config;
+use oem_webhooks::server::{self, State};
+use oem_webhooks::tls;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Config::from_args(std::env::args().skip(1))?;
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes client configuration")?;
+
+    let serving = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let serving = tls::ServingCert::new(tls::load(cert, key)?);
+            tls::reload_on_change(
+                serving.clone(),
+                cert.clone(),
+                key.clone(),
+                config.reload_interval,
+            );
+            serving
+        }
+        _ => {
+            let generated = tls::generate(&config.service_dns)?;
+            let serving = tls::ServingCert::new(tls::certified_key(
+                generated.cert_pem.as_bytes(),
+                generated.key_pem.as_bytes(),
+            )?);
+            tokio::spawn(tls::patch_ca_bundles(
+                client.clone(),
+                generated.ca_pem,
+                config.validating_configs.clone(),
+                config.mutating_configs.clone(),
+            ));
+            serving
+        }
+    };
+
+    let caches = Caches::start(client, config.policy.clone(), config.secret_timeout);
+    tokio::time::timeout(std::time::Duration::from_secs(60), caches.ready())
+        .await
+        .context("the caches did not fill within 60s")??;
+    let state = State {
+        caches,
+        claims: Arc::new(Claims::new(config.claim_ttl)),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "serving admission webhooks");
+    let tls = tls::server_config(serving)?;
+    tokio::select! {
+        () = server::serve(listener, tls, server::routes(state)) => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}

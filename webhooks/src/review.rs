@@ -1,0 +1,196 @@
+//! AdmissionReview in, AdmissionReview out: decodes the request, skips what is never judged
+//! (DELETE, CONNECT, other kinds), runs the rules for the kind and builds the response with
+//! refusals, warnings and (for `/mutate`) a JSON patch. Synchronous and pure but for the
+//! domain claims, so the fuzz target and proptests drive it directly.
+
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use kube::api::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use oem_crds::{Course, EndUser, Reseller};
+use serde::de::DeserializeOwned;
+
+use crate::claims::Claims;
+use crate::defaulting::default_end_user;
+use crate::lookup::{Lookup, ReservedDomain, SecretKeys};
+use crate::policy::SecurityPolicy;
+use crate::rules::{validate_course, validate_end_user, validate_reseller};
+use crate::verdict::Verdict;
+
+/// Which webhook is answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+/// Decodes a request body; a body that is not an AdmissionReview with a request is an error.
+pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_owned())
+}
+
+/// The password Secret (namespace, name) an end-user validation will need, so the server
+/// can fetch it (bounded) before running the synchronous rules.
+pub fn password_secret(req: &AdmissionRequest<DynamicObject>) -> Option<(String, String)> {
+    if !judged(req) || req.kind.kind != "EndUser" {
+        return None;
+    }
+    let eu: EndUser = typed(req.object.as_ref()?, req).ok()?;
+    let reference = eu.spec.password_secret_ref?;
+    Some((req.namespace.clone()?, reference.name))
+}
+
+/// The whole exchange for one body: decode, judge, respond.
+pub fn respond(
+    body: &[u8],
+    endpoint: Endpoint,
+    lookup: &impl Lookup,
+    claims: &Claims,
+) -> AdmissionReview<DynamicObject> {
+    match decode(body) {
+        Ok(req) => match endpoint {
+            Endpoint::Validate => validate(&req, lookup, claims),
+            Endpoint::Mutate => mutate(&req),
+        }
+        .into_review(),
+        Err(e) => AdmissionResponse::invalid(e).into_review(),
+    }
+}
+
+/// DELETE and CONNECT are never judged (deleting must always work), nor other groups.
+fn judged(req: &AdmissionRequest<DynamicObject>) -> bool {
+    matches!(req.operation, Operation::Create | Operation::Update)
+        && req.kind.group == oem_crds::GROUP
+}
+
+fn typed<K: DeserializeOwned>(
+    obj: &DynamicObject,
+    req: &AdmissionRequest<DynamicObject>,
+) -> Result<K, String> {
+    let mut value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    if let Some(ns) = &req.namespace
+        && let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut())
+    {
+        meta.entry("namespace")
+            .or_insert_with(|| serde_json::Value::String(ns.clone()));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+/// The validating webhook.
+pub fn validate(
+    req: &AdmissionRequest<DynamicObject>,
+    lookup: &impl Lookup,
+    claims: &Claims,
+) -> AdmissionResponse {
+    let response = AdmissionResponse::from(req);
+    if !judged(req) {
+        return response;
+    }
+    let Some(object) = &req.object else {
+        return response.deny("the request carries no object");
+    };
+    let kind = req.kind.kind.as_str();
+    let verdict = match kind {
+        "EndUser" => (|| {
+            let new: EndUser = typed(object, req)?;
+            let old: Option<EndUser> = req.old_object.as_ref().and_then(|o| typed(o, req).ok());
+            let owner = format!("{}/{}", req.namespace.clone().unwrap_or_default(), req.name);
+            let mut guard = claims.lock();
+            let view = Reserving {
+                inner: lookup,
+                reserved: guard.reserved(),
+            };
+            let verdict = validate_end_user(&new, old.as_ref(), &view);
+            if verdict.allowed() && !req.dry_run {
+                guard.reserve(&owner, &new.spec.domains);
+            }
+            Ok::<_, String>(verdict)
+        })(),
+        "Course" => typed::<Course>(object, req).map(|new| {
+            let old: Option<Course> = req.old_object.as_ref().and_then(|o| typed(o, req).ok());
+            validate_course(&new, old.as_ref(), lookup)
+        }),
+        "Reseller" => typed::<Reseller>(object, req).map(|new| validate_reseller(&new)),
+        _ => return response,
+    };
+    match verdict {
+        Ok(verdict) => with_verdict(response, verdict),
+        Err(e) => response.deny(format!("the {kind} could not be read: {e}")),
+    }
+}
+
+fn with_verdict(mut response: AdmissionResponse, verdict: Verdict) -> AdmissionResponse {
+    if !verdict.warnings.is_empty() {
+        response.warnings = Some(verdict.warnings.clone());
+    }
+    if verdict.allowed() {
+        response
+    } else {
+        response.deny(verdict.message())
+    }
+}
+
+/// The mutating (defaulting) webhook. An object that does not decode is left to schema
+/// validation, which runs after mutation and reports it better.
+pub fn mutate(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(req);
+    if !judged(req) || req.kind.kind != "EndUser" {
+        return response;
+    }
+    let Some(Ok(eu)) = req.object.as_ref().map(|o| typed::<EndUser>(o, req)) else {
+        return response;
+    };
+    let ops = default_end_user(&eu);
+    if ops.is_empty() {
+        return response;
+    }
+    match serde_json::from_value::<json_patch::Patch>(serde_json::Value::Array(ops)) {
+        Ok(patch) => match response.clone().with_patch(patch) {
+            Ok(patched) => patched,
+            Err(_) => response,
+        },
+        Err(_) => response,
+    }
+}
+
+/// A lookup that also sees the domains reserved by admissions in flight.
+struct Reserving<'a, L> {
+    inner: &'a L,
+    reserved: Vec<ReservedDomain>,
+}
+
+impl<L: Lookup> Lookup for Reserving<'_, L> {
+    fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        self.inner.course(namespace, name)
+    }
+    fn end_users(&self) -> Vec<Arc<EndUser>> {
+        self.inner.end_users()
+    }
+    fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
+        self.inner.reseller(name)
+    }
+    fn secret_keys(&self, namespace: &str, name: &str) -> SecretKeys {
+        self.inner.secret_keys(namespace, name)
+    }
+    fn policy(&self) -> &SecurityPolicy {
+        self.inner.policy()
+    }
+    fn today(&self) -> Date {
+        self.inner.today()
+    }
+    fn reserved_domains(&self) -> Vec<ReservedDomain> {
+        let mut all = self.inner.reserved_domains();
+        all.extend(self.reserved.iter().cloned());
+        all
+    }
+}
+
+#[cfg(test)]
+#[path = "review_tests.rs"]
+mod tests;

@@ -1,0 +1,182 @@
+//! The AdmissionReview exchange: skipped operations, responses, patches, the domain race, and
+//! arbitrary input never panicking.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::fixtures::{cluster, end_user, reseller};
+
+fn body(
+    kind: &str,
+    operation: &str,
+    namespace: Option<&str>,
+    name: &str,
+    object: Value,
+) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "hosting.oem.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "hosting.oem.dev", "version": "v1alpha1", "resource": format!("{}s", kind.to_lowercase())},
+            "name": name, "namespace": namespace, "operation": operation,
+            "userInfo": {"username": "test"},
+            "object": object, "oldObject": null, "dryRun": false
+        }
+    }))
+    .unwrap()
+}
+
+fn response(review: AdmissionReview<DynamicObject>) -> AdmissionResponse {
+    review.response.expect("a response")
+}
+
+fn claims() -> Claims {
+    Claims::new(Duration::from_secs(30))
+}
+
+#[test]
+fn delete_is_never_judged() {
+    let b = body(
+        "EndUser",
+        "DELETE",
+        Some("reseller-acme"),
+        "alice",
+        Value::Null,
+    );
+    let r = response(respond(&b, Endpoint::Validate, &cluster(), &claims()));
+    assert!(r.allowed);
+    assert_eq!(r.uid, "u-1");
+}
+
+#[test]
+fn a_refusal_carries_the_rule_message() {
+    let eu = serde_json::to_value(end_user("reseller-acme", "alice", &["bad domain"])).unwrap();
+    let b = body("EndUser", "CREATE", Some("reseller-acme"), "alice", eu);
+    let r = response(respond(&b, Endpoint::Validate, &cluster(), &claims()));
+    assert!(!r.allowed);
+    assert_eq!(
+        r.result.message,
+        "spec.domains[0]: bad domain is not a valid DNS domain name"
+    );
+}
+
+#[test]
+fn warnings_are_returned_with_an_allowed_response() {
+    let mut r = reseller("acme");
+    r.spec.contacts.clear();
+    let b = body(
+        "Reseller",
+        "CREATE",
+        None,
+        "acme",
+        serde_json::to_value(r).unwrap(),
+    );
+    let r = response(respond(&b, Endpoint::Validate, &cluster(), &claims()));
+    assert!(r.allowed);
+    assert_eq!(r.warnings.unwrap().len(), 1);
+}
+
+#[test]
+fn mutate_answers_a_json_patch() {
+    let eu = serde_json::to_value(end_user("reseller-acme", "alice", &["A.example.jp."])).unwrap();
+    let b = body("EndUser", "CREATE", Some("reseller-acme"), "alice", eu);
+    let r = response(respond(&b, Endpoint::Mutate, &cluster(), &claims()));
+    assert!(r.allowed);
+    let patch: Value = serde_json::from_slice(&r.patch.unwrap()).unwrap();
+    assert_eq!(patch[0]["value"], json!(["a.example.jp"]));
+    assert_eq!(patch[1]["path"], "/spec/passwordSecretRef");
+}
+
+#[test]
+fn garbage_is_answered_as_an_invalid_review() {
+    let r = response(respond(
+        b"{\"kind\": 3}",
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(!r.allowed);
+}
+
+#[test]
+fn of_two_concurrent_claims_of_one_domain_exactly_one_wins() {
+    let lookup = Arc::new(cluster());
+    let claims = Arc::new(claims());
+    let threads: Vec<_> = ["alice", "bob"]
+        .into_iter()
+        .map(|name| {
+            let (lookup, claims) = (lookup.clone(), claims.clone());
+            std::thread::spawn(move || {
+                let eu =
+                    serde_json::to_value(end_user("reseller-acme", name, &["shop.example.jp"]))
+                        .unwrap();
+                let b = body("EndUser", "CREATE", Some("reseller-acme"), name, eu);
+                response(respond(&b, Endpoint::Validate, &*lookup, &claims)).allowed
+            })
+        })
+        .collect();
+    let wins = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|allowed| *allowed)
+        .count();
+    assert_eq!(wins, 1);
+}
+
+#[test]
+fn a_dry_run_does_not_reserve() {
+    let claims = claims();
+    let eu =
+        serde_json::to_value(end_user("reseller-acme", "alice", &["shop.example.jp"])).unwrap();
+    let mut v: Value = serde_json::from_slice(&body(
+        "EndUser",
+        "CREATE",
+        Some("reseller-acme"),
+        "alice",
+        eu,
+    ))
+    .unwrap();
+    v["request"]["dryRun"] = json!(true);
+    let r = response(respond(
+        &serde_json::to_vec(&v).unwrap(),
+        Endpoint::Validate,
+        &cluster(),
+        &claims,
+    ));
+    assert!(r.allowed);
+    assert!(claims.lock().reserved().is_empty());
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-zA-Z0-9.\\- ]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map("[a-zA-Z]{1,10}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// The fuzz target's property without cargo-fuzz: any JSON at all, or a well-formed review
+    /// around an arbitrary object, gets an answer and never a panic.
+    #[test]
+    fn arbitrary_json_never_panics(v in arbitrary_json(), kind in prop_oneof![Just("EndUser"), Just("Course"), Just("Reseller")]) {
+        let raw = serde_json::to_vec(&v).unwrap();
+        let _ = respond(&raw, Endpoint::Validate, &cluster(), &claims());
+        let wrapped = body(kind, "CREATE", Some("reseller-acme"), "x", json!({"metadata": {"name": "x"}, "spec": v}));
+        let _ = respond(&wrapped, Endpoint::Validate, &cluster(), &claims());
+        let _ = respond(&wrapped, Endpoint::Mutate, &cluster(), &claims());
+    }
+}

@@ -1,0 +1,207 @@
+//! One behaviour per test: each Course rule refused, and its valid twin accepted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use oem_crds::Usage;
+use oem_crds::enduser::EndUserStatus;
+
+use super::*;
+use crate::fixtures::{cluster, course, end_user};
+
+const NS: &str = "reseller-acme";
+
+fn with_php(version: &str) -> Course {
+    let mut c = course(NS, "basic");
+    c.spec.services.web.as_mut().unwrap().php_version = version.into();
+    c
+}
+
+fn using_disk(name: &str, disk: &str) -> Arc<oem_crds::EndUser> {
+    let mut eu = end_user(NS, name, &[]);
+    eu.status = Some(EndUserStatus {
+        usage: Some(Usage {
+            disk: Some(Quantity(disk.into())),
+            ..Usage::default()
+        }),
+        ..EndUserStatus::default()
+    });
+    Arc::new(eu)
+}
+
+fn forced(mut c: Course) -> Course {
+    c.metadata.annotations = Some(BTreeMap::from([(
+        FORCE_ANNOTATION.to_owned(),
+        "true".to_owned(),
+    )]));
+    c
+}
+
+#[test]
+fn a_supported_php_version_is_accepted() {
+    assert_eq!(
+        validate_course(&with_php("8.3"), None, &cluster()),
+        Verdict::default()
+    );
+}
+
+#[test]
+fn a_php_version_not_in_the_policy_is_refused() {
+    let v = validate_course(&with_php("5.6"), None, &cluster());
+    assert_eq!(
+        v.denials,
+        ["spec.services.web.phpVersion: PHP 5.6 is not allowed by the security policy"]
+    );
+}
+
+#[test]
+fn a_new_course_on_an_end_of_life_php_is_refused() {
+    let v = validate_course(&with_php("8.1"), None, &cluster());
+    assert_eq!(
+        v.denials,
+        [
+            "spec.services.web.phpVersion: PHP 8.1 reached end of life on 2025-12-31 and is not allowed for new courses or changes (security policy)"
+        ]
+    );
+}
+
+#[test]
+fn an_existing_course_on_an_end_of_life_php_is_warned_not_refused() {
+    let old = with_php("8.1");
+    let mut new = old.clone();
+    new.spec.display_name = "renamed".into();
+    let v = validate_course(&new, Some(&old), &cluster());
+    assert!(v.allowed());
+    assert_eq!(
+        v.warnings,
+        [
+            "spec.services.web.phpVersion: PHP 8.1 reached end of life on 2025-12-31 (security policy); upgrade this course"
+        ]
+    );
+}
+
+#[test]
+fn changing_to_an_end_of_life_php_is_refused() {
+    let v = validate_course(&with_php("8.1"), Some(&with_php("8.3")), &cluster());
+    assert!(!v.allowed());
+}
+
+#[test]
+fn a_version_near_end_of_life_draws_a_warning() {
+    let mut s = cluster();
+    s.today = jiff::civil::date(2026, 11, 1);
+    let v = validate_course(&with_php("8.2"), None, &s);
+    assert!(v.allowed());
+    assert_eq!(v.warnings.len(), 1, "{v:?}");
+}
+
+#[test]
+fn an_end_of_life_database_version_is_refused_for_new_courses() {
+    let mut c = course(NS, "basic");
+    c.spec.services.database.as_mut().unwrap().version = Some("10.6".into());
+    let mut s = cluster();
+    s.today = jiff::civil::date(2026, 8, 1);
+    let v = validate_course(&c, None, &s);
+    assert_eq!(
+        v.denials,
+        [
+            "spec.services.database.version: MariaDB 10.6 reached end of life on 2026-07-06 and is not allowed for new courses or changes (security policy)"
+        ]
+    );
+    c.spec.services.database.as_mut().unwrap().version = None;
+    assert!(validate_course(&c, None, &s).allowed());
+}
+
+#[test]
+fn shrinking_storage_below_an_end_users_usage_is_refused() {
+    let mut s = cluster();
+    s.end_users = vec![using_disk("alice", "6Gi"), using_disk("bob", "1Gi")];
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.resources.storage.0 = "5Gi".into();
+    let v = validate_course(&new, Some(&old), &s);
+    assert_eq!(
+        v.denials,
+        [
+            "spec.resources.storage: storage 5Gi is less than the 6Gi end user alice uses on this course (shrinking below usage) is refused; annotate hosting.oem.dev/force: \"true\" to override"
+        ]
+    );
+    new.spec.resources.storage.0 = "8Gi".into();
+    assert_eq!(validate_course(&new, Some(&old), &s), Verdict::default());
+}
+
+#[test]
+fn shrinking_storage_below_usage_is_allowed_when_forced() {
+    let mut s = cluster();
+    s.end_users = vec![using_disk("alice", "6Gi")];
+    let old = course(NS, "basic");
+    let mut new = forced(old.clone());
+    new.spec.resources.storage.0 = "5Gi".into();
+    let v = validate_course(&new, Some(&old), &s);
+    assert!(v.allowed());
+    assert_eq!(v.warnings.len(), 1);
+}
+
+#[test]
+fn shrinking_storage_with_unknown_usage_warns() {
+    let mut s = cluster();
+    s.end_users = vec![Arc::new(end_user(NS, "alice", &[]))];
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.resources.storage.0 = "5Gi".into();
+    let v = validate_course(&new, Some(&old), &s);
+    assert!(v.allowed());
+    assert_eq!(v.warnings.len(), 1);
+}
+
+#[test]
+fn removing_a_service_while_end_users_are_on_the_course_is_refused() {
+    let mut s = cluster();
+    s.end_users = vec![Arc::new(end_user(NS, "alice", &[]))];
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.services.mail = None;
+    let v = validate_course(&new, Some(&old), &s);
+    assert_eq!(
+        v.denials,
+        [
+            "spec.services.mail: removing mail deletes it, and its data, for the 1 end users on this course, which is refused while end users are on it; annotate hosting.oem.dev/force: \"true\" to override"
+        ]
+    );
+    let v = validate_course(&forced(new), Some(&old), &s);
+    assert!(v.allowed());
+    assert_eq!(v.warnings.len(), 1);
+}
+
+#[test]
+fn removing_each_service_is_refused() {
+    let mut s = cluster();
+    s.end_users = vec![Arc::new(end_user(NS, "alice", &[]))];
+    let old = course(NS, "basic");
+    for service in ["web", "mail", "ftp", "database"] {
+        let mut new = old.clone();
+        match service {
+            "web" => new.spec.services.web = None,
+            "mail" => new.spec.services.mail = None,
+            "ftp" => new.spec.services.ftp = None,
+            _ => new.spec.services.database = None,
+        }
+        let v = validate_course(&new, Some(&old), &s);
+        assert!(
+            v.denials[0].starts_with(&format!("spec.services.{service}: ")),
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn removing_a_service_from_an_unused_course_is_accepted() {
+    let mut s = cluster();
+    s.end_users = vec![Arc::new(end_user("reseller-other", "alice", &[]))];
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.services.mail = None;
+    new.spec.resources.storage.0 = "1Gi".into();
+    assert_eq!(validate_course(&new, Some(&old), &s), Verdict::default());
+}
