@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real daemons the probe tests run against (operator/tests/probes*.rs):
-# nginx, postfix, dovecot (imap, pop3), vsftpd, postgresql, mariadb and openssl.
+# nginx, postfix, dovecot (imap, pop3), vsftpd, postgresql, mariadb and openssl; and what the
+# alerting and usage tests run: prometheus (with promtool), alertmanager and an SMTP server
+# (python3-aiosmtpd).
 # Idempotent: does nothing when every binary is present. Leaves no system service running:
 # the tests start their own instances on 127.0.0.1 high ports with state in a temp dir.
 set -euo pipefail
@@ -16,6 +18,10 @@ have_all() {
     [ -x /usr/sbin/mariadbd ] || return 1
     command -v mariadb-install-db >/dev/null 2>&1 || return 1
     command -v openssl >/dev/null 2>&1 || return 1
+    [ -x /usr/bin/prometheus ] || return 1
+    [ -x /usr/bin/promtool ] || return 1
+    [ -x /usr/bin/prometheus-alertmanager ] || return 1
+    /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || return 1
 }
 
 if have_all; then
@@ -56,10 +62,11 @@ echo "postfix postfix/mailname string localhost" | debconf-set-selections
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     nginx postfix dovecot-core dovecot-imapd dovecot-pop3d vsftpd \
-    postgresql mariadb-server openssl ca-certificates
+    postgresql mariadb-server openssl ca-certificates \
+    prometheus prometheus-alertmanager python3-aiosmtpd
 
 # Belt and braces: make sure nothing the packages ship is left running or enabled.
-for svc in nginx postfix dovecot vsftpd postgresql mariadb mysql; do
+for svc in nginx postfix dovecot vsftpd postgresql mariadb mysql prometheus prometheus-alertmanager; do
     if command -v service >/dev/null 2>&1; then
         service "$svc" stop >/dev/null 2>&1 || true
     fi
@@ -72,4 +79,4 @@ if ! have_all; then
     echo "e2e/daemons: installation finished but a daemon binary is still missing" >&2
     exit 1
 fi
-echo "e2e/daemons: installed nginx postfix dovecot vsftpd postgresql mariadb openssl"
+echo "e2e/daemons: installed nginx postfix dovecot vsftpd postgresql mariadb openssl prometheus alertmanager aiosmtpd"
