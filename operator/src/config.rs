@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::monitor::MonitorConfig;
 use crate::monitor::probes::ProbeConfig;
+use crate::usage::UsageConfig;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +142,11 @@ pub struct Config {
     pub probes: ProbeConfig,
     /// When probes run: interval, retry interval, concurrency.
     pub monitor: MonitorConfig,
+    /// Prometheus's HTTP API (`http://host:9090`), shared by the parts that read it; each
+    /// part may name its own (`usage.prometheusUrl`).
+    pub prometheus_url: Option<String>,
+    /// Usage reporting: interval and source.
+    pub usage: UsageConfig,
 }
 
 impl Default for Config {
@@ -160,6 +166,8 @@ impl Default for Config {
             namespace_labels: BTreeMap::new(),
             probes: ProbeConfig::default(),
             monitor: MonitorConfig::default(),
+            prometheus_url: None,
+            usage: UsageConfig::default(),
         }
     }
 }
@@ -257,6 +265,15 @@ impl Config {
         if let Some(v) = var("OEM_PROBE_CA_FILE") {
             self.probes.ca_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = var("OEM_PROMETHEUS_URL") {
+            self.prometheus_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = var("OEM_USAGE_PROMETHEUS_URL") {
+            self.usage.prometheus_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = var("OEM_USAGE_INTERVAL") {
+            self.usage.interval = duration("OEM_USAGE_INTERVAL", v)?;
+        }
         Ok(())
     }
 
@@ -283,6 +300,14 @@ impl Config {
         }
         if let Err(message) = self.monitor.validate() {
             return invalid("monitor", &message);
+        }
+        if let Err(message) = self.usage.validate() {
+            return invalid("usage", &message);
+        }
+        if let Some(url) = &self.prometheus_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("prometheusUrl", "must start with http:// or https://");
         }
         for (field, image) in [
             ("images.web", &self.images.web),
@@ -354,6 +379,30 @@ mod tests {
             .apply_env(|k| (k == "OEM_PROBE_ALLOW").then(|| "everywhere".into()))
             .unwrap_err();
         assert!(err.to_string().contains("OEM_PROBE_ALLOW"), "{err}");
+    }
+
+    #[test]
+    fn usage_settings_come_from_the_file_and_the_environment() {
+        let mut c: Config =
+            serde_yaml::from_str("prometheusUrl: http://prom:9090\nusage:\n  interval: 2m\n")
+                .unwrap();
+        assert_eq!(c.usage.interval, Duration::from_secs(120));
+        assert_eq!(c.prometheus_url.as_deref(), Some("http://prom:9090"));
+        c.apply_env(|k| match k {
+            "OEM_USAGE_INTERVAL" => Some("1h".into()),
+            "OEM_USAGE_PROMETHEUS_URL" => Some("http://127.0.0.1:9090".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.usage.interval, Duration::from_secs(3600));
+        assert_eq!(
+            c.usage.prometheus_url.as_deref(),
+            Some("http://127.0.0.1:9090")
+        );
+        c.validate().unwrap();
+        c.usage.prometheus_url = Some("prom:9090".into());
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("usage.prometheusUrl"), "{err}");
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod monitor;
 pub mod naming;
 pub mod telemetry;
+pub mod usage;

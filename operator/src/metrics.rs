@@ -14,6 +14,7 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub writes: IntCounterVec,
     pub probes: ProbeMetrics,
+    pub usage: crate::usage::UsageMetrics,
 }
 
 /// Labels of the per-target probe series: never anything secret.
@@ -121,6 +122,7 @@ impl Metrics {
             duration,
             writes,
             probes: ProbeMetrics::register(registry)?,
+            usage: crate::usage::UsageMetrics::register(registry)?,
         })
     }
 

@@ -16,6 +16,9 @@ pub const LABEL_RETAINED: &str = "hosting.oem.dev/retained";
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "oem-hosting-operator";
 
+/// Prefix of every hosting namespace (what usage queries select).
+pub const HOSTING_NAMESPACE_PREFIX: &str = "h-";
+
 /// Prefix of a reseller's own namespace.
 pub const RESELLER_NAMESPACE_PREFIX: &str = "reseller-";
 
@@ -48,7 +51,7 @@ pub fn hosting_namespace(reseller: &str, enduser: &str) -> String {
     while readable.ends_with('-') {
         readable.pop();
     }
-    format!("h-{readable}-{hash}")
+    format!("{HOSTING_NAMESPACE_PREFIX}{readable}-{hash}")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The controllers: Reseller, Course and EndUser, plus the orphan sweep that removes hosting
-//! namespaces whose EndUser disappeared while the operator was not looking.
+//! namespaces whose EndUser disappeared while the operator was not looking; `run` also starts
+//! the monitor and the usage reporter.
 
 mod children;
 pub mod course;
@@ -20,13 +21,14 @@ use oem_crds::reseller::Reseller;
 
 use crate::context::Context;
 
-/// Runs every controller, and the monitor, until the process is asked to stop.
+/// Runs every controller, the monitor and the usage reporter, until the process is asked to stop.
 pub async fn run(ctx: Arc<Context>) {
     tokio::join!(
         reseller::run(ctx.clone()),
         course::run(ctx.clone()),
         enduser::run(ctx.clone()),
         crate::monitor::run(ctx.clone()),
+        crate::usage::run(ctx.clone()),
         orphans::run(ctx),
     );
 }

@@ -123,7 +123,9 @@ async fn write_status(
         ..previous
     };
     let api: Api<Reseller> = Api::all(ctx.client.clone());
-    status::write(&api, reseller, reseller.status.as_ref(), &next).await?;
+    // `usage` belongs to the usage reporter (its own field manager): a stale copy sent here
+    // would undo its writes.
+    status::write_except(&api, reseller, reseller.status.as_ref(), &next, &["usage"]).await?;
     Ok(())
 }
 

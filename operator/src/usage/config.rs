@@ -1,0 +1,53 @@
+//! When and from where usage is measured: `usage:` in the operator's configuration.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Embedded in the operator's configuration as `usage:`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageConfig {
+    /// How often usage is measured and written. Figures are taken at instants aligned to this
+    /// interval (for 5m: :00, :05, :10…), so every replica and every restart measures the same
+    /// instant and a re-measurement of an unchanged instant writes nothing.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Prometheus holding the kubelet's volume statistics and cAdvisor's container series
+    /// (e.g. `http://prometheus-operated.monitoring.svc:9090`). Without it (and without the
+    /// shared `prometheusUrl`) usage comes from the metrics API and the kubelet stats summary.
+    pub prometheus_url: Option<String>,
+    /// Bound on one query (Prometheus or the API server).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(300),
+            prometheus_url: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl UsageConfig {
+    /// Why the configuration cannot work, for the start-up check.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval < Duration::from_secs(1) {
+            return Err("usage.interval must be at least 1s".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("usage.timeout must be above zero".into());
+        }
+        if let Some(url) = &self.prometheus_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "usage.prometheusUrl {url:?} must start with http:// or https://"
+            ));
+        }
+        Ok(())
+    }
+}

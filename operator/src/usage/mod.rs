@@ -1,0 +1,374 @@
+//! Usage reporting (SPEC §2 "server usage", DESIGN "Usage reporting"): disk, memory and network
+//! traffic of every end user, summed per reseller, measured every `usage.interval` and written
+//! to `EndUser.status.usage` and `Reseller.status.usage` (server-side apply of `status.usage`
+//! only, field manager `oem-hosting-usage`, and only when a figure changed), and exported as
+//! metrics for Grafana.
+//!
+//! Sources: Prometheus (`prometheus.rs`) when a URL is configured, else the metrics API and the
+//! kubelet stats summary (`cluster.rs`). The figures themselves are values (`figures.rs`).
+//! Network traffic covers the current calendar month in the reseller's time zone.
+
+mod cluster;
+mod config;
+pub mod figures;
+pub mod metrics;
+pub mod prometheus;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use oem_crds::{EndUser, Reseller, Usage};
+use serde_json::json;
+
+pub use cluster::{parse_pod_metrics, parse_summary};
+pub use config::UsageConfig;
+use figures::{Figures, Snapshot, measurement_instant, sum_by_reseller};
+pub use metrics::UsageMetrics;
+use prometheus::PrometheusSource;
+
+use crate::context::Context;
+use crate::naming;
+
+/// The reporter's field manager: it owns `status.usage` and nothing else.
+pub const FIELD_MANAGER: &str = "oem-hosting-usage";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("building the HTTP client for Prometheus: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("usage query {query:?} failed: {message}")]
+    Query { query: String, message: String },
+    #[error("reading {what}: {source}")]
+    Kube {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing status.usage of {kind} {name}: {source}")]
+    Write {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Where figures come from.
+enum Source {
+    Prometheus(PrometheusSource),
+    Cluster(kube::Client),
+}
+
+impl Source {
+    fn label(&self) -> &'static str {
+        match self {
+            Source::Prometheus(_) => "prometheus",
+            Source::Cluster(_) => "cluster",
+        }
+    }
+
+    async fn snapshot(&self, at: Timestamp, time_zones: &BTreeSet<String>) -> Snapshot {
+        match self {
+            Source::Prometheus(p) => p.snapshot(at, time_zones).await,
+            Source::Cluster(client) => cluster::snapshot(client, time_zones).await,
+        }
+    }
+}
+
+/// Measures and reports every interval until SIGINT/SIGTERM.
+pub async fn run(ctx: Arc<Context>) {
+    let config = &ctx.config.usage;
+    let url = config
+        .prometheus_url
+        .as_ref()
+        .or(ctx.config.prometheus_url.as_ref());
+    let source = match url {
+        Some(url) => match PrometheusSource::new(url, config.timeout) {
+            Ok(p) => Source::Prometheus(p),
+            Err(error) => {
+                tracing::error!(%error, "usage reporting disabled");
+                return;
+            }
+        },
+        None => Source::Cluster(ctx.client.clone()),
+    };
+    tracing::info!(source = source.label(), interval = ?config.interval, "usage reporter started");
+    let mut reporter = Reporter {
+        ctx: ctx.clone(),
+        source,
+        endusers: BTreeSet::new(),
+        resellers: BTreeSet::new(),
+    };
+    tokio::select! {
+        _ = reporter.run() => {}
+        _ = shutdown() => tracing::info!("usage reporter stopped"),
+    }
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// An end user whose hosting exists, with what its figures need.
+struct Tenant {
+    reseller: String,
+    namespace: String,
+    name: String,
+    hosting_namespace: String,
+    usage: Option<Usage>,
+}
+
+struct Reporter {
+    ctx: Arc<Context>,
+    source: Source,
+    /// Label sets exported last time, so the series of deleted objects go away.
+    endusers: BTreeSet<(String, String)>,
+    resellers: BTreeSet<String>,
+}
+
+impl Reporter {
+    async fn run(&mut self) {
+        let interval = self.ctx.config.usage.interval;
+        let mut done: Option<Timestamp> = None;
+        loop {
+            let now = self.ctx.clock.now();
+            let at = measurement_instant(now, interval);
+            let mut wait = until_next(now, at, interval);
+            if done != Some(at) {
+                match self.report(at).await {
+                    Ok(()) => done = Some(at),
+                    Err(error) => {
+                        tracing::warn!(%error, "usage report failed; retrying");
+                        wait = wait.min(self.ctx.config.transient_retry);
+                    }
+                }
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One measurement at `at`, its writes and metrics.
+    async fn report(&mut self, at: Timestamp) -> Result<(), UsageError> {
+        let client = &self.ctx.client;
+        let metrics = &self.ctx.metrics.usage;
+        let source = self.source.label();
+        let listed = async {
+            let resellers = Api::<Reseller>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| UsageError::Kube {
+                    what: "resellers".into(),
+                    source,
+                })?;
+            let endusers = Api::<EndUser>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| UsageError::Kube {
+                    what: "end users".into(),
+                    source,
+                })?;
+            Ok::<_, UsageError>((resellers.items, endusers.items))
+        };
+        let (resellers, endusers) = match listed.await {
+            Ok(lists) => lists,
+            Err(error) => {
+                metrics.reports.with_label_values(&[source, "error"]).inc();
+                return Err(error);
+            }
+        };
+        let time_zone: BTreeMap<String, String> = resellers
+            .iter()
+            .map(|r| (r.name_any(), r.spec.business_calendar.time_zone.clone()))
+            .collect();
+        let tenants: Vec<Tenant> = endusers.iter().filter_map(tenant).collect();
+        let zones: BTreeSet<String> = tenants
+            .iter()
+            .filter_map(|t| time_zone.get(&t.reseller).cloned())
+            .collect();
+        let snapshot = self.source.snapshot(at, &zones).await;
+        let complete = snapshot.disk.is_some()
+            && snapshot.memory.is_some()
+            && snapshot.network_in.values().all(Option::is_some)
+            && snapshot.network_out.values().all(Option::is_some);
+        metrics
+            .reports
+            .with_label_values(&[source, if complete { "ok" } else { "partial" }])
+            .inc();
+        metrics.last_measurement.set(at.as_second());
+
+        let mut failed = None;
+        let mut per_enduser = Vec::new();
+        let mut exported = BTreeSet::new();
+        for t in &tenants {
+            let tz = time_zone.get(&t.reseller).map(String::as_str).unwrap_or("");
+            let figures = snapshot
+                .figures_of(&t.hosting_namespace, tz)
+                .or(Figures::from_usage(t.usage.as_ref()));
+            metrics.set_enduser(&t.reseller, &t.name, &figures);
+            exported.insert((t.reseller.clone(), t.name.clone()));
+            per_enduser.push((t.reseller.as_str(), figures));
+            let api: Api<EndUser> = Api::namespaced(client.clone(), &t.namespace);
+            if let Err(error) = self
+                .write(&api, &t.name, t.usage.as_ref(), figures, at)
+                .await
+            {
+                tracing::warn!(%error, "usage write failed");
+                failed = Some(error);
+            }
+        }
+        for gone in self.endusers.difference(&exported) {
+            metrics.remove_enduser(&gone.0, &gone.1);
+        }
+        self.endusers = exported;
+
+        let names: Vec<String> = resellers.iter().map(ResourceExt::name_any).collect();
+        let sums = sum_by_reseller(names.iter().map(String::as_str), per_enduser);
+        let api: Api<Reseller> = Api::all(client.clone());
+        for reseller in &resellers {
+            let name = reseller.name_any();
+            let Some(figures) = sums.get(&name) else {
+                continue;
+            };
+            metrics.set_reseller(&name, figures);
+            let current = reseller.status.as_ref().and_then(|s| s.usage.as_ref());
+            if let Err(error) = self.write(&api, &name, current, *figures, at).await {
+                tracing::warn!(%error, "usage write failed");
+                failed = Some(error);
+            }
+        }
+        let exported: BTreeSet<String> = names.into_iter().collect();
+        for gone in self.resellers.difference(&exported) {
+            metrics.remove_reseller(gone);
+        }
+        self.resellers = exported;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Applies `status.usage` when the figures differ from what `current` reports.
+    async fn write<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        current: Option<&Usage>,
+        figures: Figures,
+        at: Timestamp,
+    ) -> Result<(), UsageError>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let measured = figures.disk.is_some()
+            || figures.memory.is_some()
+            || figures.network_in.is_some()
+            || figures.network_out.is_some();
+        if !measured || figures.reported_by(current) {
+            return Ok(());
+        }
+        let kind = K::kind(&()).into_owned();
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": kind,
+            "status": {"usage": figures.to_usage(at)},
+        });
+        let writes = &self.ctx.metrics.usage.status_writes;
+        let kind_label = if kind == "Reseller" {
+            "Reseller"
+        } else {
+            "EndUser"
+        };
+        match api
+            .patch_status(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                writes.with_label_values(&[kind_label, "ok"]).inc();
+                Ok(())
+            }
+            // Deleted since it was listed: nothing to report on.
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(source) => {
+                writes.with_label_values(&[kind_label, "error"]).inc();
+                Err(UsageError::Write {
+                    kind: kind_label,
+                    name: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The end user's reseller and hosting namespace, once its hosting exists.
+fn tenant(enduser: &EndUser) -> Option<Tenant> {
+    let namespace = enduser.namespace()?;
+    let reseller = naming::reseller_of_namespace(&namespace)?.to_owned();
+    let status = enduser.status.as_ref()?;
+    let hosting_namespace = status.hosting_namespace.clone()?;
+    Some(Tenant {
+        reseller,
+        name: enduser.name_any(),
+        namespace,
+        hosting_namespace,
+        usage: status.usage.clone(),
+    })
+}
+
+/// How long from `now` until the measurement after `at`.
+fn until_next(now: Timestamp, at: Timestamp, interval: Duration) -> Duration {
+    let next = at.as_millisecond() + interval.as_millis() as i64;
+    let left = next - now.as_millisecond();
+    Duration::from_millis(left.clamp(1, interval.as_millis() as i64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_measurement_is_at_the_next_aligned_instant() {
+        let now: Timestamp = "2026-11-26T01:43:14Z".parse().unwrap();
+        let five = Duration::from_secs(300);
+        let at = measurement_instant(now, five);
+        assert_eq!(until_next(now, at, five), Duration::from_secs(106));
+    }
+
+    #[test]
+    fn an_end_user_without_hosting_has_nothing_to_measure() {
+        let mut enduser: EndUser = serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+            "metadata": {"name": "alice", "namespace": "reseller-acme"},
+            "spec": {
+                "loginId": "alice", "contractName": "Alice", "contactEmail": "a@example.jp",
+                "courseRef": {"name": "basic"}, "domains": [],
+                "contractDate": "2025-01-01", "startDate": "2099-01-01"
+            }
+        }))
+        .unwrap();
+        assert!(tenant(&enduser).is_none());
+        enduser.status =
+            Some(serde_json::from_value(json!({"hostingNamespace": "h-acme-alice-1"})).unwrap());
+        let t = tenant(&enduser).unwrap();
+        assert_eq!(
+            (t.reseller.as_str(), t.hosting_namespace.as_str()),
+            ("acme", "h-acme-alice-1")
+        );
+    }
+}
