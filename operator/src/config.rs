@@ -274,6 +274,9 @@ impl Config {
         if let Some(v) = var("OEM_USAGE_INTERVAL") {
             self.usage.interval = duration("OEM_USAGE_INTERVAL", v)?;
         }
+        if let Some(v) = var("OEM_USAGE_REFRESH_INTERVAL") {
+            self.usage.refresh_interval = duration("OEM_USAGE_REFRESH_INTERVAL", v)?;
+        }
         Ok(())
     }
 

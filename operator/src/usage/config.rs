@@ -13,6 +13,10 @@ pub struct UsageConfig {
     /// instant and a re-measurement of an unchanged instant writes nothing.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Between measurements, how often end users and resellers are listed, so new ones get
+    /// their first figures without waiting for the next interval.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
     /// Prometheus holding the kubelet's volume statistics and cAdvisor's container series
     /// (e.g. `http://prometheus-operated.monitoring.svc:9090`). Without it (and without the
     /// shared `prometheusUrl`) usage comes from the metrics API and the kubelet stats summary.
@@ -26,6 +30,7 @@ impl Default for UsageConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(300),
+            refresh_interval: Duration::from_secs(30),
             prometheus_url: None,
             timeout: Duration::from_secs(30),
         }
@@ -37,6 +42,9 @@ impl UsageConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.interval < Duration::from_secs(1) {
             return Err("usage.interval must be at least 1s".into());
+        }
+        if self.refresh_interval.is_zero() {
+            return Err("usage.refreshInterval must be above zero".into());
         }
         if self.timeout.is_zero() {
             return Err("usage.timeout must be above zero".into());

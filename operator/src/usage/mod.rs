@@ -142,55 +142,81 @@ struct Reporter {
 }
 
 impl Reporter {
+    /// Measures at every aligned instant; between instants, lists the objects every
+    /// `usage.refreshInterval` so a new end user (or reseller) gets its first figures at once
+    /// instead of at the next instant. Re-measuring an instant writes only what is new.
     async fn run(&mut self) {
-        let interval = self.ctx.config.usage.interval;
-        let mut done: Option<Timestamp> = None;
+        let config = &self.ctx.config.usage;
+        let (interval, refresh) = (config.interval, config.refresh_interval);
+        // The instant last measured in full, and what it covered.
+        let mut done: Option<(Timestamp, BTreeSet<String>)> = None;
         loop {
             let now = self.ctx.clock.now();
             let at = measurement_instant(now, interval);
-            let mut wait = until_next(now, at, interval);
-            if done != Some(at) {
-                match self.report(at).await {
-                    Ok(()) => done = Some(at),
-                    Err(error) => {
-                        tracing::warn!(%error, "usage report failed; retrying");
-                        wait = wait.min(self.ctx.config.transient_retry);
+            let mut wait = until_next(now, at, interval).min(refresh);
+            match self.list().await {
+                Ok((resellers, endusers)) => {
+                    let covers = objects(&resellers, &endusers);
+                    let fresh = match &done {
+                        Some((instant, covered)) => *instant != at || !covers.is_subset(covered),
+                        None => true,
+                    };
+                    if fresh {
+                        match self.report(at, &resellers, &endusers).await {
+                            Ok(true) => done = Some((at, covers)),
+                            // A source that did not answer: try again soon.
+                            Ok(false) => wait = wait.min(self.ctx.config.transient_retry),
+                            Err(error) => {
+                                tracing::warn!(%error, "usage report failed; retrying");
+                                wait = wait.min(self.ctx.config.transient_retry);
+                            }
+                        }
                     }
+                }
+                Err(error) => {
+                    self.ctx
+                        .metrics
+                        .usage
+                        .reports
+                        .with_label_values(&[self.source.label(), "error"])
+                        .inc();
+                    tracing::warn!(%error, "listing resellers and end users for usage failed");
+                    wait = wait.min(self.ctx.config.transient_retry);
                 }
             }
             tokio::time::sleep(wait).await;
         }
     }
 
-    /// One measurement at `at`, its writes and metrics.
-    async fn report(&mut self, at: Timestamp) -> Result<(), UsageError> {
+    async fn list(&self) -> Result<(Vec<Reseller>, Vec<EndUser>), UsageError> {
+        let client = &self.ctx.client;
+        let resellers = Api::<Reseller>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| UsageError::Kube {
+                what: "resellers".into(),
+                source,
+            })?;
+        let endusers = Api::<EndUser>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| UsageError::Kube {
+                what: "end users".into(),
+                source,
+            })?;
+        Ok((resellers.items, endusers.items))
+    }
+
+    /// One measurement at `at`, its writes and metrics; whether every query answered.
+    async fn report(
+        &mut self,
+        at: Timestamp,
+        resellers: &[Reseller],
+        endusers: &[EndUser],
+    ) -> Result<bool, UsageError> {
         let client = &self.ctx.client;
         let metrics = &self.ctx.metrics.usage;
         let source = self.source.label();
-        let listed = async {
-            let resellers = Api::<Reseller>::all(client.clone())
-                .list(&ListParams::default())
-                .await
-                .map_err(|source| UsageError::Kube {
-                    what: "resellers".into(),
-                    source,
-                })?;
-            let endusers = Api::<EndUser>::all(client.clone())
-                .list(&ListParams::default())
-                .await
-                .map_err(|source| UsageError::Kube {
-                    what: "end users".into(),
-                    source,
-                })?;
-            Ok::<_, UsageError>((resellers.items, endusers.items))
-        };
-        let (resellers, endusers) = match listed.await {
-            Ok(lists) => lists,
-            Err(error) => {
-                metrics.reports.with_label_values(&[source, "error"]).inc();
-                return Err(error);
-            }
-        };
         let time_zone: BTreeMap<String, String> = resellers
             .iter()
             .map(|r| (r.name_any(), r.spec.business_calendar.time_zone.clone()))
@@ -239,7 +265,7 @@ impl Reporter {
         let names: Vec<String> = resellers.iter().map(ResourceExt::name_any).collect();
         let sums = sum_by_reseller(names.iter().map(String::as_str), per_enduser);
         let api: Api<Reseller> = Api::all(client.clone());
-        for reseller in &resellers {
+        for reseller in resellers {
             let name = reseller.name_any();
             let Some(figures) = sums.get(&name) else {
                 continue;
@@ -256,7 +282,7 @@ impl Reporter {
             metrics.remove_reseller(gone);
         }
         self.resellers = exported;
-        failed.map_or(Ok(()), Err)
+        failed.map_or(Ok(complete), Err)
     }
 
     /// Applies `status.usage` when the figures differ from what `current` reports.
@@ -314,6 +340,20 @@ impl Reporter {
             }
         }
     }
+}
+
+/// What a measurement covers: every reseller and every end user whose hosting exists.
+fn objects(resellers: &[Reseller], endusers: &[EndUser]) -> BTreeSet<String> {
+    resellers
+        .iter()
+        .map(|r| r.name_any())
+        .chain(
+            endusers
+                .iter()
+                .filter_map(tenant)
+                .map(|t| format!("{}/{}", t.namespace, t.name)),
+        )
+        .collect()
 }
 
 /// The end user's reseller and hosting namespace, once its hosting exists.
