@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use oem_crds::{EndUser, Reseller};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, apply_reseller};
 use oem_e2e::operator::{Operator, OperatorOptions};
@@ -79,7 +79,9 @@ impl Series {
 
     /// A counter from 0 at the first sample rising evenly to `last` at T.
     fn counter(&mut self, name: &str, labels: &str, last: f64) {
-        self.samples(name, labels, |i, n| (last * i as f64 / (n - 1) as f64).round());
+        self.samples(name, labels, |i, n| {
+            (last * i as f64 / (n - 1) as f64).round()
+        });
     }
 }
 
@@ -101,12 +103,32 @@ fn backfill(names: &Names, t: Timestamp) -> String {
 
     s.family("kubelet_volume_stats_used_bytes", "gauge");
     let disk = [
-        (alice, "persistentvolumeclaim=\"data-web-0\",instance=\"node-a\"", 3.0 * GI),
+        (
+            alice,
+            "persistentvolumeclaim=\"data-web-0\",instance=\"node-a\"",
+            3.0 * GI,
+        ),
         // The same claim scraped by a second job: counted once.
-        (alice, "persistentvolumeclaim=\"data-web-0\",instance=\"node-a-copy\"", 3.0 * GI),
-        (alice, "persistentvolumeclaim=\"data-db-0\",instance=\"node-a\"", GI),
-        (bob, "persistentvolumeclaim=\"data-web-0\",instance=\"node-a\"", 512.0 * MI),
-        (carol, "persistentvolumeclaim=\"data-web-0\",instance=\"node-b\"", 2.0 * GI),
+        (
+            alice,
+            "persistentvolumeclaim=\"data-web-0\",instance=\"node-a-copy\"",
+            3.0 * GI,
+        ),
+        (
+            alice,
+            "persistentvolumeclaim=\"data-db-0\",instance=\"node-a\"",
+            GI,
+        ),
+        (
+            bob,
+            "persistentvolumeclaim=\"data-web-0\",instance=\"node-a\"",
+            512.0 * MI,
+        ),
+        (
+            carol,
+            "persistentvolumeclaim=\"data-web-0\",instance=\"node-b\"",
+            2.0 * GI,
+        ),
     ];
     for (ns, rest, v) in disk {
         s.samples("kubelet_volume_stats_used_bytes", &l(ns, rest), |_, _| v);
@@ -144,20 +166,56 @@ fn backfill(names: &Names, t: Timestamp) -> String {
             (50e6 * (i - half) as f64 / (n - 1 - half) as f64).round()
         }
     };
-    s.samples(rx, &l(alice, "pod=\"web-0\",container=\"\",interface=\"eth0\""), restart);
+    s.samples(
+        rx,
+        &l(alice, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        restart,
+    );
     // cAdvisor may report the same interface on the pause container too: counted once.
-    s.samples(rx, &l(alice, "pod=\"web-0\",container=\"POD\",interface=\"eth0\""), restart);
-    s.counter(rx, &l(alice, "pod=\"db-0\",container=\"\",interface=\"eth0\""), 25e6);
+    s.samples(
+        rx,
+        &l(alice, "pod=\"web-0\",container=\"POD\",interface=\"eth0\""),
+        restart,
+    );
+    s.counter(
+        rx,
+        &l(alice, "pod=\"db-0\",container=\"\",interface=\"eth0\""),
+        25e6,
+    );
     // Loopback is not the end user's line.
-    s.counter(rx, &l(alice, "pod=\"web-0\",container=\"\",interface=\"lo\""), 1e9);
-    s.counter(rx, &l(bob, "pod=\"web-0\",container=\"\",interface=\"eth0\""), MI);
-    s.counter(rx, &l(carol, "pod=\"web-0\",container=\"\",interface=\"eth0\""), 10e6);
+    s.counter(
+        rx,
+        &l(alice, "pod=\"web-0\",container=\"\",interface=\"lo\""),
+        1e9,
+    );
+    s.counter(
+        rx,
+        &l(bob, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        MI,
+    );
+    s.counter(
+        rx,
+        &l(carol, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        10e6,
+    );
 
     s.family("container_network_transmit_bytes", "counter");
     let tx = "container_network_transmit_bytes_total";
-    s.counter(tx, &l(alice, "pod=\"web-0\",container=\"\",interface=\"eth0\""), 300e6);
-    s.counter(tx, &l(bob, "pod=\"web-0\",container=\"\",interface=\"eth0\""), 2.0 * MI);
-    s.counter(tx, &l(carol, "pod=\"web-0\",container=\"\",interface=\"eth0\""), 20e6);
+    s.counter(
+        tx,
+        &l(alice, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        300e6,
+    );
+    s.counter(
+        tx,
+        &l(bob, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        2.0 * MI,
+    );
+    s.counter(
+        tx,
+        &l(carol, "pod=\"web-0\",container=\"\",interface=\"eth0\""),
+        20e6,
+    );
     s.text.push_str("# EOF\n");
     s.text
 }
@@ -169,7 +227,12 @@ fn usage_of(value: &Value) -> BTreeMap<String, String> {
         .into_iter()
         .flatten()
         .filter(|(k, _)| *k != "updatedAt")
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or(v.to_string())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map(str::to_owned).unwrap_or(v.to_string()),
+            )
+        })
         .collect()
 }
 
@@ -272,7 +335,10 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let probe = prometheus
         .query_at("kubelet_volume_stats_used_bytes", t.as_second() as f64)
         .await?;
-    anyhow::ensure!(probe.len() == 6, "the backfill is not queryable at {t}: {probe:?}");
+    anyhow::ensure!(
+        probe.len() == 6,
+        "the backfill is not queryable at {t}: {probe:?}"
+    );
 
     // The operator's "now" runs on from one second after T.
     let dir = tempfile::tempdir()?;
@@ -288,7 +354,10 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let operator = Operator::start(
         cluster,
         OperatorOptions {
-            env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         },
     )
     .await?;
@@ -297,10 +366,14 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     tokyo["spec"]["businessCalendar"] = json!({"timeZone": "Asia/Tokyo"});
     let mut london = hosting::reseller(&names.b, json!([]));
     london["spec"]["businessCalendar"] = json!({"timeZone": "Europe/London"});
-    let ns_a = apply_reseller(&client, tokyo).await?;
+    let ns_a = apply_reseller(&client, tokyo.clone()).await?;
     let ns_b = apply_reseller(&client, london).await?;
     for ns in [&ns_a, &ns_b] {
-        apply_course(&client, hosting::course(ns, "basic", "1Gi", hosting::web_and_db())).await?;
+        apply_course(
+            &client,
+            hosting::course(ns, "basic", "1Gi", hosting::web_and_db()),
+        )
+        .await?;
     }
     for (ns, name) in [(&ns_a, "alice"), (&ns_a, "bob"), (&ns_b, "carol")] {
         apply_enduser(
@@ -314,18 +387,28 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let bob = expected("512Mi", "128Mi", "1Mi", "2Mi");
     let carol = expected("2Gi", "64Mi", "10M", "20M");
     let fail = |e: anyhow::Error| e.context(format!("operator log:\n{}", operator.log_tail(30)));
-    let v = wait_enduser_usage(&client, &ns_a, "alice", &alice).await.map_err(fail)?;
+    let v = wait_enduser_usage(&client, &ns_a, "alice", &alice)
+        .await
+        .map_err(fail)?;
     assert_eq!(
         v["status"]["usage"]["updatedAt"].as_str(),
         Some(t.to_string().as_str()),
         "figures stand for the measurement instant T"
     );
-    wait_enduser_usage(&client, &ns_a, "bob", &bob).await.map_err(fail)?;
-    wait_enduser_usage(&client, &ns_b, "carol", &carol).await.map_err(fail)?;
+    wait_enduser_usage(&client, &ns_a, "bob", &bob)
+        .await
+        .map_err(fail)?;
+    wait_enduser_usage(&client, &ns_b, "carol", &carol)
+        .await
+        .map_err(fail)?;
     // 175M + 1Mi and 300M + 2Mi have no whole suffix: plain bytes.
     let sum_a = expected("4608Mi", "640Mi", "176048576", "302097152");
-    let va = wait_reseller_usage(&client, &names.a, &sum_a).await.map_err(fail)?;
-    wait_reseller_usage(&client, &names.b, &carol).await.map_err(fail)?;
+    let va = wait_reseller_usage(&client, &names.a, &sum_a)
+        .await
+        .map_err(fail)?;
+    wait_reseller_usage(&client, &names.b, &carol)
+        .await
+        .map_err(fail)?;
 
     // status.usage is owned by the reporter's field manager alone.
     let managers: Vec<&str> = va["metadata"]["managedFields"]
@@ -335,7 +418,11 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
         .filter(|f| f["fieldsV1"]["f:status"].get("f:usage").is_some())
         .filter_map(|f| f["manager"].as_str())
         .collect();
-    assert_eq!(managers, ["oem-hosting-usage"], "owners of the reseller's status.usage");
+    assert_eq!(
+        managers,
+        ["oem-hosting-usage"],
+        "owners of the reseller's status.usage"
+    );
 
     let text = operator.metrics().await?;
     let gauge = |name: &str, labels: &[(&str, &str)]| {
@@ -351,8 +438,14 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let a_l = [("reseller", names.a.as_str())];
     assert_eq!(gauge("oem_reseller_usage_disk_bytes", &a_l)?, 4608.0 * MI);
     assert_eq!(gauge("oem_reseller_usage_memory_bytes", &a_l)?, 640.0 * MI);
-    assert_eq!(gauge("oem_reseller_usage_network_receive_bytes", &a_l)?, 175e6 + MI);
-    assert_eq!(gauge("oem_reseller_usage_network_transmit_bytes", &a_l)?, 300e6 + 2.0 * MI);
+    assert_eq!(
+        gauge("oem_reseller_usage_network_receive_bytes", &a_l)?,
+        175e6 + MI
+    );
+    assert_eq!(
+        gauge("oem_reseller_usage_network_transmit_bytes", &a_l)?,
+        300e6 + 2.0 * MI
+    );
     assert_eq!(
         gauge("oem_usage_last_measurement_timestamp_seconds", &[])?,
         t.as_second() as f64
@@ -362,7 +455,13 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let writes = |text: &str| -> f64 {
         ["EndUser", "Reseller"]
             .iter()
-            .filter_map(|k| metric(text, "oem_usage_status_writes_total", &[("kind", k), ("result", "ok")]))
+            .filter_map(|k| {
+                metric(
+                    text,
+                    "oem_usage_status_writes_total",
+                    &[("kind", k), ("result", "ok")],
+                )
+            })
             .sum()
     };
     let before = writes(&text);
@@ -370,16 +469,21 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let endusers: Api<EndUser> = Api::namespaced(client.clone(), &ns_a);
     let rv = version(&serde_json::to_value(endusers.get("bob").await?)?);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(writes(&operator.metrics().await?), before, "writes after the figures landed");
-    assert_eq!(version(&serde_json::to_value(endusers.get("bob").await?)?), rv);
+    assert_eq!(
+        writes(&operator.metrics().await?),
+        before,
+        "writes after the figures landed"
+    );
+    assert_eq!(
+        version(&serde_json::to_value(endusers.get("bob").await?)?),
+        rv
+    );
 
     // The Reseller controller writes its status on a spec change and leaves usage alone.
     let resellers: Api<Reseller> = Api::all(client.clone());
-    let patch = json!({"apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Reseller",
-        "spec": {"displayName": "renamed hosting"}});
-    resellers
-        .patch(&names.a, &PatchParams::apply("e2e-rename"), &Patch::Apply(&patch))
-        .await?;
+    let mut renamed = tokyo;
+    renamed["spec"]["displayName"] = json!("renamed hosting");
+    hosting::apply(&resellers, renamed).await?;
     let generation = resellers.get(&names.a).await?.metadata.generation;
     wait::until(
         "the reseller controller to observe the rename",
@@ -391,13 +495,19 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
             if observed == generation {
                 Ok(())
             } else {
-                Err(format!("observedGeneration {observed:?}, generation {generation:?}"))
+                Err(format!(
+                    "observedGeneration {observed:?}, generation {generation:?}"
+                ))
             }
         },
     )
     .await?;
     let after = serde_json::to_value(resellers.get(&names.a).await?)?;
-    assert_eq!(usage_of(&after), sum_a, "usage after the reseller controller wrote");
+    assert_eq!(
+        usage_of(&after),
+        sum_a,
+        "usage after the reseller controller wrote"
+    );
     println!(
         "usage e2e: T={t}, alice {alice:?}, bob {bob:?}, carol {carol:?}, reseller {} {sum_a:?}; {:.1}s",
         names.a,
@@ -423,10 +533,19 @@ async fn usage_without_prometheus_finds_no_metrics_api_here() -> anyhow::Result<
         .context("the local cluster has no node")?
         .trim_start_matches("node/");
     let summary = cluster.kubectl(
-        &["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/stats/summary")],
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/stats/summary"),
+        ],
         None,
     )?;
     let body = String::from_utf8_lossy(&summary.stdout);
+    println!(
+        "fallback: metrics.k8s.io not served; node {node} /stats/summary via the node proxy: {} {}",
+        summary.status,
+        String::from_utf8_lossy(&summary.stderr).trim()
+    );
     assert!(
         !summary.status.success() || oem_operator::usage::parse_summary(&body).is_err(),
         "node {node} serves a stats summary now: test the fallback usage source end to end"
