@@ -17,7 +17,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-crds:    ## regenerate crds/yaml from the Rust types
+crds:    ## regenerate crds/yaml and charts/oem-hosting/crds from the Rust types
 	cargo run -q -p oem-crds --bin crdgen
 
 bench:   ## benchmarks (print figures, never fail on time), in a loopback-only network namespace

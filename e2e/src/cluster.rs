@@ -17,6 +17,8 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
     /// The cluster's state folder (pki, logs, pids).
     pub state_dir: PathBuf,
+    /// The helm binary `build.sh` built.
+    pub helm: PathBuf,
 }
 
 static SHARED: OnceCell<Cluster> = OnceCell::const_new();
@@ -74,12 +76,17 @@ impl Cluster {
                 .with_context(|| format!("cluster.sh env printed no {key}: {text}"))
         };
         let kubeconfig = PathBuf::from(field("KUBECONFIG=")?);
+        let path = field("PATH=")?;
         let bin_dir = PathBuf::from(
-            field("PATH=")?
-                .split(':')
+            path.split(':')
                 .next()
                 .context("empty PATH from cluster.sh env")?,
         );
+        let helm = path
+            .split(':')
+            .map(|dir| Path::new(dir).join("helm"))
+            .find(|helm| helm.exists())
+            .with_context(|| format!("no helm in the PATH cluster.sh env printed: {path}"))?;
         let state_dir = kubeconfig
             .parent()
             .map(Path::to_path_buf)
@@ -88,6 +95,7 @@ impl Cluster {
             kubeconfig,
             bin_dir,
             state_dir,
+            helm,
         })
     }
 
@@ -132,6 +140,33 @@ impl Cluster {
             bail!(
                 "kubectl {} failed: {}",
                 args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Cluster {
+    /// Runs helm against the cluster as admin; returns its output, whatever the exit status.
+    pub fn helm(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(&self.helm)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running helm")
+    }
+
+    /// Runs helm and fails with its output unless it succeeds; returns stdout.
+    pub fn helm_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.helm(args)?;
+        if !out.status.success() {
+            bail!(
+                "helm {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }

@@ -88,19 +88,36 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
             None,
         )?;
     }
-    let account = format!(
+    service_account_kubeconfig(
+        cluster,
+        OPERATOR_ACCOUNT,
+        "oem-hosting-operator",
+        "operator.kubeconfig",
+    )
+}
+
+/// Creates the ServiceAccount `account` in the operator's namespace, binds it to the
+/// ClusterRole `cluster_role` (a binding of the same name), and writes a kubeconfig that
+/// authenticates with its token to `file` in the cluster's state folder.
+pub fn service_account_kubeconfig(
+    cluster: &Cluster,
+    account: &str,
+    cluster_role: &str,
+    file: &str,
+) -> anyhow::Result<PathBuf> {
+    let objects = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {OPERATOR_NAMESPACE}}}\n---\n\
-         apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {OPERATOR_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: oem-hosting-operator}}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: oem-hosting-operator}}\n\
-         subjects: [{{kind: ServiceAccount, name: {OPERATOR_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {account}, namespace: {OPERATOR_NAMESPACE}}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {cluster_role}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {cluster_role}}}\n\
+         subjects: [{{kind: ServiceAccount, name: {account}, namespace: {OPERATOR_NAMESPACE}}}]\n"
     );
-    cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&account))?;
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&objects))?;
     let token = cluster.kubectl_ok(
         &[
             "create",
             "token",
-            OPERATOR_ACCOUNT,
+            account,
             "-n",
             OPERATOR_NAMESPACE,
             "--duration",
@@ -117,12 +134,12 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
     };
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
-         users:\n- name: operator\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: operator}}\ncurrent-context: local\n",
+         users:\n- name: {account}\n  user:\n    token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: {account}}}\ncurrent-context: local\n",
         field("server:")?,
         field("certificate-authority-data:")?,
         token.trim()
     );
-    let path = cluster.state_dir.join("operator.kubeconfig");
+    let path = cluster.state_dir.join(file);
     std::fs::write(&path, kubeconfig)?;
     Ok(path)
 }

@@ -1,5 +1,7 @@
 //! The admission webhooks as the end-to-end tests run them: the `oem-webhooks` binary as a
-//! process on a free loopback port, and webhook configurations pointing at it, scoped by a
+//! process on a free loopback port, under its own ServiceAccount bound to the chart's
+//! `files/webhooks-clusterrole.yaml` (so a missing permission fails a test), and webhook
+//! configurations pointing at it, scoped by a
 //! label to the test's own namespaces and resellers and deleted again when the guard drops
 //! (also when a test fails), so no other test's objects are ever judged.
 
@@ -14,8 +16,34 @@ use k8s_openapi::api::admissionregistration::v1::{
 use kube::Api;
 use serde_json::json;
 
-use crate::cluster::Cluster;
-use crate::operator::target_bin_dir;
+use crate::cluster::{Cluster, repo_root};
+use crate::operator::{service_account_kubeconfig, target_bin_dir};
+
+/// The webhooks' ServiceAccount (in the operator's namespace) and ClusterRole.
+pub const WEBHOOKS_ACCOUNT: &str = "oem-webhooks";
+pub const WEBHOOKS_ROLE: &str = "oem-hosting-webhooks";
+
+/// Applies the chart's webhooks ClusterRole and returns a kubeconfig of a ServiceAccount
+/// bound to it.
+pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
+    let role = repo_root().join("charts/oem-hosting/files/webhooks-clusterrole.yaml");
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &role.to_string_lossy(),
+        ],
+        None,
+    )?;
+    service_account_kubeconfig(
+        cluster,
+        WEBHOOKS_ACCOUNT,
+        WEBHOOKS_ROLE,
+        "webhooks.kubeconfig",
+    )
+}
 
 /// The label that selects what the test's webhook configurations judge: namespaces carrying
 /// it (Courses, EndUsers) and Resellers carrying it.
@@ -29,8 +57,10 @@ pub struct WebhookServer {
 }
 
 impl WebhookServer {
-    /// Starts the binary with a generated CA, writing it into `configs` (validating, mutating).
+    /// Starts the binary under the webhooks' ServiceAccount with a generated CA, writing it
+    /// into `configs` (validating, mutating).
     pub fn start(cluster: &Cluster, configs: &WebhookConfigs) -> anyhow::Result<Self> {
+        let kubeconfig = install(cluster)?;
         let binary = target_bin_dir()?.join("oem-webhooks");
         if !binary.exists() {
             bail!(
@@ -44,7 +74,7 @@ impl WebhookServer {
             .join(format!("logs/webhooks-{}.log", configs.name));
         let log = std::fs::File::create(&log_file).context("creating the webhooks log")?;
         let child = Command::new(&binary)
-            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info,oem_webhooks=debug")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--service-dns", "localhost"])

@@ -1,6 +1,6 @@
 //! Writes the CustomResourceDefinitions generated from the Rust types: one file per kind under
-//! `crds/yaml/` (or the directory given with `--out DIR`), or all of them to standard output
-//! with `--stdout`.
+//! `crds/yaml/` and the Helm chart's `charts/oem-hosting/crds/` (or only the directory given
+//! with `--out DIR`), or all of them to standard output with `--stdout`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,12 +8,16 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut stdout = false;
-    let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yaml");
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut outs = vec![
+        crate_dir.join("yaml"),
+        crate_dir.join("../charts/oem-hosting/crds"),
+    ];
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--stdout" => stdout = true,
             "--out" => match args.next() {
-                Some(dir) => out = PathBuf::from(dir),
+                Some(dir) => outs = vec![PathBuf::from(dir)],
                 None => return usage("--out needs a directory"),
             },
             "-h" | "--help" => {
@@ -23,7 +27,7 @@ fn main() -> ExitCode {
             other => return usage(&format!("unknown argument {other}")),
         }
     }
-    match run(stdout, &out) {
+    match run(stdout, &outs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("crdgen: {error}");
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(stdout: bool, out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+fn run(stdout: bool, outs: &[PathBuf]) -> Result<(), Box<dyn std::error::Error>> {
     let crds = oem_crds::all_crds();
     if stdout {
         for crd in &crds {
@@ -40,11 +44,13 @@ fn run(stdout: bool, out: &std::path::Path) -> Result<(), Box<dyn std::error::Er
         }
         return Ok(());
     }
-    std::fs::create_dir_all(out)?;
-    for crd in &crds {
-        let path = out.join(oem_crds::file_name(crd));
-        std::fs::write(&path, oem_crds::to_yaml(crd)?)?;
-        eprintln!("wrote {}", path.display());
+    for out in outs {
+        std::fs::create_dir_all(out)?;
+        for crd in &crds {
+            let path = out.join(oem_crds::file_name(crd));
+            std::fs::write(&path, oem_crds::to_yaml(crd)?)?;
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(())
 }
