@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// The controllers' metrics, registered once and shared through the context.
 #[derive(Clone)]
@@ -13,9 +15,14 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     pub duration: HistogramVec,
     pub writes: IntCounterVec,
+    /// Reconciles running now, by controller: how busy each controller's queue is.
+    pub in_flight: IntGaugeVec,
     pub probes: ProbeMetrics,
     pub usage: crate::usage::UsageMetrics,
 }
+
+/// The controllers whose reconciles are counted.
+pub const CONTROLLERS: [&str; 3] = ["reseller", "course", "enduser"];
 
 /// Labels of the per-target probe series: never anything secret.
 pub const PROBE_LABELS: [&str; 4] = ["reseller", "enduser", "service", "host"];
@@ -112,7 +119,24 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "oem_reconciles_in_flight",
+                "Reconciles running now, by controller",
+            ),
+            &["controller"],
+        )?;
+        // Every controller's series exist from the start (at 0), so rates and error panels
+        // show 0 instead of nothing before the first reconcile or failure.
+        for controller in CONTROLLERS {
+            reconciles.with_label_values(&[controller]);
+            in_flight.with_label_values(&[controller]);
+            for class in ["spec", "transient"] {
+                failures.with_label_values(&[controller, class]);
+            }
+        }
         registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(writes.clone()))?;
@@ -121,6 +145,7 @@ impl Metrics {
             failures,
             duration,
             writes,
+            in_flight,
             probes: ProbeMetrics::register(registry)?,
             usage: crate::usage::UsageMetrics::register(registry)?,
         })
@@ -129,8 +154,11 @@ impl Metrics {
     /// Starts timing a reconcile of `controller`; the time is recorded when the guard drops.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer {
         self.reconciles.with_label_values(&[controller]).inc();
+        let in_flight = self.in_flight.with_label_values(&[controller]);
+        in_flight.inc();
         ReconcileTimer {
             histogram: self.duration.with_label_values(&[controller]),
+            in_flight,
             start: Instant::now(),
         }
     }
@@ -142,11 +170,41 @@ impl Metrics {
 
 pub struct ReconcileTimer {
     histogram: prometheus::Histogram,
+    in_flight: prometheus::IntGauge,
     start: Instant,
 }
 
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
+        self.in_flight.dec();
         self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_is_in_flight_until_its_timer_drops() {
+        let metrics = Metrics::register(&Registry::new()).unwrap();
+        let in_flight = || metrics.in_flight.with_label_values(&["enduser"]).get();
+        let timer = metrics.reconcile("enduser");
+        assert_eq!(in_flight(), 1);
+        drop(timer);
+        assert_eq!(in_flight(), 0);
+        assert_eq!(metrics.reconciles.with_label_values(&["enduser"]).get(), 1);
+    }
+
+    #[test]
+    fn error_series_exist_at_zero_before_any_failure() {
+        let registry = Registry::new();
+        Metrics::register(&registry).unwrap();
+        let errors = registry
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == "oem_reconcile_errors_total")
+            .unwrap();
+        assert_eq!(errors.get_metric().len(), CONTROLLERS.len() * 2);
     }
 }
