@@ -2,6 +2,7 @@
 //! hands tests a client for it, and waits with bounded loops.
 
 pub mod cluster;
+pub mod dashboards;
 pub mod hosting;
 pub mod operator;
 pub mod prometheus;

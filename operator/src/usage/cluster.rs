@@ -151,7 +151,7 @@ pub async fn snapshot(client: &kube::Client, time_zones: &BTreeSet<String>) -> S
             .map_err(|message| tracing::warn!(%message, "reading the metrics API"))
             .ok(),
         Err(error) => {
-            tracing::warn!(%error, "the metrics API did not answer; memory not measured");
+            tracing::debug!(%error, "the metrics API did not answer; memory not measured");
             None
         }
     };
@@ -163,11 +163,11 @@ pub async fn snapshot(client: &kube::Client, time_zones: &BTreeSet<String>) -> S
         match get(client, &path).await.map(|body| parse_summary(&body)) {
             Ok(Ok(figures)) => node_figures.push(figures),
             Ok(Err(message)) => {
-                tracing::warn!(%node, %message, "reading the kubelet stats summary");
+                tracing::debug!(%node, %message, "reading the kubelet stats summary");
                 complete = false;
             }
             Err(error) => {
-                tracing::warn!(%node, %error, "the kubelet stats summary did not answer");
+                tracing::debug!(%node, %error, "the kubelet stats summary did not answer");
                 complete = false;
             }
         }

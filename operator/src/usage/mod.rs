@@ -163,9 +163,14 @@ impl Reporter {
                     };
                     if fresh {
                         match self.report(at, &resellers, &endusers).await {
-                            Ok(true) => done = Some((at, covers)),
-                            // A source that did not answer: try again soon.
-                            Ok(false) => wait = wait.min(self.ctx.config.transient_retry),
+                            // A query that failed kept its last figures; the next instant
+                            // measures again (no retry loop against a source that is down).
+                            Ok(complete) => {
+                                if !complete {
+                                    tracing::warn!(%at, "usage measurement incomplete; last figures kept");
+                                }
+                                done = Some((at, covers));
+                            }
                             Err(error) => {
                                 tracing::warn!(%error, "usage report failed; retrying");
                                 wait = wait.min(self.ctx.config.transient_retry);

@@ -176,7 +176,7 @@ impl PrometheusSource {
         match self.query(promql, at).await {
             Ok(values) => Some(values),
             Err(error) => {
-                tracing::warn!(%error, "usage query failed; keeping the last figures");
+                tracing::warn!(%error, "usage query failed");
                 None
             }
         }
