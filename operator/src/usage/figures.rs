@@ -194,18 +194,23 @@ pub fn period_start(at: Timestamp, time_zone: &str) -> Timestamp {
         .unwrap_or(at)
 }
 
-/// Adds end users' figures up per reseller. Every reseller in `resellers` gets an entry, so
-/// one whose end users were all deleted reports zeros.
+/// Every figure measured as 0.
+pub const ZERO: Figures = Figures {
+    disk: Some(0.0),
+    memory: Some(0.0),
+    network_in: Some(0.0),
+    network_out: Some(0.0),
+};
+
+/// Adds end users' figures up per reseller, starting from `base`: [`ZERO`] when the source
+/// answered every query (a reseller whose end users were all deleted then reports zeros), else
+/// nothing (a reseller reports only what its end users' figures say).
 pub fn sum_by_reseller<'a>(
     resellers: impl IntoIterator<Item = &'a str>,
     endusers: impl IntoIterator<Item = (&'a str, Figures)>,
+    base: Figures,
 ) -> BTreeMap<String, Figures> {
-    let zero = Figures {
-        disk: Some(0.0),
-        memory: Some(0.0),
-        network_in: Some(0.0),
-        network_out: Some(0.0),
-    };
+    let zero = base;
     let mut sums: BTreeMap<String, Figures> = resellers
         .into_iter()
         .map(|r| (r.to_owned(), zero))
@@ -315,12 +320,17 @@ mod tests {
         let sums = sum_by_reseller(
             ["acme", "empty"],
             [("acme", f(100.0, 10.0)), ("acme", f(200.0, 20.0))],
+            ZERO,
         );
         assert_eq!(sums["acme"].disk, Some(300.0));
         assert_eq!(sums["acme"].memory, Some(30.0));
         assert_eq!(sums["acme"].network_in, Some(2.0));
         assert_eq!(sums["acme"].network_out, Some(0.0));
         assert_eq!(sums["empty"].disk, Some(0.0));
+        // Nothing measured (no source answered): nothing reported, not zeros.
+        let unmeasured =
+            sum_by_reseller(["acme"], [("acme", Figures::default())], Figures::default());
+        assert_eq!(unmeasured["acme"], Figures::default());
     }
 
     #[test]

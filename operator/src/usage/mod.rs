@@ -268,7 +268,12 @@ impl Reporter {
         self.endusers = exported;
 
         let names: Vec<String> = resellers.iter().map(ResourceExt::name_any).collect();
-        let sums = sum_by_reseller(names.iter().map(String::as_str), per_enduser);
+        let base = if complete {
+            figures::ZERO
+        } else {
+            Figures::default()
+        };
+        let sums = sum_by_reseller(names.iter().map(String::as_str), per_enduser, base);
         let api: Api<Reseller> = Api::all(client.clone());
         for reseller in resellers {
             let name = reseller.name_any();
