@@ -10,8 +10,9 @@
 //! Prometheus's `increase` has nothing to extrapolate and the traffic figures are exact.
 //!
 //! The fallback source (metrics API and kubelet stats summary) is not tested end to end here:
-//! the local control plane has no metrics-server (`metrics.k8s.io` is not served), and kwok's
-//! fake nodes serve no kubelet `/stats/summary` through the node proxy.
+//! the local control plane has no metrics-server (`metrics.k8s.io` is not served), and the API
+//! server refuses to proxy to kwok's fake nodes, whose addresses are loopback
+//! (`/api/v1/nodes/<node>/proxy/stats/summary` answers `BadRequest: address not allowed`).
 //! `usage_without_prometheus_finds_no_metrics_api_here` pins that down, so the day the local
 //! cluster serves either, the test fails and asks for a real fallback test. Its parsing is
 //! unit-tested in `operator/src/usage/cluster.rs`.
