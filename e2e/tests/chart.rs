@@ -279,8 +279,26 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
         );
     }
     dry_run(&full)?;
+    let dashboards: Vec<Value> = documents(&full)?
+        .into_iter()
+        .filter(|o| o["metadata"]["labels"]["grafana_dashboard"].as_str() == Some("1"))
+        .collect();
+    assert_eq!(
+        dashboards.len(),
+        3,
+        "one ConfigMap per dashboard, labelled for the sidecar"
+    );
     if alert_rules_present() {
         check_rules_with_promtool(&full)?;
+        // A parameter of the rules file takes the value given, only on its own line.
+        let mut args: Vec<&str> = on.clone();
+        args.extend(["--set", "metrics.prometheusRule.params.serviceDownFor=3m"]);
+        let tuned = template(&args)?;
+        assert!(tuned.contains("for: 3m"), "serviceDownFor did not land");
+        check_rules_with_promtool(&tuned)?;
+        println!(
+            "chart: PrometheusRule from files/alert-rules.yaml passes promtool; params applied"
+        );
     }
 
     // Install: the chart's ClusterRoles replace the copies other tests applied.
