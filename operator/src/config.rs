@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alerting::AlertingConfig;
 use crate::monitor::MonitorConfig;
 use crate::monitor::probes::ProbeConfig;
 
@@ -141,6 +142,8 @@ pub struct Config {
     pub probes: ProbeConfig,
     /// When probes run: interval, retry interval, concurrency.
     pub monitor: MonitorConfig,
+    /// Alert source, incident flow timings, notification transport.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for Config {
@@ -160,6 +163,7 @@ impl Default for Config {
             namespace_labels: BTreeMap::new(),
             probes: ProbeConfig::default(),
             monitor: MonitorConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -257,6 +261,10 @@ impl Config {
         if let Some(v) = var("OEM_PROBE_CA_FILE") {
             self.probes.ca_file = Some(PathBuf::from(v));
         }
+        self.alerting.apply_env(&var).map_err(|message| {
+            let field = message.split(':').next().unwrap_or("alerting").to_owned();
+            ConfigError::Invalid { field, message }
+        })?;
         Ok(())
     }
 
@@ -283,6 +291,9 @@ impl Config {
         }
         if let Err(message) = self.monitor.validate() {
             return invalid("monitor", &message);
+        }
+        if let Err(message) = self.alerting.validate() {
+            return invalid("alerting", &message);
         }
         for (field, image) in [
             ("images.web", &self.images.web),

@@ -1,5 +1,6 @@
 //! The oem-hosting operator as a library, so tests reach every part; `main.rs` only wires it.
 
+pub mod alerting;
 pub mod apply;
 pub mod clock;
 pub mod config;

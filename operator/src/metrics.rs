@@ -14,6 +14,7 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub writes: IntCounterVec,
     pub probes: ProbeMetrics,
+    pub alerting: crate::alerting::metrics::AlertingMetrics,
 }
 
 /// Labels of the per-target probe series: never anything secret.
@@ -121,6 +122,7 @@ impl Metrics {
             duration,
             writes,
             probes: ProbeMetrics::register(registry)?,
+            alerting: crate::alerting::metrics::AlertingMetrics::register(registry)?,
         })
     }
 

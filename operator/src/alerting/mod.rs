@@ -1,0 +1,71 @@
+//! Alerting and incidents (SPEC §6–§8, DESIGN "Alerting and incidents"): alert rules and their
+//! sources, the incident flow, remediation, mass-mail locks, notices and reports.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `rules` | the chart's alert rules file: names, parameters, rendering |
+//! | `source`, `embedded` | what is failing: Prometheus, Alertmanager's pushes, or the monitor's own history |
+//! | `flow` | the incident state machine (pure) |
+//! | `controller`, `deliver` | the loop: open, step, remediate, write status, deliver notices |
+//! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
+//! | `delivery` | incident → notice and target for the transport |
+//! | `calendar`, `notify` | business calendar and notification transport |
+
+pub mod calendar;
+pub mod config;
+pub mod controller;
+mod deliver;
+pub mod delivery;
+pub mod embedded;
+pub mod flow;
+pub mod mail;
+pub mod metrics;
+pub mod notify;
+pub mod remediation;
+pub mod rules;
+pub mod source;
+
+use std::sync::Arc;
+
+pub use config::{AlertingConfig, SourceMode};
+pub use source::AlertInbox;
+
+use crate::context::Context;
+
+/// Runs the alert controller until SIGINT/SIGTERM. Exits the process when the notification
+/// transport cannot be set up: an operator that cannot tell resellers must not look healthy.
+pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
+    let cfg = &ctx.config.alerting;
+    let notifier = cfg
+        .notify_config()
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            notify::Notifier::new(c.clone())
+                .map(|n| (c, n))
+                .map_err(|e| e.to_string())
+        });
+    let (notify_config, notifier) = match notifier {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::error!(%error, "the notification transport cannot be set up (alerting.notify)");
+            std::process::exit(2);
+        }
+    };
+    tracing::info!(mode = ?cfg.mode(), poll = ?cfg.poll_interval, notify_after = ?cfg.notify_after,
+        "alert controller started");
+    let poll = cfg.poll_interval;
+    let mut alerting = controller::Alerting::new(ctx.clone(), inbox, notify_config, notifier);
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = crate::monitor::engine::shutdown();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => alerting.tick().await,
+            _ = &mut stop => {
+                tracing::info!("alert controller stopped");
+                return;
+            }
+        }
+    }
+}
