@@ -58,9 +58,6 @@ pub struct AlertingConfig {
     /// long (the sending rate is measured over a window that still holds the burst).
     #[serde(with = "humantime_serde")]
     pub mail_unlock_grace: Duration,
-    /// A notice still undelivered after this many attempts is given up (state Failed, and
-    /// the OemNotificationFailed alert).
-    pub max_delivery_attempts: u32,
     /// How notices are delivered: SMTP, retries, backoff (`notify::NotifyConfig`).
     pub notify: serde_json::Value,
 }
@@ -79,7 +76,6 @@ impl Default for AlertingConfig {
             allow_node_cordon: false,
             report_lead_time: Duration::from_secs(2 * 3600),
             mail_unlock_grace: Duration::from_secs(3600),
-            max_delivery_attempts: 12,
             notify: serde_json::Value::Null,
         }
     }
@@ -136,11 +132,6 @@ impl AlertingConfig {
                 .parse()
                 .map_err(|e| format!("OEM_ALLOW_NODE_CORDON: {v:?} is not true or false ({e})"))?;
         }
-        if let Some(v) = var("OEM_MAX_DELIVERY_ATTEMPTS") {
-            self.max_delivery_attempts = v
-                .parse()
-                .map_err(|e| format!("OEM_MAX_DELIVERY_ATTEMPTS: {v:?} is not a count ({e})"))?;
-        }
         if let Some(v) = var("OEM_NOTIFY") {
             self.notify = serde_yaml::from_str(&v)
                 .map_err(|e| format!("OEM_NOTIFY: not a notify section ({e})"))?;
@@ -166,7 +157,10 @@ impl AlertingConfig {
         if self.notify.is_null() {
             return Ok(NotifyConfig::default());
         }
-        serde_json::from_value(self.notify.clone()).map_err(|e| format!("alerting.notify: {e}"))
+        let config: NotifyConfig = serde_json::from_value(self.notify.clone())
+            .map_err(|e| format!("alerting.notify: {e}"))?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Why the section cannot work.

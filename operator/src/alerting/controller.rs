@@ -169,7 +169,6 @@ pub struct Alerting {
     pub(super) notifier: Notifier,
     pub(super) notify: NotifyConfig,
     flow: FlowConfig,
-    pub(super) max_attempts: u32,
     series: HashMap<&'static str, HashSet<Vec<String>>>,
 }
 
@@ -191,7 +190,6 @@ impl Alerting {
             allow_node_cordon: cfg.allow_node_cordon,
         };
         Self {
-            max_attempts: cfg.max_delivery_attempts,
             ctx,
             inbox,
             http: reqwest::Client::new(),

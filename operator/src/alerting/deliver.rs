@@ -4,36 +4,18 @@
 //! is sent again with the same idempotency key (the webhook's Idempotency-Key header, the
 //! mail's Message-ID), so a receiver can drop the rare duplicate of a send cut short by the
 //! crash itself; a crash anywhere else never sends twice. Retries back off per the transport's
-//! `backoff`; after `maxDeliveryAttempts` a record is Failed.
+//! `backoff`; after the transport's `maxAttempts` a record is Failed.
 
 use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use oem_crds::enduser::EndUser;
-use oem_crds::incident::{Channel, DeliveryState, Incident, NotificationEvent};
+use oem_crds::incident::{DeliveryState, Incident, NotificationEvent};
 use oem_crds::reseller::Reseller;
 
 use super::calendar::Calendar;
 use super::controller::Alerting;
 use super::{delivery, flow, notify};
-
-fn channel_text(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Email => "email",
-        Channel::Webhook => "webhook",
-        Channel::Fax => "fax",
-    }
-}
-
-fn event_text(event: NotificationEvent) -> &'static str {
-    match event {
-        NotificationEvent::Outage => "outage",
-        NotificationEvent::Recovered => "recovered",
-        NotificationEvent::Report => "report",
-        NotificationEvent::Deferral => "deferral",
-        NotificationEvent::MailLock => "mailLock",
-    }
-}
 
 impl Alerting {
     /// Tries every Pending record that is due; returns the incident as last written.
@@ -58,8 +40,10 @@ impl Alerting {
             if record.attempts > 0
                 && let Some(last) = &record.last_attempt_at
             {
-                let wait =
-                    notify::backoff(&self.notify, u32::try_from(record.attempts).unwrap_or(0));
+                let next = u32::try_from(record.attempts)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1);
+                let wait = notify::backoff(&self.notify, next);
                 let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
                 if last.0.checked_add(wait).is_ok_and(|at| now < at) {
                     continue;
@@ -77,9 +61,9 @@ impl Alerting {
             };
             let notice = delivery::notice(&current, record.event, reseller, enduser, calendar);
             let outcome = match delivery::target(&self.ctx.client, reseller, &record).await {
-                Ok(target) => self
+                Ok((target, language)) => self
                     .notifier
-                    .deliver(&target, &notice, &record.idempotency_key)
+                    .deliver_in(&target, &notice, language, &record.idempotency_key)
                     .await
                     .map_err(|e| (e.is_retryable(), e.to_string())),
                 Err(error) => Err((true, error.to_string())),
@@ -111,13 +95,13 @@ impl Alerting {
                                 .unwrap_or_default()])
                             .observe(took);
                     }
-                    tracing::info!(incident = %current.name_any(), event = event_text(record.event),
-                        channel = channel_text(record.channel), "notice delivered");
+                    tracing::info!(incident = %current.name_any(), event = notify::event_name(record.event),
+                        channel = notify::channel_name(record.channel), "notice delivered");
                     "sent"
                 }
                 Err((retryable, message)) => {
                     let give_up = !retryable
-                        || u32::try_from(attempts).unwrap_or(u32::MAX) >= self.max_attempts;
+                        || u32::try_from(attempts).unwrap_or(u32::MAX) >= self.notify.max_attempts;
                     let entry = &mut status.notifications[index];
                     entry.state = if give_up {
                         DeliveryState::Failed
@@ -125,8 +109,8 @@ impl Alerting {
                         DeliveryState::Pending
                     };
                     entry.message = Some(flow::truncate(&message));
-                    tracing::warn!(incident = %current.name_any(), event = event_text(record.event),
-                        channel = channel_text(record.channel), attempts, %message, give_up, "delivery failed");
+                    tracing::warn!(incident = %current.name_any(), event = notify::event_name(record.event),
+                        channel = notify::channel_name(record.channel), attempts, %message, give_up, "delivery failed");
                     if give_up { "failed" } else { "retry" }
                 }
             };
@@ -135,8 +119,8 @@ impl Alerting {
                 .alerting
                 .notifications
                 .with_label_values(&[
-                    channel_text(record.channel),
-                    event_text(record.event),
+                    notify::channel_name(record.channel),
+                    notify::event_name(record.event),
                     result,
                 ])
                 .inc();
@@ -150,28 +134,5 @@ impl Alerting {
             };
         }
         current
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_labels_match_the_api_spelling() {
-        let json = |v: NotificationEvent| serde_json::to_value(v).unwrap();
-        for e in [
-            NotificationEvent::Outage,
-            NotificationEvent::Recovered,
-            NotificationEvent::Report,
-            NotificationEvent::Deferral,
-            NotificationEvent::MailLock,
-        ] {
-            assert_eq!(json(e), event_text(e));
-        }
-        assert_eq!(
-            serde_json::to_value(Channel::Fax).unwrap(),
-            channel_text(Channel::Fax)
-        );
     }
 }

@@ -11,11 +11,11 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 use oem_crds::enduser::EndUser;
 use oem_crds::incident::{Channel, Incident, NotificationEvent, NotificationRecord, event};
-use oem_crds::reseller::Reseller;
+use oem_crds::reseller::{Language, Reseller};
 
 use super::calendar::Calendar;
 use super::flow::{MAIL_UNLOCKED, Recipient};
-use super::notify::{Notice, Target};
+use super::notify::{Notice, Target, redact_url};
 
 /// Every channel of every contact of the reseller.
 pub fn recipients(reseller: &Reseller) -> Vec<Recipient> {
@@ -36,7 +36,7 @@ pub fn recipients(reseller: &Reseller) -> Vec<Recipient> {
         if let Some(webhook) = &contact.webhook {
             out.push(Recipient {
                 channel: Channel::Webhook,
-                target: webhook.url.clone(),
+                target: redact_url(&webhook.url),
             });
         }
     }
@@ -129,13 +129,27 @@ pub enum TargetError {
     },
 }
 
-/// The transport's target of a record; the webhook's key comes from the reseller's Secret.
+/// The transport's target of a record (the webhook's key read from the reseller's Secret) and
+/// the language of the contact it belongs to.
 pub async fn target(
     client: &Client,
     reseller: &Reseller,
     record: &NotificationRecord,
-) -> Result<Target, TargetError> {
-    match record.channel {
+) -> Result<(Target, Language), TargetError> {
+    let language = reseller
+        .spec
+        .contacts
+        .iter()
+        .find(|c| {
+            c.email.as_deref() == Some(record.target.as_str())
+                || c.fax_gateway_email.as_deref() == Some(record.target.as_str())
+                || c.webhook
+                    .as_ref()
+                    .is_some_and(|w| redact_url(&w.url) == record.target)
+        })
+        .map(|c| c.language)
+        .unwrap_or_default();
+    let target = match record.channel {
         Channel::Email => Ok(Target::Email {
             to: record.target.clone(),
         }),
@@ -148,7 +162,7 @@ pub async fn target(
                 .contacts
                 .iter()
                 .filter_map(|c| c.webhook.as_ref())
-                .find(|w| w.url == record.target)
+                .find(|w| redact_url(&w.url) == record.target)
                 .ok_or_else(|| TargetError::WebhookGone {
                     reseller: reseller.name_any(),
                     url: record.target.clone(),
@@ -176,11 +190,12 @@ pub async fn target(
                 }
             };
             Ok(Target::Webhook {
-                url: record.target.clone(),
+                url: webhook.url.clone(),
                 secret,
             })
         }
-    }
+    }?;
+    Ok((target, language))
 }
 
 #[cfg(test)]

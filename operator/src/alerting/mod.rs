@@ -41,7 +41,7 @@ pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
         .map_err(|e| e.to_string())
         .and_then(|c| {
             notify::Notifier::new(c.clone())
-                .map(|n| (c, n))
+                .map(|n| (c, n.with_clock(ctx.clock.clone())))
                 .map_err(|e| e.to_string())
         });
     let (notify_config, notifier) = match notifier {

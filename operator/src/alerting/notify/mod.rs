@@ -1,0 +1,255 @@
+//! Notices to a reseller's contacts about an incident (SPEC §8): what a notice says
+//! (`Notice`, rendered in Japanese or English under the reseller's brand), where it goes
+//! (`Target`: e-mail, fax gateway, signed webhook) and one delivery attempt (`Notifier`).
+//! Retries, and recording each delivery so it happens once, belong to the incident controller;
+//! this module gives it the idempotency key, the backoff and whether an error is retryable.
+
+mod config;
+mod email;
+mod error;
+mod notifier;
+mod render;
+mod webhook;
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use oem_crds::incident::{Channel, IncidentKind, NotificationEvent};
+use sha2::{Digest, Sha256};
+
+pub use config::{NotifyConfig, StartTls};
+pub use email::IDEMPOTENCY_MAIL_HEADER;
+pub use error::{NotifyError, http_status_is_retryable, redact_url};
+pub use notifier::Notifier;
+pub use render::render;
+pub use webhook::{sign, webhook_body};
+
+/// The webhook header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256>` (see [`sign`]).
+pub const SIGNATURE_HEADER: &str = "X-OEM-Signature";
+/// The webhook header carrying the notice's idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// What a notice is about: filled by the incident controller from the Incident, EndUser and Reseller.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub event: NotificationEvent,
+    /// Incident name.
+    pub incident: String,
+    pub kind: IncidentKind,
+    /// The reseller's displayName: the ONLY brand that appears.
+    pub brand: String,
+    pub end_user: String,
+    pub contract_name: String,
+    pub customer_number: Option<String>,
+    /// e.g. "http".
+    pub service: String,
+    pub started_at: Timestamp,
+    pub notified_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub report_due_by: Option<Timestamp>,
+    /// time, event, message
+    pub timeline: Vec<(Timestamp, String, Option<String>)>,
+    pub actions: Vec<String>,
+    pub cause: Option<String>,
+    pub deferral_reason: Option<String>,
+    /// Times are rendered in the reseller's zone.
+    pub time_zone: TimeZone,
+}
+
+impl Notice {
+    /// How long the service was down: to recovery when resolved, else to the notice (the
+    /// outage notice goes out at 10 minutes), else unknown.
+    pub fn downtime(&self) -> Option<jiff::SignedDuration> {
+        let end = self.resolved_at.or(self.notified_at)?;
+        Some(end.duration_since(self.started_at))
+    }
+}
+
+/// Where one notice goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Email {
+        to: String,
+    },
+    /// The e-mail text, to a gateway that faxes it on.
+    Fax {
+        gateway_email: String,
+    },
+    /// A signed JSON POST; unsigned when the contact has no HMAC key.
+    Webhook {
+        url: String,
+        secret: Option<Vec<u8>>,
+    },
+}
+
+impl Target {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Self::Email { .. } => Channel::Email,
+            Self::Fax { .. } => Channel::Fax,
+            Self::Webhook { .. } => Channel::Webhook,
+        }
+    }
+
+    /// The address as recorded in the Incident's status: the e-mail address, or the webhook
+    /// URL without query or credentials.
+    pub fn address(&self) -> String {
+        match self {
+            Self::Email { to } => to.clone(),
+            Self::Fax { gateway_email } => gateway_email.clone(),
+            Self::Webhook { url, .. } => redact_url(url),
+        }
+    }
+}
+
+/// A notice as text: the e-mail's subject and plain-text body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+}
+
+/// Backoff before attempt n (1-based): exponential from base, capped, with no randomness
+/// needed (deterministic for tests). The first attempt goes at once; attempt 2 waits
+/// `backoffBase`, attempt 3 twice that, and so on up to `backoffMax`.
+pub fn backoff(config: &NotifyConfig, attempt: u32) -> Duration {
+    if attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let doublings = (attempt - 2).min(32);
+    config
+        .backoff_base
+        .checked_mul(1u32 << doublings.min(31))
+        .map_or(config.backoff_max, |d| d.min(config.backoff_max))
+}
+
+/// The stable key of one notice to one target: hash of incident name+uid, event, channel, target.
+/// The incident's uid is unique for all time, so it stands for name and uid together. The
+/// key reads `<event>-<channel>-<32 hex>`, usable as a Message-ID local part.
+pub fn idempotency_key(
+    incident_uid: &str,
+    event: NotificationEvent,
+    channel: Channel,
+    target: &str,
+) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        incident_uid,
+        event_name(event),
+        channel_name(channel),
+        target,
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    let digest = hash.finalize();
+    format!(
+        "{}-{}-{}",
+        event_name(event).to_ascii_lowercase(),
+        channel_name(channel),
+        hex(&digest[..16])
+    )
+}
+
+/// The event as it is spelled in the Incident's status and the webhook body.
+pub fn event_name(event: NotificationEvent) -> &'static str {
+    match event {
+        NotificationEvent::Outage => "outage",
+        NotificationEvent::Recovered => "recovered",
+        NotificationEvent::Report => "report",
+        NotificationEvent::Deferral => "deferral",
+        NotificationEvent::MailLock => "mailLock",
+    }
+}
+
+pub fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email",
+        Channel::Webhook => "webhook",
+        Channel::Fax => "fax",
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_stable() {
+        let a = idempotency_key(
+            "9d1c2f6e-uid",
+            NotificationEvent::Outage,
+            Channel::Email,
+            "ops@example.jp",
+        );
+        let b = idempotency_key(
+            "9d1c2f6e-uid",
+            NotificationEvent::Outage,
+            Channel::Email,
+            "ops@example.jp",
+        );
+        assert_eq!(a, b);
+        assert!(a.starts_with("outage-email-"), "{a}");
+        assert_eq!(a.len(), "outage-email-".len() + 32);
+    }
+
+    #[test]
+    fn idempotency_keys_differ_by_incident_event_channel_and_target() {
+        let base = ("uid-1", NotificationEvent::Outage, Channel::Email, "a@x.jp");
+        let variants = [
+            base,
+            ("uid-2", base.1, base.2, base.3),
+            (base.0, NotificationEvent::Report, base.2, base.3),
+            (base.0, base.1, Channel::Fax, base.3),
+            (base.0, base.1, base.2, "b@x.jp"),
+        ];
+        let keys: std::collections::HashSet<String> = variants
+            .iter()
+            .map(|&(uid, event, channel, target)| idempotency_key(uid, event, channel, target))
+            .collect();
+        assert_eq!(keys.len(), variants.len());
+        // Fields are separated, so moving a character from one to the next changes the key.
+        assert_ne!(
+            idempotency_key("ab", base.1, base.2, "c"),
+            idempotency_key("a", base.1, base.2, "bc")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap() {
+        let config = NotifyConfig {
+            backoff_base: Duration::from_secs(15),
+            backoff_max: Duration::from_secs(300),
+            ..NotifyConfig::default()
+        };
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(&config, n).as_secs()).collect();
+        assert_eq!(waits, [0, 15, 30, 60, 120, 240, 300, 300]);
+        assert_eq!(backoff(&config, 0), Duration::ZERO);
+        assert_eq!(backoff(&config, u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn targets_name_their_channel_and_hide_webhook_secrets() {
+        let hook = Target::Webhook {
+            url: "https://hooks.example/in?token=abc".into(),
+            secret: Some(b"k".to_vec()),
+        };
+        assert_eq!(hook.channel(), Channel::Webhook);
+        assert_eq!(hook.address(), "https://hooks.example/in");
+        let fax = Target::Fax {
+            gateway_email: "0312345678@fax.example".into(),
+        };
+        assert_eq!(fax.channel(), Channel::Fax);
+    }
+}
