@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: builds everything first, then runs the benchmarks inside a network namespace
-# with only loopback up, against a control plane of their own. Prints figures; never fails
-# on time. Arguments go to bench-provisioning (sizes, default 100 500).
+# with only loopback up: the probe engine against blackbox_exporter (local daemons), then
+# provisioning against a control plane of their own. Prints figures; never fails on time.
+# Arguments go to bench-provisioning (sizes, default 100 500).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 bash scripts/install-deps.sh
 bash e2e/cluster/build.sh
+bash e2e/daemons/install-bench.sh
 cargo build --release -p oem-operator -p oem-e2e --bins
 export OEM_CLUSTER_DIR=$repo/.cluster/bench OEM_CLUSTER_PORT_BASE=${OEM_BENCH_PORT_BASE:-36000}
 export CARGO_TARGET_DIR=$target_dir
@@ -15,5 +17,6 @@ unshare --net -- bash -c '
   ip link set lo up
   trap "bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true" EXIT
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+  "$CARGO_TARGET_DIR/release/bench-probes"
   "$CARGO_TARGET_DIR/release/bench-provisioning" "$@"
 ' bench "$@"

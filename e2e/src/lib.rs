@@ -4,10 +4,18 @@
 pub mod cluster;
 pub mod hosting;
 pub mod operator;
+pub mod prometheus;
 pub mod wait;
 pub mod webhooks;
 
 pub use cluster::Cluster;
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> anyhow::Result<u16> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
 
 /// A plain HTTP/1.1 GET to a loopback address: (status, body). Enough for /metrics and health.
 pub async fn http_get(url: &str) -> anyhow::Result<(u16, String)> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::cluster::{Cluster, repo_root};
+use crate::free_port;
 
 /// The operator's namespace and ServiceAccount.
 pub const OPERATOR_NAMESPACE: &str = "oem-hosting-system";
@@ -44,11 +45,6 @@ pub fn target_bin_dir() -> anyhow::Result<PathBuf> {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .context("test executable has no target folder")
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Installs (or updates) the CRDs from `crds/yaml/` and waits until they are served.

@@ -29,6 +29,8 @@ async fn setup() -> anyhow::Result<(&'static Cluster, Client, &'static Operator)
                 cluster,
                 OperatorOptions {
                     env: vec![
+                        // Provisioning alone: see provisioning_scale.rs.
+                        ("OEM_MONITOR_ENABLED".into(), "false".into()),
                         ("OEM_RESYNC_INTERVAL".into(), "20s".into()),
                         ("OEM_SPEC_RETRY".into(), "3s".into()),
                     ],

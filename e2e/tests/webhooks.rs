@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use oem_crds::{Course, EndUser, Reseller};
 use oem_e2e::webhooks::{SCOPE_LABEL, WebhookConfigs, WebhookServer};
-use oem_e2e::{Cluster, hosting, wait};
+use oem_e2e::{Cluster, free_port, hosting, wait};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -24,12 +24,6 @@ const DRY: PostParams = PostParams {
     dry_run: true,
     field_manager: None,
 };
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
 
 /// Deletes the test's resellers and namespaces on drop (without waiting).
 struct Cleanup {

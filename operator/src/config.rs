@@ -229,6 +229,18 @@ impl Config {
             humantime::parse_duration(&v)
                 .map_err(|e| invalid(key, format!("{v:?} is not a duration ({e})")))
         };
+        if let Some(v) = var("OEM_MONITOR_ENABLED") {
+            self.monitor.enabled = match v.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(invalid(
+                        "OEM_MONITOR_ENABLED",
+                        format!("{v:?} is not true or false"),
+                    ));
+                }
+            };
+        }
         if let Some(v) = var("OEM_PROBE_INTERVAL") {
             self.monitor.interval = duration("OEM_PROBE_INTERVAL", v)?;
         }

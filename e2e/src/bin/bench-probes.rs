@@ -16,13 +16,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use oem_e2e::free_port;
 use oem_operator::monitor::probes::{ProbeConfig, Prober, Service, Target};
 use oem_operator::monitor::scheduler::Schedule;
 
@@ -44,13 +44,6 @@ impl Drop for Daemons {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
 }
 
 fn wait_listening(port: u16, what: &str) -> anyhow::Result<()> {
@@ -91,10 +84,10 @@ struct Ports {
 
 fn start_daemons(dir: &Path, daemons: &mut Daemons) -> anyhow::Result<Ports> {
     let ports = Ports {
-        http: free_port(),
-        smtp: free_port(),
-        pop3: free_port(),
-        imap: free_port(),
+        http: free_port()?,
+        smtp: free_port()?,
+        pop3: free_port()?,
+        imap: free_port()?,
     };
     // nginx
     let nginx = dir.join("nginx");
@@ -269,7 +262,7 @@ fn start_blackbox(dir: &Path, daemons: &mut Daemons) -> anyhow::Result<(u16, u32
          \x20 pop3_banner:\n    prober: tcp\n    timeout: 5s\n    tcp:\n      preferred_ip_protocol: ip4\n      query_response:\n        - expect: \"^\\\\+OK\"\n        - send: \"QUIT\\r\"\n\
          \x20 imap_banner:\n    prober: tcp\n    timeout: 5s\n    tcp:\n      preferred_ip_protocol: ip4\n      query_response:\n        - expect: \"^\\\\* OK\"\n        - send: \"a1 LOGOUT\\r\"\n",
     )?;
-    let port = free_port();
+    let port = free_port()?;
     let pid = spawn(
         daemons,
         "blackbox_exporter",

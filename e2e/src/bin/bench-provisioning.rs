@@ -210,7 +210,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let cluster = Cluster::shared().await?;
     let client = cluster.client().await?;
-    let operator = Operator::start(cluster, OperatorOptions::default()).await?;
+    // Provisioning alone: the monitor would probe Service names that do not resolve here.
+    let operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+        },
+    )
+    .await?;
     println!(
         "provisioning convergence, parallelism {PARALLELISM}, course web+ftp+mariadb (2 StatefulSets each)"
     );

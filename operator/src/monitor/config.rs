@@ -9,6 +9,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MonitorConfig {
+    /// Whether the monitor runs at all (default true). Off only where something else watches
+    /// the services, or in tests of provisioning alone.
+    pub enabled: bool,
     /// Each target is probed once per interval (SPEC §6: every 10 minutes).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -27,6 +30,7 @@ pub struct MonitorConfig {
 impl Default for MonitorConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             interval: Duration::from_secs(600),
             retry_interval: Duration::from_secs(60),
             concurrency: 64,

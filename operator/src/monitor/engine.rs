@@ -37,6 +37,10 @@ const FLUSH_DELAY: Duration = Duration::from_millis(500);
 /// Runs the monitor until SIGINT/SIGTERM. Exits the process when the probes' TLS roots cannot
 /// be loaded: monitoring with a wrong trust store would report every TLS service down.
 pub async fn run(ctx: Arc<Context>) {
+    if !ctx.config.monitor.enabled {
+        tracing::warn!("the monitor is disabled (monitor.enabled: false): no service is probed");
+        return;
+    }
     let prober = match Prober::new(ctx.config.probes.clone()) {
         Ok(prober) => Arc::new(prober),
         Err(error) => {

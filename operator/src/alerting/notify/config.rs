@@ -19,7 +19,7 @@ pub enum StartTls {
     None,
 }
 
-/// Embedded in the operator's configuration as `notify:`.
+/// Meant for the operator's configuration as `notify:` (wired in by the incident controller).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NotifyConfig {
