@@ -6,7 +6,7 @@
 //! doubling) and level 2 (recreate the pod when it is not Ready or the host is down; cordon a
 //! NotReady node where allowed) → the outage notice once it has lasted `notify_after` from the
 //! first failure → Resolved when the service answers → the report when a cause is recorded or
-//! `report_lead_time` before the deadline; a deferral is told as soon as it is recorded and the
+//! `report_lead_time` before the deadline (a recovery notice with the deadline first); a deferral is told as soon as it is recorded and the
 //! report follows the cause. Mass mail: lock, tell, resolved when the reseller lifts the lock.
 
 use jiff::{SignedDuration, Timestamp};
@@ -294,6 +294,15 @@ pub fn step(
     if reportable && status.resolved_at.is_some() {
         if status.report_due_by.is_none() {
             status.report_due_by = status.resolved_at.as_ref().map(|t| Time(report_due(t.0)));
+        }
+        // Those told of the outage are told it is over, and when the report is due.
+        if !has_event(&status, NotificationEvent::Recovered) {
+            queue(
+                &mut status,
+                &uid,
+                NotificationEvent::Recovered,
+                &facts.recipients,
+            );
         }
         let cause = incident.spec.cause.is_some();
         let deferred = incident.spec.report_deferral.is_some();
