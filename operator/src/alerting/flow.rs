@@ -397,7 +397,10 @@ pub fn delivered(
                 status,
                 now,
                 event::NOTIFIED,
-                Some(format!("{what:?} notice to {target}")),
+                Some(format!(
+                    "{} notice to {target}",
+                    super::notify::event_name(what)
+                )),
             );
         }
         NotificationEvent::Report if first => {
