@@ -179,21 +179,22 @@ pub fn overdue(incident: &Incident, now: Timestamp) -> bool {
         && status.report_due_by.as_ref().is_some_and(|due| now > due.0)
 }
 
-/// Whether nothing is left to do for the incident.
+/// Whether nothing is left to do for the incident: no notice pending, and reported (or
+/// resolved with nothing to report).
 pub fn finished(incident: &Incident) -> bool {
     let Some(status) = &incident.status else {
         return false;
     };
+    if status
+        .notifications
+        .iter()
+        .any(|n| n.state == DeliveryState::Pending)
+    {
+        return false;
+    }
     match status.phase {
         Some(IncidentPhase::Reported) => true,
-        Some(IncidentPhase::Resolved) => {
-            !reportable(incident)
-                || status
-                    .notifications
-                    .iter()
-                    .all(|n| n.state != DeliveryState::Pending)
-                    && status.report_sent_at.is_some()
-        }
+        Some(IncidentPhase::Resolved) => !reportable(incident),
         _ => false,
     }
 }

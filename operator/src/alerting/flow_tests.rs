@@ -362,6 +362,24 @@ fn a_restarted_operator_queues_nothing_twice() {
 }
 
 #[test]
+fn a_reported_incident_with_a_notice_still_pending_is_not_finished() {
+    let mut i = incident(IncidentKind::ServiceDown, ServiceName::Imap, t0(), t0());
+    run_step(&mut i, &facts(t0() + SignedDuration::from_secs(700), true));
+    i.spec.cause = Some("disk full".into());
+    run_step(&mut i, &facts(t0() + SignedDuration::from_secs(800), false));
+    assert!(finished(&i));
+    // The report reached the e-mail contact; the webhook is still to be retried.
+    let status = i.status.as_mut().unwrap();
+    let hook = status
+        .notifications
+        .iter_mut()
+        .find(|n| n.event == NotificationEvent::Report && n.channel == Channel::Webhook)
+        .unwrap();
+    hook.state = DeliveryState::Pending;
+    assert!(!finished(&i));
+}
+
+#[test]
 fn the_timeline_keeps_the_first_and_the_latest_entries() {
     let mut status = opened(t0(), t0(), "down");
     for n in 0..300 {
