@@ -36,6 +36,14 @@ use crate::context::Context;
 /// transport cannot be set up: an operator that cannot tell resellers must not look healthy.
 pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
     let cfg = &ctx.config.alerting;
+    if cfg.mode() == SourceMode::Embedded && !ctx.config.monitor.enabled {
+        // The embedded source is the monitor's history: with the monitor off it would act on
+        // stale states. Nothing to do until a Prometheus is configured.
+        tracing::warn!(
+            "the alert controller is idle: embedded mode needs the monitor (monitor.enabled: false)"
+        );
+        return;
+    }
     let notifier = cfg
         .notify_config()
         .map_err(|e| e.to_string())
