@@ -10,7 +10,8 @@ use kube::{Resource, ResourceExt};
 use oem_crds::enduser::EndUser;
 use serde_json::json;
 
-use super::controller::{FIELD_MANAGER, World};
+use super::controller::FIELD_MANAGER;
+use super::incidents::World;
 use crate::naming;
 
 /// Set by the reseller (`kubectl annotate enduser NAME hosting.oem.dev/mail-unlock=yes`) to

@@ -7,6 +7,7 @@
 //! | `source`, `embedded` | what is failing: Prometheus, Alertmanager's pushes, or the monitor's own history |
 //! | `flow` | the incident state machine (pure) |
 //! | `controller`, `deliver` | the loop: open, step, remediate, write status, deliver notices |
+//! | `incidents` | what one look at the cluster finds; incident keys and names |
 //! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
 //! | `delivery` | incident → notice and target for the transport |
 //! | `calendar`, `notify` | business calendar and notification transport |
@@ -18,6 +19,7 @@ mod deliver;
 pub mod delivery;
 pub mod embedded;
 pub mod flow;
+pub mod incidents;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
