@@ -33,7 +33,8 @@ pub struct Operator {
 /// Settings of one operator run.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorOptions {
-    /// Extra environment, e.g. `OEM_RESYNC_INTERVAL`.
+    /// Extra environment, e.g. `OEM_RESYNC_INTERVAL`. An `OEM_HTTP_ADDR` here is where the
+    /// operator serves (a Prometheus started before it scrapes it there); else a free port.
     pub env: Vec<(String, String)>,
 }
 
@@ -161,8 +162,10 @@ impl Operator {
         let kubeconfig = install(cluster)?;
         let pid_file = cluster.state_dir.join("pids/operator.pid");
         stop_recorded(&pid_file);
-        let port = free_port()?;
-        let http_addr = format!("127.0.0.1:{port}");
+        let http_addr = match options.env.iter().find(|(k, _)| k == "OEM_HTTP_ADDR") {
+            Some((_, addr)) => addr.clone(),
+            None => format!("127.0.0.1:{}", free_port()?),
+        };
         let clock_file = cluster.state_dir.join("operator.clock");
         let _ = std::fs::remove_file(&clock_file);
         let log_file = cluster.state_dir.join("logs/operator.log");

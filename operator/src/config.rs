@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alerting::AlertingConfig;
 use crate::monitor::MonitorConfig;
 use crate::monitor::probes::ProbeConfig;
 use crate::usage::UsageConfig;
@@ -147,6 +148,8 @@ pub struct Config {
     pub prometheus_url: Option<String>,
     /// Usage reporting: interval and source.
     pub usage: UsageConfig,
+    /// Alert source, incident flow timings, notification transport.
+    pub alerting: AlertingConfig,
 }
 
 impl Default for Config {
@@ -168,6 +171,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             prometheus_url: None,
             usage: UsageConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -289,6 +293,10 @@ impl Config {
         if let Some(v) = var("OEM_USAGE_REFRESH_INTERVAL") {
             self.usage.refresh_interval = duration("OEM_USAGE_REFRESH_INTERVAL", v)?;
         }
+        self.alerting.apply_env(&var).map_err(|message| {
+            let field = message.split(':').next().unwrap_or("alerting").to_owned();
+            ConfigError::Invalid { field, message }
+        })?;
         Ok(())
     }
 
@@ -323,6 +331,9 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return invalid("prometheusUrl", "must start with http:// or https://");
+        }
+        if let Err(message) = self.alerting.validate() {
+            return invalid("alerting", &message);
         }
         for (field, image) in [
             ("images.web", &self.images.web),

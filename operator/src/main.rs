@@ -36,7 +36,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let state = http::State::new(registry);
+    let inbox = oem_operator::alerting::AlertInbox::default();
+    let token = match config.alerting.alertmanager_token() {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the Alertmanager token");
+            return ExitCode::from(2);
+        }
+    };
+    let mut state = http::State::new(registry);
+    if let Some(token) = token {
+        state = state.with_receiver(http::Receiver {
+            inbox: inbox.clone(),
+            token,
+            alert_for: config.alerting.alert_for,
+        });
+    }
     tokio::spawn(http::serve(config.http_addr, state.clone()));
     match client.apiserver_version().await {
         Ok(info) => tracing::info!(version = %info.git_version, "connected to the API server"),
@@ -52,7 +67,7 @@ async fn main() -> ExitCode {
     tracing::info!(addr = %config.http_addr, "serving /healthz, /readyz and /metrics");
     let ctx = Context::new(client, config, clock, metrics);
     state.set_ready(true);
-    controllers::run(ctx).await;
+    controllers::run(ctx, inbox).await;
     tracing::info!("shut down");
     ExitCode::SUCCESS
 }

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     pub probes: ProbeMetrics,
     pub usage: crate::usage::UsageMetrics,
+    pub alerting: crate::alerting::metrics::AlertingMetrics,
 }
 
 /// The controllers whose reconciles are counted.
@@ -148,6 +149,7 @@ impl Metrics {
             in_flight,
             probes: ProbeMetrics::register(registry)?,
             usage: crate::usage::UsageMetrics::register(registry)?,
+            alerting: crate::alerting::metrics::AlertingMetrics::register(registry)?,
         })
     }
 

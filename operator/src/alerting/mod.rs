@@ -1,6 +1,81 @@
-//! Alerting foundations the incident controller builds on: the reseller's business calendar
-//! (when an incident report is due) and the delivery of notices (e-mail, fax gateway, signed
-//! webhook), one attempt at a time.
+//! Alerting and incidents (SPEC §6–§8, DESIGN "Alerting and incidents"): alert rules and their
+//! sources, the incident flow, remediation, mass-mail locks, notices and reports.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `rules` | the chart's alert rules file: names, parameters, rendering |
+//! | `source`, `embedded` | what is failing: Prometheus, Alertmanager's pushes, or the monitor's own history |
+//! | `flow` | the incident state machine (pure) |
+//! | `controller`, `deliver` | the loop: open, step, remediate, write status, deliver notices |
+//! | `incidents` | what one look at the cluster finds; incident keys and names |
+//! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
+//! | `delivery` | incident → notice and target for the transport |
+//! | `calendar`, `notify` | business calendar and notification transport |
 
 pub mod calendar;
+pub mod config;
+pub mod controller;
+mod deliver;
+pub mod delivery;
+pub mod embedded;
+pub mod flow;
+pub mod incidents;
+pub mod mail;
+pub mod metrics;
 pub mod notify;
+pub mod remediation;
+pub mod rules;
+pub mod source;
+
+use std::sync::Arc;
+
+pub use config::{AlertingConfig, SourceMode};
+pub use source::AlertInbox;
+
+use crate::context::Context;
+
+/// Runs the alert controller until SIGINT/SIGTERM. Exits the process when the notification
+/// transport cannot be set up: an operator that cannot tell resellers must not look healthy.
+pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
+    let cfg = &ctx.config.alerting;
+    if cfg.mode() == SourceMode::Embedded && !ctx.config.monitor.enabled {
+        // The embedded source is the monitor's history: with the monitor off it would act on
+        // stale states. Nothing to do until a Prometheus is configured.
+        tracing::warn!(
+            "the alert controller is idle: embedded mode needs the monitor (monitor.enabled: false)"
+        );
+        return;
+    }
+    let notifier = cfg
+        .notify_config()
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            notify::Notifier::new(c.clone())
+                .map(|n| (c, n.with_clock(ctx.clock.clone())))
+                .map_err(|e| e.to_string())
+        });
+    let (notify_config, notifier) = match notifier {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::error!(%error, "the notification transport cannot be set up (alerting.notify)");
+            std::process::exit(2);
+        }
+    };
+    tracing::info!(mode = ?cfg.mode(), poll = ?cfg.poll_interval, notify_after = ?cfg.notify_after,
+        "alert controller started");
+    let poll = cfg.poll_interval;
+    let mut alerting = controller::Alerting::new(ctx.clone(), inbox, notify_config, notifier);
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = crate::monitor::engine::shutdown();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => alerting.tick().await,
+            _ = &mut stop => {
+                tracing::info!("alert controller stopped");
+                return;
+            }
+        }
+    }
+}

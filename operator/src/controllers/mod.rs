@@ -21,9 +21,11 @@ use oem_crds::reseller::Reseller;
 
 use crate::context::Context;
 
-/// Runs every controller, the monitor and the usage reporter, until the process is asked to stop.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs every controller, the monitor, the usage reporter and the alert controller (fed by
+/// `inbox` in Alertmanager mode) until the process is asked to stop.
+pub async fn run(ctx: Arc<Context>, inbox: crate::alerting::AlertInbox) {
     tokio::join!(
+        crate::alerting::run(ctx.clone(), inbox),
         reseller::run(ctx.clone()),
         course::run(ctx.clone()),
         enduser::run(ctx.clone()),

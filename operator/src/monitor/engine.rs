@@ -62,7 +62,7 @@ pub async fn run(ctx: Arc<Context>) {
     }
 }
 
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

@@ -1,0 +1,508 @@
+//! The alert controller: every poll interval it looks at the alert source, opens one Incident
+//! per failing end user, service and kind, steps each unfinished incident through the flow
+//! (`flow.rs`), carries out the remediation the flow asks for (`remediation.rs`), writes the
+//! status (server-side apply, field manager `oem-hosting-alerting`, only when it changed) and
+//! delivers the notices the status holds as Pending (`deliver.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use oem_crds::enduser::EndUser;
+use oem_crds::incident::{Incident, IncidentKind, IncidentSpec, IncidentStatus};
+use oem_crds::reseller::{BusinessCalendar, Reseller};
+use serde_json::json;
+
+use super::calendar::Calendar;
+use super::config::SourceMode;
+use super::flow::{self, Facts, FlowConfig, Remedy};
+use super::incidents::{World, incident_name, is_open, key_of, kind_text, service_text};
+use super::metrics::sync_gauge;
+use super::notify::{Notifier, NotifyConfig};
+use super::remediation;
+use super::source::{self, AlertInbox, AlertKey, Observation};
+use super::{embedded, mail};
+use crate::context::Context;
+use crate::naming;
+
+/// The field manager of incident status and `EndUser.status.mailLocked` writes.
+pub const FIELD_MANAGER: &str = "oem-hosting-alerting";
+/// Incident labels, so `kubectl get inc -l` finds an end user's or a kind's incidents.
+pub const LABEL_SERVICE: &str = "hosting.oem.dev/service";
+pub const LABEL_KIND: &str = "hosting.oem.dev/incident-kind";
+
+/// The reseller's calendar; the default (Asia/Tokyo) when its spec cannot be used.
+fn calendar_of(reseller: &Reseller) -> Option<Calendar> {
+    Calendar::from_spec(&reseller.spec.business_calendar)
+        .or_else(|error| {
+            tracing::warn!(reseller = %reseller.name_any(), %error, "business calendar unusable; using the default");
+            Calendar::from_spec(&BusinessCalendar::default())
+        })
+        .ok()
+}
+
+pub struct Alerting {
+    pub(super) ctx: Arc<Context>,
+    inbox: AlertInbox,
+    http: reqwest::Client,
+    pub(super) notifier: Notifier,
+    pub(super) notify: NotifyConfig,
+    flow: FlowConfig,
+    series: HashMap<&'static str, HashSet<Vec<String>>>,
+}
+
+impl Alerting {
+    pub fn new(
+        ctx: Arc<Context>,
+        inbox: AlertInbox,
+        notify: NotifyConfig,
+        notifier: Notifier,
+    ) -> Self {
+        let cfg = &ctx.config.alerting;
+        let signed =
+            |d: std::time::Duration| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+        let flow = FlowConfig {
+            notify_after: signed(cfg.notify_after),
+            max_restarts: cfg.max_restarts,
+            restart_backoff: signed(cfg.restart_backoff),
+            report_lead_time: signed(cfg.report_lead_time),
+            allow_node_cordon: cfg.allow_node_cordon,
+        };
+        Self {
+            ctx,
+            inbox,
+            http: reqwest::Client::new(),
+            notifier,
+            notify,
+            flow,
+            series: HashMap::new(),
+        }
+    }
+
+    /// One look and one step of every unfinished incident.
+    pub async fn tick(&mut self) {
+        let now = self.ctx.clock.now();
+        let mut world = match World::load(&self.ctx.client).await {
+            Ok(world) => world,
+            Err(error) => {
+                tracing::warn!(%error, "listing resellers, end users, courses and incidents failed");
+                return;
+            }
+        };
+        let observation = self.observe(&world, now).await;
+        self.export_mail(&world);
+        if let Some(seen) = &observation {
+            self.open_new(&mut world, seen, now).await;
+        }
+        let unfinished: Vec<Incident> = world
+            .incidents
+            .iter()
+            .filter(|i| !flow::finished(i))
+            .cloned()
+            .collect();
+        for incident in unfinished {
+            let name = incident.name_any();
+            if let Some(updated) = self.advance(incident, &world, observation.as_ref()).await
+                && let Some(slot) = world
+                    .incidents
+                    .iter_mut()
+                    .find(|i| i.name_any() == name && i.namespace() == updated.namespace())
+            {
+                *slot = updated;
+            }
+        }
+        self.export_incidents(&world, self.ctx.clock.now());
+    }
+
+    async fn observe(&self, world: &World, now: Timestamp) -> Option<Observation> {
+        let mode = self.ctx.config.alerting.mode();
+        let (label, seen) = match mode {
+            SourceMode::Prometheus => {
+                let base = self
+                    .ctx
+                    .config
+                    .alerting
+                    .prometheus_url
+                    .clone()
+                    .unwrap_or_default();
+                match source::prometheus(&self.http, &base, now).await {
+                    Ok(seen) => ("prometheus", Some(seen)),
+                    Err(error) => {
+                        tracing::warn!(%error, "reading alerts failed; open incidents are kept as they are");
+                        ("prometheus", None)
+                    }
+                }
+            }
+            SourceMode::Alertmanager => ("alertmanager", Some(self.inbox.observe())),
+            SourceMode::Embedded | SourceMode::Auto => {
+                let endusers: Vec<EndUser> = world.endusers.values().cloned().collect();
+                ("embedded", Some(embedded::evaluate(&endusers, now)))
+            }
+        };
+        let result = if seen.is_some() { "ok" } else { "error" };
+        self.ctx
+            .metrics
+            .alerting
+            .source_polls
+            .with_label_values(&[label, result])
+            .inc();
+        seen
+    }
+
+    /// Opens an incident for every failing key without an open one.
+    async fn open_new(&self, world: &mut World, seen: &Observation, now: Timestamp) {
+        let grace = SignedDuration::try_from(self.ctx.config.alerting.mail_unlock_grace)
+            .unwrap_or(SignedDuration::ZERO);
+        for (key, since) in &seen.active {
+            let Some(enduser) = world
+                .endusers
+                .get(&(key.namespace.clone(), key.enduser.clone()))
+            else {
+                continue;
+            };
+            if world
+                .incidents
+                .iter()
+                .any(|i| key_of(i) == *key && is_open(i))
+            {
+                continue;
+            }
+            if key.kind == IncidentKind::MassMail {
+                if enduser.status.as_ref().is_some_and(|s| s.mail_locked) {
+                    continue;
+                }
+                let lifted_lately = world.incidents.iter().any(|i| {
+                    key_of(i) == *key
+                        && i.status
+                            .as_ref()
+                            .and_then(|s| s.resolved_at.as_ref())
+                            .is_some_and(|t| now < t.0 + grace)
+                });
+                if lifted_lately {
+                    continue;
+                }
+            }
+            // Mass mail is named by its detection: the same burst may be locked again after
+            // the grace, while its alert still counts from the same moment.
+            let named_at = if key.kind == IncidentKind::MassMail {
+                now
+            } else {
+                *since
+            };
+            let name = incident_name(key, named_at);
+            if world.incidents.iter().any(|i| i.name_any() == name) {
+                continue; // this outage was already resolved
+            }
+            let detail = enduser
+                .status
+                .as_ref()
+                .and_then(|s| s.services.iter().find(|h| h.service == key.service))
+                .and_then(|h| h.message.clone())
+                .filter(|_| key.kind != IncidentKind::MassMail)
+                .unwrap_or_else(|| match key.kind {
+                    IncidentKind::MassMail => "mail sent above the course's rate".to_owned(),
+                    _ => format!("{} failing", service_text(key.service)),
+                });
+            match self.create(key, &name, *since, now, &detail).await {
+                Ok(incident) => {
+                    tracing::info!(namespace = %key.namespace, incident = %name, enduser = %key.enduser,
+                        service = %service_text(key.service), kind = kind_text(key.kind), "incident opened");
+                    self.ctx
+                        .metrics
+                        .alerting
+                        .incidents_total
+                        .with_label_values(&[key.reseller(), kind_text(key.kind)])
+                        .inc();
+                    self.ctx
+                        .event(
+                            &incident.object_ref(&()),
+                            true,
+                            "IncidentOpened",
+                            "Detect",
+                            detail,
+                        )
+                        .await;
+                    world.incidents.push(incident);
+                }
+                Err(error) => {
+                    tracing::warn!(incident = %name, %error, "opening the incident failed")
+                }
+            }
+        }
+    }
+
+    async fn create(
+        &self,
+        key: &AlertKey,
+        name: &str,
+        since: Timestamp,
+        now: Timestamp,
+        detail: &str,
+    ) -> Result<Incident, kube::Error> {
+        let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
+        let mut incident = Incident::new(
+            name,
+            IncidentSpec {
+                end_user: key.enduser.clone(),
+                service: key.service,
+                kind: key.kind,
+                cause: None,
+                report_deferral: None,
+            },
+        );
+        incident.metadata.namespace = Some(key.namespace.clone());
+        incident.metadata.labels = Some(
+            [
+                (naming::LABEL_MANAGED_BY, naming::MANAGED_BY.to_owned()),
+                (naming::LABEL_RESELLER, key.reseller().to_owned()),
+                (naming::LABEL_ENDUSER, key.enduser.clone()),
+                (LABEL_SERVICE, service_text(key.service)),
+                (LABEL_KIND, kind_text(key.kind).to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        let created = match api.create(&PostParams::default(), &incident).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(e)) if e.code == 409 => api.get(name).await?,
+            Err(error) => return Err(error),
+        };
+        if created
+            .status
+            .as_ref()
+            .is_some_and(|s| s.started_at.is_some())
+        {
+            return Ok(created);
+        }
+        let mut status = flow::opened(since.min(now), now, detail);
+        flow::settle(&mut status, &created, now);
+        self.write(&created, status).await
+    }
+
+    /// Writes the incident's status when it differs from the stored one; returns the incident
+    /// as stored afterwards.
+    pub(super) async fn write(
+        &self,
+        incident: &Incident,
+        status: IncidentStatus,
+    ) -> Result<Incident, kube::Error> {
+        if incident.status.as_ref() == Some(&status) {
+            return Ok(incident.clone());
+        }
+        let api: Api<Incident> = Api::namespaced(
+            self.ctx.client.clone(),
+            &incident.namespace().unwrap_or_default(),
+        );
+        let patch = json!({
+            "apiVersion": Incident::api_version(&()),
+            "kind": Incident::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &incident.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    }
+
+    /// One step of one incident: facts, flow, remediation, status, deliveries.
+    async fn advance(
+        &self,
+        incident: Incident,
+        world: &World,
+        seen: Option<&Observation>,
+    ) -> Option<Incident> {
+        let now = self.ctx.clock.now();
+        let key = key_of(&incident);
+        let Some(reseller) = world.resellers.get(key.reseller()) else {
+            tracing::warn!(incident = %incident.name_any(), "the incident's reseller is gone");
+            return None;
+        };
+        let calendar = calendar_of(reseller)?;
+        let enduser = world.enduser_of(&incident);
+        let (failing, recovered_at) = match (enduser, seen) {
+            (None, _) => (false, None),
+            (Some(_), None) => (true, None),
+            (Some(_), Some(seen)) => match seen.active.get(&key) {
+                Some(_) => (true, None),
+                None if seen.complete => (false, seen.recovered.get(&key).copied()),
+                None => match seen.recovered.get(&key) {
+                    Some(at) => (false, Some(*at)),
+                    None => (true, None),
+                },
+            },
+        };
+        let unresolved = is_open(&incident);
+        let hosting_ns = enduser.map(|e| {
+            e.status
+                .as_ref()
+                .and_then(|s| s.hosting_namespace.clone())
+                .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser))
+        });
+        let group = remediation::group_of(key.service);
+        let mut facts = Facts {
+            now,
+            failing,
+            recovered_at,
+            pod_not_ready: false,
+            node_not_ready: None,
+            unlock_requested: enduser.is_some_and(mail::unlock_requested),
+            recipients: super::delivery::recipients(reseller),
+        };
+        if unresolved
+            && failing
+            && key.kind != IncidentKind::MassMail
+            && let Some(ns) = &hosting_ns
+            && let Ok(pods) = remediation::pods(&self.ctx.client, ns, group).await
+        {
+            facts.pod_not_ready =
+                key.kind == IncidentKind::ServiceDown && remediation::any_not_ready(&pods);
+            if self.flow.allow_node_cordon {
+                facts.node_not_ready = remediation::not_ready_node(&self.ctx.client, &pods).await;
+            }
+        }
+        let (mut status, remedies) =
+            flow::step(&incident, &facts, &self.flow, |t| calendar.report_due(t));
+        for remedy in remedies {
+            let (level, action) = remedy.labels();
+            let done = self
+                .remedy(
+                    &remedy,
+                    &incident,
+                    enduser,
+                    hosting_ns.as_deref(),
+                    group,
+                    now,
+                )
+                .await;
+            let result = if done.is_ok() { "ok" } else { "error" };
+            self.ctx
+                .metrics
+                .alerting
+                .remediations
+                .with_label_values(&[level, action, result])
+                .inc();
+            match done {
+                Ok(message) => {
+                    tracing::info!(incident = %incident.name_any(), %message, "remediation done");
+                    flow::record(&mut status, now, remedy.event(), Some(message));
+                    if remedy == Remedy::UnlockMail {
+                        flow::resolve_mail_lock(&mut status, now);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(incident = %incident.name_any(), %error, "remediation failed")
+                }
+            }
+        }
+        flow::settle(&mut status, &incident, now);
+        if unresolved
+            && let (Some(resolved), Some(started)) = (&status.resolved_at, &status.started_at)
+        {
+            let took = resolved.0.duration_since(started.0).as_secs_f64().max(0.0);
+            self.ctx
+                .metrics
+                .alerting
+                .time_to_recover
+                .with_label_values(&[key.reseller()])
+                .observe(took);
+            tracing::info!(incident = %incident.name_any(), seconds = took, "incident resolved");
+        }
+        let written = match self.write(&incident, status).await {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::warn!(incident = %incident.name_any(), %error, "writing the incident status failed");
+                return None;
+            }
+        };
+        Some(self.deliver(written, reseller, enduser, &calendar).await)
+    }
+
+    async fn remedy(
+        &self,
+        remedy: &Remedy,
+        incident: &Incident,
+        enduser: Option<&EndUser>,
+        hosting_ns: Option<&str>,
+        group: Option<crate::hosting::ServiceGroup>,
+        now: Timestamp,
+    ) -> Result<String, String> {
+        let client = &self.ctx.client;
+        let ns = hosting_ns.ok_or_else(|| "the end user is gone".to_owned());
+        match remedy {
+            Remedy::Restart => match group {
+                Some(group) => remediation::restart(client, ns?, group, now)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => remediation::recreate(client, ns?, None)
+                    .await
+                    .map_err(|e| e.to_string()),
+            },
+            Remedy::Recreate => remediation::recreate(client, ns?, group)
+                .await
+                .map_err(|e| e.to_string()),
+            Remedy::Cordon(node) => remediation::cordon(client, node)
+                .await
+                .map_err(|e| e.to_string()),
+            Remedy::LockMail | Remedy::UnlockMail => {
+                let Some(enduser) = enduser else {
+                    return Err("the end user is gone".into());
+                };
+                mail::set_lock(client, enduser, *remedy == Remedy::LockMail)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .map(|m| format!("{m} ({})", incident.name_any()))
+            }
+        }
+    }
+
+    fn export_mail(&mut self, world: &World) {
+        let (limits, locked) = mail::gauges(world);
+        let m = &self.ctx.metrics.alerting;
+        sync_gauge(
+            &m.mail_rate_limit,
+            self.series.entry("limit").or_default(),
+            limits,
+        );
+        sync_gauge(
+            &m.mail_locked,
+            self.series.entry("locked").or_default(),
+            locked,
+        );
+    }
+
+    fn export_incidents(&mut self, world: &World, now: Timestamp) {
+        let mut open: HashMap<Vec<String>, f64> = HashMap::new();
+        let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
+        for incident in &world.incidents {
+            let key = key_of(incident);
+            if is_open(incident) {
+                *open
+                    .entry(vec![
+                        key.reseller().to_owned(),
+                        kind_text(key.kind).to_owned(),
+                    ])
+                    .or_default() += 1.0;
+            }
+            let late = overdue.entry(vec![key.reseller().to_owned()]).or_default();
+            if flow::overdue(incident, now) {
+                *late += 1.0;
+            }
+        }
+        let m = &self.ctx.metrics.alerting;
+        sync_gauge(
+            &m.incidents_open,
+            self.series.entry("open").or_default(),
+            open,
+        );
+        sync_gauge(
+            &m.reports_overdue,
+            self.series.entry("overdue").or_default(),
+            overdue,
+        );
+    }
+}

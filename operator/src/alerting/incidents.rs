@@ -1,0 +1,173 @@
+//! What the alert controller knows of the cluster at one look (`World`), and how incidents
+//! are found again: their key (end user, service, kind) and their deterministic name.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use oem_crds::course::Course;
+use oem_crds::enduser::{EndUser, ServiceName};
+use oem_crds::incident::{Incident, IncidentKind};
+use oem_crds::reseller::Reseller;
+use sha2::{Digest, Sha256};
+
+use super::source::AlertKey;
+
+/// What one look at the cluster finds.
+pub struct World {
+    pub resellers: HashMap<String, Reseller>,
+    pub endusers: HashMap<(String, String), EndUser>,
+    pub courses: HashMap<(String, String), Course>,
+    pub incidents: Vec<Incident>,
+}
+
+impl World {
+    pub async fn load(client: &kube::Client) -> Result<Self, kube::Error> {
+        let lp = ListParams::default();
+        let (resellers, endusers, courses, incidents) = (
+            Api::<Reseller>::all(client.clone()),
+            Api::<EndUser>::all(client.clone()),
+            Api::<Course>::all(client.clone()),
+            Api::<Incident>::all(client.clone()),
+        );
+        let (resellers, endusers, courses, incidents) = futures::try_join!(
+            resellers.list(&lp),
+            endusers.list(&lp),
+            courses.list(&lp),
+            incidents.list(&lp),
+        )?;
+        let key = |ns: Option<String>, name: String| (ns.unwrap_or_default(), name);
+        Ok(Self {
+            resellers: resellers
+                .items
+                .into_iter()
+                .map(|r| (r.name_any(), r))
+                .collect(),
+            endusers: endusers
+                .items
+                .into_iter()
+                .map(|e| (key(e.namespace(), e.name_any()), e))
+                .collect(),
+            courses: courses
+                .items
+                .into_iter()
+                .map(|c| (key(c.namespace(), c.name_any()), c))
+                .collect(),
+            incidents: incidents.items,
+        })
+    }
+
+    pub fn enduser_of(&self, incident: &Incident) -> Option<&EndUser> {
+        self.endusers.get(&(
+            incident.namespace().unwrap_or_default(),
+            incident.spec.end_user.clone(),
+        ))
+    }
+}
+
+/// The key of an incident.
+pub fn key_of(incident: &Incident) -> AlertKey {
+    AlertKey {
+        namespace: incident.namespace().unwrap_or_default(),
+        enduser: incident.spec.end_user.clone(),
+        service: incident.spec.service,
+        kind: incident.spec.kind,
+    }
+}
+
+pub fn is_open(incident: &Incident) -> bool {
+    incident
+        .status
+        .as_ref()
+        .is_none_or(|s| s.resolved_at.is_none())
+}
+
+pub fn kind_text(kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::ServiceDown => "ServiceDown",
+        IncidentKind::HostDown => "HostDown",
+        IncidentKind::MassMail => "MassMail",
+    }
+}
+
+pub fn service_text(service: ServiceName) -> String {
+    serde_json::to_value(service)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The incident's name: readable, and the same for the same outage (end user, service, kind,
+/// first failure), so a restarted operator finds instead of duplicating it.
+pub fn incident_name(key: &AlertKey, since: Timestamp) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        key.namespace.as_str(),
+        key.enduser.as_str(),
+        &service_text(key.service),
+        kind_text(key.kind),
+        &since.as_second().to_string(),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let what = match key.kind {
+        IncidentKind::MassMail => "massmail".to_owned(),
+        _ => service_text(key.service),
+    };
+    let mut readable: String = format!("{}-{what}", key.enduser)
+        .chars()
+        .take(200)
+        .collect();
+    while readable.ends_with(['-', '.']) {
+        readable.pop();
+    }
+    format!("{readable}-{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::SignedDuration;
+    use oem_crds::enduser::ServiceName;
+
+    fn key(kind: IncidentKind, service: ServiceName) -> AlertKey {
+        AlertKey {
+            namespace: "reseller-sakura".into(),
+            enduser: "shop".into(),
+            service,
+            kind,
+        }
+    }
+
+    #[test]
+    fn the_same_outage_has_the_same_name_another_one_another() {
+        let t: Timestamp = "2026-03-02T01:00:00Z".parse().unwrap();
+        let k = key(IncidentKind::ServiceDown, ServiceName::Imap);
+        assert_eq!(incident_name(&k, t), incident_name(&k, t));
+        assert!(incident_name(&k, t).starts_with("shop-imap-"));
+        assert_ne!(
+            incident_name(&k, t),
+            incident_name(&k, t + SignedDuration::from_secs(60))
+        );
+        let smtp_down = key(IncidentKind::ServiceDown, ServiceName::Smtp);
+        let mass_mail = key(IncidentKind::MassMail, ServiceName::Smtp);
+        assert_ne!(incident_name(&smtp_down, t), incident_name(&mass_mail, t));
+        assert!(incident_name(&mass_mail, t).starts_with("shop-massmail-"));
+    }
+
+    #[test]
+    fn a_long_end_user_name_still_makes_a_valid_name() {
+        let mut k = key(IncidentKind::HostDown, ServiceName::Ping);
+        k.enduser = "a".repeat(253);
+        let name = incident_name(&k, Timestamp::UNIX_EPOCH);
+        assert!(name.len() <= 253, "{}", name.len());
+    }
+}

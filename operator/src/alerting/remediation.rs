@@ -1,0 +1,244 @@
+//! Remediation against the cluster (SPEC §7): level 1 restarts the failing service's workload
+//! (a rollout restart of its StatefulSet: the pod template's `restartedAt` annotation, applied
+//! with a field manager of its own); level 2 force-deletes the end user's pods so they are
+//! recreated, and cordons a NotReady node and moves the tenant pods off it. Also what the
+//! flow needs to know first: whether the pod is Ready and its node NotReady.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use oem_crds::enduser::ServiceName;
+use serde_json::json;
+
+use crate::hosting::ServiceGroup;
+use crate::naming;
+
+/// The field manager of remediation writes.
+pub const FIELD_MANAGER: &str = "oem-hosting-remediation";
+
+/// Why a remediation step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemedyError {
+    #[error("{action} in {namespace}: {source}")]
+    Kube {
+        action: &'static str,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{action} in {namespace}: nothing to act on")]
+    NothingThere {
+        action: &'static str,
+        namespace: String,
+    },
+}
+
+/// The workload serving a monitored service; `None` for ping (the whole host).
+pub fn group_of(service: ServiceName) -> Option<ServiceGroup> {
+    use ServiceName::*;
+    match service {
+        Http | Https | Ftp | Ftps => Some(ServiceGroup::Web),
+        Smtp | Smtps | Pop3 | Pop3s | Imap | Imaps => Some(ServiceGroup::Mail),
+        Postgresql | Mysql => Some(ServiceGroup::Db),
+        Ping => None,
+    }
+}
+
+fn selector(group: Option<ServiceGroup>) -> String {
+    let managed = format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY);
+    match group {
+        Some(g) => format!("{managed},{}={}", naming::LABEL_SERVICE_GROUP, g.name()),
+        None => managed,
+    }
+}
+
+fn kube_error(action: &'static str, namespace: &str) -> impl FnOnce(kube::Error) -> RemedyError {
+    let namespace = namespace.to_owned();
+    move |source| RemedyError::Kube {
+        action,
+        namespace,
+        source,
+    }
+}
+
+/// Level 1: rollout-restart the group's StatefulSet. Returns what was restarted.
+pub async fn restart(
+    client: &Client,
+    namespace: &str,
+    group: ServiceGroup,
+    at: jiff::Timestamp,
+) -> Result<String, RemedyError> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let name = group.name();
+    if api
+        .get_metadata_opt(name)
+        .await
+        .map_err(kube_error("reading the statefulset", namespace))?
+        .is_none()
+    {
+        return Err(RemedyError::NothingThere {
+            action: "restarting the workload",
+            namespace: namespace.to_owned(),
+        });
+    }
+    let patch = json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": at.to_string()
+        }}}}
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube_error("restarting the statefulset", namespace))?;
+    Ok(format!("statefulset {namespace}/{name} restarted"))
+}
+
+/// The group's pods (all the end user's pods for `None`).
+pub async fn pods(
+    client: &Client,
+    namespace: &str,
+    group: Option<ServiceGroup>,
+) -> Result<Vec<Pod>, RemedyError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().labels(&selector(group)))
+        .await
+        .map_err(kube_error("listing pods", namespace))?
+        .items)
+}
+
+fn condition_false(conditions: Option<&Vec<k8s_openapi::api::core::v1::PodCondition>>) -> bool {
+    conditions
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status != "True")
+}
+
+/// Whether any of the pods exists and is not Ready.
+pub fn any_not_ready(pods: &[Pod]) -> bool {
+    pods.iter()
+        .any(|p| condition_false(p.status.as_ref().and_then(|s| s.conditions.as_ref())))
+}
+
+/// The first NotReady node the pods run on.
+pub async fn not_ready_node(client: &Client, pods: &[Pod]) -> Option<String> {
+    let api: Api<Node> = Api::all(client.clone());
+    for node in pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+    {
+        let Ok(Some(found)) = api.get_opt(&node).await else {
+            continue;
+        };
+        let not_ready = found
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status != "True");
+        if not_ready {
+            return Some(node);
+        }
+    }
+    None
+}
+
+/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them.
+pub async fn recreate(
+    client: &Client,
+    namespace: &str,
+    group: Option<ServiceGroup>,
+) -> Result<String, RemedyError> {
+    let found = pods(client, namespace, group).await?;
+    if found.is_empty() {
+        return Err(RemedyError::NothingThere {
+            action: "recreating pods",
+            namespace: namespace.to_owned(),
+        });
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut names = Vec::new();
+    for pod in &found {
+        let name = pod.name_any();
+        match api
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => names.push(name),
+            Err(kube::Error::Api(e)) if e.code == 404 => names.push(name),
+            Err(source) => return Err(kube_error("deleting a pod", namespace)(source)),
+        }
+    }
+    Ok(format!(
+        "pods {} of {namespace} recreated",
+        names.join(", ")
+    ))
+}
+
+/// Level 2: cordons the node and force-deletes the tenant pods on it, so they are scheduled
+/// elsewhere.
+pub async fn cordon(client: &Client, node: &str) -> Result<String, RemedyError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .map_err(kube_error("cordoning node", node))?;
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_node = pods
+        .list(
+            &ListParams::default()
+                .labels(&selector(None))
+                .fields(&format!("spec.nodeName={node}")),
+        )
+        .await
+        .map_err(kube_error("listing tenant pods on node", node))?;
+    let mut moved = 0;
+    for pod in on_node.items {
+        let ns = pod.namespace().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        match api
+            .delete(&pod.name_any(), &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => moved += 1,
+            Err(kube::Error::Api(e)) if e.code == 404 => moved += 1,
+            Err(source) => return Err(kube_error("moving a tenant pod", node)(source)),
+        }
+    }
+    Ok(format!("node {node} cordoned, {moved} tenant pods moved"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_restarts_the_workload_that_serves_it() {
+        assert_eq!(group_of(ServiceName::Ftps), Some(ServiceGroup::Web));
+        assert_eq!(group_of(ServiceName::Imaps), Some(ServiceGroup::Mail));
+        assert_eq!(group_of(ServiceName::Mysql), Some(ServiceGroup::Db));
+        assert_eq!(group_of(ServiceName::Ping), None);
+    }
+
+    #[test]
+    fn a_pod_without_a_true_ready_condition_is_not_ready() {
+        let pod = |status: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "web-0"},
+                "status": {"conditions": [{"type": "Ready", "status": status}]}}))
+            .unwrap()
+        };
+        assert!(any_not_ready(&[pod("True"), pod("False")]));
+        assert!(!any_not_ready(&[pod("True")]));
+    }
+}

@@ -1,0 +1,308 @@
+//! Where alerts come from, in one shape: what is failing now (with the time of its first
+//! failure) and what recovered (with when). Three sources: the monitor's own history
+//! (embedded, `embedded.rs`), Prometheus's `/api/v1/alerts` (pending alerts included, so an
+//! incident opens on the first failure, not ten minutes later), and Alertmanager's webhook
+//! (`inbox`, fed by the operator's HTTP server).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use oem_crds::enduser::ServiceName;
+use oem_crds::incident::IncidentKind;
+use serde::Deserialize;
+
+use super::rules;
+use crate::naming;
+
+/// One outage: which end user, service and kind. One open Incident per key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AlertKey {
+    /// The end user's (the reseller's) namespace.
+    pub namespace: String,
+    pub enduser: String,
+    pub service: ServiceName,
+    pub kind: IncidentKind,
+}
+
+impl AlertKey {
+    pub fn reseller(&self) -> &str {
+        naming::reseller_of_namespace(&self.namespace).unwrap_or_default()
+    }
+}
+
+/// What a source saw at one look.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    /// Failing now, since when (the first failure).
+    pub active: HashMap<AlertKey, Timestamp>,
+    /// Recovered, and when; only what the source knows (the embedded source knows when each
+    /// service came back, Alertmanager tells `endsAt`).
+    pub recovered: HashMap<AlertKey, Timestamp>,
+    /// The source lists every failing key, so a key it does not list has recovered
+    /// (Prometheus, embedded). Alertmanager only tells changes.
+    pub complete: bool,
+}
+
+/// Why a look at a source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("reading alerts from {url}: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Prometheus at {url} answered {status}")]
+    Status { url: String, status: String },
+}
+
+/// The key an alert's labels name, if the alert opens incidents and its labels are whole.
+pub fn key_of(alertname: &str, labels: &HashMap<String, String>) -> Option<AlertKey> {
+    let kind = rules::incident_kind(alertname)?;
+    let reseller = labels.get("reseller").filter(|r| !r.is_empty())?;
+    let enduser = labels.get("enduser").filter(|e| !e.is_empty())?.clone();
+    let service: ServiceName = match kind {
+        IncidentKind::MassMail => ServiceName::Smtp,
+        IncidentKind::HostDown => ServiceName::Ping,
+        IncidentKind::ServiceDown => {
+            let name = labels.get("service")?;
+            serde_json::from_value(serde_json::Value::String(name.clone())).ok()?
+        }
+    };
+    if kind == IncidentKind::ServiceDown && service == ServiceName::Ping {
+        return None;
+    }
+    Some(AlertKey {
+        namespace: naming::reseller_namespace(reseller),
+        enduser,
+        service,
+        kind,
+    })
+}
+
+#[derive(Deserialize)]
+struct PromAlerts {
+    status: String,
+    #[serde(default)]
+    data: Option<PromData>,
+}
+
+#[derive(Deserialize)]
+struct PromData {
+    alerts: Vec<PromAlert>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromAlert {
+    labels: HashMap<String, String>,
+    state: String,
+    active_at: Option<String>,
+}
+
+/// Reads `/api/v1/alerts`. Service and host alerts count from `pending` (their `activeAt` is
+/// the first failed scrape); mass mail only once firing (its `for` is the tolerance).
+pub async fn prometheus(
+    http: &reqwest::Client,
+    base: &str,
+    now: Timestamp,
+) -> Result<Observation, SourceError> {
+    let url = format!("{}/api/v1/alerts", base.trim_end_matches('/'));
+    let http_error = |source| SourceError::Http {
+        url: url.clone(),
+        source,
+    };
+    let body: PromAlerts = http
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(http_error)?
+        .json()
+        .await
+        .map_err(http_error)?;
+    if body.status != "success" {
+        return Err(SourceError::Status {
+            url,
+            status: body.status,
+        });
+    }
+    let mut seen = Observation {
+        complete: true,
+        ..Observation::default()
+    };
+    for alert in body.data.map(|d| d.alerts).unwrap_or_default() {
+        let name = alert.labels.get("alertname").cloned().unwrap_or_default();
+        let Some(key) = key_of(&name, &alert.labels) else {
+            continue;
+        };
+        let counts = match key.kind {
+            IncidentKind::MassMail => alert.state == "firing",
+            _ => alert.state == "pending" || alert.state == "firing",
+        };
+        if !counts {
+            continue;
+        }
+        let since = alert
+            .active_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .unwrap_or(now);
+        let entry = seen.active.entry(key).or_insert(since);
+        *entry = (*entry).min(since);
+    }
+    Ok(seen)
+}
+
+/// One alert of an Alertmanager webhook notification (version 4).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedAlert {
+    pub status: String,
+    #[serde(default)]
+    pub labels: HashMap<String, String>,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+}
+
+/// An Alertmanager webhook notification.
+#[derive(Debug, Deserialize)]
+pub struct PushedNotification {
+    #[serde(default)]
+    pub alerts: Vec<PushedAlert>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InboxEntry {
+    since: Timestamp,
+    recovered: Option<Timestamp>,
+}
+
+/// What Alertmanager pushed, kept until the alert resolves and the controller has seen it.
+/// Shared by the HTTP receiver and the alert controller.
+#[derive(Debug, Clone, Default)]
+pub struct AlertInbox {
+    entries: Arc<Mutex<HashMap<AlertKey, InboxEntry>>>,
+}
+
+impl AlertInbox {
+    /// Takes in one notification. Alertmanager's `startsAt` is when the alert began firing,
+    /// after its `for:`; the outage began `alert_for` earlier. Returns the alerts taken.
+    pub fn receive(&self, note: &PushedNotification, alert_for: Duration, now: Timestamp) -> usize {
+        let back = SignedDuration::try_from(alert_for).unwrap_or(SignedDuration::ZERO);
+        let Ok(mut entries) = self.entries.lock() else {
+            return 0;
+        };
+        let mut taken = 0;
+        for alert in &note.alerts {
+            let name = alert.labels.get("alertname").cloned().unwrap_or_default();
+            let Some(key) = key_of(&name, &alert.labels) else {
+                continue;
+            };
+            let parse = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+            let fired = parse(&alert.starts_at).unwrap_or(now);
+            let since = match key.kind {
+                IncidentKind::MassMail => fired,
+                _ => fired.checked_sub(back).unwrap_or(fired),
+            };
+            let recovered =
+                (alert.status == "resolved").then(|| parse(&alert.ends_at).unwrap_or(now).min(now));
+            let entry = entries
+                .entry(key)
+                .or_insert(InboxEntry { since, recovered });
+            entry.since = entry.since.min(since);
+            entry.recovered = recovered;
+            taken += 1;
+        }
+        taken
+    }
+
+    /// What is firing and what recovered; recovered entries are handed out once.
+    pub fn observe(&self) -> Observation {
+        let mut seen = Observation::default();
+        let Ok(mut entries) = self.entries.lock() else {
+            return seen;
+        };
+        entries.retain(|key, entry| match entry.recovered {
+            Some(at) => {
+                seen.recovered.insert(key.clone(), at);
+                false
+            }
+            None => {
+                seen.active.insert(key.clone(), entry.since);
+                true
+            }
+        });
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn alerts_map_to_keys_by_their_labels() {
+        let l = labels(&[
+            ("reseller", "sakura"),
+            ("enduser", "shop"),
+            ("service", "imap"),
+        ]);
+        let key = key_of(rules::SERVICE_DOWN, &l).unwrap();
+        assert_eq!(key.namespace, "reseller-sakura");
+        assert_eq!(key.service, ServiceName::Imap);
+        assert_eq!(key.kind, IncidentKind::ServiceDown);
+        assert_eq!(key.reseller(), "sakura");
+        let host = key_of(
+            rules::HOST_DOWN,
+            &labels(&[("reseller", "sakura"), ("enduser", "shop")]),
+        );
+        assert_eq!(host.unwrap().service, ServiceName::Ping);
+        assert!(key_of("HostingCertExpiring", &l).is_none());
+        assert!(key_of(rules::SERVICE_DOWN, &labels(&[("reseller", "sakura")])).is_none());
+        let node = labels(&[("reseller", ""), ("enduser", ""), ("service", "ping")]);
+        assert!(key_of(rules::HOST_DOWN, &node).is_none());
+    }
+
+    #[test]
+    fn alertmanager_alerts_count_from_the_first_failure_and_resolve_once() {
+        let inbox = AlertInbox::default();
+        let note: PushedNotification = serde_json::from_value(serde_json::json!({
+            "version": "4", "status": "firing",
+            "alerts": [{"status": "firing", "startsAt": "2026-03-02T01:10:00Z",
+                "labels": {"alertname": "HostingServiceDown", "reseller": "sakura",
+                           "enduser": "shop", "service": "imap"}}]
+        }))
+        .unwrap();
+        let now: Timestamp = "2026-03-02T01:10:05Z".parse().unwrap();
+        assert_eq!(inbox.receive(&note, Duration::from_secs(600), now), 1);
+        let seen = inbox.observe();
+        assert_eq!(
+            seen.active.values().next().unwrap().to_string(),
+            "2026-03-02T01:00:00Z"
+        );
+        assert!(!seen.complete);
+        let resolved: PushedNotification = serde_json::from_value(serde_json::json!({
+            "alerts": [{"status": "resolved", "startsAt": "2026-03-02T01:10:00Z",
+                "endsAt": "2026-03-02T01:20:00Z",
+                "labels": {"alertname": "HostingServiceDown", "reseller": "sakura",
+                           "enduser": "shop", "service": "imap"}}]
+        }))
+        .unwrap();
+        inbox.receive(&resolved, Duration::from_secs(600), now);
+        let seen = inbox.observe();
+        assert!(seen.active.is_empty());
+        assert_eq!(seen.recovered.len(), 1);
+        assert!(inbox.observe().recovered.is_empty(), "handed out once");
+    }
+}
