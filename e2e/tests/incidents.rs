@@ -21,6 +21,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use oem_crds::{EndUser, Incident};
+use oem_e2e::dashboards::{self, PanelQuery};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{
@@ -57,7 +58,7 @@ struct Bench {
     db: FakePostgres,
     ns: String,
     reseller: String,
-    _prometheus: Option<Prometheus>,
+    prometheus: Option<Prometheus>,
     _alertmanager: Option<Alertmanager>,
     mail: Option<MailExporter>,
     _dir: tempfile::TempDir,
@@ -214,7 +215,7 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
         db,
         ns,
         reseller,
-        _prometheus: prometheus,
+        prometheus,
         _alertmanager: alertmanager,
         mail,
         _dir: dir,
@@ -699,9 +700,52 @@ async fn prometheus_mode_outage_and_mass_mail_lock() -> anyhow::Result<()> {
     let bench = bench(Mode::Prometheus, "p", false).await?;
     let bench = outage(bench, Mode::Prometheus, false).await?;
     eprintln!("prometheus mode outage: {:?}", t.elapsed());
+    incident_panels_have_data(&bench).await?;
     mass_mail(&bench).await?;
     bench.retire().await?;
     eprintln!("prometheus mode with mass mail: {:?}", t.elapsed());
+    Ok(())
+}
+
+/// The dashboards' panels on incident metrics (the dashboards test covers the others) return
+/// data from this Prometheus, which scraped the operator through a whole incident.
+async fn incident_panels_have_data(bench: &Bench) -> anyhow::Result<()> {
+    let prometheus = bench
+        .prometheus
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("Prometheus mode runs a Prometheus"))?;
+    let mut vars = dashboards::builtin_variables();
+    vars.insert("reseller".into(), bench.reseller.clone());
+    vars.insert("datasource".into(), "prometheus".into());
+    let checked = wait::until(
+        "every incident panel to return data",
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+        || async {
+            let results = dashboards::run_all(prometheus, &vars)
+                .await
+                .map_err(|e| e.to_string())?;
+            let incident: Vec<PanelQuery> = results
+                .into_iter()
+                .filter(PanelQuery::on_incident_metrics)
+                .collect();
+            let missing: Vec<PanelQuery> =
+                incident.iter().filter(|r| !r.has_data()).cloned().collect();
+            if incident.is_empty() {
+                Err("no panel queries incident metrics".to_owned())
+            } else if missing.is_empty() {
+                Ok(incident)
+            } else {
+                Err(dashboards::report(&missing))
+            }
+        },
+    )
+    .await?;
+    eprintln!(
+        "incident panels with data: {}\n{}",
+        checked.len(),
+        dashboards::report(&checked)
+    );
     Ok(())
 }
 
