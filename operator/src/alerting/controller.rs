@@ -480,13 +480,16 @@ impl Alerting {
         let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
         for incident in &world.incidents {
             let key = key_of(incident);
+            // Every reseller and kind with an incident on record has a series, 0 when none is
+            // open, so a dashboard shows "0 open" rather than no data after recovery.
+            let count = open
+                .entry(vec![
+                    key.reseller().to_owned(),
+                    kind_text(key.kind).to_owned(),
+                ])
+                .or_default();
             if is_open(incident) {
-                *open
-                    .entry(vec![
-                        key.reseller().to_owned(),
-                        kind_text(key.kind).to_owned(),
-                    ])
-                    .or_default() += 1.0;
+                *count += 1.0;
             }
             let late = overdue.entry(vec![key.reseller().to_owned()]).or_default();
             if flow::overdue(incident, now) {
