@@ -67,7 +67,7 @@ pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
     let mut alerting = controller::Alerting::new(ctx.clone(), inbox, notify_config, notifier);
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = crate::monitor::engine::shutdown();
+    let stop = crate::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

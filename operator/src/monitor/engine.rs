@@ -58,22 +58,7 @@ pub async fn run(ctx: Arc<Context>) {
     let mut engine = Engine::new(ctx, prober);
     tokio::select! {
         _ = engine.run() => {}
-        _ = shutdown() => tracing::info!("monitor stopped"),
-    }
-}
-
-pub(crate) async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        _ = crate::shutdown_signal() => tracing::info!("monitor stopped"),
     }
 }
 

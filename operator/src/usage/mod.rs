@@ -105,22 +105,7 @@ pub async fn run(ctx: Arc<Context>) {
     };
     tokio::select! {
         _ = reporter.run() => {}
-        _ = shutdown() => tracing::info!("usage reporter stopped"),
-    }
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        _ = crate::shutdown_signal() => tracing::info!("usage reporter stopped"),
     }
 }
 
