@@ -216,17 +216,31 @@ async fn a_stopped_daemon_degrades_the_end_user_until_it_runs_again() -> anyhow:
         restarted.elapsed()
     );
 
-    let metrics = operator.metrics().await?;
-    let line = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("oem_probe_success{")
-                && l.contains("enduser=\"shop\"")
-                && l.contains("service=\"imaps\"")
-        })
-        .unwrap_or_default()
-        .to_owned();
-    assert!(line.ends_with(" 1"), "imaps success metric: {line:?}");
+    // The series comes back with the next probe: the alert controller's level-1 restart of the
+    // mail StatefulSet makes the end user briefly not Active, which drops its targets.
+    let metrics = wait::until(
+        "the imaps success metric to read 1",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || async {
+            let metrics = operator.metrics().await.map_err(|e| e.to_string())?;
+            let line = metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with("oem_probe_success{")
+                        && l.contains("enduser=\"shop\"")
+                        && l.contains("service=\"imaps\"")
+                })
+                .unwrap_or_default()
+                .to_owned();
+            if line.ends_with(" 1") {
+                Ok(metrics)
+            } else {
+                Err(format!("imaps success metric: {line:?}"))
+            }
+        },
+    )
+    .await?;
     assert!(
         metrics
             .lines()
