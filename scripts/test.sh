@@ -17,8 +17,11 @@ say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-say "building every test"
+say "building every test and binary"
 cargo test --workspace --no-run
+# The end-to-end tests run the operator, webhooks and helper binaries as processes: build
+# every binary, not only those of packages with integration tests.
+cargo build --workspace --bins
 
 say "running the tests in a network namespace with only loopback"
 export OEM_CLUSTER_DIR=$repo/.cluster/test
