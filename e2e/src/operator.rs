@@ -38,14 +38,20 @@ pub struct OperatorOptions {
     pub env: Vec<(String, String)>,
 }
 
-/// The folder of the cargo-built binaries next to the running test executable.
+/// The folder of the cargo-built binaries next to the running executable: a test runs from
+/// `target/<profile>/deps/`, a benchmark binary from `target/<profile>/` itself.
 pub fn target_bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    // target/debug/deps/<test> -> target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .context("test executable has no target folder")
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let dir = exe
+        .parent()
+        .context("the running executable has no folder")?;
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent()
+            .map(Path::to_path_buf)
+            .context("test executable has no target folder")
+    } else {
+        Ok(dir.to_path_buf())
+    }
 }
 
 /// Installs (or updates) the CRDs from `crds/yaml/` and waits until they are served.
