@@ -29,18 +29,34 @@ pub async fn apply<K>(api: &Api<K>, desired: &K) -> Result<Applied, kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
-    let name = desired.name_any();
-    let current = api.get_opt(&name).await?;
+    let current = api.get_opt(&desired.name_any()).await?;
+    apply_over(api, desired, current.as_ref())
+        .await
+        .map(|(applied, _)| applied)
+}
+
+/// Like [`apply`] with the live object already known (`None`: absent, or not seen yet).
+/// Returns what it did and the object's resourceVersion afterwards.
+pub async fn apply_over<K>(
+    api: &Api<K>,
+    desired: &K,
+    current: Option<&K>,
+) -> Result<(Applied, Option<String>), kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
     if let Some(current) = current {
         let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
-        let have = serde_json::to_value(&current).map_err(kube::Error::SerdeError)?;
+        let have = serde_json::to_value(current).map_err(kube::Error::SerdeError)?;
         if contains(&have, &want) {
-            return Ok(Applied::Unchanged);
+            return Ok((Applied::Unchanged, current.resource_version()));
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(desired)).await?;
-    Ok(Applied::Written)
+    let written = api
+        .patch(&desired.name_any(), &params, &Patch::Apply(desired))
+        .await?;
+    Ok((Applied::Written, written.resource_version()))
 }
 
 /// True when every field set in `want` has the same value in `have`. Maps may hold more keys

@@ -9,7 +9,10 @@
 //!
 //! Usage: `cargo run -p oem-e2e --bin bench-provisioning [N ...]` (`make bench`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -19,15 +22,17 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
-use oem_operator::apply::apply;
+use oem_operator::apply::{Applied, apply};
 use oem_operator::config::Config;
 use oem_operator::hosting::{self as build, DbEngine, HostingPlan, rbac};
 use oem_operator::naming;
 use serde_json::json;
 
 const PARALLELISM: usize = 16;
+/// The `managed-by` value of the raw floor's objects.
+const RAW_MANAGER: &str = "oem-bench-raw";
 
 fn plan(reseller: &str, i: usize) -> HostingPlan {
     let enduser = format!("user-{i:04}");
@@ -51,44 +56,89 @@ fn plan(reseller: &str, i: usize) -> HostingPlan {
     }
 }
 
-async fn raw_one(client: &Client, config: &Config, plan: &HostingPlan) -> anyhow::Result<()> {
-    async fn each<K>(client: &Client, ns: &str, objects: Vec<K>) -> anyhow::Result<()>
+/// Labels raw-floor objects as the benchmark's own, so the operator (managed-by selector) never
+/// watches, adopts or sweeps them: the two runs must not disturb each other.
+fn unmanaged<K: Resource>(mut object: K) -> K {
+    object
+        .meta_mut()
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(naming::LABEL_MANAGED_BY.into(), RAW_MANAGER.into());
+    object
+}
+
+/// Requests the raw floor sent: one GET per object (apply looks first), one PATCH when it
+/// wrote.
+#[derive(Default)]
+struct Requests {
+    reads: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+async fn raw_one(
+    client: &Client,
+    config: &Config,
+    plan: &HostingPlan,
+    requests: &Requests,
+) -> anyhow::Result<()> {
+    async fn each<K>(api: Api<K>, objects: Vec<K>, requests: &Requests) -> anyhow::Result<()>
     where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        K: Resource<DynamicType = ()>
             + Clone
             + serde::Serialize
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let api: Api<K> = Api::namespaced(client.clone(), ns);
-        for o in &objects {
-            apply(&api, o).await?;
+        for o in objects {
+            requests.reads.fetch_add(1, Ordering::Relaxed);
+            if apply(&api, &unmanaged(o)).await? == Applied::Written {
+                requests.writes.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
-    let ns = &plan.namespace;
-    apply(
-        &Api::<Namespace>::all(client.clone()),
-        &build::namespace(plan)?,
+    let ns = plan.namespace.as_str();
+    let all = Api::all(client.clone());
+    each::<Namespace>(all, vec![build::namespace(plan)?], requests).await?;
+    let binding = rbac::tenant_viewer_binding(&plan.reseller, &plan.namespace, &[])?;
+    each::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests).await?;
+    each::<ResourceQuota>(
+        Api::namespaced(client.clone(), ns),
+        vec![build::resource_quota(plan)?],
+        requests,
     )
     .await?;
-    each::<RoleBinding>(
-        client,
-        ns,
-        vec![rbac::tenant_viewer_binding(&plan.reseller, ns, &[])?],
+    each::<LimitRange>(
+        Api::namespaced(client.clone(), ns),
+        vec![build::limit_range(plan)?],
+        requests,
     )
     .await?;
-    each::<ResourceQuota>(client, ns, vec![build::resource_quota(plan)?]).await?;
-    each::<LimitRange>(client, ns, vec![build::limit_range(plan)?]).await?;
-    each::<NetworkPolicy>(client, ns, build::network_policies(plan, &config.network)?).await?;
+    let policies = build::network_policies(plan, &config.network)?;
+    each::<NetworkPolicy>(Api::namespaced(client.clone(), ns), policies, requests).await?;
     let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "credentials", "namespace": ns},
+        "metadata": {"name": "credentials", "namespace": plan.namespace},
         "stringData": {"ftp-password": "x", "mail-password": "x", "db-password": "x"}
     }))?;
-    each::<Secret>(client, ns, vec![secret]).await?;
-    each::<StatefulSet>(client, ns, build::stateful_sets(plan, config)?).await?;
-    each::<Service>(client, ns, build::services(plan, config)?).await?;
-    each::<Ingress>(client, ns, build::ingresses(plan, config)?).await?;
+    each::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests).await?;
+    each::<StatefulSet>(
+        Api::namespaced(client.clone(), ns),
+        build::stateful_sets(plan, config)?,
+        requests,
+    )
+    .await?;
+    each::<Service>(
+        Api::namespaced(client.clone(), ns),
+        build::services(plan, config)?,
+        requests,
+    )
+    .await?;
+    each::<Ingress>(
+        Api::namespaced(client.clone(), ns),
+        build::ingresses(plan, config)?,
+        requests,
+    )
+    .await?;
     Ok(())
 }
 
@@ -109,12 +159,47 @@ async fn ready_sets(client: &Client, reseller: &str) -> anyhow::Result<usize> {
         .count())
 }
 
-async fn raw_floor(client: &Client, n: usize, tag: &str) -> anyhow::Result<Duration> {
+/// Deletes the namespaces labelled with `reseller` and waits until they are gone, so the next
+/// run starts on a cluster as empty as the first.
+async fn clear_namespaces(client: &Client, reseller: &str) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let selector = ListParams::default().labels(&format!("{}={reseller}", naming::LABEL_RESELLER));
+    for ns in api.list_metadata(&selector).await?.items {
+        let name = ns.metadata.name.unwrap_or_default();
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    wait::until(
+        "the run's namespaces gone",
+        Duration::from_secs(1800),
+        Duration::from_secs(1),
+        || async {
+            match api.list_metadata(&selector).await {
+                Ok(l) if l.items.is_empty() => Ok(()),
+                Ok(l) => Err(format!("{} left", l.items.len())),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+struct Run {
+    elapsed: Duration,
+    reads: usize,
+    writes: usize,
+}
+
+async fn raw_floor(client: &Client, n: usize, tag: &str) -> anyhow::Result<Run> {
     let reseller = format!("bench-raw-{tag}");
     let config = Config::default();
     let plans: Vec<HostingPlan> = (0..n).map(|i| plan(&reseller, i)).collect();
+    let requests = Requests::default();
     let start = Instant::now();
-    futures::stream::iter(plans.iter().map(|p| raw_one(client, &config, p)))
+    futures::stream::iter(plans.iter().map(|p| raw_one(client, &config, p, &requests)))
         .buffer_unordered(PARALLELISM)
         .try_collect::<Vec<()>>()
         .await?;
@@ -131,10 +216,44 @@ async fn raw_floor(client: &Client, n: usize, tag: &str) -> anyhow::Result<Durat
         },
     )
     .await?;
-    Ok(start.elapsed())
+    let elapsed = start.elapsed();
+    clear_namespaces(client, &reseller).await?;
+    Ok(Run {
+        elapsed,
+        reads: requests.reads.into_inner(),
+        writes: requests.writes.into_inner(),
+    })
 }
 
-async fn with_operator(client: &Client, n: usize, tag: &str) -> anyhow::Result<Duration> {
+/// Requests by the operator's ServiceAccount so far (reads, writes), from the audit log.
+fn operator_requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
+    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
+    let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
+    let (mut reads, mut writes) = (0, 0);
+    for line in log.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if event["stage"] != "ResponseComplete" || event["user"]["username"] != user.as_str() {
+            continue;
+        }
+        match event["verb"].as_str().unwrap_or_default() {
+            "create" | "update" | "patch" | "delete" | "deletecollection" => writes += 1,
+            // Long-running watches are not load in the sense measured here.
+            "watch" => {}
+            _ => reads += 1,
+        }
+    }
+    Ok((reads, writes))
+}
+
+async fn with_operator(
+    cluster: &Cluster,
+    client: &Client,
+    operator: &Operator,
+    n: usize,
+    tag: &str,
+) -> anyhow::Result<Run> {
     let reseller = format!("bench-op-{tag}");
     let ns = hosting::reseller_with_namespace(client, &reseller, json!([])).await?;
     apply_course(
@@ -142,6 +261,7 @@ async fn with_operator(client: &Client, n: usize, tag: &str) -> anyhow::Result<D
         hosting::course(&ns, "plan", "1Gi", hosting::web_and_db()),
     )
     .await?;
+    let (reads_before, writes_before) = operator_requests(cluster)?;
     let start = Instant::now();
     futures::stream::iter((0..n).map(|i| {
         let ns = ns.clone();
@@ -185,8 +305,21 @@ async fn with_operator(client: &Client, n: usize, tag: &str) -> anyhow::Result<D
             }
         },
     )
-    .await?;
-    Ok(start.elapsed())
+    .await
+    .with_context(|| format!("operator log:\n{}", operator.log_tail(20)))?;
+    let elapsed = start.elapsed();
+    // The audit log is written as requests complete; give the last ones a moment to land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (reads, writes) = operator_requests(cluster)?;
+    // Clean up through the operator (finalizers), so the next size starts on an empty cluster.
+    api.delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    clear_namespaces(client, &reseller).await?;
+    Ok(Run {
+        elapsed,
+        reads: reads - reads_before,
+        writes: writes - writes_before,
+    })
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -210,34 +343,45 @@ async fn main() -> anyhow::Result<()> {
     };
     let cluster = Cluster::shared().await?;
     let client = cluster.client().await?;
-    // Provisioning alone: the monitor would probe Service names that do not resolve here.
-    let operator = Operator::start(
-        cluster,
-        OperatorOptions {
-            env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
-        },
-    )
-    .await?;
     println!(
         "provisioning convergence, parallelism {PARALLELISM}, course web+ftp+mariadb (2 StatefulSets each)"
     );
     println!(
-        "{:>6} {:>12} {:>12} {:>8} {:>16}",
-        "N", "raw floor s", "operator s", "ratio", "operator peak RSS"
+        "{:>6} {:>12} {:>12} {:>8} {:>18} {:>22} {:>18}",
+        "N",
+        "raw floor s",
+        "operator s",
+        "ratio",
+        "operator peak RSS",
+        "operator reads/writes",
+        "raw reads/writes"
     );
     for n in sizes {
         let tag = format!("{n}-{}", std::process::id() % 10000);
+        // The raw floor runs with no operator up; the operator then starts on a cluster the
+        // raw floor has left empty again.
         let raw = raw_floor(&client, n, &tag).await?;
-        let op = with_operator(&client, n, &tag).await?;
+        // Provisioning alone: the monitor would probe Service names that do not resolve here.
+        let operator = Operator::start(
+            cluster,
+            OperatorOptions {
+                env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+            },
+        )
+        .await?;
+        let op = with_operator(cluster, &client, &operator, n, &tag).await?;
         let rss = peak_rss_kib(operator.pid())
             .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_default();
+        drop(operator);
         println!(
-            "{n:>6} {:>12.1} {:>12.1} {:>8.2} {:>16}",
-            raw.as_secs_f64(),
-            op.as_secs_f64(),
-            op.as_secs_f64() / raw.as_secs_f64(),
-            rss
+            "{n:>6} {:>12.1} {:>12.1} {:>8.2} {:>18} {:>22} {:>18}",
+            raw.elapsed.as_secs_f64(),
+            op.elapsed.as_secs_f64(),
+            op.elapsed.as_secs_f64() / raw.elapsed.as_secs_f64(),
+            rss,
+            format!("{}/{}", op.reads, op.writes),
+            format!("{}/{}", raw.reads, raw.writes),
         );
     }
     Ok(())

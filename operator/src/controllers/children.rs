@@ -8,27 +8,18 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use oem_crds::enduser::EndUser;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::cache::{Caches, Live, LiveStore, fingerprint};
 use crate::apply::{Applied, apply as apply_object, quantity_value};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::HostingPlan;
 use crate::naming;
-
-/// The EndUser a labelled child belongs to.
-pub fn owner<K: Resource>(child: PartialObjectMeta<K>) -> Option<ObjectRef<EndUser>> {
-    let labels = child.labels();
-    let name = labels.get(naming::LABEL_ENDUSER)?;
-    let ns = labels.get(naming::LABEL_ENDUSER_NAMESPACE)?;
-    Some(ObjectRef::new(name).within(ns))
-}
 
 fn managed_selector() -> String {
     format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY)
@@ -111,23 +102,24 @@ impl Scope {
 
 /// A StatefulSet's volume claim templates cannot change once created: existing sets keep
 /// theirs, and a larger course grows the claims themselves (the StorageClass allows expansion).
+/// Sets and claims are read from the caches; a claim's size is fetched only when the claim
+/// or the wanted size changed since it was last checked.
 pub async fn keep_volume_templates(
     ctx: &Context,
+    caches: &Caches,
     namespace: &str,
     desired: &mut [StatefulSet],
 ) -> Result<()> {
-    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
     for set in desired.iter_mut() {
         let name = set.name_any();
-        let Some(live) =
-            sets.get_opt(&name)
-                .await
-                .map_err(Error::kube("get", "StatefulSet", name.clone()))?
+        let Some(live) = caches
+            .stateful_sets
+            .get(&ObjectRef::new(&name).within(namespace))
         else {
             continue;
         };
-        let (Some(spec), Some(live_spec)) = (set.spec.as_mut(), live.spec) else {
+        let (Some(spec), Some(live_spec)) = (set.spec.as_mut(), live.spec.as_ref()) else {
             continue;
         };
         let wanted = spec
@@ -144,9 +136,27 @@ pub async fn keep_volume_templates(
                     .get("storage")
                     .cloned()
             });
-        spec.volume_claim_templates = live_spec.volume_claim_templates;
+        spec.volume_claim_templates = live_spec.volume_claim_templates.clone();
         let Some(wanted) = wanted else { continue };
+        // The claim was made from the live template and claims never shrink: only a size
+        // beyond the template's can need growing.
+        let template = live_spec
+            .volume_claim_templates
+            .as_ref()
+            .and_then(|t| t.first())
+            .and_then(|t| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
+            .and_then(|q| quantity_value(&q.0));
+        if template.is_some_and(|t| quantity_value(&wanted.0).is_some_and(|w| w <= t)) {
+            continue;
+        }
         let claim_name = format!("data-{name}-0");
+        let Live::Meta(version) = caches.claims.live(Some(namespace), &claim_name) else {
+            continue;
+        };
+        let size = fingerprint(&wanted.0)?;
+        if caches.checked(CLAIM_SIZE, namespace, &claim_name, &version, size) {
+            continue;
+        }
         let Some(claim) = claims.get_opt(&claim_name).await.map_err(Error::kube(
             "get",
             "PersistentVolumeClaim",
@@ -170,9 +180,10 @@ pub async fn keep_volume_templates(
             (Some(have), Some(want)) => want > have,
             _ => false,
         };
+        let mut checked_at = claim.resource_version();
         if grow {
             let patch = json!({"spec": {"resources": {"requests": {"storage": wanted.0}}}});
-            claims
+            let grown = claims
                 .patch(&claim_name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(Error::kube(
@@ -180,33 +191,38 @@ pub async fn keep_volume_templates(
                     "PersistentVolumeClaim",
                     claim_name.clone(),
                 ))?;
+            checked_at = grown.resource_version();
             tracing::info!(claim = %claim_name, size = %wanted.0, "volume grown with the course");
         }
+        caches.record_check(CLAIM_SIZE, namespace, &claim_name, checked_at, size);
     }
     Ok(())
 }
 
+/// What [`keep_volume_templates`] records: the claim was checked against a wanted size.
+const CLAIM_SIZE: &str = "claim-size";
+
 /// Removes the data volumes of service groups the course no longer has.
-pub async fn remove_unused_volumes(ctx: &Context, plan: &HostingPlan) -> Result<()> {
+pub async fn remove_unused_volumes(ctx: &Context, caches: &Caches, plan: &HostingPlan) -> Result<()> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     let groups: BTreeSet<&str> = plan.groups().iter().map(|g| g.name()).collect();
-    let claims = api
-        .list_metadata(&ListParams::default().labels(&managed_selector()))
-        .await
-        .map_err(Error::kube(
-            "list",
-            "PersistentVolumeClaim",
-            plan.namespace.clone(),
-        ))?;
-    for claim in claims.items {
-        let group = claim.labels().get(naming::LABEL_SERVICE_GROUP).cloned();
-        if group.as_deref().is_some_and(|g| !groups.contains(g)) {
-            let name = claim.name_any();
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => tracing::info!(%name, "removed the volume of a dropped service"),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(Error::kube("delete", "PersistentVolumeClaim", name)(e)),
-            }
+    let unused: Vec<String> = caches
+        .claims
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(plan.namespace.as_str()))
+        .filter(|c| {
+            c.labels()
+                .get(naming::LABEL_SERVICE_GROUP)
+                .is_some_and(|g| !groups.contains(g.as_str()))
+        })
+        .map(|c| c.name_any())
+        .collect();
+    for name in unused {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => tracing::info!(%name, "removed the volume of a dropped service"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube("delete", "PersistentVolumeClaim", name)(e)),
         }
     }
     Ok(())

@@ -6,21 +6,16 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, ListParams};
-use kube::core::PartialObjectMeta;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
-use oem_crds::course::Course;
 use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
-use oem_crds::reseller::Reseller;
 
+use super::cache::{Caches, LiveStore};
 use super::{children, secrets, status};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -30,6 +25,12 @@ use crate::naming;
 pub const FINALIZER: &str = "hosting.oem.dev/hosting-cleanup";
 const CONTROLLER: &str = "enduser";
 
+/// The controller's context: the operator's shared one and the caches.
+pub struct EndUserContext {
+    ctx: Arc<Context>,
+    caches: Arc<Caches>,
+}
+
 /// Runs the controller until shutdown.
 pub async fn run(ctx: Arc<Context>) {
     let client = ctx.client.clone();
@@ -37,47 +38,21 @@ pub async fn run(ctx: Arc<Context>) {
         Api::<EndUser>::all(client.clone()),
         watcher::Config::default(),
     );
-    let store = controller.store();
-    let managed = watcher::Config::default().labels(&format!(
-        "{}={}",
-        naming::LABEL_MANAGED_BY,
-        naming::MANAGED_BY
-    ));
-    // Metadata-only watches of every kind of child: a change (a hand edit, a workload turning
-    // ready) wakes its end user without caching the children's specs.
-    macro_rules! children_of {
-        ($kind:ty) => {
-            Api::<PartialObjectMeta<$kind>>::all(client.clone())
-        };
+    // One watch per kind feeds both a cache and the end users to wake: a change (a hand
+    // edit, a workload turning ready, a course or reseller edited) reconciles its end users.
+    let (caches, woken) = Caches::start(&client, controller.store());
+    if !caches.ready().await {
+        tracing::error!("a watch ended before its first list; the EndUser controller stops");
+        return;
     }
-    let course_store = store.clone();
+    let context = Arc::new(EndUserContext { ctx: ctx.clone(), caches });
     controller
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
         )
-        .watches(
-            Api::<Course>::all(client.clone()),
-            watcher::Config::default(),
-            move |course| on_course(&course_store, &course),
-        )
-        .watches(children_of!(Namespace), managed.clone(), children::owner)
-        .watches(children_of!(StatefulSet), managed.clone(), children::owner)
-        .watches(children_of!(Service), managed.clone(), children::owner)
-        .watches(children_of!(Ingress), managed.clone(), children::owner)
-        .watches(
-            children_of!(NetworkPolicy),
-            managed.clone(),
-            children::owner,
-        )
-        .watches(
-            children_of!(ResourceQuota),
-            managed.clone(),
-            children::owner,
-        )
-        .watches(children_of!(LimitRange), managed.clone(), children::owner)
-        .watches(children_of!(RoleBinding), managed.clone(), children::owner)
+        .reconcile_on(woken)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "enduser reconcile failed");
@@ -86,32 +61,23 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-/// Every end user on a course is reconciled when the course changes.
-fn on_course(store: &Store<EndUser>, course: &Course) -> Vec<ObjectRef<EndUser>> {
-    let ns = course.namespace();
-    store
-        .state()
-        .iter()
-        .filter(|eu| eu.namespace() == ns && eu.spec.course_ref.name == course.name_any())
-        .map(|eu| ObjectRef::from_obj(eu.as_ref()))
-        .collect()
-}
-
-async fn reconcile(enduser: Arc<EndUser>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(enduser: Arc<EndUser>, context: Arc<EndUserContext>) -> Result<Action> {
+    let (ctx, caches) = (&context.ctx, &context.caches);
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = enduser.namespace().unwrap_or_default();
     let api: Api<EndUser> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, enduser, |event| async {
         match event {
-            Finalize::Apply(enduser) => apply(&enduser, &ctx).await,
-            Finalize::Cleanup(enduser) => cleanup(&enduser, &ctx).await,
+            Finalize::Apply(enduser) => apply(&enduser, ctx, caches).await,
+            Finalize::Cleanup(enduser) => cleanup(&enduser, ctx, caches).await,
         }
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-fn error_policy(enduser: Arc<EndUser>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(enduser: Arc<EndUser>, error: &Error, context: Arc<EndUserContext>) -> Action {
+    let ctx = &context.ctx;
     ctx.metrics.failed(CONTROLLER, error.metric_label());
     tracing::warn!(enduser = %enduser.name_any(), %error, "reconcile failed");
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
@@ -125,8 +91,8 @@ struct Observed {
     message: String,
 }
 
-async fn apply(enduser: &EndUser, ctx: &Context) -> Result<Action> {
-    let outcome = provision(enduser, ctx).await;
+async fn apply(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Action> {
+    let outcome = provision(enduser, ctx, caches).await;
     let (observed, plan_ns, password_secret) = match &outcome {
         Ok((observed, plan, secret)) => (
             Observed {
@@ -164,7 +130,7 @@ async fn apply(enduser: &EndUser, ctx: &Context) -> Result<Action> {
 
 type Provisioned = (Observed, Option<HostingPlan>, Option<String>);
 
-async fn provision(enduser: &EndUser, ctx: &Context) -> Result<Provisioned> {
+async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Provisioned> {
     let ns = enduser.namespace().unwrap_or_default();
     let object = format!("enduser {ns}/{}", enduser.name_any());
     let reseller_name = naming::reseller_of_namespace(&ns)
@@ -174,19 +140,16 @@ async fn provision(enduser: &EndUser, ctx: &Context) -> Result<Provisioned> {
         .to_owned();
     let client = &ctx.client;
     let course_name = &enduser.spec.course_ref.name;
-    let course = Api::<Course>::namespaced(client.clone(), &ns)
-        .get_opt(course_name)
-        .await
-        .map_err(Error::kube("get", "Course", course_name.clone()))?
+    // From the caches: their watches wake this end user when a missing one appears.
+    let course = caches
+        .course(&ns, course_name)
         .ok_or_else(|| Error::CourseNotFound {
             object: object.clone(),
             course: course_name.clone(),
             namespace: ns.clone(),
         })?;
-    let reseller = Api::<Reseller>::all(client.clone())
-        .get_opt(&reseller_name)
-        .await
-        .map_err(Error::kube("get", "Reseller", reseller_name.clone()))?
+    let reseller = caches
+        .reseller(&reseller_name)
         .ok_or_else(|| Error::ResellerNotFound {
             object: object.clone(),
             reseller: reseller_name.clone(),
@@ -209,85 +172,78 @@ async fn provision(enduser: &EndUser, ctx: &Context) -> Result<Provisioned> {
     }
 
     let plan = super::plan::hosting_plan(&reseller_name, enduser, &course)?;
-    let password_secret = secrets::ensure_login_password(ctx, enduser, &object).await?;
+    let password_secret = secrets::ensure_login_password(ctx, caches, enduser, &object).await?;
     let config = &ctx.config;
     let ser = |what| move |source| Error::Serialize { what, source };
+    let hosting_ns = plan.namespace.as_str();
 
-    let ns_api: Api<Namespace> = Api::all(client.clone());
-    children::apply(
-        ctx,
-        &ns_api,
-        &hosting::namespace(&plan).map_err(ser("namespace"))?,
-    )
-    .await?;
+    let namespace = hosting::namespace(&plan).map_err(ser("namespace"))?;
+    caches
+        .ensure(
+            ctx,
+            &Api::<Namespace>::all(client.clone()),
+            &namespace,
+            caches.namespaces.live(None, hosting_ns),
+        )
+        .await?;
     let admins = super::admin_subjects(&reseller);
-    let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, &plan.namespace, &admins)
+    let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, hosting_ns, &admins)
         .map_err(ser("rolebinding"))?;
-    let in_ns = |kind| children::Scope::new(client.clone(), &plan.namespace, kind);
-    in_ns("RoleBinding")
-        .converge::<RoleBinding>(ctx, vec![viewer])
+    caches
+        .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer])
         .await?;
-    in_ns("ResourceQuota")
-        .converge(
-            ctx,
-            vec![hosting::resource_quota(&plan).map_err(ser("quota"))?],
-        )
+    let quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
+    caches
+        .converge(ctx, &caches.quotas, hosting_ns, vec![quota])
         .await?;
-    in_ns("LimitRange")
-        .converge(
-            ctx,
-            vec![hosting::limit_range(&plan).map_err(ser("limitrange"))?],
-        )
+    let limits = hosting::limit_range(&plan).map_err(ser("limitrange"))?;
+    caches
+        .converge(ctx, &caches.limit_ranges, hosting_ns, vec![limits])
         .await?;
-    in_ns("NetworkPolicy")
-        .converge(
-            ctx,
-            hosting::network_policies(&plan, &config.network).map_err(ser("networkpolicy"))?,
-        )
+    let policies =
+        hosting::network_policies(&plan, &config.network).map_err(ser("networkpolicy"))?;
+    caches
+        .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;
-    secrets::ensure_credentials(ctx, &plan).await?;
+    secrets::ensure_credentials(ctx, caches, &plan).await?;
     let mut sets = hosting::stateful_sets(&plan, config).map_err(ser("statefulset"))?;
-    children::keep_volume_templates(ctx, &plan.namespace, &mut sets).await?;
-    in_ns("StatefulSet").converge(ctx, sets).await?;
-    in_ns("Service")
-        .converge(
-            ctx,
-            hosting::services(&plan, config).map_err(ser("service"))?,
-        )
+    children::keep_volume_templates(ctx, caches, hosting_ns, &mut sets).await?;
+    caches
+        .converge(ctx, &caches.stateful_sets, hosting_ns, sets)
         .await?;
-    in_ns("Ingress")
-        .converge(
-            ctx,
-            hosting::ingresses(&plan, config).map_err(ser("ingress"))?,
-        )
+    let services = hosting::services(&plan, config).map_err(ser("service"))?;
+    caches
+        .converge(ctx, &caches.services, hosting_ns, services)
         .await?;
-    children::remove_unused_volumes(ctx, &plan).await?;
+    let ingresses = hosting::ingresses(&plan, config).map_err(ser("ingress"))?;
+    caches
+        .converge(ctx, &caches.ingresses, hosting_ns, ingresses)
+        .await?;
+    children::remove_unused_volumes(ctx, caches, &plan).await?;
 
-    let observed = observe(ctx, &plan).await?;
+    let observed = observe(caches, &plan);
     Ok((observed, Some(plan), Some(password_secret)))
 }
 
 /// Active when every workload is ready; Suspended while suspended; Provisioning otherwise.
-async fn observe(ctx: &Context, plan: &HostingPlan) -> Result<Observed> {
-    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &plan.namespace);
-    let list = sets
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            naming::LABEL_MANAGED_BY,
-            naming::MANAGED_BY
-        )))
-        .await
-        .map_err(Error::kube("list", "StatefulSet", plan.namespace.clone()))?;
+/// Read from the StatefulSet cache: a set turning ready wakes this end user again.
+fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
     if plan.suspended {
-        return Ok(Observed {
+        return Observed {
             phase: EndUserPhase::Suspended,
             ready: ConditionStatus::False,
             reason: "Suspended",
             message: "suspended: nothing is served, all data is kept".into(),
-        });
+        };
     }
-    let not_ready: Vec<String> = list
-        .items
+    let sets: Vec<Arc<StatefulSet>> = caches
+        .stateful_sets
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(plan.namespace.as_str()))
+        .collect();
+    let wanted: Vec<&str> = plan.groups().iter().map(|g| g.name()).collect();
+    let mut not_ready: Vec<String> = sets
         .iter()
         .filter(|s| {
             let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -298,23 +254,27 @@ async fn observe(ctx: &Context, plan: &HostingPlan) -> Result<Observed> {
         })
         .map(|s| s.name_any())
         .collect();
-    Ok(
-        if not_ready.is_empty() && list.items.len() == plan.groups().len() {
-            Observed {
-                phase: EndUserPhase::Active,
-                ready: ConditionStatus::True,
-                reason: "WorkloadsReady",
-                message: format!("{} workloads ready", list.items.len()),
-            }
-        } else {
-            Observed {
-                phase: EndUserPhase::Provisioning,
-                ready: ConditionStatus::False,
-                reason: "WorkloadsNotReady",
-                message: format!("waiting for: {}", not_ready.join(", ")),
-            }
-        },
-    )
+    for name in &wanted {
+        if !sets.iter().any(|s| s.name_any() == *name) {
+            not_ready.push((*name).to_owned());
+        }
+    }
+    not_ready.sort();
+    if not_ready.is_empty() && sets.len() == wanted.len() {
+        Observed {
+            phase: EndUserPhase::Active,
+            ready: ConditionStatus::True,
+            reason: "WorkloadsReady",
+            message: format!("{} workloads ready", sets.len()),
+        }
+    } else {
+        Observed {
+            phase: EndUserPhase::Provisioning,
+            ready: ConditionStatus::False,
+            reason: "WorkloadsNotReady",
+            message: format!("waiting for: {}", not_ready.join(", ")),
+        }
+    }
 }
 
 async fn write_status(
@@ -386,7 +346,7 @@ async fn write_status(
 /// Deletion: keep the data volumes when the policy says Retain, then remove the hosting
 /// namespace. The finalizer is released only when that is done, so no orphan is left even if
 /// the operator was down when the end user was deleted.
-async fn cleanup(enduser: &EndUser, ctx: &Context) -> Result<Action> {
+async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Action> {
     let ns = enduser.namespace().unwrap_or_default();
     let Some(reseller) = naming::reseller_of_namespace(&ns) else {
         return Ok(Action::await_change());
@@ -394,6 +354,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context) -> Result<Action> {
     let hosting_ns = naming::hosting_namespace(reseller, &enduser.name_any());
     let retain = enduser.spec.deletion_policy == DeletionPolicy::Retain;
     children::delete_hosting_namespace(ctx, &hosting_ns, retain).await?;
+    caches.forget_namespace(&hosting_ns);
     ctx.event(
         &enduser.object_ref(&()),
         false,
@@ -410,4 +371,59 @@ async fn cleanup(enduser: &EndUser, ctx: &Context) -> Result<Action> {
     )
     .await;
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::controllers::cache::tests::detached;
+    use crate::hosting::tests::business_plan;
+
+    fn set(plan: &HostingPlan, name: &str, ready: i32, observed_generation: i64) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": plan.namespace, "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}, "serviceName": name},
+            "status": {"replicas": 1, "readyReplicas": ready, "observedGeneration": observed_generation}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn active_when_every_group_has_a_ready_current_set() {
+        let plan = business_plan();
+        let sets = ["web", "mail", "db"].map(|g| set(&plan, g, 1, 2)).to_vec();
+        let observed = observe(&detached(sets), &plan);
+        assert_eq!(observed.phase, EndUserPhase::Active);
+        assert_eq!(observed.ready, ConditionStatus::True);
+    }
+
+    #[test]
+    fn a_missing_unready_or_stale_set_keeps_it_provisioning() {
+        let plan = business_plan();
+        // mail missing, db not ready, web ready but its new spec not yet rolled out.
+        let sets = vec![set(&plan, "web", 1, 1), set(&plan, "db", 0, 2)];
+        let observed = observe(&detached(sets), &plan);
+        assert_eq!(observed.phase, EndUserPhase::Provisioning);
+        assert_eq!(observed.message, "waiting for: db, mail, web");
+    }
+
+    #[test]
+    fn sets_of_other_namespaces_do_not_count() {
+        let plan = business_plan();
+        let mut other = business_plan();
+        other.namespace = "h-someone-else".into();
+        let sets = ["web", "mail", "db"].map(|g| set(&other, g, 1, 2)).to_vec();
+        let observed = observe(&detached(sets), &plan);
+        assert_eq!(observed.phase, EndUserPhase::Provisioning);
+    }
+
+    #[test]
+    fn suspended_whatever_the_workloads_say() {
+        let mut plan = business_plan();
+        plan.suspended = true;
+        let observed = observe(&detached(Vec::new()), &plan);
+        assert_eq!(observed.phase, EndUserPhase::Suspended);
+    }
 }

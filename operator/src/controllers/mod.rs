@@ -2,6 +2,7 @@
 //! namespaces whose EndUser disappeared while the operator was not looking; `run` also starts
 //! the monitor and the usage reporter.
 
+mod cache;
 mod children;
 pub mod course;
 pub mod enduser;
@@ -20,6 +21,10 @@ use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 
 use crate::context::Context;
+
+/// How long the Course and Reseller controllers wait for end-user changes to settle before
+/// counting (each new change within it waits again).
+pub const COUNT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs every controller, the monitor, the usage reporter and the alert controller (fed by
 /// `inbox` in Alertmanager mode) until the process is asked to stop.

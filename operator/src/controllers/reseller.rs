@@ -42,6 +42,9 @@ pub async fn run(ctx: Arc<Context>) {
                 .map(ObjectRef::<Reseller>::new)
         },
     )
+    // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
+    // them once the burst settles saves a reconcile per change.
+    .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
     .shutdown_on_signal()
     .run(reconcile, error_policy, ctx)
     .for_each(|_| async {})

@@ -11,6 +11,7 @@ use oem_crds::enduser::{EndUser, PasswordSecretRef};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 
+use super::cache::{Caches, Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::{CREDENTIALS_SECRET, HostingPlan};
@@ -28,6 +29,7 @@ fn password() -> String {
 /// EndUser, so it goes with it.
 pub async fn ensure_login_password(
     ctx: &Context,
+    caches: &Caches,
     enduser: &EndUser,
     object: &str,
 ) -> Result<String> {
@@ -66,12 +68,9 @@ pub async fn ensure_login_password(
         }
         return Ok(reference.name.clone());
     }
-    if api
-        .get_metadata_opt(&name)
-        .await
-        .map_err(Error::kube("get", "Secret", name.clone()))?
-        .is_some()
-    {
+    // The generated Secret carries the managed-by label, so the Secret cache knows it; when
+    // the cache does not (yet), creating it is the check (an existing one is kept).
+    if !matches!(caches.secrets.live(Some(&ns), &name), Live::Absent) {
         return Ok(name);
     }
     let owner = enduser.controller_owner_ref(&()).map(|o| vec![o]);
@@ -86,15 +85,33 @@ pub async fn ensure_login_password(
         "stringData": {"login": enduser.spec.login_id, (generated.key.as_str()): password()}
     }))
     .map_err(|source| Error::Serialize { what: "login secret", source })?;
-    create_once(&api, &secret).await?;
-    tracing::info!(secret = %name, "generated the login password");
+    if create_once(&api, &secret).await?.is_some() {
+        tracing::info!(secret = %name, "generated the login password");
+    }
     Ok(name)
 }
 
 /// The hosting namespace's credentials Secret: created with fresh passwords when absent, a
-/// missing key added, existing values never changed.
-pub async fn ensure_credentials(ctx: &Context, plan: &HostingPlan) -> Result<()> {
+/// missing key added, existing values never changed. Read only when the Secret changed since
+/// it was last checked (the cache holds its metadata, never its values).
+pub async fn ensure_credentials(ctx: &Context, caches: &Caches, plan: &HostingPlan) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &plan.namespace);
+    let ns = plan.namespace.as_str();
+    let keys = fingerprint(&CREDENTIAL_KEYS)?;
+    if let Live::Meta(version) = caches.secrets.live(Some(ns), CREDENTIALS_SECRET)
+        && caches.checked(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, &version, keys)
+    {
+        return Ok(());
+    }
+    // Not cached: most likely new, so create it; an existing one (409) is read and checked.
+    let cached = !matches!(caches.secrets.live(Some(ns), CREDENTIALS_SECRET), Live::Absent);
+    if !cached {
+        let fresh = credentials_secret(plan, &CREDENTIAL_KEYS)?;
+        if let Some(version) = create_once(&api, &fresh).await? {
+            caches.record_check(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, Some(version), keys);
+            return Ok(());
+        }
+    }
     let current = api.get_opt(CREDENTIALS_SECRET).await.map_err(Error::kube(
         "get",
         "Secret",
@@ -110,32 +127,45 @@ pub async fn ensure_credentials(ctx: &Context, plan: &HostingPlan) -> Result<()>
         .filter(|k| !have.contains_key(*k))
         .collect();
     if missing.is_empty() {
+        let version = current.as_ref().and_then(|s| s.resource_version());
+        caches.record_check(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, version, keys);
         return Ok(());
     }
-    let mut data: BTreeMap<String, String> = BTreeMap::new();
-    for key in missing {
-        data.insert(key.to_owned(), password());
+    let secret = credentials_secret(plan, &missing)?;
+    // Recorded on the next reconcile, which reads the written Secret back once.
+    if current.is_none() {
+        create_once(&api, &secret).await.map(|_| ())
+    } else {
+        super::children::apply(ctx, &api, &secret).await.map(|_| ())
     }
-    let secret: Secret = serde_json::from_value(json!({
+}
+
+/// What [`ensure_credentials`] records: the Secret was checked to hold every key.
+const CREDENTIAL_CHECK: &str = "credential-keys";
+
+/// The credentials Secret with fresh passwords for `keys`.
+fn credentials_secret(plan: &HostingPlan, keys: &[&str]) -> Result<Secret> {
+    let data: BTreeMap<&str, String> = keys.iter().map(|k| (*k, password())).collect();
+    serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": CREDENTIALS_SECRET, "namespace": plan.namespace, "labels": plan.labels()},
         "type": "Opaque",
         "stringData": data
     }))
-    .map_err(|source| Error::Serialize { what: "credentials", source })?;
-    if current.is_none() {
-        create_once(&api, &secret).await
-    } else {
-        super::children::apply(ctx, &api, &secret).await.map(|_| ())
-    }
+    .map_err(|source| Error::Serialize {
+        what: "credentials",
+        source,
+    })
 }
 
-async fn create_once(api: &Api<Secret>, secret: &Secret) -> Result<()> {
+/// Creates `secret` unless it exists. Returns the new Secret's resourceVersion, or `None` when
+/// one was there already (its values are kept).
+async fn create_once(api: &Api<Secret>, secret: &Secret) -> Result<Option<String>> {
     match api.create(&PostParams::default(), secret).await {
-        Ok(_) => Ok(()),
+        Ok(created) => Ok(Some(created.resource_version().unwrap_or_default())),
         // Another reconcile created it first: keep its values.
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
         Err(e) => Err(Error::kube("create", "Secret", secret.name_any())(e)),
     }
 }

@@ -1,0 +1,651 @@
+//! What the EndUser controller knows without asking: one watch per kind it reads or writes,
+//! each feeding a reflector store and waking the end user a change belongs to, plus a record
+//! of what the controller last verified. A reconcile that finds everything as it left it sends
+//! no request at all; one that finds a changed object (a hand edit, a status update) looks at
+//! that object only.
+//!
+//! Children are cached as metadata only (a resourceVersion says whether anything changed),
+//! except StatefulSets, whose status tells whether the end user is Active; managed fields are
+//! dropped. Secret values are never cached: only the metadata of the operator's own Secrets.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::{Stream, StreamExt};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret, Service,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use oem_crds::course::Course;
+use oem_crds::enduser::EndUser;
+use oem_crds::reseller::Reseller;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::apply::{Applied, apply_over};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::naming;
+
+/// The live state of one object, as the caches know it.
+pub enum Live<K> {
+    /// Not in the cache: absent, or created so recently that its event has not arrived.
+    Absent,
+    /// Cached as metadata: its resourceVersion.
+    Meta(String),
+    /// Cached whole.
+    Full(Arc<K>),
+}
+
+/// A store that can say how an object of kind `K` stands.
+pub trait LiveStore<K> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K>;
+    /// Names of the cached objects in `namespace`.
+    fn names_in(&self, namespace: &str) -> Vec<String>;
+}
+
+fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> ObjectRef<K> {
+    let r = ObjectRef::new(name);
+    match namespace {
+        Some(ns) => r.within(ns),
+        None => r,
+    }
+}
+
+impl<K> LiveStore<K> for Store<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
+        match self.get(&object_ref(namespace, name)) {
+            Some(meta) => Live::Meta(meta.resource_version().unwrap_or_default()),
+            None => Live::Absent,
+        }
+    }
+
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        self.state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .map(|o| o.name_any())
+            .collect()
+    }
+}
+
+impl LiveStore<StatefulSet> for Store<StatefulSet> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<StatefulSet> {
+        match self.get(&object_ref(namespace, name)) {
+            Some(set) => Live::Full(set),
+            None => Live::Absent,
+        }
+    }
+
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        self.state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .map(|o| o.name_any())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl Key {
+    fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
+        Self {
+            kind: K::kind(&()).into_owned(),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        }
+    }
+}
+
+/// A fingerprint of what was wanted: the same desired object gives the same number within
+/// one process (the record is never persisted).
+pub fn fingerprint<T: Serialize>(wanted: &T) -> Result<u64> {
+    let text = serde_json::to_string(wanted).map_err(|source| Error::Serialize {
+        what: "fingerprint",
+        source,
+    })?;
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+/// The caches, the record of verified objects, and the end users to wake.
+pub struct Caches {
+    pub courses: Store<Course>,
+    pub resellers: Store<Reseller>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub role_bindings: Store<PartialObjectMeta<RoleBinding>>,
+    pub quotas: Store<PartialObjectMeta<ResourceQuota>>,
+    pub limit_ranges: Store<PartialObjectMeta<LimitRange>>,
+    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
+    pub services: Store<PartialObjectMeta<Service>>,
+    pub ingresses: Store<PartialObjectMeta<Ingress>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    pub stateful_sets: Store<StatefulSet>,
+    /// (kind, namespace, name) → (resourceVersion, fingerprint of what was wanted) at the
+    /// last time the object was checked or written.
+    verified: Mutex<HashMap<Key, (String, u64)>>,
+}
+
+type Wake = UnboundedSender<ObjectRef<EndUser>>;
+type Mapper<T> = Box<dyn Fn(&T) -> Vec<ObjectRef<EndUser>> + Send>;
+
+/// Drives one reflector in its own task, waking the end users `map` names for each change.
+fn spawn_reflector<T, S>(stream: S, wake: Wake, map: Mapper<T>) -> Store<T>
+where
+    T: Resource + Clone + Send + Sync + 'static,
+    T::DynamicType: Eq + Hash + Clone + Default,
+    S: Stream<Item = std::result::Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = stream
+        .default_backoff()
+        .modify(strip::<T>)
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(object) => {
+                    for enduser in map(&object) {
+                        if wake.unbounded_send(enduser).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "watch error; retrying"),
+            }
+        }
+    });
+    reader
+}
+
+/// Managed fields are the largest part of most objects and never read here.
+fn strip<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+fn owner_of<K: Resource>(child: &K) -> Vec<ObjectRef<EndUser>> {
+    let labels = child.labels();
+    match (
+        labels.get(naming::LABEL_ENDUSER),
+        labels.get(naming::LABEL_ENDUSER_NAMESPACE),
+    ) {
+        (Some(name), Some(ns)) => vec![ObjectRef::new(name).within(ns)],
+        _ => Vec::new(),
+    }
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "{}={}",
+        naming::LABEL_MANAGED_BY,
+        naming::MANAGED_BY
+    ))
+}
+
+fn children<K>(client: &kube::Client, wake: &Wake) -> Store<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+{
+    let stream = watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), managed());
+    spawn_reflector(stream, wake.clone(), Box::new(owner_of))
+}
+
+impl Caches {
+    /// Starts the watches. Changes wake end users through the returned stream; `endusers` is
+    /// the controller's own store, used to find the end users of a course or a reseller.
+    pub fn start(
+        client: &kube::Client,
+        endusers: Store<EndUser>,
+    ) -> (Arc<Caches>, UnboundedReceiver<ObjectRef<EndUser>>) {
+        let (wake, woken) = unbounded();
+        let all = watcher::Config::default();
+        let on_course = endusers.clone();
+        let courses = spawn_reflector(
+            watcher(Api::<Course>::all(client.clone()), all.clone()),
+            wake.clone(),
+            Box::new(move |course: &Course| {
+                let ns = course.namespace();
+                on_course
+                    .state()
+                    .iter()
+                    .filter(|eu| {
+                        eu.namespace() == ns && eu.spec.course_ref.name == course.name_any()
+                    })
+                    .map(|eu| ObjectRef::from_obj(eu.as_ref()))
+                    .collect()
+            }),
+        );
+        let on_reseller = endusers;
+        let resellers = spawn_reflector(
+            watcher(Api::<Reseller>::all(client.clone()), all),
+            wake.clone(),
+            // Its admins are in every end user's tenant-viewer binding.
+            Box::new(move |reseller: &Reseller| {
+                let ns = naming::reseller_namespace(&reseller.name_any());
+                on_reseller
+                    .state()
+                    .iter()
+                    .filter(|eu| eu.namespace().as_deref() == Some(ns.as_str()))
+                    .map(|eu| ObjectRef::from_obj(eu.as_ref()))
+                    .collect()
+            }),
+        );
+        let stateful_sets = spawn_reflector(
+            watcher(Api::<StatefulSet>::all(client.clone()), managed()),
+            wake.clone(),
+            Box::new(owner_of),
+        );
+        let caches = Caches {
+            courses,
+            resellers,
+            namespaces: children(client, &wake),
+            role_bindings: children(client, &wake),
+            quotas: children(client, &wake),
+            limit_ranges: children(client, &wake),
+            network_policies: children(client, &wake),
+            services: children(client, &wake),
+            ingresses: children(client, &wake),
+            secrets: children(client, &wake),
+            claims: children(client, &wake),
+            stateful_sets,
+            verified: Mutex::new(HashMap::new()),
+        };
+        (Arc::new(caches), woken)
+    }
+
+    /// Waits until every store holds its first full list, so that nothing is taken for
+    /// absent merely because it was not listed yet. False when a watch task ended first.
+    pub async fn ready(&self) -> bool {
+        macro_rules! all_ready {
+            ($($store:ident),*) => {
+                $(self.$store.wait_until_ready().await.is_ok())&&*
+            };
+        }
+        all_ready!(
+            courses,
+            resellers,
+            namespaces,
+            role_bindings,
+            quotas,
+            limit_ranges,
+            network_policies,
+            services,
+            ingresses,
+            secrets,
+            claims,
+            stateful_sets
+        )
+    }
+
+    pub fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        self.courses
+            .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    pub fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
+        self.resellers.get(&ObjectRef::new(name))
+    }
+
+    /// Whether `key` was verified at `resource_version` for the same wanted state.
+    fn is_verified(&self, key: &Key, resource_version: &str, wanted: u64) -> bool {
+        self.verified
+            .lock()
+            .map(|v| {
+                v.get(key)
+                    .is_some_and(|(rv, fp)| rv == resource_version && *fp == wanted)
+            })
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, key: Key, resource_version: Option<String>, wanted: u64) {
+        if let Ok(mut verified) = self.verified.lock() {
+            match resource_version {
+                Some(rv) => verified.insert(key, (rv, wanted)),
+                None => verified.remove(&key),
+            };
+        }
+    }
+
+    /// Forgets everything recorded about `namespace` (it is being deleted).
+    pub fn forget_namespace(&self, namespace: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.retain(|k, _| k.namespace != namespace && k.name != namespace);
+        }
+    }
+
+    /// A check recorded under `kind`/`namespace`/`name` (not an object this controller
+    /// writes whole): true when it was made at `resource_version` for the same `wanted`.
+    pub fn checked(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+        wanted: u64,
+    ) -> bool {
+        let key = Key {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.is_verified(&key, resource_version, wanted)
+    }
+
+    /// Records a check (see [`Caches::checked`]).
+    pub fn record_check(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<String>,
+        wanted: u64,
+    ) {
+        let key = Key {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.remember(key, resource_version, wanted);
+    }
+
+    /// Makes the live object contain `desired`: nothing is sent when the object is as it was
+    /// last verified for the same wanted state; otherwise the live object is compared (read
+    /// from the cache when whole there, else fetched) and written only when it differs.
+    pub async fn ensure<K>(
+        &self,
+        ctx: &Context,
+        api: &Api<K>,
+        desired: &K,
+        live: Live<K>,
+    ) -> Result<Applied>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        let key = Key::of(desired);
+        let wanted = fingerprint(desired)?;
+        let kind = key.kind.clone();
+        let name = desired.name_any();
+        let failed = |action: &'static str| {
+            let name = format!("{kind}/{name}");
+            move |source| Error::Kube {
+                action,
+                kind: "child",
+                name,
+                source,
+            }
+        };
+        let current = match live {
+            Live::Absent => None,
+            Live::Meta(rv) => {
+                if self.is_verified(&key, &rv, wanted) {
+                    return Ok(Applied::Unchanged);
+                }
+                api.get_opt(&desired.name_any())
+                    .await
+                    .map_err(failed("get"))?
+            }
+            Live::Full(object) => {
+                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted)
+                {
+                    return Ok(Applied::Unchanged);
+                }
+                Some(object.as_ref().clone())
+            }
+        };
+        let (applied, rv) = apply_over(api, desired, current.as_ref())
+            .await
+            .map_err(failed("apply"))?;
+        self.remember(key.clone(), rv, wanted);
+        if applied == Applied::Written {
+            ctx.metrics.writes.with_label_values(&[&key.kind]).inc();
+            tracing::info!(kind = %key.kind, name = %key.name, namespace = %key.namespace, "applied");
+        }
+        Ok(applied)
+    }
+
+    /// Ensures every desired object of one kind in `namespace` and deletes the managed ones
+    /// of that kind not desired (a service dropped from the course takes its objects along).
+    pub async fn converge<K, S>(
+        &self,
+        ctx: &Context,
+        store: &S,
+        namespace: &str,
+        desired: Vec<K>,
+    ) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+        S: LiveStore<K>,
+    {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+        let mut wanted = std::collections::BTreeSet::new();
+        for object in &desired {
+            let name = object.name_any();
+            self.ensure(ctx, &api, object, store.live(Some(namespace), &name))
+                .await?;
+            wanted.insert(name);
+        }
+        let kind = K::kind(&()).into_owned();
+        for stale in store
+            .names_in(namespace)
+            .into_iter()
+            .filter(|n| !wanted.contains(n))
+        {
+            match api.delete(&stale, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(%kind, name = %stale, %namespace, "removed"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube("delete", "child", format!("{kind}/{stale}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::client::Body;
+    use kube::runtime::watcher::Event;
+    use serde_json::{Value, json};
+    use tower_test::mock::{self, Handle};
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+
+    /// Caches with no watch behind them; `sets` are put in the StatefulSet store.
+    pub fn detached(sets: Vec<StatefulSet>) -> Caches {
+        fn empty<T>() -> Store<T>
+        where
+            T: kube::runtime::reflector::Lookup + Clone + 'static,
+            T::DynamicType: Eq + Hash + Clone + Default,
+        {
+            reflector::store().0
+        }
+        let (stateful_sets, mut writer) = reflector::store();
+        for set in sets {
+            writer.apply_watcher_event(&Event::Apply(set));
+        }
+        Caches {
+            courses: empty(),
+            resellers: empty(),
+            namespaces: empty(),
+            role_bindings: empty(),
+            quotas: empty(),
+            limit_ranges: empty(),
+            network_policies: empty(),
+            services: empty(),
+            ingresses: empty(),
+            secrets: empty(),
+            claims: empty(),
+            stateful_sets,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
+    fn context() -> (Arc<Context>, ApiHandle) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+        let ctx = Context::new(client, Config::default(), Arc::new(SystemClock), metrics);
+        (ctx, handle)
+    }
+
+    /// Runs `call` while answering exactly the requests in `answers` (method, body), and
+    /// fails if any other request is sent.
+    async fn serving<T>(
+        handle: &mut ApiHandle,
+        call: impl Future<Output = T>,
+        answers: Vec<(&str, Value)>,
+    ) -> T {
+        let serve = async {
+            for (method, body) in answers {
+                let (request, send) = handle.next_request().await.expect("a request");
+                assert_eq!(request.method().as_str(), method, "{}", request.uri());
+                send.send_response(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                );
+            }
+            let extra = tokio::time::timeout(Duration::from_millis(100), handle.next_request());
+            if let Ok(Some((request, _))) = extra.await {
+                panic!("unexpected request {} {}", request.method(), request.uri());
+            }
+        };
+        tokio::join!(call, serve).0
+    }
+
+    fn config_map(value: &str, version: Option<&str>) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "site", "namespace": "h-a", "resourceVersion": version},
+            "data": {"php": value}
+        })
+    }
+
+    #[tokio::test]
+    async fn an_object_found_as_it_was_verified_costs_no_request() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
+        let desired: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
+        let ensure = |live| caches.ensure(&ctx, &api, &desired, live);
+
+        // Not cached: applied without a read.
+        let first = serving(
+            &mut handle,
+            ensure(Live::Absent),
+            vec![("PATCH", config_map("8.3", Some("7")))],
+        )
+        .await;
+        assert_eq!(first.unwrap(), Applied::Written);
+        // The cache shows the version the write returned: nothing is sent.
+        let again = serving(&mut handle, ensure(Live::Meta("7".into())), vec![]).await;
+        assert_eq!(again.unwrap(), Applied::Unchanged);
+        // Someone else changed it (a label, a status): read once, found as wanted.
+        let changed = serving(
+            &mut handle,
+            ensure(Live::Meta("9".into())),
+            vec![("GET", config_map("8.3", Some("9")))],
+        )
+        .await;
+        assert_eq!(changed.unwrap(), Applied::Unchanged);
+        let settled = serving(&mut handle, ensure(Live::Meta("9".into())), vec![]).await;
+        assert_eq!(settled.unwrap(), Applied::Unchanged);
+        // A hand edit of an owned field: read, then put back.
+        let edited = serving(
+            &mut handle,
+            ensure(Live::Meta("10".into())),
+            vec![
+                ("GET", config_map("7.4", Some("10"))),
+                ("PATCH", config_map("8.3", Some("11"))),
+            ],
+        )
+        .await;
+        assert_eq!(edited.unwrap(), Applied::Written);
+    }
+
+    #[tokio::test]
+    async fn a_changed_wish_is_compared_again_at_the_same_version() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
+        let old: ConfigMap = serde_json::from_value(config_map("8.2", None)).unwrap();
+        let new: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
+        let first = serving(
+            &mut handle,
+            caches.ensure(&ctx, &api, &old, Live::Absent),
+            vec![("PATCH", config_map("8.2", Some("3")))],
+        )
+        .await;
+        assert_eq!(first.unwrap(), Applied::Written);
+        let upgraded = serving(
+            &mut handle,
+            caches.ensure(&ctx, &api, &new, Live::Meta("3".into())),
+            vec![
+                ("GET", config_map("8.2", Some("3"))),
+                ("PATCH", config_map("8.3", Some("4"))),
+            ],
+        )
+        .await;
+        assert_eq!(upgraded.unwrap(), Applied::Written);
+    }
+
+    #[tokio::test]
+    async fn a_whole_cached_object_is_compared_without_a_read() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
+        let desired: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
+        let live: ConfigMap = serde_json::from_value(config_map("8.3", Some("5"))).unwrap();
+        let found = serving(
+            &mut handle,
+            caches.ensure(&ctx, &api, &desired, Live::Full(Arc::new(live))),
+            vec![],
+        )
+        .await;
+        assert_eq!(found.unwrap(), Applied::Unchanged);
+    }
+
+    #[test]
+    fn fingerprints_follow_the_content() {
+        let a = fingerprint(&json!({"a": 1})).unwrap();
+        assert_eq!(a, fingerprint(&json!({"a": 1})).unwrap());
+        assert_ne!(a, fingerprint(&json!({"a": 2})).unwrap());
+    }
+}
