@@ -148,7 +148,8 @@ pub struct Caches {
 }
 
 type Wake = UnboundedSender<ObjectRef<EndUser>>;
-type Mapper<T> = Box<dyn Fn(&T) -> Vec<ObjectRef<EndUser>> + Send>;
+/// Names the end users to wake for a changed object (`true`: it was deleted).
+type Mapper<T> = Box<dyn Fn(&T, bool) -> Vec<ObjectRef<EndUser>> + Send>;
 
 /// Drives one reflector in its own task, waking the end users `map` names for each change.
 fn spawn_reflector<T, S>(stream: S, wake: Wake, map: Mapper<T>) -> Store<T>
@@ -158,27 +159,55 @@ where
     S: Stream<Item = std::result::Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = stream
-        .default_backoff()
-        .modify(strip::<T>)
-        .reflect(writer)
-        .touched_objects();
+    let stream = stream.default_backoff().modify(strip::<T>).reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            match event {
-                Ok(object) => {
-                    for enduser in map(&object) {
-                        if wake.unbounded_send(enduser).is_err() {
-                            return;
-                        }
-                    }
+            let endusers = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    map(&object, false)
                 }
-                Err(error) => tracing::debug!(%error, "watch error; retrying"),
+                Ok(watcher::Event::Delete(object)) => map(&object, true),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
+                Err(error) => {
+                    tracing::debug!(%error, "watch error; retrying");
+                    Vec::new()
+                }
+            };
+            for enduser in endusers {
+                if wake.unbounded_send(enduser).is_err() {
+                    return;
+                }
             }
         }
     });
     reader
+}
+
+/// Passes a Course or Reseller on when its spec changed (a new generation) or it went: its
+/// status (counts written by its own controller) means nothing to its end users, and waking
+/// every end user of a course for each count would cost a reconcile each.
+#[derive(Default)]
+struct SpecChanges {
+    /// (namespace, name) → generation last passed on.
+    seen: Mutex<HashMap<ObjectName, Option<i64>>>,
+}
+
+type ObjectName = (Option<String>, String);
+
+impl SpecChanges {
+    fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
+        let key = (object.namespace(), object.name_any());
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        if deleted {
+            seen.remove(&key);
+            return true;
+        }
+        let generation = object.meta().generation;
+        seen.insert(key, generation) != Some(generation)
+    }
 }
 
 /// Managed fields are the largest part of most objects and never read here.
@@ -186,7 +215,7 @@ fn strip<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-fn owner_of<K: Resource>(child: &K) -> Vec<ObjectRef<EndUser>> {
+fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
     let labels = child.labels();
     match (
         labels.get(naming::LABEL_ENDUSER),
@@ -224,10 +253,14 @@ impl Caches {
         let (wake, woken) = unbounded();
         let all = watcher::Config::default();
         let on_course = endusers.clone();
+        let course_specs = SpecChanges::default();
         let courses = spawn_reflector(
             watcher(Api::<Course>::all(client.clone()), all.clone()),
             wake.clone(),
-            Box::new(move |course: &Course| {
+            Box::new(move |course: &Course, deleted| {
+                if !course_specs.changed(course, deleted) {
+                    return Vec::new();
+                }
                 let ns = course.namespace();
                 on_course
                     .state()
@@ -240,11 +273,15 @@ impl Caches {
             }),
         );
         let on_reseller = endusers;
+        let reseller_specs = SpecChanges::default();
         let resellers = spawn_reflector(
             watcher(Api::<Reseller>::all(client.clone()), all),
             wake.clone(),
             // Its admins are in every end user's tenant-viewer binding.
-            Box::new(move |reseller: &Reseller| {
+            Box::new(move |reseller: &Reseller, deleted| {
+                if !reseller_specs.changed(reseller, deleted) {
+                    return Vec::new();
+                }
                 let ns = naming::reseller_namespace(&reseller.name_any());
                 on_reseller
                     .state()
@@ -302,8 +339,7 @@ impl Caches {
     }
 
     pub fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
-        self.courses
-            .get(&ObjectRef::new(name).within(namespace))
+        self.courses.get(&ObjectRef::new(name).within(namespace))
     }
 
     pub fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
@@ -409,8 +445,7 @@ impl Caches {
                     .map_err(failed("get"))?
             }
             Live::Full(object) => {
-                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted)
-                {
+                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted) {
                     return Ok(Applied::Unchanged);
                 }
                 Some(object.as_ref().clone())
@@ -640,6 +675,23 @@ pub(crate) mod tests {
         )
         .await;
         assert_eq!(found.unwrap(), Applied::Unchanged);
+    }
+
+    #[test]
+    fn only_a_new_generation_or_a_deletion_passes() {
+        let specs = SpecChanges::default();
+        // Any kind will do: only the metadata is looked at.
+        let mut course: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "basic", "namespace": "reseller-a", "generation": 1}
+        }))
+        .unwrap();
+        assert!(specs.changed(&course, false), "first sight");
+        course.meta_mut().resource_version = Some("2".into());
+        assert!(!specs.changed(&course, false), "a status change");
+        course.meta_mut().generation = Some(2);
+        assert!(specs.changed(&course, false), "a spec change");
+        assert!(specs.changed(&course, true), "gone");
+        assert!(specs.changed(&course, false), "back again");
     }
 
     #[test]

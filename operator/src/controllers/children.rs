@@ -144,7 +144,15 @@ pub async fn keep_volume_templates(
             .volume_claim_templates
             .as_ref()
             .and_then(|t| t.first())
-            .and_then(|t| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
+            .and_then(|t| {
+                t.spec
+                    .as_ref()?
+                    .resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()?
+                    .get("storage")
+            })
             .and_then(|q| quantity_value(&q.0));
         if template.is_some_and(|t| quantity_value(&wanted.0).is_some_and(|w| w <= t)) {
             continue;
@@ -203,7 +211,11 @@ pub async fn keep_volume_templates(
 const CLAIM_SIZE: &str = "claim-size";
 
 /// Removes the data volumes of service groups the course no longer has.
-pub async fn remove_unused_volumes(ctx: &Context, caches: &Caches, plan: &HostingPlan) -> Result<()> {
+pub async fn remove_unused_volumes(
+    ctx: &Context,
+    caches: &Caches,
+    plan: &HostingPlan,
+) -> Result<()> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     let groups: BTreeSet<&str> = plan.groups().iter().map(|g| g.name()).collect();
     let unused: Vec<String> = caches

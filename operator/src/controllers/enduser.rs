@@ -45,7 +45,10 @@ pub async fn run(ctx: Arc<Context>) {
         tracing::error!("a watch ended before its first list; the EndUser controller stops");
         return;
     }
-    let context = Arc::new(EndUserContext { ctx: ctx.clone(), caches });
+    let context = Arc::new(EndUserContext {
+        ctx: ctx.clone(),
+        caches,
+    });
     controller
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),

@@ -104,11 +104,20 @@ pub async fn ensure_credentials(ctx: &Context, caches: &Caches, plan: &HostingPl
         return Ok(());
     }
     // Not cached: most likely new, so create it; an existing one (409) is read and checked.
-    let cached = !matches!(caches.secrets.live(Some(ns), CREDENTIALS_SECRET), Live::Absent);
+    let cached = !matches!(
+        caches.secrets.live(Some(ns), CREDENTIALS_SECRET),
+        Live::Absent
+    );
     if !cached {
         let fresh = credentials_secret(plan, &CREDENTIAL_KEYS)?;
         if let Some(version) = create_once(&api, &fresh).await? {
-            caches.record_check(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, Some(version), keys);
+            caches.record_check(
+                CREDENTIAL_CHECK,
+                ns,
+                CREDENTIALS_SECRET,
+                Some(version),
+                keys,
+            );
             return Ok(());
         }
     }
