@@ -162,6 +162,28 @@ fn stop_recorded(pid_file: &Path) {
     let _ = std::fs::remove_file(pid_file);
 }
 
+/// Requests the operator made so far, from the audit log: (reads, writes). Watches are
+/// long-running streams, not counted.
+pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
+    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
+    let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
+    let (mut reads, mut writes) = (0, 0);
+    for line in log.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if event["stage"] != "ResponseComplete" || event["user"]["username"] != user.as_str() {
+            continue;
+        }
+        match event["verb"].as_str().unwrap_or_default() {
+            "create" | "update" | "patch" | "delete" | "deletecollection" => writes += 1,
+            "watch" => {}
+            _ => reads += 1,
+        }
+    }
+    Ok((reads, writes))
+}
+
 impl Operator {
     /// Installs what the operator needs, then starts it and waits until `/readyz` answers.
     pub async fn start(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {

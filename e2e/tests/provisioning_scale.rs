@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
-use oem_e2e::operator::{OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
 use serde_json::json;
 
@@ -39,29 +39,6 @@ async fn active_count(client: &Client, ns: &str) -> anyhow::Result<usize> {
         .iter()
         .filter(|e| phase_of(e) == "Active")
         .count())
-}
-
-/// Write requests (create, update, patch, delete) the operator made, from the audit log.
-fn operator_writes(cluster: &Cluster) -> anyhow::Result<usize> {
-    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
-    let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
-    let mut writes = 0;
-    for line in log.lines() {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        let verb = event["verb"].as_str().unwrap_or_default();
-        if event["stage"] == "ResponseComplete"
-            && event["user"]["username"] == user.as_str()
-            && matches!(
-                verb,
-                "create" | "update" | "patch" | "delete" | "deletecollection"
-            )
-        {
-            writes += 1;
-        }
-    }
-    Ok(writes)
 }
 
 #[tokio::test]
@@ -185,12 +162,14 @@ async fn fifty_end_users_survive_a_sigkill_and_then_idle_without_writes() -> any
 
     // Steady state: let in-flight work settle, then two minutes of resyncs every 5 s.
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let before = operator_writes(cluster)?;
+    let (reads_before, before) = oem_e2e::operator::requests(cluster)?;
     tokio::time::sleep(Duration::from_secs(120)).await;
-    let after = operator_writes(cluster)?;
+    let (reads_after, after) = oem_e2e::operator::requests(cluster)?;
     println!(
-        "idle: {} operator write requests in 120 s with {END_USERS} Active end users (audit log)",
-        after - before
+        "idle: {} operator write requests and {} reads in 120 s with {END_USERS} Active end users \
+         (audit log)",
+        after - before,
+        reads_after - reads_before
     );
     assert!(before > 0, "the audit log records the operator's writes");
     assert_eq!(after - before, 0, "a steady state writes nothing");

@@ -22,7 +22,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
-use oem_e2e::operator::{OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
 use oem_operator::apply::{Applied, apply};
 use oem_operator::config::Config;
@@ -188,6 +188,9 @@ async fn clear_namespaces(client: &Client, reseller: &str) -> anyhow::Result<()>
 }
 
 struct Run {
+    /// The end users' namespace (operator runs).
+    namespace: String,
+    reseller: String,
     elapsed: Duration,
     reads: usize,
     writes: usize,
@@ -219,32 +222,12 @@ async fn raw_floor(client: &Client, n: usize, tag: &str) -> anyhow::Result<Run> 
     let elapsed = start.elapsed();
     clear_namespaces(client, &reseller).await?;
     Ok(Run {
+        namespace: String::new(),
+        reseller,
         elapsed,
         reads: requests.reads.into_inner(),
         writes: requests.writes.into_inner(),
     })
-}
-
-/// Requests by the operator's ServiceAccount so far (reads, writes), from the audit log.
-fn operator_requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
-    let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
-    let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
-    let (mut reads, mut writes) = (0, 0);
-    for line in log.lines() {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if event["stage"] != "ResponseComplete" || event["user"]["username"] != user.as_str() {
-            continue;
-        }
-        match event["verb"].as_str().unwrap_or_default() {
-            "create" | "update" | "patch" | "delete" | "deletecollection" => writes += 1,
-            // Long-running watches are not load in the sense measured here.
-            "watch" => {}
-            _ => reads += 1,
-        }
-    }
-    Ok((reads, writes))
 }
 
 async fn with_operator(
@@ -261,7 +244,7 @@ async fn with_operator(
         hosting::course(&ns, "plan", "1Gi", hosting::web_and_db()),
     )
     .await?;
-    let (reads_before, writes_before) = operator_requests(cluster)?;
+    let (reads_before, writes_before) = oem_e2e::operator::requests(cluster)?;
     let start = Instant::now();
     futures::stream::iter((0..n).map(|i| {
         let ns = ns.clone();
@@ -310,16 +293,27 @@ async fn with_operator(
     let elapsed = start.elapsed();
     // The audit log is written as requests complete; give the last ones a moment to land.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (reads, writes) = operator_requests(cluster)?;
-    // Clean up through the operator (finalizers), so the next size starts on an empty cluster.
-    api.delete_collection(&Default::default(), &ListParams::default())
-        .await?;
-    clear_namespaces(client, &reseller).await?;
+    let (reads, writes) = oem_e2e::operator::requests(cluster)?;
     Ok(Run {
+        namespace: ns,
+        reseller,
         elapsed,
         reads: reads - reads_before,
         writes: writes - writes_before,
     })
+}
+
+/// Allocatable CPUs of all nodes: each end user's course asks for one.
+async fn node_cpus(client: &Client) -> anyhow::Result<f64> {
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Ok(nodes
+        .items
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("cpu").cloned())
+        .filter_map(|q| oem_operator::apply::quantity_value(&q.0))
+        .sum())
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -356,7 +350,15 @@ async fn main() -> anyhow::Result<()> {
         "operator reads/writes",
         "raw reads/writes"
     );
-    for n in sizes {
+    let capacity = node_cpus(&client).await?;
+    if let Some(n) = sizes.iter().find(|n| **n as f64 > capacity) {
+        anyhow::bail!(
+            "N = {n} needs {n} CPUs of fake nodes (1 per end user) but the cluster has {capacity}: \
+             start it with OEM_CLUSTER_NODES={} (64 CPUs each)",
+            n.div_ceil(64)
+        );
+    }
+    for (i, &n) in sizes.iter().enumerate() {
         let tag = format!("{n}-{}", std::process::id() % 10000);
         // The raw floor runs with no operator up; the operator then starts on a cluster the
         // raw floor has left empty again.
@@ -373,7 +375,6 @@ async fn main() -> anyhow::Result<()> {
         let rss = peak_rss_kib(operator.pid())
             .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_default();
-        drop(operator);
         println!(
             "{n:>6} {:>12.1} {:>12.1} {:>8.2} {:>18} {:>22} {:>18}",
             raw.elapsed.as_secs_f64(),
@@ -383,6 +384,15 @@ async fn main() -> anyhow::Result<()> {
             format!("{}/{}", op.reads, op.writes),
             format!("{}/{}", raw.reads, raw.writes),
         );
+        // Cleaned up through the operator (finalizers), so the next size starts on an empty
+        // cluster; after the last one the cluster goes anyway.
+        if i + 1 < sizes.len() {
+            Api::<oem_crds::EndUser>::namespaced(client.clone(), &op.namespace)
+                .delete_collection(&Default::default(), &ListParams::default())
+                .await?;
+            clear_namespaces(&client, &op.reseller).await?;
+        }
+        drop(operator);
     }
     Ok(())
 }
