@@ -14,6 +14,7 @@ use oem_crds::{EndUser, Reseller};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
+use oem_operator::naming;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -622,5 +623,37 @@ async fn a_reseller_with_end_users_cannot_be_deleted() -> anyhow::Result<()> {
         .delete("stays", &DeleteParams::default())
         .await?;
     wait::gone(&resellers, &reseller, LIMIT).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hosting_namespace_whose_end_user_vanished_is_swept() -> anyhow::Result<()> {
+    let (_, client, operator) = setup().await?;
+    let reseller = unique("orphan-");
+    let ns = hosting::reseller_with_namespace(&client, &reseller, json!([])).await?;
+    // What a finalizer cannot cover (it was stripped by hand, the EndUser force-deleted): a
+    // hosting namespace, labelled as the operator labels them, whose end user does not exist.
+    let orphan = naming::hosting_namespace(&reseller, "vanished");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labels = json!({
+        naming::LABEL_MANAGED_BY: naming::MANAGED_BY,
+        naming::LABEL_RESELLER: reseller,
+        naming::LABEL_ENDUSER: "vanished",
+        naming::LABEL_ENDUSER_NAMESPACE: ns,
+    });
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": orphan, "labels": labels}}))?,
+        )
+        .await?;
+    // The sweep runs every resync interval (20 s here).
+    wait::gone(&namespaces, &orphan, LIMIT).await?;
+    let log = operator.log_tail(2000);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("orphaned hosting namespace") && l.contains(&orphan)),
+        "the sweep removed it"
+    );
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! in the normal course; this catches what a finalizer cannot (a finalizer removed by hand, an
 //! EndUser force-deleted while the operator was down).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -16,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::hosting::ANNOTATION_DELETION_POLICY;
 use crate::naming;
 
-/// Sweeps at start and then every resync interval.
+/// Sweeps at start and then every resync interval: two lists per sweep, whatever the number
+/// of end users.
 pub async fn run(ctx: Arc<Context>) {
     loop {
         match sweep(&ctx).await {
@@ -44,6 +46,17 @@ pub async fn sweep(ctx: &Context) -> Result<usize> {
         .list_metadata(&ListParams::default().labels(&selector))
         .await
         .map_err(Error::kube("list", "Namespace", "hosting namespaces"))?;
+    // One list of every EndUser (listed after the namespaces, so an end user whose namespace
+    // was listed is in it unless it went since); a namespace whose owner is missing is checked
+    // once more by name before it goes.
+    let owners: HashSet<(String, String)> = Api::<EndUser>::all(ctx.client.clone())
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(Error::kube("list", "EndUser", "all namespaces"))?
+        .items
+        .iter()
+        .map(|e| (e.namespace().unwrap_or_default(), e.name_any()))
+        .collect();
     let mut removed = 0;
     for ns in list.items {
         if ns.metadata.deletion_timestamp.is_some() {
@@ -56,6 +69,9 @@ pub async fn sweep(ctx: &Context) -> Result<usize> {
         ) else {
             continue;
         };
+        if owners.contains(&(owner_ns.clone(), owner.clone())) {
+            continue;
+        }
         let endusers: Api<EndUser> = Api::namespaced(ctx.client.clone(), owner_ns);
         let exists = endusers
             .get_metadata_opt(owner)
