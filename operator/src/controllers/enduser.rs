@@ -224,13 +224,17 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
         .await?;
     children::remove_unused_volumes(ctx, caches, &plan).await?;
 
-    let observed = observe(caches, &plan);
+    let previous = enduser.status.as_ref().and_then(|s| s.phase);
+    let observed = observe(caches, &plan, previous);
     Ok((observed, Some(plan), Some(password_secret)))
 }
 
-/// Active when every workload is ready; Suspended while suspended; Provisioning otherwise.
-/// Read from the StatefulSet cache: a set turning ready wakes this end user again.
-fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
+/// Active when every workload is ready; Suspended while suspended; Provisioning otherwise,
+/// except that an end user already serving (Active or Degraded) whose workloads all exist is
+/// Degraded, not Provisioning, while one is not ready (a restart, a crash, a rollout): it
+/// stays provisioned and monitored, so an outage stays one outage. Read from the StatefulSet
+/// cache: a set turning ready wakes this end user again.
+fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) -> Observed {
     if plan.suspended {
         return Observed {
             phase: EndUserPhase::Suspended,
@@ -271,8 +275,19 @@ fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
             message: format!("{} workloads ready", sets.len()),
         }
     } else {
+        let serving = matches!(
+            previous,
+            Some(EndUserPhase::Active | EndUserPhase::Degraded)
+        );
+        let all_there = wanted
+            .iter()
+            .all(|name| sets.iter().any(|s| s.name_any() == *name));
         Observed {
-            phase: EndUserPhase::Provisioning,
+            phase: if serving && all_there {
+                EndUserPhase::Degraded
+            } else {
+                EndUserPhase::Provisioning
+            },
             ready: ConditionStatus::False,
             reason: "WorkloadsNotReady",
             message: format!("waiting for: {}", not_ready.join(", ")),
@@ -397,7 +412,7 @@ mod tests {
     fn active_when_every_group_has_a_ready_current_set() {
         let plan = business_plan();
         let sets = ["web", "mail", "db"].map(|g| set(&plan, g, 1, 2)).to_vec();
-        let observed = observe(&detached(sets), &plan);
+        let observed = observe(&detached(sets), &plan, None);
         assert_eq!(observed.phase, EndUserPhase::Active);
         assert_eq!(observed.ready, ConditionStatus::True);
     }
@@ -407,9 +422,34 @@ mod tests {
         let plan = business_plan();
         // mail missing, db not ready, web ready but its new spec not yet rolled out.
         let sets = vec![set(&plan, "web", 1, 1), set(&plan, "db", 0, 2)];
-        let observed = observe(&detached(sets), &plan);
+        let observed = observe(&detached(sets), &plan, None);
         assert_eq!(observed.phase, EndUserPhase::Provisioning);
         assert_eq!(observed.message, "waiting for: db, mail, web");
+    }
+
+    #[test]
+    fn a_serving_end_user_with_a_set_restarting_is_degraded_not_provisioning() {
+        let plan = business_plan();
+        let sets = vec![
+            set(&plan, "web", 1, 2),
+            set(&plan, "mail", 1, 2),
+            set(&plan, "db", 0, 2),
+        ];
+        for previous in [EndUserPhase::Active, EndUserPhase::Degraded] {
+            let observed = observe(&detached(sets.clone()), &plan, Some(previous));
+            assert_eq!(observed.phase, EndUserPhase::Degraded);
+            assert_eq!(observed.message, "waiting for: db");
+        }
+        // A set missing altogether (a service added to the course) is provisioning.
+        let observed = observe(
+            &detached(sets[..2].to_vec()),
+            &plan,
+            Some(EndUserPhase::Active),
+        );
+        assert_eq!(observed.phase, EndUserPhase::Provisioning);
+        // Coming back from suspension is provisioning again.
+        let observed = observe(&detached(sets), &plan, Some(EndUserPhase::Suspended));
+        assert_eq!(observed.phase, EndUserPhase::Provisioning);
     }
 
     #[test]
@@ -418,7 +458,7 @@ mod tests {
         let mut other = business_plan();
         other.namespace = "h-someone-else".into();
         let sets = ["web", "mail", "db"].map(|g| set(&other, g, 1, 2)).to_vec();
-        let observed = observe(&detached(sets), &plan);
+        let observed = observe(&detached(sets), &plan, None);
         assert_eq!(observed.phase, EndUserPhase::Provisioning);
     }
 
@@ -426,7 +466,7 @@ mod tests {
     fn suspended_whatever_the_workloads_say() {
         let mut plan = business_plan();
         plan.suspended = true;
-        let observed = observe(&detached(Vec::new()), &plan);
+        let observed = observe(&detached(Vec::new()), &plan, Some(EndUserPhase::Active));
         assert_eq!(observed.phase, EndUserPhase::Suspended);
     }
 }
