@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -122,38 +123,12 @@ pub async fn keep_volume_templates(
         let (Some(spec), Some(live_spec)) = (set.spec.as_mut(), live.spec.as_ref()) else {
             continue;
         };
-        let wanted = spec
-            .volume_claim_templates
-            .as_ref()
-            .and_then(|t| t.first())
-            .and_then(|t| {
-                t.spec
-                    .as_ref()?
-                    .resources
-                    .as_ref()?
-                    .requests
-                    .as_ref()?
-                    .get("storage")
-                    .cloned()
-            });
+        let wanted = template_storage(spec).cloned();
         spec.volume_claim_templates = live_spec.volume_claim_templates.clone();
         let Some(wanted) = wanted else { continue };
         // The claim was made from the live template and claims never shrink: only a size
         // beyond the template's can need growing.
-        let template = live_spec
-            .volume_claim_templates
-            .as_ref()
-            .and_then(|t| t.first())
-            .and_then(|t| {
-                t.spec
-                    .as_ref()?
-                    .resources
-                    .as_ref()?
-                    .requests
-                    .as_ref()?
-                    .get("storage")
-            })
-            .and_then(|q| quantity_value(&q.0));
+        let template = template_storage(live_spec).and_then(|q| quantity_value(&q.0));
         if template.is_some_and(|t| quantity_value(&wanted.0).is_some_and(|w| w <= t)) {
             continue;
         }
@@ -205,6 +180,20 @@ pub async fn keep_volume_templates(
         caches.record_check(CLAIM_SIZE, namespace, &claim_name, checked_at, size);
     }
     Ok(())
+}
+
+/// The storage size a StatefulSet's (first) volume claim template asks for.
+fn template_storage(spec: &StatefulSetSpec) -> Option<&Quantity> {
+    spec.volume_claim_templates
+        .as_ref()?
+        .first()?
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
 }
 
 /// What [`keep_volume_templates`] records: the claim was checked against a wanted size.
