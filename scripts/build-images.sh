@@ -1,0 +1,141 @@
+#!/bin/bash
+# Builds the hosting images from Debian packages only: a base rootfs per Debian suite made with
+# mmdebstrap, then images/<image>/Containerfile with buildah (chroot isolation: no OCI runtime,
+# no Docker engine, no registry). Each image is cached as an OCI archive in
+# $OEM_CACHE/images/<image>-<key>.oci.tar, key = hash of images/<image>/, images/common/, the
+# base's key and images/TAG, so a warm run builds nothing.
+#
+# Usage: scripts/build-images.sh [--import CONTAINERD_SOCKET] [IMAGE...]
+#   IMAGE: web-php8.2 web-php8.4 ftp mail mariadb postgresql (default: all)
+#   --import SOCK: also import the archives into that containerd (namespace k8s.io) with the
+#                  ctr found under $OEM_CACHE/bin/containerd-*/ (or CTR=/path/to/ctr).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
+images_dir=$repo/images
+out=$OEM_CACHE/images
+all=(web-php8.2 web-php8.4 mariadb postgresql ftp mail)
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build-images: %s\n' "$*" >&2; exit 1; }
+
+import_sock=
+targets=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --import) import_sock=${2:?--import needs a containerd socket}; shift 2 ;;
+    --import=*) import_sock=${1#--import=}; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -*) die "unknown option $1" ;;
+    *) [ -f "$images_dir/$1/Containerfile" ] || die "no image $1 (images/$1/Containerfile)"; targets+=("$1"); shift ;;
+  esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+tag=$(tr -d ' \n' <"$images_dir/TAG")
+[ -n "$tag" ] || die "images/TAG is empty"
+[ "$(id -u)" = 0 ] || die "run as root (mmdebstrap and buildah's chroot isolation need it)"
+
+# --- tools, from Debian, only when missing ----------------------------------------------------
+need=()
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v buildah >/dev/null || need+=(buildah)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" uidmap >/dev/null
+fi
+
+# buildah's own storage, separate from any other container storage on the machine.
+store=$OEM_CACHE/buildah
+mkdir -p "$out" "$store/root" "$store/run"
+bh() { buildah --root "$store/root" --runroot "$store/run" --storage-driver "${OEM_STORAGE_DRIVER:-overlay}" "$@"; }
+
+hash_tree() {  # content hash of files (path + mode + bytes), independent of mtimes
+  (cd "$images_dir" && find "$@" -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 sh -c 'for f; do printf "%s %s\n" "$f" "$(stat -c %a "$f")"; cat "$f"; done' sh) |
+    sha256sum | cut -c1-16
+}
+
+# --- base rootfs per suite ---------------------------------------------------------------------
+declare -A base_key=()
+ensure_base() {  # SUITE -> builds/imports oem.local/oem-hosting/base-SUITE:TAG
+  local suite=$1 key tarball ref
+  [ -z "${base_key[$suite]:-}" ] || return 0
+  key=$(printf '%s %s %s\n' "$suite" "$tag" "$(hash_tree base)" | sha256sum | cut -c1-16)
+  tarball=$out/base-$suite-$key.tar
+  ref=oem.local/oem-hosting/base-$suite:$tag
+  if [ ! -s "$tarball" ]; then
+    say "base-$suite: mmdebstrap (key $key)"
+    bash "$images_dir/base/mmdebstrap.sh" "$suite" "$tarball.tmp" >"$out/base-$suite.log" 2>&1 ||
+      { tail -20 "$out/base-$suite.log" >&2; die "mmdebstrap $suite failed (log $out/base-$suite.log)"; }
+    mv "$tarball.tmp" "$tarball"
+    find "$out" -maxdepth 1 -name "base-$suite-*.tar" ! -name "base-$suite-$key.tar" -delete
+  fi
+  if [ "$(bh inspect --type image --format '{{index .ImageAnnotations "oem.key"}}' "$ref" 2>/dev/null || true)" != "$key" ]; then
+    say "base-$suite: importing the rootfs into buildah as $ref"
+    local c; c=$(bh from --quiet scratch)
+    bh add --quiet "$c" "$tarball" / >/dev/null
+    bh config --annotation "oem.key=$key" --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      --env LANG=C.UTF-8 --cmd /bin/bash "$c"
+    bh commit --quiet --rm --format oci "$c" "$ref" >/dev/null
+  fi
+  base_key[$suite]=$key
+}
+
+# --- images ---------------------------------------------------------------------------------------
+human() { numfmt --to=iec-i --suffix=B "$1"; }
+declare -A archive_of=()
+build_image() {
+  local image=$1 suite key archive ref
+  suite=$(sed -n 's#^FROM oem.local/oem-hosting/base-\([a-z]*\):.*#\1#p' "$images_dir/$image/Containerfile" | head -1)
+  [ -n "$suite" ] || die "images/$image/Containerfile: FROM must be oem.local/oem-hosting/base-<suite>:\${TAG}"
+  ensure_base "$suite"
+  key=$(printf '%s %s %s\n' "${base_key[$suite]}" "$tag" "$(hash_tree "$image" common)" | sha256sum | cut -c1-16)
+  archive=$out/$image-$key.oci.tar
+  ref=oem.local/oem-hosting/$image:$tag
+  if [ -s "$archive" ]; then
+    say "$image: cached ($archive)"
+  else
+    say "$image: building $ref (key $key)"
+    local t0=$SECONDS
+    bh bud --isolation chroot --layers=false --format oci --pull=false --build-arg "TAG=$tag" \
+      --annotation "oem.key=$key" -f "$images_dir/$image/Containerfile" -t "$ref" "$images_dir" \
+      >"$out/$image.log" 2>&1 ||
+      { tail -30 "$out/$image.log" >&2; die "$image: build failed (log $out/$image.log)"; }
+    rm -f "$archive.tmp"
+    bh push --quiet "$ref" "oci-archive:$archive.tmp:$ref" >/dev/null
+    mv "$archive.tmp" "$archive"
+    find "$out" -maxdepth 1 -name "$image-*.oci.tar" ! -name "$image-$key.oci.tar" -delete
+    say "$image: built in $((SECONDS - t0))s"
+  fi
+  ln -sfn "$(basename "$archive")" "$out/$image.oci.tar"
+  archive_of[$image]=$archive
+}
+
+for image in "${targets[@]}"; do build_image "$image"; done
+
+# --- import into a containerd ------------------------------------------------------------------
+if [ -n "$import_sock" ]; then
+  ctr=${CTR:-}
+  if [ -z "$ctr" ]; then
+    ctr=$(ls -1d "$OEM_CACHE"/bin/containerd-*/ctr "$OEM_CACHE"/bin/containerd-*/bin/ctr 2>/dev/null | sort -V | tail -1 || true)
+  fi
+  [ -n "$ctr" ] && [ -x "$ctr" ] ||
+    die "--import: no ctr found under $OEM_CACHE/bin/containerd-*/ (build containerd first, or set CTR=/path/to/ctr)"
+  [ -S "$import_sock" ] || die "--import: $import_sock is not a socket"
+  for image in "${targets[@]}"; do
+    say "$image: importing into containerd at $import_sock"
+    "$ctr" --address "$import_sock" -n k8s.io images import --no-unpack=false \
+      --base-name "oem.local/oem-hosting/$image" "${archive_of[$image]}" >&2
+  done
+fi
+
+# --- sizes -----------------------------------------------------------------------------------------
+printf '%-12s %-44s %10s %12s\n' IMAGE NAME ARCHIVE UNPACKED
+for image in "${targets[@]}"; do
+  a=${archive_of[$image]}
+  size=$(bh inspect --type image --format '{{.Docker.Size}}' "oem.local/oem-hosting/$image:$tag" 2>/dev/null || echo 0)
+  unpacked=$( (bh images --json "oem.local/oem-hosting/$image:$tag" 2>/dev/null | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | head -1) || true)
+  printf '%-12s %-44s %10s %12s\n' "$image" "oem.local/oem-hosting/$image:$tag" "$(human "$(stat -L -c %s "$a")")" "$( [ -n "$unpacked" ] && human "$unpacked" || echo '?')"
+done
