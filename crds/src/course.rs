@@ -200,7 +200,7 @@ impl CourseServices {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebService {
-    /// PHP version, MAJOR.MINOR, e.g. "8.3"; must be allowed by the provider's security policy.
+    /// PHP version, MAJOR.MINOR, e.g. "8.4"; the provider's security policy must allow it and name the image that runs it.
     #[schemars(regex(pattern = r"^\d+\.\d+$"), length(max = 8))]
     pub php_version: String,
 }
@@ -250,7 +250,7 @@ pub struct DatabaseService {
     /// mariadb or postgresql; immutable, since end users' data live in it.
     #[x_kube(validation = Rule::new("self == oldSelf").message("database engine is immutable"))]
     pub engine: DatabaseEngine,
-    /// Engine version, e.g. "11.4" or "16"; default: the operator's configured version.
+    /// Engine version, e.g. "10.11" or "15"; must be listed with an image in the security policy; default: the newest listed one with an image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^\d+(\.\d+){0,2}$"), length(max = 16))]
     pub version: Option<String>,
@@ -283,7 +283,7 @@ mod tests {
     fn the_summary_lists_enabled_services_in_order() {
         let services = CourseServices {
             web: Some(WebService {
-                php_version: "8.3".into(),
+                php_version: "8.4".into(),
             }),
             ftp: Some(FtpService::default()),
             database: Some(DatabaseService {

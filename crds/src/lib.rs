@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod course;
 pub mod enduser;
 pub mod incident;
+pub mod policy;
 pub mod quantity;
 pub mod reseller;
 pub mod schema;

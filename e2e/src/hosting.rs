@@ -61,7 +61,7 @@ pub fn course(namespace: &str, name: &str, memory: &str, services: Value) -> Val
 }
 
 pub fn web_and_db() -> Value {
-    json!({"web": {"phpVersion": "8.3"}, "ftp": {}, "database": {"engine": "mariadb"}})
+    json!({"web": {"phpVersion": "8.4"}, "ftp": {}, "database": {"engine": "mariadb"}})
 }
 
 pub fn enduser(namespace: &str, name: &str, course: &str, start: &str, extra: Value) -> Value {

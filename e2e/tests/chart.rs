@@ -87,15 +87,16 @@ fn alert_rules_present() -> bool {
     chart().join("files/alert-rules.yaml").exists()
 }
 
-/// `--set` arguments that turn every optional part on; `policy` is a security policy file.
+/// `--set` arguments that turn every optional part on; `policy` is a values file with a
+/// security policy.
 fn everything_on(policy: &str) -> Vec<String> {
     let mut sets = vec![
         "--set".to_owned(),
         "webhooks.certManager.enabled=true".to_owned(),
         "--set".to_owned(),
         "metrics.serviceMonitor.enabled=true".to_owned(),
-        "--set-file".to_owned(),
-        format!("webhooks.policy={policy}"),
+        "--values".to_owned(),
+        policy.to_owned(),
     ];
     if alert_rules_present() {
         sets.extend([
@@ -120,7 +121,7 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     let policy = scratch.path().join("policy.yaml");
     std::fs::write(
         &policy,
-        "php:\n- {version: \"8.3\", endOfLife: \"2027-12-31\"}\n- {version: \"8.4\"}\n",
+        "securityPolicy:\n  php:\n  - {version: \"8.3\", endOfLife: \"2027-12-31\"}\n  - {version: \"8.4\", image: \"r/web:8.4\"}\n",
     )?;
     let on = everything_on(&policy.to_string_lossy());
     let on: Vec<&str> = on.iter().map(String::as_str).collect();

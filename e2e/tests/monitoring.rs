@@ -55,7 +55,7 @@ const CHANGE: Duration = Duration::from_secs(30);
 
 fn every_service() -> Value {
     json!({
-        "web": {"phpVersion": "8.3"}, "ftp": {"tls": true},
+        "web": {"phpVersion": "8.4"}, "ftp": {"tls": true},
         "mail": {"maxSendsPerHour": 100}, "database": {"engine": "mariadb"}
     })
 }
@@ -261,7 +261,7 @@ async fn services_at_unresolvable_in_cluster_addresses_are_down_with_a_reason() 
     let ns = hosting::reseller_with_namespace(&client, &reseller, json!([])).await?;
     apply_course(
         &client,
-        course(&ns, "web", json!({"web": {"phpVersion": "8.3"}})),
+        course(&ns, "web", json!({"web": {"phpVersion": "8.4"}})),
     )
     .await?;
     apply_enduser(

@@ -318,7 +318,7 @@ async fn a_future_start_date_is_scheduled_until_the_day_comes() -> anyhow::Resul
     let ns = hosting::reseller_with_namespace(&client, &reseller, json!([])).await?;
     apply_course(
         &client,
-        hosting::course(&ns, "plan", "1Gi", json!({"web": {"phpVersion": "8.3"}})),
+        hosting::course(&ns, "plan", "1Gi", json!({"web": {"phpVersion": "8.4"}})),
     )
     .await?;
     let tokyo = jiff::tz::TimeZone::get("Asia/Tokyo")?;
@@ -523,7 +523,7 @@ async fn a_reseller_admin_manages_its_own_and_cannot_read_anothers() -> anyhow::
     .await?;
     apply_course(
         &client,
-        hosting::course(&ns_a, "plan", "1Gi", json!({"web": {"phpVersion": "8.3"}})),
+        hosting::course(&ns_a, "plan", "1Gi", json!({"web": {"phpVersion": "8.4"}})),
     )
     .await?;
     apply_enduser(
@@ -587,7 +587,7 @@ async fn a_reseller_with_end_users_cannot_be_deleted() -> anyhow::Result<()> {
     let ns = hosting::reseller_with_namespace(&client, &reseller, json!([])).await?;
     apply_course(
         &client,
-        hosting::course(&ns, "plan", "1Gi", json!({"web": {"phpVersion": "8.3"}})),
+        hosting::course(&ns, "plan", "1Gi", json!({"web": {"phpVersion": "8.4"}})),
     )
     .await?;
     apply_enduser(

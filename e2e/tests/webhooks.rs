@@ -154,7 +154,7 @@ fn course(ns: &str, name: &str, cpu: &str) -> Course {
         ns,
         name,
         "1Gi",
-        json!({"web": {"phpVersion": "8.3"}, "mail": {"maxSendsPerHour": 100}, "ftp": {}}),
+        json!({"web": {"phpVersion": "8.4"}, "mail": {"maxSendsPerHour": 100}, "ftp": {}}),
     );
     v["spec"]["resources"]["cpu"] = json!(cpu);
     v["spec"]["limits"]["domains"] = json!(2);

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Toleration;
+use oem_crds::policy::{SecurityPolicy, project_image};
 use serde::Deserialize;
 
 use crate::alerting::AlertingConfig;
@@ -31,27 +33,31 @@ pub enum ConfigError {
     Invalid { field: String, message: String },
 }
 
-/// Container images of the service groups.
+/// Container images of the services whose image does not depend on a runtime version (the web
+/// and database images are named per version by the security policy).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Images {
-    pub web: String,
     pub ftp: String,
     pub mail: String,
-    pub mariadb: String,
-    pub postgresql: String,
 }
 
 impl Default for Images {
     fn default() -> Self {
         Self {
-            web: "docker.io/library/php:8.3-apache".into(),
-            ftp: "docker.io/fauria/vsftpd:latest".into(),
-            mail: "docker.io/dovecot/dovecot:2.3".into(),
-            mariadb: "docker.io/library/mariadb:11.4".into(),
-            postgresql: "docker.io/library/postgres:16".into(),
+            ftp: project_image("ftp"),
+            mail: project_image("mail"),
         }
     }
+}
+
+/// Where hosting pods run: the provider's nodes for tenants (a node selector and the taints
+/// those nodes carry).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Placement {
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
 }
 
 /// How a course's cpu and memory are split between the service groups, in percent. Groups
@@ -96,22 +102,6 @@ impl Default for NetworkConfig {
     }
 }
 
-/// The provider's security policy for runtimes ("provision policies").
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct SecurityPolicy {
-    /// PHP versions courses may use.
-    pub php_versions: Vec<String>,
-}
-
-impl Default for SecurityPolicy {
-    fn default() -> Self {
-        Self {
-            php_versions: ["8.1", "8.2", "8.3", "8.4"].map(String::from).to_vec(),
-        }
-    }
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -119,6 +109,8 @@ pub struct Config {
     /// Address of /healthz, /readyz and /metrics.
     pub http_addr: SocketAddr,
     pub images: Images,
+    /// Node selector and tolerations of every hosting pod.
+    pub placement: Placement,
     pub resource_split: ResourceSplit,
     pub network: NetworkConfig,
     /// StorageClass of the data volumes (`None`: the cluster default).
@@ -132,6 +124,8 @@ pub struct Config {
     /// Re-check after a spec error (a missing course may appear; watches catch most fixes).
     #[serde(with = "humantime_serde")]
     pub spec_retry: Duration,
+    /// Runtime versions courses may use, their end of life and the images that run them (the
+    /// same list the webhooks read).
     pub security_policy: SecurityPolicy,
     /// Reconciles running at once, per controller.
     pub concurrency: u16,
@@ -157,13 +151,14 @@ impl Default for Config {
         Self {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             images: Images::default(),
+            placement: Placement::default(),
             resource_split: ResourceSplit::default(),
             network: NetworkConfig::default(),
             storage_class: None,
             resync_interval: Duration::from_secs(300),
             transient_retry: Duration::from_secs(5),
             spec_retry: Duration::from_secs(60),
-            security_policy: SecurityPolicy::default(),
+            security_policy: SecurityPolicy::builtin(),
             concurrency: 16,
             clock_file: None,
             namespace_labels: BTreeMap::new(),
@@ -336,14 +331,17 @@ impl Config {
             return invalid("alerting", &message);
         }
         for (field, image) in [
-            ("images.web", &self.images.web),
-            ("images.ftp", &self.images.ftp),
-            ("images.mail", &self.images.mail),
-            ("images.mariadb", &self.images.mariadb),
-            ("images.postgresql", &self.images.postgresql),
-        ] {
+            ("images.ftp".to_owned(), self.images.ftp.as_str()),
+            ("images.mail".to_owned(), self.images.mail.as_str()),
+        ]
+        .into_iter()
+        .chain(
+            self.security_policy
+                .images()
+                .map(|(field, image)| (format!("securityPolicy.{field}"), image)),
+        ) {
             if image.trim().is_empty() {
-                return invalid(field, "must name an image");
+                return invalid(&field, "must name an image");
             }
         }
         Ok(())
@@ -362,10 +360,11 @@ mod tests {
     #[test]
     fn a_file_overrides_only_what_it_names() {
         let c: Config =
-            serde_yaml::from_str("resyncInterval: 30s\nimages:\n  web: web:1\n").unwrap();
+            serde_yaml::from_str("resyncInterval: 30s\nimages:\n  ftp: ftp:1\n").unwrap();
         assert_eq!(c.resync_interval, Duration::from_secs(30));
-        assert_eq!(c.images.web, "web:1");
+        assert_eq!(c.images.ftp, "ftp:1");
         assert_eq!(c.images.mail, Images::default().mail);
+        assert_eq!(c.security_policy, SecurityPolicy::builtin());
     }
 
     #[test]
@@ -437,5 +436,28 @@ mod tests {
         c.images.mail = " ".into();
         let err = c.validate().unwrap_err();
         assert!(err.to_string().contains("images.mail"), "{err}");
+        let mut c = Config::default();
+        c.security_policy.php[1].image = Some(String::new());
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("securityPolicy.php[1].image"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_security_policy_and_placement_come_from_the_file() {
+        let c: Config = serde_yaml::from_str(
+            "securityPolicy:\n  php: [{version: '8.4', image: 'r/web:8.4'}]\n\
+             placement:\n  nodeSelector: {oem.dev/hosting-node: 'true'}\n  \
+             tolerations: [{key: hosting, operator: Exists, effect: NoSchedule}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.security_policy.php_image("8.4"), Some("r/web:8.4"));
+        assert_eq!(c.security_policy.php_image("8.2"), None);
+        assert_eq!(c.placement.node_selector["oem.dev/hosting-node"], "true");
+        assert_eq!(c.placement.tolerations[0].key.as_deref(), Some("hosting"));
+        let err = serde_yaml::from_str::<Config>("images:\n  web: x\n").unwrap_err();
+        assert!(err.to_string().contains("web"), "{err}");
     }
 }

@@ -25,7 +25,7 @@ pub fn reseller(name: &str) -> Reseller {
     .expect("fixture reseller")
 }
 
-/// Course `name` in `namespace`: 1 cpu, 2Gi, 10Gi, 2 domains, web (PHP 8.3), mail, ftp, MariaDB 11.4.
+/// Course `name` in `namespace`: 1 cpu, 2Gi, 10Gi, 2 domains, web (PHP 8.4), mail, ftp, MariaDB 10.11.
 pub fn course(namespace: &str, name: &str) -> Course {
     serde_json::from_value(json!({
         "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
@@ -34,8 +34,8 @@ pub fn course(namespace: &str, name: &str) -> Course {
             "displayName": name,
             "resources": {"cpu": "1", "memory": "2Gi", "storage": "10Gi"},
             "limits": {"domains": 2},
-            "services": {"web": {"phpVersion": "8.3"}, "mail": {"maxSendsPerHour": 200}, "ftp": {},
-                         "database": {"engine": "mariadb", "version": "11.4"}}
+            "services": {"web": {"phpVersion": "8.4"}, "mail": {"maxSendsPerHour": 200}, "ftp": {},
+                         "database": {"engine": "mariadb", "version": "10.11"}}
         }
     }))
     .expect("fixture course")

@@ -15,7 +15,7 @@ pub mod defaulting;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod lookup;
-pub mod policy;
+pub use oem_crds::policy;
 pub mod review;
 pub mod rules;
 pub mod server;

@@ -21,12 +21,15 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
+use oem_crds::policy;
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
 use oem_operator::apply::{Applied, apply};
 use oem_operator::config::Config;
-use oem_operator::hosting::{self as build, DbEngine, HostingPlan, rbac};
+use oem_operator::hosting::{
+    self as build, DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan, rbac,
+};
 use oem_operator::naming;
 use serde_json::json;
 
@@ -40,19 +43,27 @@ fn plan(reseller: &str, i: usize) -> HostingPlan {
         reseller: reseller.into(),
         namespace: naming::hosting_namespace(reseller, &enduser),
         enduser_namespace: naming::reseller_namespace(reseller),
-        enduser,
+        enduser: enduser.clone(),
         cpu: "1".into(),
         memory: "1Gi".into(),
         storage: "10Gi".into(),
         bandwidth: "100M".into(),
-        web: Some("8.3".into()),
-        ftp: true,
+        login_id: enduser.clone(),
+        web: Some(WebPlan {
+            php_version: "8.4".into(),
+            image: policy::project_image("web-php8.4"),
+        }),
+        ftp: Some(FtpPlan { tls: true }),
         mail: None,
-        database: Some(DbEngine::MariaDb),
+        database: Some(DatabasePlan {
+            engine: DbEngine::MariaDb,
+            image: policy::project_image("mariadb"),
+        }),
         domains: vec![format!("user-{i:04}.{reseller}.example.jp")],
         suspended: false,
         mail_locked: false,
         retain_data: false,
+        credentials_version: None,
     }
 }
 

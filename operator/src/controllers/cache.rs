@@ -598,14 +598,14 @@ pub(crate) mod tests {
         let (ctx, mut handle) = context();
         let caches = detached(Vec::new());
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
-        let desired: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
+        let desired: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
         let ensure = |live| caches.ensure(&ctx, &api, &desired, live);
 
         // Not cached: applied without a read.
         let first = serving(
             &mut handle,
             ensure(Live::Absent),
-            vec![("PATCH", config_map("8.3", Some("7")))],
+            vec![("PATCH", config_map("8.4", Some("7")))],
         )
         .await;
         assert_eq!(first.unwrap(), Applied::Written);
@@ -616,7 +616,7 @@ pub(crate) mod tests {
         let changed = serving(
             &mut handle,
             ensure(Live::Meta("9".into())),
-            vec![("GET", config_map("8.3", Some("9")))],
+            vec![("GET", config_map("8.4", Some("9")))],
         )
         .await;
         assert_eq!(changed.unwrap(), Applied::Unchanged);
@@ -628,7 +628,7 @@ pub(crate) mod tests {
             ensure(Live::Meta("10".into())),
             vec![
                 ("GET", config_map("7.4", Some("10"))),
-                ("PATCH", config_map("8.3", Some("11"))),
+                ("PATCH", config_map("8.4", Some("11"))),
             ],
         )
         .await;
@@ -641,7 +641,7 @@ pub(crate) mod tests {
         let caches = detached(Vec::new());
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
         let old: ConfigMap = serde_json::from_value(config_map("8.2", None)).unwrap();
-        let new: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
+        let new: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
         let first = serving(
             &mut handle,
             caches.ensure(&ctx, &api, &old, Live::Absent),
@@ -654,7 +654,7 @@ pub(crate) mod tests {
             caches.ensure(&ctx, &api, &new, Live::Meta("3".into())),
             vec![
                 ("GET", config_map("8.2", Some("3"))),
-                ("PATCH", config_map("8.3", Some("4"))),
+                ("PATCH", config_map("8.4", Some("4"))),
             ],
         )
         .await;
@@ -666,8 +666,8 @@ pub(crate) mod tests {
         let (ctx, mut handle) = context();
         let caches = detached(Vec::new());
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
-        let desired: ConfigMap = serde_json::from_value(config_map("8.3", None)).unwrap();
-        let live: ConfigMap = serde_json::from_value(config_map("8.3", Some("5"))).unwrap();
+        let desired: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
+        let live: ConfigMap = serde_json::from_value(config_map("8.4", Some("5"))).unwrap();
         let found = serving(
             &mut handle,
             caches.ensure(&ctx, &api, &desired, Live::Full(Arc::new(live))),

@@ -10,8 +10,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
-use oem_crds::course::{Course, CourseStatus};
+use oem_crds::course::{Course, CourseStatus, DatabaseEngine};
 use oem_crds::enduser::EndUser;
+use oem_crds::policy::SecurityPolicy;
 
 use super::status;
 use crate::context::Context;
@@ -48,16 +49,67 @@ fn error_policy(course: Arc<Course>, error: &Error, ctx: Arc<Context>) -> Action
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
 }
 
-/// Why the security policy refuses the course, if it does.
-pub fn policy_violation(course: &Course, allowed_php: &[String]) -> Option<String> {
-    let web = course.spec.services.web.as_ref()?;
-    (!allowed_php.contains(&web.php_version)).then(|| {
-        format!(
-            "spec.services.web.phpVersion {} is not allowed by the security policy (allowed: {})",
-            web.php_version,
-            allowed_php.join(", ")
-        )
-    })
+/// Why the course cannot be served, if it cannot: a runtime version the security policy does
+/// not list, or lists without an image. (Past end of life is the webhooks' warning: courses
+/// already on such a version keep running until the provider migrates them.) Returns the
+/// condition's reason and message.
+pub fn policy_violation(
+    course: &Course,
+    policy: &SecurityPolicy,
+) -> Option<(&'static str, String)> {
+    let services = &course.spec.services;
+    let mut runtimes = Vec::new();
+    if let Some(web) = &services.web {
+        runtimes.push((
+            "spec.services.web.phpVersion",
+            format!("PHP {}", web.php_version),
+            policy.php_image(&web.php_version).is_some(),
+            policy.php.iter().any(|r| r.version == web.php_version) || policy.php.is_empty(),
+        ));
+    }
+    if let Some(db) = &services.database {
+        let list = match db.engine {
+            DatabaseEngine::Mariadb => &policy.mariadb,
+            DatabaseEngine::Postgresql => &policy.postgresql,
+        };
+        let version = db
+            .version
+            .clone()
+            .or_else(|| policy.default_database(db.engine).map(str::to_owned));
+        let listed = version
+            .as_ref()
+            .is_some_and(|v| list.iter().any(|r| &r.version == v));
+        runtimes.push((
+            "spec.services.database.version",
+            format!(
+                "{} {}",
+                match db.engine {
+                    DatabaseEngine::Mariadb => "MariaDB",
+                    DatabaseEngine::Postgresql => "PostgreSQL",
+                },
+                version.as_deref().unwrap_or("(no version with an image)")
+            ),
+            policy
+                .database_image(db.engine, db.version.as_deref())
+                .is_some(),
+            listed || list.is_empty(),
+        ));
+    }
+    runtimes.into_iter().find_map(
+        |(field, what, has_image, listed)| match (listed, has_image) {
+            (false, _) => Some((
+                "RuntimeNotAllowed",
+                format!("{field}: {what} is not allowed by the security policy"),
+            )),
+            (true, false) => Some((
+                "NoImage",
+                format!(
+                    "{field}: {what} has no image in the security policy, so it cannot be served"
+                ),
+            )),
+            (true, true) => None,
+        },
+    )
 }
 
 async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
@@ -72,10 +124,10 @@ async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
         .iter()
         .filter(|eu| eu.spec.course_ref.name == course.name_any())
         .count();
-    let ready = match policy_violation(&course, &ctx.config.security_policy.php_versions) {
-        Some(message) => Condition::ready(
+    let ready = match policy_violation(&course, &ctx.config.security_policy) {
+        Some((reason, message)) => Condition::ready(
             ConditionStatus::False,
-            "RuntimeNotAllowed",
+            reason,
             message,
             course.meta().generation,
             ctx.clock.now(),
@@ -98,4 +150,60 @@ async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
     let api: Api<Course> = Api::namespaced(ctx.client.clone(), &ns);
     status::write(&api, course.as_ref(), course.status.as_ref(), &next).await?;
     Ok(Action::requeue(ctx.config.resync_interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oem_crds::policy::RuntimeVersion;
+
+    fn course(services: serde_json::Value) -> Course {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
+            "metadata": {"name": "basic", "namespace": "reseller-acme"},
+            "spec": {
+                "displayName": "basic",
+                "resources": {"cpu": "1", "memory": "1Gi", "storage": "10Gi"},
+                "services": services
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_course_whose_versions_have_images_is_servable() {
+        let c = course(
+            serde_json::json!({"web": {"phpVersion": "8.4"}, "database": {"engine": "postgresql"}}),
+        );
+        assert_eq!(policy_violation(&c, &SecurityPolicy::builtin()), None);
+    }
+
+    #[test]
+    fn a_php_version_the_policy_does_not_list_is_not_allowed() {
+        let c = course(serde_json::json!({"web": {"phpVersion": "7.4"}}));
+        let (reason, message) = policy_violation(&c, &SecurityPolicy::builtin()).unwrap();
+        assert_eq!(reason, "RuntimeNotAllowed");
+        assert_eq!(
+            message,
+            "spec.services.web.phpVersion: PHP 7.4 is not allowed by the security policy"
+        );
+    }
+
+    #[test]
+    fn a_version_without_an_image_makes_the_course_not_ready_with_that_reason() {
+        let mut policy = SecurityPolicy::builtin();
+        policy.php.push(RuntimeVersion {
+            version: "8.3".into(),
+            end_of_life: None,
+            image: None,
+        });
+        let c = course(serde_json::json!({"web": {"phpVersion": "8.3"}}));
+        let (reason, message) = policy_violation(&c, &policy).unwrap();
+        assert_eq!(reason, "NoImage");
+        assert!(message.contains("PHP 8.3 has no image"), "{message}");
+        let c = course(serde_json::json!({"database": {"engine": "mariadb", "version": "10.6"}}));
+        let (reason, message) = policy_violation(&c, &policy).unwrap();
+        assert_eq!(reason, "NoImage");
+        assert!(message.contains("MariaDB 10.6"), "{message}");
+    }
 }

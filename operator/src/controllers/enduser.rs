@@ -174,7 +174,12 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
         return Ok((observed, None, None));
     }
 
-    let plan = super::plan::hosting_plan(&reseller_name, enduser, &course)?;
+    let mut plan = super::plan::hosting_plan(
+        &reseller_name,
+        enduser,
+        &course,
+        &ctx.config.security_policy,
+    )?;
     let password_secret = secrets::ensure_login_password(ctx, caches, enduser, &object).await?;
     let config = &ctx.config;
     let ser = |what| move |source| Error::Serialize { what, source };
@@ -208,7 +213,7 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
     caches
         .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;
-    secrets::ensure_credentials(ctx, caches, &plan).await?;
+    plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
     let mut sets = hosting::stateful_sets(&plan, config).map_err(ser("statefulset"))?;
     children::keep_volume_templates(ctx, caches, hosting_ns, &mut sets).await?;
     caches

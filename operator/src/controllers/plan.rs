@@ -7,14 +7,17 @@ use oem_crds::enduser::{DeletionPolicy, EndUser};
 
 use crate::apply::quantity_value;
 use crate::error::Error;
-use crate::hosting::{DbEngine, HostingPlan};
+use crate::hosting::{DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan};
 use crate::naming;
+use oem_crds::policy::SecurityPolicy;
 
-/// Resolves the plan of `enduser` (in the namespace of `reseller`) on `course`.
+/// Resolves the plan of `enduser` (in the namespace of `reseller`) on `course`, with the images
+/// the security policy names for the course's runtime versions.
 pub fn hosting_plan(
     reseller: &str,
     enduser: &EndUser,
     course: &Course,
+    policy: &SecurityPolicy,
 ) -> Result<HostingPlan, Error> {
     let name = enduser.name_any();
     let object = format!(
@@ -37,6 +40,51 @@ pub fn hosting_plan(
         }
     }
     let services = &course.spec.services;
+    let no_image = |field: &'static str, what: String| Error::InvalidSpec {
+        object: object.clone(),
+        field,
+        message: format!("{what} has no image in the security policy, so it cannot be served"),
+    };
+    let web = match &services.web {
+        Some(w) => Some(WebPlan {
+            php_version: w.php_version.clone(),
+            image: policy
+                .php_image(&w.php_version)
+                .ok_or_else(|| {
+                    no_image(
+                        "course.spec.services.web.phpVersion",
+                        format!("PHP {}", w.php_version),
+                    )
+                })?
+                .to_owned(),
+        }),
+        None => None,
+    };
+    let database = match &services.database {
+        Some(d) => {
+            let engine = match d.engine {
+                DatabaseEngine::Mariadb => DbEngine::MariaDb,
+                DatabaseEngine::Postgresql => DbEngine::PostgreSql,
+            };
+            let image = policy
+                .database_image(d.engine, d.version.as_deref())
+                .ok_or_else(|| {
+                    no_image(
+                        "course.spec.services.database.version",
+                        format!(
+                            "{} {}",
+                            engine.name(),
+                            d.version.as_deref().unwrap_or("(default)")
+                        ),
+                    )
+                })?;
+            Some(DatabasePlan {
+                engine,
+                image: image.to_owned(),
+            })
+        }
+        None => None,
+    };
     Ok(HostingPlan {
         reseller: reseller.to_owned(),
         enduser: name.clone(),
@@ -46,20 +94,19 @@ pub fn hosting_plan(
         memory: quantity(&res.memory),
         storage: quantity(&res.storage),
         bandwidth: quantity(&res.bandwidth),
-        web: services.web.as_ref().map(|w| w.php_version.clone()),
-        ftp: services.ftp.is_some(),
+        login_id: enduser.spec.login_id.clone(),
+        web,
+        ftp: services.ftp.as_ref().map(|f| FtpPlan { tls: f.tls }),
         mail: services
             .mail
             .as_ref()
             .map(|m| u32::try_from(m.max_sends_per_hour).unwrap_or(0)),
-        database: services.database.as_ref().map(|d| match d.engine {
-            DatabaseEngine::Mariadb => DbEngine::MariaDb,
-            DatabaseEngine::Postgresql => DbEngine::PostgreSql,
-        }),
+        database,
         domains: enduser.spec.domains.clone(),
         suspended: enduser.spec.suspended,
         mail_locked: enduser.status.as_ref().is_some_and(|s| s.mail_locked),
         retain_data: enduser.spec.deletion_policy == DeletionPolicy::Retain,
+        credentials_version: None,
     })
 }
 

@@ -14,11 +14,19 @@ use serde_json::json;
 use super::cache::{Caches, Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::hosting::{CREDENTIALS_SECRET, HostingPlan};
+use crate::hosting::{
+    CREDENTIALS_SECRET, HostingPlan, KEY_DB_PASSWORD, KEY_DB_ROOT_PASSWORD, KEY_FTP_PASSWORD,
+    KEY_MAIL_ACCOUNTS,
+};
 use crate::naming;
 
 /// Keys of the hosting namespace's credentials Secret.
-const CREDENTIAL_KEYS: [&str; 3] = ["ftp-password", "mail-password", "db-password"];
+const CREDENTIAL_KEYS: [&str; 4] = [
+    KEY_FTP_PASSWORD,
+    KEY_MAIL_ACCOUNTS,
+    KEY_DB_PASSWORD,
+    KEY_DB_ROOT_PASSWORD,
+];
 
 fn password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 24)
@@ -93,15 +101,20 @@ pub async fn ensure_login_password(
 
 /// The hosting namespace's credentials Secret: created with fresh passwords when absent, a
 /// missing key added, existing values never changed. Read only when the Secret changed since
-/// it was last checked (the cache holds its metadata, never its values).
-pub async fn ensure_credentials(ctx: &Context, caches: &Caches, plan: &HostingPlan) -> Result<()> {
+/// it was last checked (the cache holds its metadata, never its values). Returns the Secret's
+/// resourceVersion when known, which the workloads carry so that a rotation restarts them.
+pub async fn ensure_credentials(
+    ctx: &Context,
+    caches: &Caches,
+    plan: &HostingPlan,
+) -> Result<Option<String>> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     let ns = plan.namespace.as_str();
     let keys = fingerprint(&CREDENTIAL_KEYS)?;
     if let Live::Meta(version) = caches.secrets.live(Some(ns), CREDENTIALS_SECRET)
         && caches.checked(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, &version, keys)
     {
-        return Ok(());
+        return Ok(Some(version));
     }
     // Not cached: most likely new, so create it; an existing one (409) is read and checked.
     let cached = !matches!(
@@ -115,10 +128,10 @@ pub async fn ensure_credentials(ctx: &Context, caches: &Caches, plan: &HostingPl
                 CREDENTIAL_CHECK,
                 ns,
                 CREDENTIALS_SECRET,
-                Some(version),
+                Some(version.clone()),
                 keys,
             );
-            return Ok(());
+            return Ok(Some(version));
         }
     }
     let current = api.get_opt(CREDENTIALS_SECRET).await.map_err(Error::kube(
@@ -137,24 +150,39 @@ pub async fn ensure_credentials(ctx: &Context, caches: &Caches, plan: &HostingPl
         .collect();
     if missing.is_empty() {
         let version = current.as_ref().and_then(|s| s.resource_version());
-        caches.record_check(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, version, keys);
-        return Ok(());
+        caches.record_check(
+            CREDENTIAL_CHECK,
+            ns,
+            CREDENTIALS_SECRET,
+            version.clone(),
+            keys,
+        );
+        return Ok(version);
     }
     let secret = credentials_secret(plan, &missing)?;
     // Recorded on the next reconcile, which reads the written Secret back once.
     if current.is_none() {
-        create_once(&api, &secret).await.map(|_| ())
+        create_once(&api, &secret).await
     } else {
-        super::children::apply(ctx, &api, &secret).await.map(|_| ())
+        super::children::apply(ctx, &api, &secret)
+            .await
+            .map(|_| None)
     }
 }
 
 /// What [`ensure_credentials`] records: the Secret was checked to hold every key.
 const CREDENTIAL_CHECK: &str = "credential-keys";
 
-/// The credentials Secret with fresh passwords for `keys`.
+/// The credentials Secret with fresh passwords for `keys`. The mail accounts start with one:
+/// `info@` the first domain (`postmaster@` the mail host's name without a domain).
 fn credentials_secret(plan: &HostingPlan, keys: &[&str]) -> Result<Secret> {
-    let data: BTreeMap<&str, String> = keys.iter().map(|k| (*k, password())).collect();
+    let data: BTreeMap<&str, String> = keys
+        .iter()
+        .map(|k| match *k {
+            KEY_MAIL_ACCOUNTS => (*k, format!("{}:{}\n", first_mailbox(plan), password())),
+            _ => (*k, password()),
+        })
+        .collect();
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -166,6 +194,14 @@ fn credentials_secret(plan: &HostingPlan, keys: &[&str]) -> Result<Secret> {
         what: "credentials",
         source,
     })
+}
+
+/// The first mail account's address.
+pub fn first_mailbox(plan: &HostingPlan) -> String {
+    match plan.domains.first() {
+        Some(domain) => format!("info@{domain}"),
+        None => format!("postmaster@{}", plan.mail_hostname()),
+    }
 }
 
 /// Creates `secret` unless it exists. Returns the new Secret's resourceVersion, or `None` when

@@ -17,14 +17,62 @@ use std::collections::BTreeMap;
 
 use crate::naming;
 
-/// The Secret in the hosting namespace holding the generated service passwords.
+/// The Secret in the hosting namespace holding the generated service passwords. The reseller's
+/// role may read and rotate it (`docs/credentials.md`); a rotation restarts the workloads.
 pub const CREDENTIALS_SECRET: &str = "credentials";
+/// Keys of [`CREDENTIALS_SECRET`].
+pub const KEY_FTP_PASSWORD: &str = "ftp-password";
+/// Mail accounts, a line `address:password` each.
+pub const KEY_MAIL_ACCOUNTS: &str = "mail-accounts";
+pub const KEY_DB_PASSWORD: &str = "db-password";
+pub const KEY_DB_ROOT_PASSWORD: &str = "db-root-password";
+/// Pod template annotation carrying the credentials Secret's resourceVersion, so that a new
+/// value (a rotation) rolls the workloads and every daemon starts with it.
+pub const ANNOTATION_CREDENTIALS_VERSION: &str = "hosting.oem.dev/credentials-version";
 
 /// Database engines a course can enable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbEngine {
     MariaDb,
     PostgreSql,
+}
+
+impl DbEngine {
+    /// The engine as the images' `DB_ENGINE` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DbEngine::MariaDb => "mariadb",
+            DbEngine::PostgreSql => "postgresql",
+        }
+    }
+
+    pub fn port(self) -> u16 {
+        match self {
+            DbEngine::MariaDb => 3306,
+            DbEngine::PostgreSql => 5432,
+        }
+    }
+}
+
+/// The web service: the course's PHP version and the image the security policy names for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPlan {
+    pub php_version: String,
+    pub image: String,
+}
+
+/// FTP on the web document root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FtpPlan {
+    /// Explicit TLS (AUTH TLS) offered besides plain FTP.
+    pub tls: bool,
+}
+
+/// The database server: engine and the image of its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabasePlan {
+    pub engine: DbEngine,
+    pub image: String,
 }
 
 /// Everything the builders need, already resolved and validated.
@@ -41,24 +89,28 @@ pub struct HostingPlan {
     pub storage: String,
     /// Bandwidth limit of every pod, e.g. `100M`.
     pub bandwidth: String,
-    /// PHP version when the web service is enabled.
-    pub web: Option<String>,
-    pub ftp: bool,
+    /// The end user's login ID: its FTP account's name.
+    pub login_id: String,
+    pub web: Option<WebPlan>,
+    pub ftp: Option<FtpPlan>,
     /// Max mails sent per hour when the mail service is enabled.
     pub mail: Option<u32>,
-    pub database: Option<DbEngine>,
+    pub database: Option<DatabasePlan>,
     pub domains: Vec<String>,
     pub suspended: bool,
     pub mail_locked: bool,
     /// `Retain` keeps the data volumes when the end user is deleted.
     pub retain_data: bool,
+    /// The credentials Secret's resourceVersion, once known (see
+    /// [`ANNOTATION_CREDENTIALS_VERSION`]).
+    pub credentials_version: Option<String>,
 }
 
 impl HostingPlan {
     /// The service groups this plan runs, in a stable order.
     pub fn groups(&self) -> Vec<ServiceGroup> {
         let mut groups = Vec::new();
-        if self.web.is_some() || self.ftp {
+        if self.web.is_some() || self.ftp.is_some() {
             groups.push(ServiceGroup::Web);
         }
         if self.mail.is_some() {
@@ -68,6 +120,21 @@ impl HostingPlan {
             groups.push(ServiceGroup::Db);
         }
         groups
+    }
+
+    /// The application database's name and its user's: the login ID with `_` for `-`, so it
+    /// needs no quoting in SQL.
+    pub fn database_name(&self) -> String {
+        self.login_id.replace('-', "_")
+    }
+
+    /// The mail server's host name: `mail.` and the first domain, or a name inside the cluster
+    /// when the end user has no domain yet.
+    pub fn mail_hostname(&self) -> String {
+        match self.domains.first() {
+            Some(domain) => format!("mail.{domain}"),
+            None => format!("mail.{}.svc", self.namespace),
+        }
     }
 
     /// Labels on every object of the hosting namespace, and on the namespace itself.
@@ -102,10 +169,17 @@ pub(crate) mod tests {
             memory: "4Gi".into(),
             storage: "50Gi".into(),
             bandwidth: "100M".into(),
-            web: Some("8.3".into()),
-            ftp: true,
+            login_id: "tanaka".into(),
+            web: Some(WebPlan {
+                php_version: "8.4".into(),
+                image: "oem.local/oem-hosting/web-php8.4:test".into(),
+            }),
+            ftp: Some(FtpPlan { tls: true }),
             mail: Some(200),
-            database: Some(DbEngine::MariaDb),
+            database: Some(DatabasePlan {
+                engine: DbEngine::MariaDb,
+                image: "oem.local/oem-hosting/mariadb:test".into(),
+            }),
             domains: vec![
                 "tanaka-shoten.example.jp".into(),
                 "www.tanaka-shoten.example.jp".into(),
@@ -113,6 +187,7 @@ pub(crate) mod tests {
             suspended: false,
             mail_locked: false,
             retain_data: false,
+            credentials_version: None,
         }
     }
 
@@ -131,7 +206,7 @@ pub(crate) mod tests {
             vec![ServiceGroup::Web],
             "ftp alone runs the web group"
         );
-        plan.ftp = false;
+        plan.ftp = None;
         assert!(plan.groups().is_empty());
     }
 }

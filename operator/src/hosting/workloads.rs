@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 
-use super::{DbEngine, GroupResources, HostingPlan, split_resources};
+use super::{DatabasePlan, DbEngine, GroupResources, HostingPlan, split_resources};
 
 /// The workloads of a hosting namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,89 +34,131 @@ impl ServiceGroup {
     }
 }
 
-/// A container port: (name, container port, service port).
+/// A container port: (name, container port, service port). The images (`images/`) listen on
+/// unprivileged ports; the Services expose the standard ones.
 type Port = (&'static str, u16, u16);
 
 const WEB_PORTS: [Port; 2] = [("http", 8080, 80), ("https", 8443, 443)];
-const FTP_PORTS: [Port; 1] = [("ftp", 2121, 21)];
-const SMTP_PORTS: [Port; 2] = [("smtp", 2525, 25), ("smtps", 4465, 465)];
-const MAILBOX_PORTS: [Port; 4] = [
+/// FTP control, then the passive data ports (the same numbers in the pod and the Service, since
+/// the server announces them to the client).
+const FTP_PORTS: [Port; 11] = [
+    ("ftp", 2121, 21),
+    ("ftp-data-0", 30000, 30000),
+    ("ftp-data-1", 30001, 30001),
+    ("ftp-data-2", 30002, 30002),
+    ("ftp-data-3", 30003, 30003),
+    ("ftp-data-4", 30004, 30004),
+    ("ftp-data-5", 30005, 30005),
+    ("ftp-data-6", 30006, 30006),
+    ("ftp-data-7", 30007, 30007),
+    ("ftp-data-8", 30008, 30008),
+    ("ftp-data-9", 30009, 30009),
+];
+/// The passive port range of [`FTP_PORTS`], as the ftp image reads it.
+const FTP_PASSIVE_PORTS: &str = "30000-30009";
+const MAIL_PORTS: [Port; 8] = [
+    ("smtp", 2525, 25),
+    ("submission", 2587, 587),
+    ("smtps", 4465, 465),
     ("pop3", 1110, 110),
     ("pop3s", 1995, 995),
     ("imap", 1143, 143),
     ("imaps", 1993, 993),
+    ("metrics", 9154, 9154),
 ];
 const MARIADB_PORTS: [Port; 1] = [("mysql", 3306, 3306)];
 const POSTGRESQL_PORTS: [Port; 1] = [("postgresql", 5432, 5432)];
 
-/// A container of a group: name, image, ports, where the data volume is mounted.
+/// Where every image mounts its data volume (document root, mail store or database files).
+const DATA_MOUNT: &str = "/srv";
+
+/// A container of a group: name, image, ports and environment.
 struct ContainerPlan {
     name: &'static str,
     image: String,
     ports: &'static [Port],
-    mount: &'static str,
     env: Vec<Value>,
 }
 
+fn value(name: &str, value: impl Into<String>) -> Value {
+    json!({"name": name, "value": value.into()})
+}
+
+fn secret(name: &str, key: &str) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": super::CREDENTIALS_SECRET, "key": key}}})
+}
+
+/// The database's name, user and address as the web and database containers read them.
+fn database_env(plan: &HostingPlan, db: &DatabasePlan) -> Vec<Value> {
+    vec![
+        value("DB_ENGINE", db.engine.name()),
+        value("DB_HOST", ServiceGroup::Db.name()),
+        value("DB_PORT", db.engine.port().to_string()),
+        value("DB_NAME", plan.database_name()),
+        value("DB_USER", plan.database_name()),
+        secret("DB_PASSWORD", super::KEY_DB_PASSWORD),
+    ]
+}
+
 fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<ContainerPlan> {
-    let images = &config.images;
-    let secret_env = |name: &str, key: &str| json!({"name": name, "valueFrom": {"secretKeyRef": {"name": super::CREDENTIALS_SECRET, "key": key}}});
     match group {
         ServiceGroup::Web => {
             let mut out = Vec::new();
-            if let Some(php) = &plan.web {
+            if let Some(web) = &plan.web {
                 out.push(ContainerPlan {
                     name: "web",
-                    image: images.web.clone(),
+                    image: web.image.clone(),
                     ports: &WEB_PORTS,
-                    mount: "/var/www",
-                    env: vec![json!({"name": "PHP_VERSION", "value": php})],
+                    env: plan
+                        .database
+                        .as_ref()
+                        .map(|db| database_env(plan, db))
+                        .unwrap_or_default(),
                 });
             }
-            if plan.ftp {
+            if let Some(ftp) = &plan.ftp {
                 out.push(ContainerPlan {
                     name: "ftp",
-                    image: images.ftp.clone(),
+                    image: config.images.ftp.clone(),
                     ports: &FTP_PORTS,
-                    mount: "/var/www",
-                    env: vec![secret_env("FTP_PASSWORD", "ftp-password")],
+                    env: vec![
+                        value("FTP_USER", plan.login_id.clone()),
+                        secret("FTP_PASSWORD", super::KEY_FTP_PASSWORD),
+                        value("FTP_TLS", if ftp.tls { "optional" } else { "off" }),
+                        value("FTP_PASSIVE_PORTS", FTP_PASSIVE_PORTS),
+                        json!({"name": "FTP_PASSIVE_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+                    ],
                 });
             }
             out
         }
-        ServiceGroup::Mail => vec![
-            ContainerPlan {
-                name: "smtp",
-                image: images.mail.clone(),
-                ports: &SMTP_PORTS,
-                mount: "/var/mail",
-                env: vec![
-                    json!({"name": "MAX_SENDS_PER_HOUR", "value": plan.mail.unwrap_or(0).to_string()}),
-                ],
-            },
-            ContainerPlan {
-                name: "mailbox",
-                image: images.mail.clone(),
-                ports: &MAILBOX_PORTS,
-                mount: "/var/mail",
-                env: vec![secret_env("MAIL_PASSWORD", "mail-password")],
-            },
-        ],
-        ServiceGroup::Db => match plan.database {
-            Some(DbEngine::PostgreSql) => vec![ContainerPlan {
-                name: "postgresql",
-                image: images.postgresql.clone(),
-                ports: &POSTGRESQL_PORTS,
-                mount: "/var/lib/postgresql/data",
-                env: vec![secret_env("POSTGRES_PASSWORD", "db-password")],
-            }],
-            _ => vec![ContainerPlan {
-                name: "mariadb",
-                image: images.mariadb.clone(),
-                ports: &MARIADB_PORTS,
-                mount: "/var/lib/mysql",
-                env: vec![secret_env("MARIADB_ROOT_PASSWORD", "db-password")],
-            }],
+        ServiceGroup::Mail => vec![ContainerPlan {
+            name: "mail",
+            image: config.images.mail.clone(),
+            ports: &MAIL_PORTS,
+            env: vec![
+                value("MAIL_DOMAINS", plan.domains.join(",")),
+                value("MAIL_HOSTNAME", plan.mail_hostname()),
+                value("MAX_SENDS_PER_HOUR", plan.mail.unwrap_or(0).to_string()),
+                secret("MAIL_ACCOUNTS", super::KEY_MAIL_ACCOUNTS),
+            ],
+        }],
+        ServiceGroup::Db => match &plan.database {
+            Some(db) => {
+                let (name, ports): (_, &'static [Port]) = match db.engine {
+                    DbEngine::PostgreSql => ("postgresql", &POSTGRESQL_PORTS),
+                    DbEngine::MariaDb => ("mariadb", &MARIADB_PORTS),
+                };
+                let mut env = database_env(plan, db);
+                env.push(secret("DB_ROOT_PASSWORD", super::KEY_DB_ROOT_PASSWORD));
+                vec![ContainerPlan {
+                    name,
+                    image: db.image.clone(),
+                    ports,
+                    env,
+                }]
+            }
+            None => Vec::new(),
         },
     }
 }
@@ -151,7 +193,7 @@ fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Value {
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory}
         },
-        "volumeMounts": [{"name": "data", "mountPath": c.mount}],
+        "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
         "livenessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 20, "failureThreshold": 3},
         "readinessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 10},
         "securityContext": {
@@ -202,7 +244,14 @@ pub fn stateful_sets(
             if let Some(class) = &config.storage_class {
                 claim["spec"]["storageClassName"] = json!(class);
             }
-            serde_json::from_value(json!({
+            let mut annotations = json!({
+                "kubernetes.io/ingress-bandwidth": plan.bandwidth,
+                "kubernetes.io/egress-bandwidth": plan.bandwidth
+            });
+            if let Some(version) = &plan.credentials_version {
+                annotations[super::ANNOTATION_CREDENTIALS_VERSION] = json!(version);
+            }
+            let mut set = json!({
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
                 "metadata": {"name": group.name(), "namespace": plan.namespace, "labels": labels},
@@ -214,10 +263,7 @@ pub fn stateful_sets(
                     "template": {
                         "metadata": {
                             "labels": labels,
-                            "annotations": {
-                                "kubernetes.io/ingress-bandwidth": plan.bandwidth,
-                                "kubernetes.io/egress-bandwidth": plan.bandwidth
-                            }
+                            "annotations": annotations
                         },
                         "spec": {
                             "automountServiceAccountToken": false,
@@ -234,7 +280,17 @@ pub fn stateful_sets(
                     },
                     "volumeClaimTemplates": [claim]
                 }
-            }))
+            });
+            // Empty lists stay absent: the API server drops them, and a difference that never
+            // goes away would rewrite the set on every reconcile.
+            let placement = &config.placement;
+            if !placement.node_selector.is_empty() {
+                set["spec"]["template"]["spec"]["nodeSelector"] = json!(placement.node_selector);
+            }
+            if !placement.tolerations.is_empty() {
+                set["spec"]["template"]["spec"]["tolerations"] = json!(placement.tolerations);
+            }
+            serde_json::from_value(set)
         })
         .collect()
 }
@@ -328,7 +384,7 @@ mod tests {
             .map(|c| c.volume_mounts.as_ref().unwrap()[0].mount_path.clone())
             .collect();
         assert_eq!(pod.containers.len(), 2);
-        assert_eq!(mounts, ["/var/www", "/var/www"]);
+        assert_eq!(mounts, ["/srv", "/srv"]);
     }
 
     #[test]
@@ -408,13 +464,28 @@ mod tests {
             .iter()
             .filter_map(|p| p.name.clone())
             .collect();
-        assert_eq!(ports, ["smtp", "smtps", "pop3", "pop3s", "imap", "imaps"]);
+        assert_eq!(
+            ports,
+            [
+                "smtp",
+                "submission",
+                "smtps",
+                "pop3",
+                "pop3s",
+                "imap",
+                "imaps",
+                "metrics"
+            ]
+        );
     }
 
     #[test]
     fn postgresql_courses_run_postgresql() {
         let mut plan = business_plan();
-        plan.database = Some(DbEngine::PostgreSql);
+        plan.database = Some(DatabasePlan {
+            engine: DbEngine::PostgreSql,
+            image: "pg:15".into(),
+        });
         let sets = stateful_sets(&plan, &Config::default()).unwrap();
         let db = sets[2]
             .spec
@@ -425,5 +496,135 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(db.containers[0].name, "postgresql");
+        assert_eq!(db.containers[0].image.as_deref(), Some("pg:15"));
+        let env = env_of(&db.containers[0]);
+        assert_eq!(env["DB_ENGINE"], "postgresql");
+        assert_eq!(env["DB_PORT"], "5432");
+    }
+
+    /// A container's plain values, and `secret:KEY` for values from the credentials Secret.
+    fn env_of(
+        c: &k8s_openapi::api::core::v1::Container,
+    ) -> std::collections::BTreeMap<String, String> {
+        c.env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let from_secret = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.secret_key_ref.as_ref())
+                    .map(|r| format!("secret:{}", r.key));
+                let value = e.value.clone().or(from_secret).unwrap_or_default();
+                (e.name.clone(), value)
+            })
+            .collect()
+    }
+
+    fn pod_of(set: &StatefulSet) -> &k8s_openapi::api::core::v1::PodSpec {
+        set.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn the_course_php_version_selects_the_web_image_and_php_reads_the_database() {
+        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let web = &pod_of(&sets[0]).containers[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(
+            web.image.as_deref(),
+            Some("oem.local/oem-hosting/web-php8.4:test")
+        );
+        let env = env_of(web);
+        assert_eq!(env["DB_ENGINE"], "mariadb");
+        assert_eq!(env["DB_HOST"], "db");
+        assert_eq!(env["DB_NAME"], "tanaka");
+        assert_eq!(env["DB_USER"], "tanaka");
+        assert_eq!(env["DB_PASSWORD"], "secret:db-password");
+        let ports: Vec<i32> = web
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.container_port)
+            .collect();
+        assert_eq!(ports, [8080, 8443]);
+    }
+
+    #[test]
+    fn ftp_serves_the_login_id_account_with_its_passive_ports() {
+        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let ftp = &pod_of(&sets[0]).containers[1];
+        let env = env_of(ftp);
+        assert_eq!(env["FTP_USER"], "tanaka");
+        assert_eq!(env["FTP_PASSWORD"], "secret:ftp-password");
+        assert_eq!(env["FTP_TLS"], "optional");
+        assert_eq!(env["FTP_PASSIVE_PORTS"], "30000-30009");
+        let svcs = services(&business_plan(), &Config::default()).unwrap();
+        let ports = svcs[0].spec.as_ref().unwrap().ports.as_ref().unwrap();
+        assert!(ports.iter().any(|p| p.port == 21));
+        assert!(ports.iter().any(|p| p.port == 30009));
+    }
+
+    #[test]
+    fn mail_accepts_the_end_users_domains_with_the_course_limit() {
+        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let mail = &pod_of(&sets[1]).containers[0];
+        let env = env_of(mail);
+        assert_eq!(
+            env["MAIL_DOMAINS"],
+            "tanaka-shoten.example.jp,www.tanaka-shoten.example.jp"
+        );
+        assert_eq!(env["MAIL_HOSTNAME"], "mail.tanaka-shoten.example.jp");
+        assert_eq!(env["MAX_SENDS_PER_HOUR"], "200");
+        assert_eq!(env["MAIL_ACCOUNTS"], "secret:mail-accounts");
+    }
+
+    #[test]
+    fn a_rotated_credentials_secret_rolls_the_pods() {
+        let mut plan = business_plan();
+        plan.credentials_version = Some("41".into());
+        let before = stateful_sets(&plan, &Config::default()).unwrap();
+        plan.credentials_version = Some("42".into());
+        let after = stateful_sets(&plan, &Config::default()).unwrap();
+        let annotation = |s: &StatefulSet| {
+            s.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[crate::hosting::ANNOTATION_CREDENTIALS_VERSION]
+                .clone()
+        };
+        assert_eq!(annotation(&before[2]), "41");
+        assert_eq!(annotation(&after[2]), "42");
+    }
+
+    #[test]
+    fn hosting_pods_go_where_the_placement_says_and_nowhere_else_by_default() {
+        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        assert!(pod_of(&sets[0]).node_selector.is_none());
+        assert!(pod_of(&sets[0]).tolerations.is_none());
+        let mut config = Config::default();
+        config
+            .placement
+            .node_selector
+            .insert("oem.dev/hosting-node".into(), "true".into());
+        config.placement.tolerations = vec![k8s_openapi::api::core::v1::Toleration {
+            key: Some("hosting".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }];
+        let sets = stateful_sets(&business_plan(), &config).unwrap();
+        for set in &sets {
+            let pod = pod_of(set);
+            assert_eq!(
+                pod.node_selector.as_ref().unwrap()["oem.dev/hosting-node"],
+                "true"
+            );
+            assert_eq!(pod.tolerations.as_ref().unwrap().len(), 1);
+        }
     }
 }

@@ -299,7 +299,7 @@ mod tests {
 
     fn everything() -> Course {
         course(json!({
-            "web": {"phpVersion": "8.3"}, "ftp": {"tls": true},
+            "web": {"phpVersion": "8.4"}, "ftp": {"tls": true},
             "mail": {"maxSendsPerHour": 100}, "database": {"engine": "mariadb"}
         }))
     }
@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn ftp_without_tls_has_no_ftps() {
         let services = course_services(&course(
-            json!({"web": {"phpVersion": "8.3"}, "ftp": {"tls": false}}),
+            json!({"web": {"phpVersion": "8.4"}, "ftp": {"tls": false}}),
         ));
         assert_eq!(services, [Service::Http, Service::Https, Service::Ftp]);
     }

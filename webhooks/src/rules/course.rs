@@ -90,6 +90,14 @@ fn judge(
                 "{what} reached end of life on {eol} and is not allowed for new courses or changes (security policy)"
             ),
         ),
+        Support::NoImage if unchanged => verdict.warn(
+            field,
+            format!("{what} has no image in the security policy, so it is not served; upgrade this course"),
+        ),
+        Support::NoImage => verdict.deny(
+            field,
+            format!("{what} has no image in the security policy, so it cannot be served"),
+        ),
         Support::NotListed if unchanged => verdict.warn(
             field,
             format!("{what} is no longer allowed by the security policy; upgrade this course"),

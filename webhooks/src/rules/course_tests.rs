@@ -41,7 +41,7 @@ fn forced(mut c: Course) -> Course {
 #[test]
 fn a_supported_php_version_is_accepted() {
     assert_eq!(
-        validate_course(&with_php("8.3"), None, &cluster()),
+        validate_course(&with_php("8.4"), None, &cluster()),
         Verdict::default()
     );
 }
@@ -52,6 +52,23 @@ fn a_php_version_not_in_the_policy_is_refused() {
     assert_eq!(
         v.denials,
         ["spec.services.web.phpVersion: PHP 5.6 is not allowed by the security policy"]
+    );
+}
+
+#[test]
+fn a_php_version_without_an_image_is_refused() {
+    let mut s = cluster();
+    s.policy.php.push(crate::policy::RuntimeVersion {
+        version: "8.3".into(),
+        end_of_life: None,
+        image: None,
+    });
+    let v = validate_course(&with_php("8.3"), None, &s);
+    assert_eq!(
+        v.denials,
+        [
+            "spec.services.web.phpVersion: PHP 8.3 has no image in the security policy, so it cannot be served"
+        ]
     );
 }
 
@@ -83,15 +100,17 @@ fn an_existing_course_on_an_end_of_life_php_is_warned_not_refused() {
 
 #[test]
 fn changing_to_an_end_of_life_php_is_refused() {
-    let v = validate_course(&with_php("8.1"), Some(&with_php("8.3")), &cluster());
+    let v = validate_course(&with_php("8.1"), Some(&with_php("8.4")), &cluster());
     assert!(!v.allowed());
 }
 
 #[test]
 fn a_version_near_end_of_life_draws_a_warning() {
     let mut s = cluster();
-    s.today = jiff::civil::date(2026, 11, 1);
-    let v = validate_course(&with_php("8.2"), None, &s);
+    s.today = jiff::civil::date(2028, 5, 1);
+    let mut c = with_php("8.2");
+    c.spec.services.database = None;
+    let v = validate_course(&c, None, &s);
     assert!(v.allowed());
     assert_eq!(v.warnings.len(), 1, "{v:?}");
 }
