@@ -21,10 +21,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f /tmp/oem-pw
 fi
 
+# Phase 1: a socket-only server (no TCP yet, so no client sees the old passwords) to ensure
+# the database, the user and the passwords; then the real server.
 oem_traps
-# SIGINT = PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)
-oem_start postgres --stop-signal INT postgres -D "$PGDATA" -c config_file=/etc/oem/postgresql.conf
-oem_wait_until 120 "postgres" pg_isready -q -h /tmp -p 5432 -U postgres
+oem_start postgres-setup --stop-signal INT postgres -D "$PGDATA" -c config_file=/etc/oem/postgresql.conf -c listen_addresses=
+oem_wait_until 120 "postgres (setup)" pg_isready -q -h /tmp -p 5432 -U postgres
 psql -X -q -h /tmp -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || { oem_stop_all; die "cannot set up the database and its user"; }
 \getenv root_pw DB_ROOT_PASSWORD
 \getenv db DB_NAME
@@ -37,4 +38,9 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db', CASE WHEN :'usr' <> '' THEN 
 SELECT format('ALTER DATABASE %I OWNER TO %I', :'db', :'usr') WHERE :'db' <> '' AND :'usr' <> '' \gexec
 SQL
 log "database ${DB_NAME:-(none)} and user ${DB_USER:-(none)} ensured"
+oem_stop_all
+oem_finish_if_stopping
+OEM_PIDS=()
+# SIGINT = PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)
+oem_start postgres --stop-signal INT postgres -D "$PGDATA" -c config_file=/etc/oem/postgresql.conf
 oem_supervise
