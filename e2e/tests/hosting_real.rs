@@ -1,0 +1,347 @@
+//! Hosting that really serves, on the real node: the project's images (built from Debian
+//! packages by `scripts/build-images.sh`) run what the operator provisions, as uid 10001 with
+//! no capabilities, under the hosting namespace's `restricted` Pod Security. An end user
+//! uploads `index.php` over FTPS with the account from its credentials Secret; the web Service
+//! answers with the page rendered by the course's PHP version, reading a row from the end
+//! user's own database with the credentials the operator injected; a change of the course's PHP
+//! version is served by the other image with files and database kept; a PostgreSQL course works
+//! the same way; a rotated database password reaches PHP and the database.
+//!
+//! Runs only inside a network and mount namespace of its own (scripts/test.sh does that), on
+//! the real-node cluster of `real_node.rs`; whatever it needs and misses, it fails.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use oem_crds::EndUser;
+use oem_e2e::cluster::{REAL_NODE, repo_root};
+use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
+use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::{Cluster, http_get, wait};
+use serde_json::json;
+
+/// Pulling nothing, but starting MariaDB or PostgreSQL for the first time takes a while.
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// The site the end user uploads: which PHP runs it, and a row of its own database.
+const INDEX_PHP: &str = r#"<?php
+$engine = getenv('DB_ENGINE');
+$driver = $engine === 'postgresql' ? 'pgsql' : 'mysql';
+$dsn = sprintf('%s:host=%s;port=%s;dbname=%s', $driver, getenv('DB_HOST'), getenv('DB_PORT'), getenv('DB_NAME'));
+$db = new PDO($dsn, getenv('DB_USER'), getenv('DB_PASSWORD'), [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION]);
+$db->exec('CREATE TABLE IF NOT EXISTS greeting (message VARCHAR(64))');
+if ((int) $db->query('SELECT COUNT(*) FROM greeting')->fetchColumn() === 0) {
+    $db->exec("INSERT INTO greeting (message) VALUES ('kept in " . $engine . "')");
+}
+printf("php %d.%d: %s\n", PHP_MAJOR_VERSION, PHP_MINOR_VERSION, $db->query('SELECT message FROM greeting')->fetchColumn());
+"#;
+
+/// Stops the real-node cluster when the test ends, so no node outlives the run.
+struct DownOnDrop(Option<Cluster>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.0.take()
+            && let Err(e) = cluster.down()
+        {
+            eprintln!("cluster.sh down: {e:#}");
+        }
+    }
+}
+
+/// Builds the project's images (cached by content) and imports them into the real node.
+fn import_images(cluster: &Cluster) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-images.sh"))
+        .arg("--import")
+        .arg(cluster.containerd_socket())
+        .stdin(Stdio::null())
+        .output()
+        .context("running scripts/build-images.sh")?;
+    ensure!(
+        out.status.success(),
+        "scripts/build-images.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "images built (or cached) and imported in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn secret_value(secret: &Secret, key: &str) -> anyhow::Result<String> {
+    let ByteString(bytes) = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .with_context(|| format!("credentials Secret has no {key}"))?;
+    Ok(String::from_utf8(bytes.clone())?)
+}
+
+async fn cluster_ip(client: &Client, ns: &str, service: &str) -> anyhow::Result<String> {
+    let svc = Api::<Service>::namespaced(client.clone(), ns)
+        .get(service)
+        .await
+        .with_context(|| format!("reading Service {ns}/{service}"))?;
+    svc.spec
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .with_context(|| format!("Service {ns}/{service} has no cluster IP"))
+}
+
+/// Uploads `index.php` over explicit FTPS (AUTH TLS) through the web Service; bounded retries
+/// while the FTP server starts.
+async fn upload_over_ftps(ip: &str, user: &str, password: &str) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("index.php");
+    std::fs::write(&file, INDEX_PHP)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "--insecure", "--max-time", "20"])
+            .arg("--user")
+            .arg(format!("{user}:{password}"))
+            .arg("-T")
+            .arg(&file)
+            .arg(format!("ftp://{ip}:21/index.php"))
+            .stdin(Stdio::null())
+            .output()
+            .context("running curl")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "FTPS upload to {ip} as {user} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Waits until the site answers 200 with a body containing `want`; returns the body.
+async fn site_says(ip: &str, want: &str, limit: Duration) -> anyhow::Result<String> {
+    let url = format!("http://{ip}:80/index.php");
+    wait::until(
+        &format!("{url} to say {want:?}"),
+        limit,
+        Duration::from_secs(1),
+        || async {
+            match http_get(&url).await {
+                Ok((200, body)) if body.contains(want) => Ok(body),
+                Ok((status, body)) => Err(format!(
+                    "{status}: {}",
+                    body.chars().take(300).collect::<String>()
+                )),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        },
+    )
+    .await
+}
+
+/// The end user's hosting namespace, its credentials and the web Service's address, once it
+/// is Active on the real node.
+struct Served {
+    ns: String,
+    login: String,
+    credentials: Secret,
+    web_ip: String,
+}
+
+async fn active_on_the_real_node(client: &Client, enduser: &EndUser) -> anyhow::Result<Served> {
+    let reseller_ns = enduser.namespace().unwrap_or_default();
+    let started = Instant::now();
+    let active = wait_phase(client, &reseller_ns, &enduser.name_any(), "Active", LIMIT).await?;
+    eprintln!(
+        "{} Active in {:.1} s",
+        enduser.name_any(),
+        started.elapsed().as_secs_f64()
+    );
+    let ns = hosting::hosting_namespace(&active)?;
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?;
+    ensure!(!pods.items.is_empty(), "no pods in {ns}");
+    for pod in &pods.items {
+        let spec = pod.spec.as_ref().context("pod without spec")?;
+        ensure!(
+            spec.node_name.as_deref() == Some(REAL_NODE),
+            "pod {} runs on {:?}, not the real node",
+            pod.name_any(),
+            spec.node_name
+        );
+        for c in &spec.containers {
+            let sc = c.security_context.as_ref().context("no security context")?;
+            ensure!(sc.allow_privilege_escalation == Some(false));
+            ensure!(
+                sc.capabilities.as_ref().and_then(|c| c.drop.clone()) == Some(vec!["ALL".into()])
+            );
+        }
+    }
+    let credentials = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("credentials")
+        .await?;
+    Ok(Served {
+        web_ip: cluster_ip(client, &ns, "web").await?,
+        login: active.spec.login_id.clone(),
+        ns,
+        credentials,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database()
+-> anyhow::Result<()> {
+    let started = Instant::now();
+    let cluster = tokio::task::spawn_blocking(Cluster::real_node).await??;
+    let guard = DownOnDrop(Some(cluster));
+    let cluster = guard.0.as_ref().context("cluster")?;
+    eprintln!(
+        "real-node cluster up in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    import_images(cluster)?;
+
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("operator.yaml");
+    std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;
+    let _operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![
+                ("OEM_CONFIG".into(), config.to_string_lossy().into_owned()),
+                ("OEM_MONITOR_ENABLED".into(), "false".into()),
+                ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
+                ("OEM_SPEC_RETRY".into(), "3s".into()),
+            ],
+        },
+    )
+    .await?;
+    let client = cluster.client().await?;
+    let reseller = "realhost";
+    let ns = hosting::reseller_with_namespace(
+        &client,
+        reseller,
+        json!([{"kind": "User", "name": "realhost-admin"}]),
+    )
+    .await?;
+    let services = |php: &str, engine: &str| json!({"web": {"phpVersion": php}, "ftp": {"tls": true}, "database": {"engine": engine}});
+    apply_course(
+        &client,
+        hosting::course(&ns, "site", "1Gi", services("8.2", "mariadb")),
+    )
+    .await?;
+    apply_course(
+        &client,
+        hosting::course(&ns, "site-pg", "1Gi", services("8.4", "postgresql")),
+    )
+    .await?;
+    let maria = apply_enduser(
+        &client,
+        hosting::enduser(&ns, "maria", "site", "2025-01-01", json!({})),
+    )
+    .await?;
+    let pg = apply_enduser(
+        &client,
+        hosting::enduser(&ns, "pg", "site-pg", "2025-01-01", json!({})),
+    )
+    .await?;
+
+    // 1. FTPS upload → PHP 8.2 renders it, reading a row of its MariaDB.
+    let site = active_on_the_real_node(&client, &maria).await?;
+    let ftp_password = secret_value(&site.credentials, "ftp-password")?;
+    upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
+    let body = site_says(&site.web_ip, "php 8.2: kept in mariadb", LIMIT).await?;
+    eprintln!("maria answered: {}", body.trim());
+
+    // 2. The course moves to PHP 8.4 → the same site, files and database kept.
+    let moved = Instant::now();
+    apply_course(
+        &client,
+        hosting::course(&ns, "site", "1Gi", services("8.4", "mariadb")),
+    )
+    .await?;
+    let body = site_says(&site.web_ip, "php 8.4: kept in mariadb", LIMIT).await?;
+    eprintln!(
+        "after the PHP change ({:.1} s): {}",
+        moved.elapsed().as_secs_f64(),
+        body.trim()
+    );
+
+    // 3. A rotated database password reaches the database and PHP (both restart with it).
+    let rotated = Instant::now();
+    let patch = json!({"stringData": {"db-password": "Rotated-0123456789abcdef"}});
+    Api::<Secret>::namespaced(client.clone(), &site.ns)
+        .patch(
+            "credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), &site.ns);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &site.ns);
+    wait::until(
+        "the web and db pods to restart with the new password",
+        LIMIT,
+        Duration::from_secs(1),
+        || async {
+            let version = secrets
+                .get("credentials")
+                .await
+                .map_err(|e| e.to_string())?
+                .resource_version();
+            let list = pods
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let current = |p: &Pod| {
+                p.annotations()
+                    .get("hosting.oem.dev/credentials-version")
+                    .is_some_and(|v| Some(v) == version.as_ref())
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            };
+            let done = list.items.iter().filter(|p| current(p)).count();
+            if done == list.items.len() && done >= 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{done} of {} pods restarted and ready",
+                    list.items.len()
+                ))
+            }
+        },
+    )
+    .await?;
+    let body = site_says(&site.web_ip, "php 8.4: kept in mariadb", LIMIT).await?;
+    eprintln!(
+        "after rotating the database password ({:.1} s): {}",
+        rotated.elapsed().as_secs_f64(),
+        body.trim()
+    );
+
+    // 4. PostgreSQL works the same way.
+    let site = active_on_the_real_node(&client, &pg).await?;
+    let ftp_password = secret_value(&site.credentials, "ftp-password")?;
+    upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
+    let body = site_says(&site.web_ip, "php 8.4: kept in postgresql", LIMIT).await?;
+    eprintln!("pg answered: {}", body.trim());
+
+    eprintln!(
+        "hosting on the real node: {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
