@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the real node's binaries from the Go module proxy, once per version (build.sh runs it
+# only when OEM_CLUSTER_REAL_NODES=1; the kwok-only cluster never needs them):
+#   kubelet, kube-proxy       k8s.io/kubernetes           (K8S_VERSION, static)
+#   containerd, shim, ctr     github.com/containerd/containerd/v2 (no_btrfs no_devmapper no_zfs)
+#   runc                      github.com/opencontainers/runc (cgo + libseccomp, -tags seccomp)
+#   bridge, host-local, loopback, portmap, bandwidth   github.com/containernetworking/plugins
+#   crictl                    sigs.k8s.io/cri-tools
+#   pause                     k8s.io/kubernetes build/pause/linux/pause.c (gcc -static)
+# Binaries land in $OEM_CACHE/bin/<component>-<version>/; a warm run returns at once.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=build-lib.sh
+source "$here/build-lib.sh"
+OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
+export GOFLAGS="-buildvcs=false -trimpath"
+export CGO_ENABLED=0
+command -v go >/dev/null || { echo "build-node.sh: go is not installed" >&2; exit 1; }
+bin=$OEM_CACHE/bin
+mkdir -p "$bin"
+t0=$SECONDS
+
+# runc needs libseccomp's headers (cgo) and pkg-config; the pause binary needs a C compiler.
+need=()
+for pair in pkg-config:pkg-config gcc:gcc; do command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}"); done
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+node_out=$bin/kubernetes-node-$K8S_VERSION
+if [ ! -x "$node_out/kubelet" ] || [ ! -x "$node_out/kube-proxy" ]; then
+  k8s_build_settings
+  MAIN_GO="" REPLACES=$K8S_REPLACES build_module kubernetes-node "$node_out" k8s.io/kubernetes \
+    "$K8S_VERSION" "$K8S_LDFLAGS" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+else
+  log "kubernetes-node $K8S_VERSION: cached in $node_out"
+fi
+
+MAIN_GO="" REPLACES="" TAGS="no_btrfs no_devmapper no_zfs" build_module containerd \
+  "$bin/containerd-$CONTAINERD_VERSION" github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" \
+  "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+  github.com/containerd/containerd/v2/cmd/containerd \
+  github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  github.com/containerd/containerd/v2/cmd/ctr
+
+CGO_ENABLED=1 MAIN_GO="" REPLACES="" TAGS="seccomp" build_module runc "$bin/runc-$RUNC_VERSION" \
+  github.com/opencontainers/runc "$RUNC_VERSION" "-s -w -X main.gitCommit=$RUNC_VERSION" \
+  github.com/opencontainers/runc
+
+cni=github.com/containernetworking/plugins
+MAIN_GO="" REPLACES="" build_module cni-plugins "$bin/cni-plugins-$CNI_PLUGINS_VERSION" $cni \
+  "$CNI_PLUGINS_VERSION" "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" \
+  $cni/plugins/main/bridge $cni/plugins/main/loopback $cni/plugins/ipam/host-local \
+  $cni/plugins/meta/portmap $cni/plugins/meta/bandwidth
+
+MAIN_GO="" REPLACES="" build_module cri-tools "$bin/cri-tools-$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools \
+  "$CRI_TOOLS_VERSION" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" \
+  sigs.k8s.io/cri-tools/cmd/crictl
+
+# The sandbox ("pause") image's one binary: there is no registry to pull it from.
+pause_out=$bin/pause-$K8S_VERSION
+if [ ! -x "$pause_out/pause" ]; then
+  src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  [ -f "$src/build/pause/linux/pause.c" ] || { echo "build-node.sh: no pause.c in $src" >&2; exit 1; }
+  mkdir -p "$pause_out.tmp"
+  gcc -Os -Wall -Werror -static -DVERSION="$K8S_VERSION-oem" -o "$pause_out.tmp/pause" "$src/build/pause/linux/pause.c"
+  strip "$pause_out.tmp/pause"
+  rm -rf "$pause_out" && mv "$pause_out.tmp" "$pause_out"
+  log "pause: built from k8s.io/kubernetes@$K8S_VERSION build/pause/linux/pause.c"
+fi
+log "real node binaries ready in $((SECONDS - t0)) s"
