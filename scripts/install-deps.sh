@@ -3,9 +3,12 @@
 set -euo pipefail
 need=()
 for pair in openssl:openssl curl:curl ip:iproute2 unshare:util-linux flock:util-linux \
-            setsid:util-linux python3:python3 make:make; do
+            setsid:util-linux python3:python3 make:make \
+            iptables-save:iptables conntrack:conntrack; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+# The real node's test image is busybox-static's one binary (e2e/tests/real_node.rs).
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -8,7 +8,9 @@
 #   cluster.sh env      print `export KUBECONFIG=...` and the PATH of the built tools
 #
 # Environment: OEM_CLUSTER_DIR (state folder, default <repo>/.cluster/dev), OEM_CLUSTER_PORT_BASE
-# (default 16000; the API server listens on base+443), OEM_CLUSTER_NODES (default 3).
+# (default 16000; the API server listens on base+443), OEM_CLUSTER_NODES (default 3),
+# OEM_CLUSTER_REAL_NODES=1 (also a real node that runs containers, see node.sh; only inside
+# a network and mount namespace of its own, e.g. `unshare --net --mount`; docs/real-node.md).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -20,10 +22,20 @@ BASE=${OEM_CLUSTER_PORT_BASE:-16000}
 NODES=${OEM_CLUSTER_NODES:-3}
 ETCD_PORT=$((BASE + 379)) ETCD_PEER_PORT=$((BASE + 380)) API_PORT=$((BASE + 443))
 KCM_PORT=$((BASE + 257)) SCHED_PORT=$((BASE + 259)) KWOK_PORT=$((BASE + 247))
-# Service and pod addresses stay in loopback ranges: nothing may ever be sent to a
-# private-range or public address, even by mistake.
-SERVICE_CIDR=${OEM_SERVICE_CIDR:-127.96.0.0/16}
-POD_CIDR=${OEM_POD_CIDR:-127.100.0.0/16}
+REAL=${OEM_CLUSTER_REAL_NODES:-0}
+# A cluster that already has a real node keeps it, whatever the environment says.
+if [ -d "$DIR/node" ]; then REAL=1; fi
+if [ "$REAL" = 1 ]; then
+  # Only ever inside a test network namespace (node.sh refuses any other): kube-proxy cannot
+  # DNAT loopback Service addresses, so Services and pods use the usual private ranges there.
+  SERVICE_CIDR=${OEM_SERVICE_CIDR:-10.96.0.0/16}
+  POD_CIDR=${OEM_POD_CIDR:-10.244.0.0/16}
+else
+  # Service and pod addresses stay in loopback ranges: nothing may ever be sent to a
+  # private-range or public address, even by mistake.
+  SERVICE_CIDR=${OEM_SERVICE_CIDR:-127.96.0.0/16}
+  POD_CIDR=${OEM_POD_CIDR:-127.100.0.0/16}
+fi
 K8S_BIN=$OEM_CACHE/bin/kubernetes-$K8S_VERSION
 ETCD_BIN=$OEM_CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$OEM_CACHE/bin/kwok-$KWOK_VERSION
@@ -31,7 +43,7 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok loca
 
 log() { printf '[cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" "$@"; }
+kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$DIR/kubeconfig" --cache-dir "$DIR/kube-cache" "$@"; }
 
 alive() { # is the process recorded for component $1 still ours and running?
   local pidfile=$DIR/pids/$1.pid pid
@@ -74,6 +86,14 @@ start() { # $1 component, rest: command line; runs detached, its PID recorded
   log "$name started (pid $!)"
 }
 
+issue() { # $1 name, $2 subject, $3 extensions: a certificate signed by the cluster CA
+  local p=$DIR/pki
+  openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$p/$1.key" -out "$p/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 3650 \
+    -extfile <(printf '%s\n' "$3") -out "$p/$1.crt" 2>/dev/null
+  rm -f "$p/$1.csr"
+}
+
 pki() {
   local p=$DIR/pki
   [ -f "$p/admin.crt" ] && return
@@ -81,15 +101,10 @@ pki() {
   log "generating the cluster CA, serving and client certificates"
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=oem-hosting-local-ca" \
     -keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
-  local first_service_ip
+  local first_service_ip node_san=""
   first_service_ip=$(python3 -c "import ipaddress,sys; print(next(ipaddress.ip_network(sys.argv[1]).hosts()))" "$SERVICE_CIDR")
-  issue() { # $1 name, $2 subject, $3 extensions
-    openssl req -newkey rsa:2048 -nodes -subj "$2" -keyout "$p/$1.key" -out "$p/$1.csr" 2>/dev/null
-    openssl x509 -req -in "$p/$1.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 3650 \
-      -extfile <(printf '%s\n' "$3") -out "$p/$1.crt" 2>/dev/null
-    rm -f "$p/$1.csr"
-  }
-  issue apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,IP:$first_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+  if [ "$REAL" = 1 ]; then node_san=",IP:$NODE_IP"; fi
+  issue apiserver "/CN=kube-apiserver" "subjectAltName=IP:127.0.0.1,IP:$first_service_ip$node_san,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage=serverAuth"
   issue admin "/O=system:masters/CN=oem-admin" "extendedKeyUsage=clientAuth"
   issue kube-controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth"
@@ -149,8 +164,8 @@ nodes_ready() {
   [ "${ready:-0}" -ge "$NODES" ]
 }
 
-# No real storage here: a default StorageClass whose claims the harness's stand-in provisioner
-# binds to placeholder volumes, so StatefulSets with volume claims schedule on fake nodes.
+# A default StorageClass whose claims the harness's provisioner binds to hostPath volumes,
+# folders under $DIR/volumes: real storage on the real node, placeholders for kwok's nodes.
 storage() {
   kubectl apply -f - >/dev/null <<EOF
 apiVersion: storage.k8s.io/v1
@@ -169,17 +184,34 @@ EOF
     log "building the stand-in volume provisioner"
     (cd "$repo" && cargo build -q -p oem-e2e --bin local-provisioner)
   fi
-  start local-provisioner env "KUBECONFIG=$DIR/kubeconfig" "$provisioner"
+  mkdir -p "$DIR/volumes"
+  start local-provisioner env "KUBECONFIG=$DIR/kubeconfig" "OEM_VOLUME_DIR=$DIR/volumes" "$provisioner"
 }
 
 up() {
-  "$here/build.sh"
+  if [ "$REAL" = 1 ]; then node_netns_check; fi
+  OEM_CLUSTER_REAL_NODES=$REAL "$here/build.sh"
   mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/etcd"
   exec 9>"$DIR/.lock"
   flock 9 # two `up`s at once (parallel test binaries) start one cluster
-  if api_ready && nodes_ready; then log "already running (API server https://127.0.0.1:$API_PORT)"; return; fi
+  if api_ready && nodes_ready && { [ "$REAL" != 1 ] || node_ready; }; then
+    log "already running (API server https://127.0.0.1:$API_PORT)"; return
+  fi
   local t0=$SECONDS
+  local bind=127.0.0.1 advertise=127.0.0.1 reconciler=none kubelet_client=()
+  if [ "$REAL" = 1 ]; then
+    # Pods and kube-proxy reach the API server through the kubernetes Service, whose
+    # endpoint cannot be a loopback address: advertise the node address (this namespace's
+    # own) and listen on it too.
+    node_network
+    bind=0.0.0.0 advertise=$NODE_IP reconciler=lease
+  fi
   pki
+  if [ "$REAL" = 1 ]; then
+    node_pki
+    kubelet_client=(--kubelet-client-certificate "$DIR/pki/apiserver-kubelet-client.crt"
+      --kubelet-client-key "$DIR/pki/apiserver-kubelet-client.key")
+  fi
   kubeconfig "$DIR/kubeconfig" admin
   kubeconfig "$DIR/kube-controller-manager.kubeconfig" kube-controller-manager
   kubeconfig "$DIR/kube-scheduler.kubeconfig" kube-scheduler
@@ -205,7 +237,7 @@ rules:
 EOF
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --bind-address "$bind" --advertise-address "$advertise" --secure-port "$API_PORT" \
     --tls-cert-file "$p/apiserver.crt" --tls-private-key-file "$p/apiserver.key" \
     --client-ca-file "$p/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
@@ -213,12 +245,12 @@ EOF
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction \
-    --endpoint-reconciler-type none \
+    --endpoint-reconciler-type "$reconciler" \
     --allow-privileged=false --profiling=false \
     --max-requests-inflight 800 --max-mutating-requests-inflight 400 \
     --audit-policy-file "$DIR/audit-policy.yaml" --audit-log-path "$DIR/logs/audit.log" \
     --audit-log-format json --audit-log-maxsize 200 \
-    --cert-dir "$DIR/apiserver-certs"
+    --cert-dir "$DIR/apiserver-certs" ${kubelet_client[@]+"${kubelet_client[@]}"}
   wait_for kube-apiserver 90 api_ready
 
   start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
@@ -254,7 +286,8 @@ EOF
   wait_for "kwok nodes" 60 nodes_ready
   storage
   wait_for "default service account" 60 kubectl get serviceaccount default -n default -o name
-  log "up in $((SECONDS - t0)) s: API server https://127.0.0.1:$API_PORT, $NODES nodes Ready"
+  if [ "$REAL" = 1 ]; then node_up; fi
+  log "up in $((SECONDS - t0)) s: API server https://127.0.0.1:$API_PORT, $NODES kwok nodes$([ "$REAL" = 1 ] && echo " and $NODE_NAME") Ready"
   log "export KUBECONFIG=$DIR/kubeconfig"
 }
 
@@ -265,8 +298,10 @@ down() {
   for f in "$DIR"/pids/*.pid; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .pid)
-    [[ " ${COMPONENTS[*]} " == *" $name "* ]] || stop_pid "$name"
+    [[ " ${COMPONENTS[*]} ${NODE_COMPONENTS[*]} " == *" $name "* ]] || stop_pid "$name"
   done
+  # ...then the real node (containers, shims, mounts, cgroups, links), if any...
+  node_down
   # ...then the control plane in reverse start order: clients, API server, etcd.
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_pid "${COMPONENTS[$i]}"; done
   rm -rf "$DIR"
@@ -283,6 +318,7 @@ status() {
       printf '%-24s stopped\n' "$name"; rc=1
     fi
   done
+  if [ -d "$DIR/node" ]; then node_status || rc=1; fi
   if api_ready; then
     echo "API server: https://127.0.0.1:$API_PORT ready ($(kubectl version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])' 2>/dev/null))"
     kubectl get nodes 2>/dev/null || true
@@ -293,10 +329,16 @@ status() {
   return $rc
 }
 
+# shellcheck source=node.sh
+source "$here/node.sh"
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  env) echo "export KUBECONFIG=$DIR/kubeconfig PATH=$K8S_BIN:$OEM_CACHE/bin/helm-$HELM_VERSION:\$PATH" ;;
+  env)
+    extra=""
+    if [ "$REAL" = 1 ]; then extra=":$CONTAINERD_BIN:$CRICTL_BIN"; fi
+    echo "export KUBECONFIG=$DIR/kubeconfig PATH=$K8S_BIN:$OEM_CACHE/bin/helm-$HELM_VERSION$extra:\$PATH" ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac
