@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs inside `unshare --net`: brings loopback up, runs the test suite offline, and stops the
-# local control plane the tests started, whatever the outcome.
+# Runs inside `unshare --net --mount`: brings loopback up, runs the test suite offline, and
+# stops the local control planes the tests started (the shared kwok cluster and the real-node
+# cluster of e2e/tests/real_node.rs), whatever the outcome.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 ip link set lo up
-cleanup() { bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true; }
+cleanup() {
+  bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+  OEM_CLUSTER_DIR=${OEM_REAL_CLUSTER_DIR:-$repo/.cluster/real} bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 # Fresh state: a previous run's folder would name processes of another network namespace.
 cleanup

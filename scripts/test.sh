@@ -2,7 +2,8 @@
 # `make test`: everything CI checks. Installs what the tests need (Go-built control plane,
 # Debian packages for the test daemons), checks format and lints, builds every test, then runs
 # them inside a network namespace of their own with only loopback up, so no test can reach
-# anything but 127.0.0.0/8 and ::1.
+# anything but 127.0.0.0/8 and ::1 (and the real node's pod and Service addresses, which
+# exist in that namespace alone).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
@@ -10,7 +11,9 @@ t0=$SECONDS
 
 say "installing what the tests need"
 bash scripts/install-deps.sh
-bash e2e/cluster/build.sh
+# The control plane and the real node's binaries (kubelet, containerd, runc, CNI plugins):
+# e2e/tests/real_node.rs runs a real node.
+OEM_CLUSTER_REAL_NODES=1 bash e2e/cluster/build.sh
 if [ -x e2e/daemons/install.sh ]; then bash e2e/daemons/install.sh; fi
 
 say "format and lints"
@@ -23,8 +26,10 @@ cargo test --workspace --no-run
 # every binary, not only those of packages with integration tests.
 cargo build --workspace --bins
 
-say "running the tests in a network namespace with only loopback"
+say "running the tests in a network and mount namespace with only loopback"
 export OEM_CLUSTER_DIR=$repo/.cluster/test
 export OEM_CLUSTER_PORT_BASE=${OEM_TEST_PORT_BASE:-26000}
-unshare --net -- bash scripts/test-in-netns.sh "$@"
+# A mount namespace of its own too: the real node's kubelet and containerd mount pod volumes,
+# root filesystems and network namespaces, which must never reach the machine's.
+unshare --net --mount --propagation private -- bash scripts/test-in-netns.sh "$@"
 say "all tests passed in $((SECONDS - t0)) s"

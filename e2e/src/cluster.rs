@@ -49,9 +49,16 @@ impl Cluster {
     }
 
     fn ensure_up() -> anyhow::Result<Cluster> {
+        Self::up_with(&[])
+    }
+
+    /// Starts (or finds running) the cluster that `cluster.sh` makes with `env` added to this
+    /// process's environment (`OEM_CLUSTER_DIR`, `OEM_CLUSTER_PORT_BASE`, ...). Blocking.
+    pub fn up_with(env: &[(&str, String)]) -> anyhow::Result<Cluster> {
         let out = Command::new("bash")
             .arg(script())
             .arg("up")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .context("running e2e/cluster/cluster.sh up")?;
@@ -66,6 +73,7 @@ impl Cluster {
         let env = Command::new("bash")
             .arg(script())
             .arg("env")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .context("running e2e/cluster/cluster.sh env")?;
         let text = String::from_utf8_lossy(&env.stdout).into_owned();
@@ -144,6 +152,124 @@ impl Cluster {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// The real node's name (`e2e/cluster/node.sh`).
+pub const REAL_NODE: &str = "real-node-1";
+
+impl Cluster {
+    /// The environment of the real-node test cluster: its own folder (`.cluster/real`), its own
+    /// ports (base 46000, `OEM_REAL_PORT_BASE` to change), one kwok node and the real node.
+    /// Only inside a network and mount namespace of its own (`unshare --net --mount`).
+    pub fn real_node_env() -> Vec<(&'static str, String)> {
+        let dir = std::env::var("OEM_REAL_CLUSTER_DIR").unwrap_or_else(|_| {
+            repo_root()
+                .join(".cluster/real")
+                .to_string_lossy()
+                .into_owned()
+        });
+        let base = std::env::var("OEM_REAL_PORT_BASE").unwrap_or_else(|_| "46000".into());
+        vec![
+            ("OEM_CLUSTER_DIR", dir),
+            ("OEM_CLUSTER_PORT_BASE", base),
+            ("OEM_CLUSTER_NODES", "1".into()),
+            ("OEM_CLUSTER_REAL_NODES", "1".into()),
+        ]
+    }
+
+    /// Starts the real-node cluster (or finds it running in this network namespace), after
+    /// stopping what a previous run in another namespace may have left in its folder. Blocking.
+    pub fn real_node() -> anyhow::Result<Cluster> {
+        let env = Self::real_node_env();
+        let status = Command::new("bash")
+            .arg(script())
+            .arg("status")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .context("running e2e/cluster/cluster.sh status")?;
+        if !status.status.success() {
+            Self::script_ok("down", &env)?;
+        }
+        Self::up_with(&env)
+    }
+
+    /// Runs `cluster.sh <command>` with `env`; fails with its output unless it succeeds.
+    pub fn script_ok(command: &str, env: &[(&str, String)]) -> anyhow::Result<String> {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running e2e/cluster/cluster.sh {command}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            bail!("cluster.sh {command} failed ({}):\n{text}", out.status);
+        }
+        Ok(text)
+    }
+
+    /// Stops this cluster (`cluster.sh down`): every process it started, the real node's
+    /// containers, mounts and cgroups, and its folder. Returns the script's output.
+    pub fn down(&self) -> anyhow::Result<String> {
+        Self::script_ok(
+            "down",
+            &[(
+                "OEM_CLUSTER_DIR",
+                self.state_dir.to_string_lossy().into_owned(),
+            )],
+        )
+    }
+
+    /// The real node's containerd socket.
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.state_dir.join("node/containerd.sock")
+    }
+
+    /// The `ctr` binary `build-node.sh` built (next to containerd).
+    pub fn ctr_binary(&self) -> anyhow::Result<PathBuf> {
+        let cache = std::env::var_os("OEM_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME").map(|d| Path::new(&d).join("oem-hosting"))
+            })
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/oem-hosting")))
+            .context("no OEM_CACHE, XDG_CACHE_HOME or HOME")?;
+        let versions = std::fs::read_to_string(repo_root().join("e2e/cluster/versions.env"))
+            .context("reading e2e/cluster/versions.env")?;
+        let version = versions
+            .lines()
+            .find_map(|l| l.strip_prefix("CONTAINERD_VERSION="))
+            .context("no CONTAINERD_VERSION in versions.env")?;
+        Ok(cache.join(format!("bin/containerd-{}/ctr", version.trim())))
+    }
+
+    /// Imports an OCI image archive into the real node's containerd (the CRI's `k8s.io`
+    /// namespace), as `ctr images import` does.
+    pub fn import_image(&self, archive: &Path) -> anyhow::Result<()> {
+        let out = Command::new(self.ctr_binary()?)
+            .arg("--address")
+            .arg(self.containerd_socket())
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(archive)
+            .stdin(Stdio::null())
+            .output()
+            .context("running ctr images import")?;
+        if !out.status.success() {
+            bail!(
+                "ctr images import {} failed: {}{}",
+                archive.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 }
 
