@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by build.sh and build-node.sh: how one Go module version is built into the cache.
 # Sourced, not run. Expects $OEM_CACHE; honours TAGS (build tags) and CGO_ENABLED.
 
@@ -18,7 +19,7 @@ build_module() {
   log "$name $version: building $* (cold build, this takes a while)"
   local start=$SECONDS
   (
-    cd "$work"
+    cd "$work" || exit 1
     go mod init "oemhosting.local/build/$name" >/dev/null 2>&1
     if [ -n "${REPLACES:-}" ]; then printf '%s\n' "$REPLACES" >> go.mod; fi
     if [ -n "${MAIN_GO:-}" ]; then printf '%s\n' "$MAIN_GO" > main.go; fi

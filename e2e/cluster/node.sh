@@ -1,6 +1,9 @@
+# shellcheck shell=bash
 # The real node of the local cluster (OEM_CLUSTER_REAL_NODES=1): containerd with runc, a CNI
 # bridge, kubelet and kube-proxy, all with their state under $DIR/node. Sourced by cluster.sh,
-# which defines DIR, BASE, K8S_BIN, log, die, start, stop_pid, alive, wait_for, kubectl, issue.
+# which defines here, DIR, BASE, K8S_BIN, log, die, start, stop_pid, alive, wait_for, kubectl,
+# issue and kubeconfig.
+# shellcheck disable=SC2154
 #
 # Runs only inside a network namespace of its own (the tests' `unshare --net --mount`): the
 # node address 10.250.0.1, the pod bridge (10.244.0.0/24) and the Service routes and rules
