@@ -10,6 +10,7 @@ pub mod course;
 pub mod enduser;
 pub mod incident;
 pub mod quantity;
+pub mod redact;
 pub mod reseller;
 pub mod schema;
 pub mod usage;
