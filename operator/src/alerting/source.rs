@@ -253,8 +253,7 @@ mod tests {
         let base = "http://reader:s3cret@127.0.0.1:9/prom?token=t0ken";
         let error = prometheus(&reqwest::Client::new(), base, Timestamp::UNIX_EPOCH)
             .await
-            .err()
-            .expect("nothing listens there");
+            .expect_err("nothing listens there");
         let text = format!("{error} {error:?}");
         assert!(text.contains("127.0.0.1:9"), "{text}");
         for secret in ["reader", "s3cret", "t0ken"] {
