@@ -193,6 +193,45 @@ fn removing_the_finalizer_of_a_deleted_end_user_passes_when_its_course_is_gone()
 }
 
 #[test]
+fn a_spec_change_of_an_end_user_being_deleted_is_still_judged() {
+    let mut old = orphaned_alice();
+    old.spec.course_ref.name = "basic".into();
+    old.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    let mut new = old.clone();
+    new.spec.domains = vec!["bad domain".into()];
+    let r = response(respond(
+        &update(&old, &new),
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.contains("spec.domains[0]"),
+        "{}",
+        r.result.message
+    );
+}
+
+#[test]
+fn an_end_user_being_deleted_is_not_defaulted() {
+    let mut eu = end_user("reseller-acme", "alice", &["A.example.jp."]);
+    eu.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    let r = response(respond(
+        &update(&eu, &eu),
+        Endpoint::Mutate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(r.allowed);
+    assert!(r.patch.is_none(), "no defaults on an object being deleted");
+}
+
+#[test]
 fn an_update_that_leaves_the_spec_unchanged_passes_when_its_course_is_gone() {
     let old = orphaned_alice();
     let mut new = old.clone();
