@@ -51,6 +51,8 @@ pub enum NotifyError {
     HttpClient(#[source] reqwest::Error),
     #[error("webhook {url}: not an http(s) URL")]
     WebhookUrl { url: String },
+    #[error("webhook {url}: plain http is refused (contact webhooks use https)")]
+    WebhookPlainHttp { url: String },
     #[error("webhook {url}: {source}")]
     WebhookSend {
         url: String,
@@ -80,6 +82,7 @@ impl NotifyError {
             | Self::Message { .. }
             | Self::HttpClient(_)
             | Self::WebhookUrl { .. }
+            | Self::WebhookPlainHttp { .. }
             | Self::Encode(_) => false,
         }
     }
@@ -93,9 +96,10 @@ impl NotifyError {
             Self::PasswordFile { .. } => "password_file",
             Self::Address { .. } | Self::Message { .. } | Self::Encode(_) => "message",
             Self::Smtp { .. } => "smtp",
-            Self::WebhookUrl { .. } | Self::WebhookSend { .. } | Self::WebhookStatus { .. } => {
-                "webhook"
-            }
+            Self::WebhookUrl { .. }
+            | Self::WebhookPlainHttp { .. }
+            | Self::WebhookSend { .. }
+            | Self::WebhookStatus { .. } => "webhook",
         }
     }
 }
