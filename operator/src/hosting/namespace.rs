@@ -3,10 +3,10 @@
 //!
 //! Ephemeral storage (container writable layers, logs, `emptyDir`: the node's own disk) is
 //! bounded from the course too, so that PHP code filling `/tmp` is evicted rather than filling
-//! the node: each container may use a tenth of the course's storage, at most 1Gi
-//! ([`ephemeral_per_container`]), by default and as its ceiling, and requests a quarter of
-//! that by default; the namespace's total is that allowance for up to four containers in each
-//! pod the quota allows.
+//! the node: each container may use a tenth of the course's storage, at least 256Mi (logs and
+//! temporary files of a small course) and at most 1Gi ([`ephemeral_per_container`]), by
+//! default and as its ceiling, and requests a quarter of that by default; the namespace's
+//! total is that allowance for up to four containers in each pod the quota allows.
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use serde_json::json;
@@ -45,14 +45,17 @@ pub fn namespace(plan: &HostingPlan) -> Result<Namespace, serde_json::Error> {
 const MI: f64 = 1024.0 * 1024.0;
 /// The most ephemeral storage one container may use, whatever the course.
 const EPHEMERAL_CEILING_MI: u64 = 1024;
+/// What one container may always use, however small the course: room for its logs (the
+/// kubelet keeps up to 50Mi of them) and temporary files.
+const EPHEMERAL_FLOOR_MI: u64 = 256;
 /// Containers per pod the namespace's ephemeral-storage total has room for.
 const EPHEMERAL_CONTAINERS_PER_POD: u64 = 4;
 
-/// Ephemeral storage of one container, in MiB: a tenth of the course's storage, at most 1Gi,
-/// at least 1Mi.
+/// Ephemeral storage of one container, in MiB: a tenth of the course's storage, at least
+/// 256Mi and at most 1Gi.
 pub fn ephemeral_per_container(plan: &HostingPlan) -> u64 {
     let storage_mi = quantity_value(&plan.storage).map_or(0.0, |bytes| bytes / MI);
-    ((storage_mi / 10.0).floor() as u64).clamp(1, EPHEMERAL_CEILING_MI)
+    ((storage_mi / 10.0).floor() as u64).clamp(EPHEMERAL_FLOOR_MI, EPHEMERAL_CEILING_MI)
 }
 
 /// Pods the quota allows: one per group, and one more for a restart's overlap.
@@ -141,17 +144,17 @@ mod tests {
     }
 
     #[test]
-    fn ephemeral_storage_is_a_tenth_of_the_course_storage_at_most_1gi_per_container() {
+    fn ephemeral_storage_is_a_tenth_of_the_course_storage_between_256mi_and_1gi_per_container() {
         let mut plan = business_plan();
         assert_eq!(
             ephemeral_per_container(&plan),
             1024,
             "50Gi course: the 1Gi ceiling"
         );
-        plan.storage = "2Gi".into();
-        assert_eq!(ephemeral_per_container(&plan), 204);
-        plan.storage = "1Mi".into();
-        assert_eq!(ephemeral_per_container(&plan), 1);
+        plan.storage = "5Gi".into();
+        assert_eq!(ephemeral_per_container(&plan), 512);
+        plan.storage = "1Gi".into();
+        assert_eq!(ephemeral_per_container(&plan), 256, "the floor");
     }
 
     #[test]
