@@ -66,8 +66,9 @@ impl Notice {
     }
 }
 
-/// Where one notice goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where one notice goes. Its `Debug` shows a webhook by [`Target::address`] and never its
+/// key, so a target logged with `?` leaks neither.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     Email {
         to: String,
@@ -81,6 +82,23 @@ pub enum Target {
         url: String,
         secret: Option<Vec<u8>>,
     },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Email { to } => f.debug_struct("Email").field("to", to).finish(),
+            Self::Fax { gateway_email } => f
+                .debug_struct("Fax")
+                .field("gateway_email", gateway_email)
+                .finish(),
+            Self::Webhook { secret, .. } => f
+                .debug_struct("Webhook")
+                .field("url", &self.address())
+                .field("secret", &secret.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
 }
 
 impl Target {
@@ -254,6 +272,11 @@ mod tests {
         assert!(
             !address.contains("abc") && !address.contains("/in"),
             "{address}"
+        );
+        let shown = format!("{hook:?}");
+        assert!(
+            !shown.contains("abc") && !shown.contains("107"),
+            "neither the URL's query nor the key (b\"k\" = 107) in {shown}"
         );
         let fax = Target::Fax {
             gateway_email: "0312345678@fax.example".into(),
