@@ -50,7 +50,7 @@ pub struct Seen {
 
 /// What one sweep decided, by namespace name.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
+pub struct Decision {
     /// Orphaned on this sweep and the one before: to delete now.
     pub delete: Vec<String>,
     /// Orphaned twice but over the cap: left for a later sweep.
@@ -70,8 +70,8 @@ pub fn decide(
     owners: &HashSet<(String, String)>,
     previous: &BTreeSet<String>,
     cap: usize,
-) -> Verdict {
-    let mut verdict = Verdict::default();
+) -> Decision {
+    let mut decision = Decision::default();
     for ns in namespaces {
         if ns.deleting {
             continue;
@@ -80,23 +80,23 @@ pub fn decide(
             continue;
         };
         if !owner.is_named(&ns.name) {
-            verdict.misnamed.push(ns.name.clone());
+            decision.misnamed.push(ns.name.clone());
             continue;
         }
         if owners.contains(&(owner.enduser_namespace.clone(), owner.enduser.clone())) {
             continue;
         }
         if !previous.contains(&ns.name) {
-            verdict.suspects.insert(ns.name.clone());
-        } else if verdict.delete.len() < cap {
-            verdict.delete.push(ns.name.clone());
+            decision.suspects.insert(ns.name.clone());
+        } else if decision.delete.len() < cap {
+            decision.delete.push(ns.name.clone());
         } else {
             // Still an orphan: stays a suspect, so it goes on a later sweep.
-            verdict.deferred.push(ns.name.clone());
-            verdict.suspects.insert(ns.name.clone());
+            decision.deferred.push(ns.name.clone());
+            decision.suspects.insert(ns.name.clone());
         }
     }
-    verdict
+    decision
 }
 
 /// One sweep; returns how many namespaces it removed. `suspects` carries the namespaces
@@ -133,25 +133,25 @@ pub async fn sweep(ctx: &Context, suspects: &mut BTreeSet<String>) -> Result<usi
             deleting: ns.metadata.deletion_timestamp.is_some(),
         })
         .collect();
-    let verdict = decide(&seen, &owners, suspects, ctx.config.orphan_sweep_cap);
-    for name in &verdict.misnamed {
+    let decision = decide(&seen, &owners, suspects, ctx.config.orphan_sweep_cap);
+    for name in &decision.misnamed {
         tracing::debug!(namespace = %name, "labelled as a hosting namespace but not named as one; not swept");
     }
-    for name in &verdict.suspects {
+    for name in &decision.suspects {
         if !suspects.contains(name) {
             tracing::info!(namespace = %name, "hosting namespace without its end user; removed on the next sweep if still so");
         }
     }
-    if !verdict.deferred.is_empty() {
+    if !decision.deferred.is_empty() {
         tracing::warn!(
             cap = ctx.config.orphan_sweep_cap,
-            left = ?verdict.deferred,
+            left = ?decision.deferred,
             "orphaned hosting namespaces over the cap of this sweep; left for a later sweep"
         );
     }
-    *suspects = verdict.suspects;
+    *suspects = decision.suspects;
     let mut removed = 0;
-    for name in verdict.delete {
+    for name in decision.delete {
         let Some(ns) = list.items.iter().find(|ns| ns.name_any() == name) else {
             continue;
         };
@@ -238,10 +238,10 @@ mod tests {
         ];
         let mut previous = BTreeSet::new();
         for _ in 0..3 {
-            let verdict = decide(&all, &none(), &previous, 10);
-            assert!(verdict.delete.is_empty() && verdict.suspects.is_empty());
-            assert_eq!(verdict.misnamed.len(), 2);
-            previous = verdict.suspects;
+            let decision = decide(&all, &none(), &previous, 10);
+            assert!(decision.delete.is_empty() && decision.suspects.is_empty());
+            assert_eq!(decision.misnamed.len(), 2);
+            previous = decision.suspects;
         }
     }
 
@@ -281,7 +281,7 @@ mod tests {
     fn a_namespace_already_being_deleted_is_left_alone() {
         let mut ns = hosting("gone");
         ns.deleting = true;
-        let verdict = decide(&[ns], &none(), &BTreeSet::new(), 10);
-        assert_eq!(verdict, Verdict::default());
+        let decision = decide(&[ns], &none(), &BTreeSet::new(), 10);
+        assert_eq!(decision, Decision::default());
     }
 }
