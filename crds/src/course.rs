@@ -64,8 +64,8 @@ use crate::conditions::Condition;
 #[x_kube(validation = Rule::new("!has(self.services.database) || self.limits.databases >= 1").message("a course with a database needs limits.databases of at least 1").field_path(".limits.databases"))]
 #[x_kube(validation = Rule::new("!has(self.services.ftp) || self.limits.ftpAccounts >= 1").message("a course with ftp needs limits.ftpAccounts of at least 1").field_path(".limits.ftpAccounts"))]
 pub struct CourseSpec {
-    /// Name of the plan as the reseller's customers see it, e.g. ビジネスプラン.
-    #[schemars(length(min = 1, max = 128))]
+    /// Name of the plan as the reseller's customers see it, e.g. ビジネスプラン (no control characters or bidirectional overrides).
+    #[schemars(length(min = 1, max = 128), regex(pattern = crate::schema::SINGLE_LINE_TEXT_PATTERN))]
     pub display_name: String,
     /// List price, for information only (billing is the reseller's business).
     #[serde(default, skip_serializing_if = "Option::is_none")]

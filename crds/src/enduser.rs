@@ -69,8 +69,8 @@ pub struct EndUserSpec {
     /// The Secret (in this namespace) and key holding the login password; when absent the operator generates a password into the Secret <name>-login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<PasswordSecretRef>,
-    /// Name of the contract holder (契約名), a person or a company.
-    #[schemars(length(min = 1, max = 200))]
+    /// Name of the contract holder (契約名), a person or a company (no control characters or bidirectional overrides).
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::schema::SINGLE_LINE_TEXT_PATTERN))]
     pub contract_name: String,
     /// The reseller's own customer number, if it uses one (letters, digits and '-').
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -60,9 +60,9 @@ pub struct IncidentSpec {
     /// ServiceDown, HostDown or MassMail; immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("kind is immutable"))]
     pub kind: IncidentKind,
-    /// The cause, as an SRE recorded it; the incident report waits for it until shortly before its deadline.
+    /// The cause, as an SRE recorded it; the incident report waits for it until shortly before its deadline. Lines of text: no control characters but line feeds and tabs, no bidirectional overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 4096))]
+    #[schemars(length(min = 1, max = 4096), regex(pattern = crate::schema::MULTI_LINE_TEXT_PATTERN))]
     pub cause: Option<String>,
     /// Set by an SRE when the investigation needs longer than the deadline allows: the reseller is told so by the deadline, and the report follows when the cause is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,8 +84,8 @@ pub enum IncidentKind {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportDeferral {
-    /// What the investigation is waiting for; told to the reseller.
-    #[schemars(length(min = 1, max = 2000))]
+    /// What the investigation is waiting for; told to the reseller. Lines of text: no control characters but line feeds and tabs, no bidirectional overrides.
+    #[schemars(length(min = 1, max = 2000), regex(pattern = crate::schema::MULTI_LINE_TEXT_PATTERN))]
     pub reason: String,
 }
 

@@ -11,6 +11,7 @@ pub mod enduser;
 pub mod incident;
 pub mod policy;
 pub mod quantity;
+pub mod redact;
 pub mod reseller;
 pub mod schema;
 pub mod usage;

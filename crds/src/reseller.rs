@@ -36,8 +36,8 @@ pub const NAMESPACE_PREFIX: &str = "reseller-";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ResellerSpec {
-    /// The brand under which the reseller sells hosting, shown to its end users (any script, e.g. さくらウェブ).
-    #[schemars(length(min = 1, max = 128))]
+    /// The brand under which the reseller sells hosting, shown to its end users (any script, e.g. さくらウェブ; no control characters or bidirectional overrides).
+    #[schemars(length(min = 1, max = 128), regex(pattern = crate::schema::SINGLE_LINE_TEXT_PATTERN))]
     pub display_name: String,
     /// The people and robots that manage this reseller's courses and end users: they get full control of Course and EndUser and read access to Incident in the reseller's namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -70,10 +70,11 @@ pub enum SubjectKind {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.kind != 'ServiceAccount' || has(self.__namespace__)").message("a ServiceAccount admin needs a namespace"))]
 #[x_kube(validation = Rule::new("self.kind == 'ServiceAccount' || !has(self.__namespace__)").message("only a ServiceAccount admin has a namespace"))]
+#[x_kube(validation = Rule::new("!self.name.startsWith('system:')").message("an admin may not be a system: identity (system:authenticated would give every user the reseller's access)").field_path(".name"))]
 pub struct AdminSubject {
     /// User, Group or ServiceAccount.
     pub kind: SubjectKind,
-    /// Name of the user, group or service account.
+    /// Name of the user, group or service account; never a `system:` identity.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Namespace of the service account; only for kind ServiceAccount.
@@ -99,8 +100,8 @@ pub enum Language {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.email) || has(self.webhook) || has(self.faxGatewayEmail)").message("a contact needs at least one channel: email, webhook or faxGatewayEmail"))]
 pub struct Contact {
-    /// Name of the person or desk, unique among the contacts.
-    #[schemars(length(min = 1, max = 128))]
+    /// Name of the person or desk, unique among the contacts (no control characters or bidirectional overrides).
+    #[schemars(length(min = 1, max = 128), regex(pattern = crate::schema::SINGLE_LINE_TEXT_PATTERN))]
     pub name: String,
     /// E-mail address for notices and incident reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,9 +18,23 @@ pub const DNS_SUBDOMAIN_PATTERN: &str =
 /// A plain e-mail address: something, one `@`, a domain with a dot.
 pub const EMAIL_PATTERN: &str = r"^[^@\s]+@[^@\s]+\.[^@\s]+$";
 
-/// A lower-case RFC 1123 host name with at least two labels, e.g. `www.example.jp`.
+/// One line of text for people (a brand, a contract holder, a contact's name) that may reach
+/// an e-mail: no control characters (C0 with CR, LF and NUL; DEL; C1), which could forge a
+/// header, and no bidirectional overrides or isolates (U+202A–U+202E, U+2066–U+2069), which
+/// could disguise what a reader sees. Go and Rust regular expressions both read `\x{..}`.
+pub const SINGLE_LINE_TEXT_PATTERN: &str =
+    r"^[^\x00-\x1F\x7F-\x9F\x{202A}-\x{202E}\x{2066}-\x{2069}]*$";
+
+/// Text of several lines for people (an incident's cause): as [`SINGLE_LINE_TEXT_PATTERN`]
+/// but line feeds and tabs are allowed (carriage returns are not).
+pub const MULTI_LINE_TEXT_PATTERN: &str =
+    r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F\x{202A}-\x{202E}\x{2066}-\x{2069}]*$";
+
+/// A lower-case RFC 1123 host name with at least two labels, e.g. `www.example.jp`, whose
+/// top-level label starts with a letter (as every top-level domain does), so that an IP
+/// address such as `192.0.2.1` is not taken for a domain name.
 pub const HOSTNAME_PATTERN: &str =
-    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+    r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$";
 
 /// Schema of a Kubernetes quantity: an integer or a string in quantity notation.
 pub fn quantity(_: &mut SchemaGenerator) -> Schema {

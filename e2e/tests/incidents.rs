@@ -112,7 +112,7 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
         "smtpHost": "127.0.0.1", "smtpPort": smtp.port, "starttls": "required",
         "from": "noc@provider.example", "username": "notify",
         "passwordFile": password_file, "smtpCaFile": ca_file,
-        "timeout": "5s", "webhookTimeout": "3s",
+        "timeout": "5s", "webhookTimeout": "3s", "plainHttpWebhooks": true,
         "maxAttempts": 30, "backoffBase": "1s", "backoffMax": "2s"
     });
     let mut env: Vec<(String, String)> = [

@@ -220,10 +220,12 @@ async fn webhooks_refuse_each_broken_rule_and_accept_its_valid_twin() -> anyhow:
     configs.wait_ca_bundle(&client).await?;
     let mut bad = reseller(&name("a"), &scope, 100, "100");
     bad.spec.contacts[0].webhook = Some(typed(json!({"url": "http://hooks.example.jp/oem"})));
+    // The URL is shown by host and a digest of its path (a chat webhook's path is its secret).
+    let shown = oem_crds::redact::redact_url("http://hooks.example.jp/oem");
     refused(
         &resellers,
         &bad,
-        "spec.contacts[0].webhook.url: http://hooks.example.jp/oem: webhook URLs must use https",
+        &format!("spec.contacts[0].webhook.url: {shown}: webhook URLs must use https"),
     )
     .await
     .map_err(|e| e.context(server.log_tail(30)))?;
@@ -411,6 +413,40 @@ async fn webhooks_refuse_each_broken_rule_and_accept_its_valid_twin() -> anyhow:
         )]));
     })
     .await?;
+
+    // A reseller deletes a course, then an end user on it: updates that leave the spec as it
+    // was, and removing the finalizer of the end user being deleted, pass (were they judged,
+    // "course ... does not exist" would keep the end user Terminating for ever).
+    let mut leaving = end_user(&a, "leaving", "legacy", &[]);
+    leaving.metadata.finalizers = Some(vec!["e2e.hosting.oem.dev/hold".into()]);
+    accepted(&users(&a), &leaving).await?;
+    courses_a.delete("legacy", &DeleteParams::default()).await?;
+    refused(
+        &users(&a),
+        &end_user(&a, "late", "legacy", &[]),
+        "spec.courseRef.name: course legacy does not exist",
+    )
+    .await?;
+    users(&a)
+        .patch(
+            "leaving",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"note": "spec-unchanged"}}})),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("a spec-unchanged update was refused: {e}"))?;
+    users(&a)
+        .delete("leaving", &DeleteParams::default())
+        .await?;
+    users(&a)
+        .patch(
+            "leaving",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("removing the finalizer was refused: {e}"))?;
+    wait::gone(&users(&a), "leaving", Duration::from_secs(15)).await?;
 
     // Two end users claiming one domain at the same moment: exactly one wins.
     let contested = format!("race{id}.example.jp");

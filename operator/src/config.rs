@@ -144,6 +144,9 @@ pub struct Config {
     pub usage: UsageConfig,
     /// Alert source, incident flow timings, notification transport.
     pub alerting: AlertingConfig,
+    /// The most orphaned hosting namespaces one orphan sweep deletes; the rest wait for the
+    /// next sweep (see `controllers/orphans.rs`). 0 deletes none (they are only logged).
+    pub orphan_sweep_cap: usize,
 }
 
 impl Default for Config {
@@ -167,6 +170,7 @@ impl Default for Config {
             prometheus_url: None,
             usage: UsageConfig::default(),
             alerting: AlertingConfig::default(),
+            orphan_sweep_cap: 10,
         }
     }
 }

@@ -46,6 +46,13 @@ pub enum Error {
         secret: String,
         key: String,
     },
+    /// The hosting namespace exists but its labels do not name this end user: a collision or
+    /// someone else's namespace. The message names neither the other owner (another reseller's
+    /// customer) nor anything of theirs.
+    #[error(
+        "{object}: namespace {namespace} already exists and is not labelled as this end user's hosting namespace; the operator neither adopts nor deletes it"
+    )]
+    HostingNamespaceNotOwned { object: String, namespace: String },
     #[error("reseller {reseller}: {count} end users remain; delete them first")]
     EndUsersRemain { reseller: String, count: i32 },
     #[error(transparent)]
@@ -102,6 +109,7 @@ impl Error {
             Error::ResellerNotFound { .. } => "ResellerNotFound",
             Error::NotInResellerNamespace { .. } => "NotInResellerNamespace",
             Error::PasswordSecret { .. } => "PasswordSecretInvalid",
+            Error::HostingNamespaceNotOwned { .. } => "HostingNamespaceConflict",
             Error::Serialize { .. } => "InternalError",
             Error::EndUsersRemain { .. } => "EndUsersRemain",
             Error::Finalizer(inner) => match inner.as_ref() {
@@ -145,6 +153,17 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Spec);
         assert_eq!(e.metric_label(), "spec");
         assert!(e.to_string().contains("course gold not found"));
+    }
+
+    #[test]
+    fn a_foreign_hosting_namespace_is_a_spec_error_with_its_own_reason() {
+        let e = Error::HostingNamespaceNotOwned {
+            object: "enduser reseller-r/a".into(),
+            namespace: "h-r-a-0123456789abcdef".into(),
+        };
+        assert_eq!(e.class(), ErrorClass::Spec);
+        assert_eq!(e.reason(), "HostingNamespaceConflict");
+        assert!(e.to_string().contains("h-r-a-0123456789abcdef"), "{e}");
     }
 
     #[test]

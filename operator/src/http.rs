@@ -142,9 +142,80 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// How long the server waits for a client. A client that trickles its request headers, or
+/// keeps an idle connection open, must not hold a connection (and a task) for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For the whole of a request's headers; hyper also starts it when a keep-alive
+    /// connection goes idle, so it is the idle timeout of HTTP/1 connections as well.
+    pub header_read: Duration,
+    /// After this long a connection is asked to close, whatever it does (HTTP/2 has no idle
+    /// timer of its own).
+    pub max_connection_age: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Serves the routes on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr, state: State) {
-    warp::serve(routes(state)).run(addr).await;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => serve_on(listener, state, Timeouts::default()).await,
+        Err(error) => {
+            tracing::error!(%addr, %error, "cannot listen for /healthz, /readyz and /metrics")
+        }
+    }
+}
+
+/// Serves the routes on every connection `listener` accepts, bounded by `timeouts`.
+pub async fn serve_on(listener: tokio::net::TcpListener, state: State, timeouts: Timeouts) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let routes = routes(state);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(timeouts.header_read))
+        .keep_alive_timeout(timeouts.header_read);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = tokio::time::sleep(timeouts.max_connection_age) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +274,63 @@ mod tests {
             .reply(&api)
             .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+
+    /// A server on a free port with short timeouts; its address.
+    async fn served(timeouts: Timeouts) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_on(listener, State::default(), timeouts));
+        addr
+    }
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let read = stream.read_to_end(&mut seen);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the server closes the connection")
+            .ok();
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_client_trickling_its_headers_is_cut_off() {
+        use tokio::io::AsyncWriteExt;
+        let addr = served(Timeouts {
+            header_read: Duration::from_millis(200),
+            max_connection_age: Duration::from_secs(60),
+        })
+        .await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // The rest of the headers never comes.
+        let started = std::time::Instant::now();
+        until_closed(&mut stream).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed() {
+        use tokio::io::AsyncWriteExt;
+        let addr = served(Timeouts {
+            header_read: Duration::from_millis(200),
+            max_connection_age: Duration::from_secs(60),
+        })
+        .await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // Answered, then closed once idle, without a second request.
+        let seen = until_closed(&mut stream).await;
+        assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     }
 
     #[tokio::test]

@@ -252,7 +252,12 @@ async fn required_starttls_refuses_a_server_without_it() {
 #[tokio::test]
 async fn webhook_notice_is_signed_and_carries_the_idempotency_key() {
     let receiver = start_receiver().await;
-    let notifier = Notifier::new(NotifyConfig::default()).unwrap();
+    let notifier = Notifier::new(NotifyConfig {
+        // The test's receivers are plain HTTP on loopback.
+        plain_http_webhooks: true,
+        ..NotifyConfig::default()
+    })
+    .unwrap();
     let secret = "reseller-hmac-key";
     let target = Target::Webhook {
         url: receiver.url(),
@@ -301,7 +306,12 @@ async fn webhook_notice_is_signed_and_carries_the_idempotency_key() {
 #[tokio::test]
 async fn webhook_without_a_key_is_sent_unsigned() {
     let receiver = start_receiver().await;
-    let notifier = Notifier::new(NotifyConfig::default()).unwrap();
+    let notifier = Notifier::new(NotifyConfig {
+        // The test's receivers are plain HTTP on loopback.
+        plain_http_webhooks: true,
+        ..NotifyConfig::default()
+    })
+    .unwrap();
     let target = Target::Webhook {
         url: receiver.url(),
         secret: None,
@@ -324,7 +334,12 @@ async fn webhook_without_a_key_is_sent_unsigned() {
 #[tokio::test]
 async fn webhook_server_errors_are_retryable_client_errors_permanent() {
     let receiver = start_receiver().await;
-    let notifier = Notifier::new(NotifyConfig::default()).unwrap();
+    let notifier = Notifier::new(NotifyConfig {
+        // The test's receivers are plain HTTP on loopback.
+        plain_http_webhooks: true,
+        ..NotifyConfig::default()
+    })
+    .unwrap();
     let target = Target::Webhook {
         url: receiver.url(),
         secret: Some(b"k".to_vec()),
@@ -355,7 +370,12 @@ async fn webhook_server_errors_are_retryable_client_errors_permanent() {
     // kept-alive connection to the old server is reused.)
     receiver.server.abort();
     let _ = receiver.server.await;
-    let notifier = Notifier::new(NotifyConfig::default()).unwrap();
+    let notifier = Notifier::new(NotifyConfig {
+        // The test's receivers are plain HTTP on loopback.
+        plain_http_webhooks: true,
+        ..NotifyConfig::default()
+    })
+    .unwrap();
     let err = notifier
         .deliver(&target, &notice, "outage-webhook-x")
         .await

@@ -1,5 +1,6 @@
 //! AdmissionReview in, AdmissionReview out: decodes the request, skips what is never judged
-//! (DELETE, CONNECT, other kinds), runs the rules for the kind and builds the response with
+//! (DELETE, CONNECT, other kinds, an update that leaves the spec as it was; an object being
+//! deleted is not defaulted), runs the rules for the kind and builds the response with
 //! refusals, warnings and (for `/mutate`) a JSON patch. Synchronous and pure but for the
 //! domain claims, so the fuzz target and proptests drive it directly.
 
@@ -82,6 +83,17 @@ fn typed<K: DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
+/// An update that leaves the spec as it was (a finalizer removed, a label or annotation
+/// changed) is let through: the rules judge the spec, which was judged when it was written,
+/// and refusing it would keep a deleted object Terminating for ever once what it refers to
+/// (its course, its password Secret) is gone. A spec change is judged even on an object being
+/// deleted: a Terminating object held by a reseller's own finalizer must not carry, say,
+/// another tenant's domains past the rules (the mutating webhook leaves such objects alone,
+/// so their spec stays as stored).
+fn passes_unjudged(object: &DynamicObject, old: Option<&DynamicObject>) -> bool {
+    old.is_some_and(|old| old.data.get("spec") == object.data.get("spec"))
+}
+
 /// The validating webhook.
 pub fn validate(
     req: &AdmissionRequest<DynamicObject>,
@@ -95,6 +107,9 @@ pub fn validate(
     let Some(object) = &req.object else {
         return response.deny("the request carries no object");
     };
+    if passes_unjudged(object, req.old_object.as_ref()) {
+        return response;
+    }
     let kind = req.kind.kind.as_str();
     let verdict = match kind {
         "EndUser" => (|| {
@@ -141,6 +156,15 @@ fn with_verdict(mut response: AdmissionResponse, verdict: Verdict) -> AdmissionR
 pub fn mutate(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let response = AdmissionResponse::from(req);
     if !judged(req) || req.kind.kind != "EndUser" {
+        return response;
+    }
+    // Defaults added to an object being deleted would change its spec, and so have it judged
+    // (and refused when its course is gone) when only its finalizer is being removed.
+    if req
+        .object
+        .as_ref()
+        .is_some_and(|o| o.metadata.deletion_timestamp.is_some())
+    {
         return response;
     }
     let Some(Ok(eu)) = req.object.as_ref().map(|o| typed::<EndUser>(o, req)) else {

@@ -152,6 +152,118 @@ fn a_dry_run_does_not_reserve() {
     assert!(claims.lock().reserved().is_empty());
 }
 
+/// An UPDATE of end user `alice` from `old` to `new`.
+fn update(old: &EndUser, new: &EndUser) -> Vec<u8> {
+    let new = serde_json::to_value(new).unwrap();
+    let mut v: Value = serde_json::from_slice(&body(
+        "EndUser",
+        "UPDATE",
+        Some("reseller-acme"),
+        "alice",
+        new,
+    ))
+    .unwrap();
+    v["request"]["oldObject"] = serde_json::to_value(old).unwrap();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// End user `alice` on a course that no longer exists, with the operator's finalizer.
+fn orphaned_alice() -> EndUser {
+    let mut eu = end_user("reseller-acme", "alice", &["shop.example.jp"]);
+    eu.spec.course_ref.name = "deleted-course".into();
+    eu.metadata.finalizers = Some(vec!["hosting.oem.dev/hosting-cleanup".into()]);
+    eu
+}
+
+#[test]
+fn removing_the_finalizer_of_a_deleted_end_user_passes_when_its_course_is_gone() {
+    let mut old = orphaned_alice();
+    old.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    let mut new = old.clone();
+    new.metadata.finalizers = None;
+    let r = response(respond(
+        &update(&old, &new),
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(r.allowed, "{}", r.result.message);
+}
+
+#[test]
+fn a_spec_change_of_an_end_user_being_deleted_is_still_judged() {
+    let mut old = orphaned_alice();
+    old.spec.course_ref.name = "basic".into();
+    old.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    let mut new = old.clone();
+    new.spec.domains = vec!["bad domain".into()];
+    let r = response(respond(
+        &update(&old, &new),
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.contains("spec.domains[0]"),
+        "{}",
+        r.result.message
+    );
+}
+
+#[test]
+fn an_end_user_being_deleted_is_not_defaulted() {
+    let mut eu = end_user("reseller-acme", "alice", &["A.example.jp."]);
+    eu.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    let r = response(respond(
+        &update(&eu, &eu),
+        Endpoint::Mutate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(r.allowed);
+    assert!(r.patch.is_none(), "no defaults on an object being deleted");
+}
+
+#[test]
+fn an_update_that_leaves_the_spec_unchanged_passes_when_its_course_is_gone() {
+    let old = orphaned_alice();
+    let mut new = old.clone();
+    new.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+    let r = response(respond(
+        &update(&old, &new),
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(r.allowed, "{}", r.result.message);
+}
+
+#[test]
+fn an_update_that_changes_the_spec_is_still_judged() {
+    let mut old = orphaned_alice();
+    old.spec.course_ref.name = "basic".into();
+    let new = orphaned_alice();
+    let r = response(respond(
+        &update(&old, &new),
+        Endpoint::Validate,
+        &cluster(),
+        &claims(),
+    ));
+    assert!(!r.allowed);
+    assert!(
+        r.result.message.starts_with("spec.courseRef.name: "),
+        "{}",
+        r.result.message
+    );
+}
+
 fn arbitrary_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -99,12 +99,50 @@ pub fn routes(
         .unify()
 }
 
+/// How long a client may take over a request's headers; hyper also starts this timer when a
+/// keep-alive connection goes idle, so it closes idle HTTP/1 connections too.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is asked to close after this long, whatever it does (HTTP/2 has no idle
+/// timer of its own; the API server simply reconnects).
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+
 /// Accepts TLS connections on `listener` and serves `routes` on each, HTTP/1.1 or HTTP/2.
 pub async fn serve<F>(listener: TcpListener, tls: Arc<rustls::ServerConfig>, routes: F)
 where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
     F::Extract: warp::Reply,
 {
+    serve_with(
+        listener,
+        tls,
+        routes,
+        HEADER_READ_TIMEOUT,
+        MAX_CONNECTION_AGE,
+    )
+    .await
+}
+
+/// [`serve`] with the timeouts given (tests shorten them).
+pub async fn serve_with<F>(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    routes: F,
+    header_read: Duration,
+    max_age: Duration,
+) where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(header_read))
+        .keep_alive_timeout(header_read);
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -116,6 +154,7 @@ where
             }
         };
         let acceptor = acceptor.clone();
+        let builder = builder.clone();
         let service = TowerToHyperService::new(warp::service(routes.clone()));
         tokio::spawn(async move {
             let tls =
@@ -127,12 +166,74 @@ where
                     }
                     Err(_) => return,
                 };
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = tokio::time::sleep(max_age) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::tls;
+
+    /// A server with the given header timeout; its address and a TLS connector trusting it.
+    async fn served(header_read: Duration) -> (std::net::SocketAddr, tokio_rustls::TlsConnector) {
+        let generated = tls::generate("").unwrap();
+        let key = tls::certified_key(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes())
+            .unwrap();
+        let config = tls::server_config(tls::ServingCert::new(key)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes = warp::any().map(|| "ok");
+        tokio::spawn(serve_with(
+            listener,
+            config,
+            routes,
+            header_read,
+            Duration::from_secs(60),
+        ));
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(generated.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        (addr, tokio_rustls::TlsConnector::from(Arc::new(client)))
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+        let (addr, connector) = served(Duration::from_millis(200)).await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = connector.connect(name, tcp).await.unwrap();
+        stream
+            .write_all(b"POST /validate HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the connection stayed open");
     }
 }

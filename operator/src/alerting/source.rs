@@ -13,6 +13,7 @@ use oem_crds::enduser::ServiceName;
 use oem_crds::incident::IncidentKind;
 use serde::Deserialize;
 
+use super::notify::redact_url;
 use super::rules;
 use crate::naming;
 
@@ -48,7 +49,8 @@ pub struct Observation {
 /// Why a look at a source failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("reading alerts from {url}: {source}")]
+    /// `url` is the Prometheus base URL as [`redact_url`] shows it (never its credentials).
+    #[error("reading alerts from Prometheus {url}: {source}")]
     Http {
         url: String,
         #[source]
@@ -110,9 +112,10 @@ pub async fn prometheus(
     now: Timestamp,
 ) -> Result<Observation, SourceError> {
     let url = format!("{}/api/v1/alerts", base.trim_end_matches('/'));
-    let http_error = |source| SourceError::Http {
-        url: url.clone(),
-        source,
+    let shown = redact_url(base);
+    let http_error = |source: reqwest::Error| SourceError::Http {
+        url: shown.clone(),
+        source: source.without_url(),
     };
     let body: PromAlerts = http
         .get(&url)
@@ -126,7 +129,7 @@ pub async fn prometheus(
         .map_err(http_error)?;
     if body.status != "success" {
         return Err(SourceError::Status {
-            url,
+            url: shown,
             status: body.status,
         });
     }
@@ -243,6 +246,20 @@ impl AlertInbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn prometheus_credentials_never_appear_in_an_error() {
+        // Nothing listens on the discard port: the request fails, naming the server.
+        let base = "http://reader:s3cret@127.0.0.1:9/prom?token=t0ken";
+        let error = prometheus(&reqwest::Client::new(), base, Timestamp::UNIX_EPOCH)
+            .await
+            .expect_err("nothing listens there");
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("127.0.0.1:9"), "{text}");
+        for secret in ["reader", "s3cret", "t0ken"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

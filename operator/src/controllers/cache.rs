@@ -550,9 +550,10 @@ pub(crate) mod tests {
         }
     }
 
-    type ApiHandle = Handle<Request<Body>, Response<Body>>;
+    pub type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
-    fn context() -> (Arc<Context>, ApiHandle) {
+    /// A context whose client talks to a mock API server.
+    pub fn context() -> (Arc<Context>, ApiHandle) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
         let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
@@ -562,7 +563,7 @@ pub(crate) mod tests {
 
     /// Runs `call` while answering exactly the requests in `answers` (method, body), and
     /// fails if any other request is sent.
-    async fn serving<T>(
+    pub async fn serving<T>(
         handle: &mut ApiHandle,
         call: impl Future<Output = T>,
         answers: Vec<(&str, Value)>,

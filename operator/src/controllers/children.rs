@@ -2,7 +2,7 @@
 //! the ones no longer desired removed (a service dropped from the course takes its objects
 //! with it), and the whole namespace removed on deletion (volumes kept when retained).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
@@ -229,8 +229,71 @@ pub async fn remove_unused_volumes(
     Ok(())
 }
 
+/// The labels of hosting namespace `name` if it exists: from the cache when the operator
+/// manages it, else read once (a namespace someone else made is not in the cache).
+pub async fn namespace_labels(
+    ctx: &Context,
+    caches: &Caches,
+    name: &str,
+) -> Result<Option<BTreeMap<String, String>>> {
+    if let Some(cached) = caches.namespaces.get(&ObjectRef::new(name)) {
+        return Ok(Some(cached.labels().clone()));
+    }
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let live = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(Error::kube("get", "Namespace", name))?;
+    Ok(live.map(|ns| ns.labels().clone()))
+}
+
+/// Refuses to write into `plan`'s hosting namespace when it exists with labels that do not
+/// name this end user (a collision, or a namespace the operator did not make for it).
+pub async fn check_namespace_owner(
+    ctx: &Context,
+    caches: &Caches,
+    plan: &HostingPlan,
+    object: &str,
+) -> Result<()> {
+    match namespace_labels(ctx, caches, &plan.namespace).await? {
+        Some(labels) if !plan.owner().owns(&labels) => Err(Error::HostingNamespaceNotOwned {
+            object: object.to_owned(),
+            namespace: plan.namespace.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What [`delete_owned_hosting_namespace`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    Deleted,
+    Absent,
+    /// The namespace exists with another owner's labels (or none): left alone.
+    NotOwned,
+}
+
+/// Deletes `namespace` (volumes kept when `retain`) only when its labels name `owner`.
+pub async fn delete_owned_hosting_namespace(
+    ctx: &Context,
+    caches: &Caches,
+    namespace: &str,
+    owner: &naming::HostingOwner,
+    retain: bool,
+) -> Result<Deletion> {
+    match namespace_labels(ctx, caches, namespace).await? {
+        None => Ok(Deletion::Absent),
+        Some(labels) if !owner.owns(&labels) => Ok(Deletion::NotOwned),
+        Some(_) => {
+            delete_hosting_namespace(ctx, namespace, retain).await?;
+            Ok(Deletion::Deleted)
+        }
+    }
+}
+
 /// Marks the volumes of `namespace` Retain (and labels them for recovery) when asked, then
-/// deletes the namespace. Idempotent: a namespace already gone is fine.
+/// deletes the namespace. Idempotent: a namespace already gone is fine. Callers check that
+/// the namespace is the one they mean to delete (its owner labels and its name).
 pub async fn delete_hosting_namespace(ctx: &Context, namespace: &str, retain: bool) -> Result<()> {
     if retain {
         retain_volumes(ctx, namespace).await?;
@@ -275,4 +338,81 @@ async fn retain_volumes(ctx: &Context, namespace: &str) -> Result<()> {
         tracing::info!(%volume, claim = %claim.name_any(), "volume retained");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::controllers::cache::tests::{context, detached, serving};
+    use crate::hosting::tests::business_plan;
+
+    /// The metadata of the plan's namespace with `enduser` in its owner labels.
+    fn namespace_of(plan: &HostingPlan, enduser: &str) -> Value {
+        let mut labels = plan.labels();
+        labels.insert(naming::LABEL_ENDUSER.into(), enduser.into());
+        json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": plan.namespace, "labels": labels, "resourceVersion": "3"}
+        })
+    }
+
+    #[tokio::test]
+    async fn a_namespace_labelled_for_another_end_user_is_not_written_into() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let plan = business_plan();
+        let check = check_namespace_owner(&ctx, &caches, &plan, "enduser r/tanaka-shoten");
+        let refused = serving(
+            &mut handle,
+            check,
+            vec![("GET", namespace_of(&plan, "someone-else"))],
+        )
+        .await;
+        match refused {
+            Err(Error::HostingNamespaceNotOwned { namespace, .. }) => {
+                assert_eq!(namespace, plan.namespace)
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let own = check_namespace_owner(&ctx, &caches, &plan, "enduser r/tanaka-shoten");
+        let own = serving(
+            &mut handle,
+            own,
+            vec![("GET", namespace_of(&plan, &plan.enduser))],
+        )
+        .await;
+        assert!(own.is_ok(), "{own:?}");
+    }
+
+    #[tokio::test]
+    async fn a_namespace_labelled_for_another_end_user_is_not_deleted() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let plan = business_plan();
+        let owner = plan.owner();
+        // Only the GET: a DELETE would be an unexpected request.
+        let kept = serving(
+            &mut handle,
+            delete_owned_hosting_namespace(&ctx, &caches, &plan.namespace, &owner, false),
+            vec![("GET", namespace_of(&plan, "someone-else"))],
+        )
+        .await;
+        assert_eq!(kept.unwrap(), Deletion::NotOwned);
+        let deleted = serving(
+            &mut handle,
+            delete_owned_hosting_namespace(&ctx, &caches, &plan.namespace, &owner, false),
+            vec![
+                ("GET", namespace_of(&plan, &plan.enduser)),
+                (
+                    "DELETE",
+                    json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": plan.namespace}}),
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(deleted.unwrap(), Deletion::Deleted);
+    }
 }

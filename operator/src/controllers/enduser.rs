@@ -185,6 +185,8 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
     let ser = |what| move |source| Error::Serialize { what, source };
     let hosting_ns = plan.namespace.as_str();
 
+    // Never adopt or write into a namespace that is not this end user's.
+    children::check_namespace_owner(ctx, caches, &plan, &object).await?;
     let namespace = hosting::namespace(&plan).map_err(ser("namespace"))?;
     caches
         .ensure(
@@ -368,31 +370,52 @@ async fn write_status(
 
 /// Deletion: keep the data volumes when the policy says Retain, then remove the hosting
 /// namespace. The finalizer is released only when that is done, so no orphan is left even if
-/// the operator was down when the end user was deleted.
+/// the operator was down when the end user was deleted. Only a namespace whose labels name
+/// this end user is deleted (under either of its names, see `naming::HostingOwner`); one that
+/// is someone else's is left alone, with a warning event.
 async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Action> {
     let ns = enduser.namespace().unwrap_or_default();
     let Some(reseller) = naming::reseller_of_namespace(&ns) else {
         return Ok(Action::await_change());
     };
-    let hosting_ns = naming::hosting_namespace(reseller, &enduser.name_any());
+    let owner = naming::HostingOwner {
+        reseller: reseller.to_owned(),
+        enduser_namespace: ns.clone(),
+        enduser: enduser.name_any(),
+    };
     let retain = enduser.spec.deletion_policy == DeletionPolicy::Retain;
-    children::delete_hosting_namespace(ctx, &hosting_ns, retain).await?;
-    caches.forget_namespace(&hosting_ns);
-    ctx.event(
-        &enduser.object_ref(&()),
-        false,
-        "HostingDeleted",
-        "Delete",
-        format!(
-            "hosting namespace {hosting_ns} deleted{}",
-            if retain {
-                ", data volumes retained"
-            } else {
-                ""
+    for hosting_ns in owner.namespace_names() {
+        let deletion =
+            children::delete_owned_hosting_namespace(ctx, caches, &hosting_ns, &owner, retain)
+                .await?;
+        let (warning, reason, note) = match deletion {
+            children::Deletion::Absent => continue,
+            children::Deletion::Deleted => {
+                caches.forget_namespace(&hosting_ns);
+                (
+                    false,
+                    "HostingDeleted",
+                    format!(
+                        "hosting namespace {hosting_ns} deleted{}",
+                        if retain {
+                            ", data volumes retained"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
             }
-        ),
-    )
-    .await;
+            children::Deletion::NotOwned => (
+                true,
+                "HostingNamespaceConflict",
+                format!(
+                    "namespace {hosting_ns} is not labelled as this end user's hosting namespace; left in place"
+                ),
+            ),
+        };
+        ctx.event(&enduser.object_ref(&()), warning, reason, "Delete", note)
+            .await;
+    }
     Ok(Action::await_change())
 }
 

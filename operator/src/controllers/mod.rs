@@ -53,12 +53,15 @@ pub fn start_date(enduser: &EndUser) -> Option<Date> {
     enduser.spec.start_date.to_string().parse().ok()
 }
 
-/// The reseller's admins as RBAC subjects.
+/// The reseller's admins as RBAC subjects. A `system:` identity is never bound, whatever the
+/// stored object says (the schema refuses it; this holds for objects older than that rule):
+/// `system:authenticated` would give every user the reseller's access.
 pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
     reseller
         .spec
         .admins
         .iter()
+        .filter(|a| !a.name.starts_with("system:"))
         .map(|a| {
             let kind = format!("{:?}", a.kind);
             let service_account = kind == "ServiceAccount";
@@ -74,4 +77,31 @@ pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_identities_are_never_bound_as_reseller_admins() {
+        let reseller: Reseller = serde_json::from_value(serde_json::json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Reseller",
+            "metadata": {"name": "sakura"},
+            "spec": {"displayName": "さくら",
+                "admins": [
+                    {"kind": "Group", "name": "system:authenticated"},
+                    {"kind": "User", "name": "system:anonymous"},
+                    {"kind": "User", "name": "alice@sakura.example.jp"}
+                ],
+                "contacts": [{"name": "desk", "email": "noc@sakura.example.jp"}],
+                "quota": {"maxEndUsers": 1, "totalCpu": "1", "totalMemory": "1Gi", "totalStorage": "1Gi"}}
+        }))
+        .unwrap();
+        let names: Vec<String> = admin_subjects(&reseller)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["alice@sakura.example.jp"]);
+    }
 }

@@ -85,11 +85,20 @@ pub fn hosting_plan(
         }
         None => None,
     };
+    let owner = naming::HostingOwner {
+        reseller: reseller.to_owned(),
+        enduser_namespace: enduser.namespace().unwrap_or_default(),
+        enduser: name.clone(),
+    };
+    let recorded = enduser
+        .status
+        .as_ref()
+        .and_then(|s| s.hosting_namespace.as_deref());
     Ok(HostingPlan {
         reseller: reseller.to_owned(),
         enduser: name.clone(),
         enduser_namespace: enduser.namespace().unwrap_or_default(),
-        namespace: naming::hosting_namespace(reseller, &name),
+        namespace: owner.namespace_in_use(recorded),
         cpu: quantity(&res.cpu),
         memory: quantity(&res.memory),
         storage: quantity(&res.storage),

@@ -137,6 +137,15 @@ impl HostingPlan {
         }
     }
 
+    /// The end user the hosting namespace belongs to, as its labels say.
+    pub fn owner(&self) -> naming::HostingOwner {
+        naming::HostingOwner {
+            reseller: self.reseller.clone(),
+            enduser_namespace: self.enduser_namespace.clone(),
+            enduser: self.enduser.clone(),
+        }
+    }
+
     /// Labels on every object of the hosting namespace, and on the namespace itself.
     pub fn labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

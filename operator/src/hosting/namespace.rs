@@ -1,10 +1,18 @@
 //! The hosting namespace itself and the limits the course puts on it: ResourceQuota (the
 //! course's totals) and LimitRange (per-container defaults and ceilings).
+//!
+//! Ephemeral storage (container writable layers, logs, `emptyDir`: the node's own disk) is
+//! bounded from the course too, so that PHP code filling `/tmp` is evicted rather than filling
+//! the node: each container may use a tenth of the course's storage, at least 256Mi (logs and
+//! temporary files of a small course) and at most 1Gi ([`ephemeral_per_container`]), by
+//! default and as its ceiling, and requests a quarter of that by default; the namespace's
+//! total is that allowance for up to four containers in each pod the quota allows.
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use serde_json::json;
 
 use super::HostingPlan;
+use crate::apply::quantity_value;
 
 /// Name of the ResourceQuota and of the LimitRange.
 pub const LIMITS_NAME: &str = "course-limits";
@@ -34,9 +42,34 @@ pub fn namespace(plan: &HostingPlan) -> Result<Namespace, serde_json::Error> {
     }))
 }
 
+const MI: f64 = 1024.0 * 1024.0;
+/// The most ephemeral storage one container may use, whatever the course.
+const EPHEMERAL_CEILING_MI: u64 = 1024;
+/// What one container may always use, however small the course: room for its logs (the
+/// kubelet keeps up to 50Mi of them) and temporary files.
+const EPHEMERAL_FLOOR_MI: u64 = 256;
+/// Containers per pod the namespace's ephemeral-storage total has room for.
+const EPHEMERAL_CONTAINERS_PER_POD: u64 = 4;
+
+/// Ephemeral storage of one container, in MiB: a tenth of the course's storage, at least
+/// 256Mi and at most 1Gi.
+pub fn ephemeral_per_container(plan: &HostingPlan) -> u64 {
+    let storage_mi = quantity_value(&plan.storage).map_or(0.0, |bytes| bytes / MI);
+    ((storage_mi / 10.0).floor() as u64).clamp(EPHEMERAL_FLOOR_MI, EPHEMERAL_CEILING_MI)
+}
+
+/// Pods the quota allows: one per group, and one more for a restart's overlap.
+fn pods(plan: &HostingPlan) -> usize {
+    plan.groups().len() + 1
+}
+
 /// The course's totals as a hard quota on the namespace.
 pub fn resource_quota(plan: &HostingPlan) -> Result<ResourceQuota, serde_json::Error> {
     let groups = plan.groups().len();
+    let ephemeral_total = format!(
+        "{}Mi",
+        ephemeral_per_container(plan) * EPHEMERAL_CONTAINERS_PER_POD * pods(plan) as u64
+    );
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "ResourceQuota",
@@ -47,9 +80,10 @@ pub fn resource_quota(plan: &HostingPlan) -> Result<ResourceQuota, serde_json::E
             "requests.memory": plan.memory,
             "limits.memory": plan.memory,
             "requests.storage": plan.storage,
+            "requests.ephemeral-storage": ephemeral_total,
+            "limits.ephemeral-storage": ephemeral_total,
             "persistentvolumeclaims": groups.to_string(),
-            // One pod per group, and one more for a restart's overlap.
-            "pods": (groups + 1).to_string(),
+            "pods": pods(plan).to_string(),
             "services.loadbalancers": "0",
             "services.nodeports": "0"
         }}
@@ -58,6 +92,9 @@ pub fn resource_quota(plan: &HostingPlan) -> Result<ResourceQuota, serde_json::E
 
 /// Per-container defaults (so nothing unbounded starts) and ceilings (the course's totals).
 pub fn limit_range(plan: &HostingPlan) -> Result<LimitRange, serde_json::Error> {
+    let ephemeral = ephemeral_per_container(plan);
+    let ephemeral_limit = format!("{ephemeral}Mi");
+    let ephemeral_request = format!("{}Mi", (ephemeral / 4).max(1));
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "LimitRange",
@@ -65,9 +102,9 @@ pub fn limit_range(plan: &HostingPlan) -> Result<LimitRange, serde_json::Error> 
         "spec": {"limits": [
             {
                 "type": "Container",
-                "default": {"cpu": "100m", "memory": "128Mi"},
-                "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
-                "max": {"cpu": plan.cpu, "memory": plan.memory}
+                "default": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": ephemeral_limit},
+                "defaultRequest": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": ephemeral_request},
+                "max": {"cpu": plan.cpu, "memory": plan.memory, "ephemeral-storage": ephemeral_limit}
             },
             {
                 "type": "PersistentVolumeClaim",
@@ -104,6 +141,44 @@ mod tests {
         assert_eq!(hard["requests.storage"].0, "50Gi");
         assert_eq!(hard["persistentvolumeclaims"].0, "3");
         assert_eq!(hard["pods"].0, "4");
+    }
+
+    #[test]
+    fn ephemeral_storage_is_a_tenth_of_the_course_storage_between_256mi_and_1gi_per_container() {
+        let mut plan = business_plan();
+        assert_eq!(
+            ephemeral_per_container(&plan),
+            1024,
+            "50Gi course: the 1Gi ceiling"
+        );
+        plan.storage = "5Gi".into();
+        assert_eq!(ephemeral_per_container(&plan), 512);
+        plan.storage = "1Gi".into();
+        assert_eq!(ephemeral_per_container(&plan), 256, "the floor");
+    }
+
+    #[test]
+    fn quota_and_limit_range_bound_ephemeral_storage() {
+        let mut plan = business_plan();
+        plan.storage = "5Gi".into();
+        let hard = resource_quota(&plan).unwrap().spec.unwrap().hard.unwrap();
+        // 512Mi per container, 4 containers per pod, 4 pods.
+        assert_eq!(hard["limits.ephemeral-storage"].0, "8192Mi");
+        assert_eq!(hard["requests.ephemeral-storage"].0, "8192Mi");
+        let limits = limit_range(&plan).unwrap().spec.unwrap().limits;
+        let container = &limits[0];
+        assert_eq!(
+            container.max.as_ref().unwrap()["ephemeral-storage"].0,
+            "512Mi"
+        );
+        assert_eq!(
+            container.default.as_ref().unwrap()["ephemeral-storage"].0,
+            "512Mi"
+        );
+        assert_eq!(
+            container.default_request.as_ref().unwrap()["ephemeral-storage"].0,
+            "128Mi"
+        );
     }
 
     #[test]

@@ -1,22 +1,38 @@
 //! The hosting namespace's NetworkPolicies: deny by default; traffic in only from the ingress
 //! controller's and the monitor's namespaces (and between the end user's own pods); traffic
-//! out to DNS and the internet but never to private ranges (other tenants); SMTP out in a
-//! policy of its own, left out while the account is mail-locked.
+//! out to DNS and the internet but never to private, link-local (cloud metadata), carrier-grade
+//! NAT, loopback, multicast or reserved ranges; SMTP out (25, 465, 587) only from the mail
+//! service group's pods, in a policy of its own, left out while the account is mail-locked.
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::{Value, json};
 
 use crate::config::NetworkConfig;
+use crate::naming;
 
-use super::HostingPlan;
+use super::{HostingPlan, ServiceGroup};
 
 pub const DEFAULT_DENY: &str = "default-deny";
 pub const ALLOW_INGRESS: &str = "allow-ingress";
 pub const ALLOW_EGRESS: &str = "allow-egress";
 pub const ALLOW_SMTP_EGRESS: &str = "allow-smtp-egress";
 
-/// Private ranges: other tenants, the cluster's own networks, the provider's systems.
-const PRIVATE: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+/// IPv4 ranges never reachable from a hosting pod: RFC 1918 (other tenants, the cluster's own
+/// networks, the provider's systems), link-local (the cloud metadata service at
+/// 169.254.169.254), carrier-grade NAT (RFC 6598, often the provider's own), "this network",
+/// loopback, multicast and the reserved class E. The policies carry no IPv6 rule, so IPv6
+/// egress is denied altogether (default-deny).
+const BLOCKED_V4: [&str; 9] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
 const SMTP_PORTS: [u16; 3] = [25, 465, 587];
 
 fn policy(plan: &HostingPlan, name: &str, spec: Value) -> Result<NetworkPolicy, serde_json::Error> {
@@ -39,7 +55,7 @@ pub fn network_policies(
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network.monitor_namespace}}},
         {"podSelector": {}}
     ]);
-    let internet = json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE}});
+    let internet = json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": BLOCKED_V4}});
     let mut policies = vec![
         policy(
             plan,
@@ -72,10 +88,15 @@ pub fn network_policies(
             .iter()
             .map(|p| json!({"protocol": "TCP", "port": p}))
             .collect();
+        // Only the mail service's pods send mail; PHP code in the web pods does not reach
+        // remote SMTP servers (it hands mail to the mail service inside the namespace).
+        let mail_pods = json!({"matchLabels": {
+            naming::LABEL_SERVICE_GROUP: ServiceGroup::Mail.name()
+        }});
         policies.push(policy(
             plan,
             ALLOW_SMTP_EGRESS,
-            json!({"podSelector": {}, "policyTypes": ["Egress"],
+            json!({"podSelector": mail_pods, "policyTypes": ["Egress"],
                    "egress": [{"to": [internet], "ports": ports}]}),
         )?);
     }
@@ -84,6 +105,8 @@ pub fn network_policies(
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
     use super::super::tests::business_plan;
     use super::*;
 
@@ -118,13 +141,86 @@ mod tests {
         assert_eq!(ingress[0].from.as_ref().unwrap().len(), 3);
     }
 
+    /// Every `ipBlock` of every egress rule of the plan's policies.
+    fn ip_blocks(plan: &HostingPlan) -> Vec<(String, Vec<String>)> {
+        network_policies(plan, &NetworkConfig::default())
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.spec.unwrap().egress.unwrap_or_default())
+            .flat_map(|rule| rule.to.unwrap_or_default())
+            .filter_map(|peer| peer.ip_block)
+            .map(|b| (b.cidr, b.except.unwrap_or_default()))
+            .collect()
+    }
+
     #[test]
     fn egress_never_reaches_private_ranges() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default()).unwrap();
-        let text = serde_json::to_string(&all[2]).unwrap();
-        for range in PRIVATE {
-            assert!(text.contains(range), "{range} missing in {text}");
+        let blocks = ip_blocks(&business_plan());
+        assert!(!blocks.is_empty());
+        for (cidr, except) in blocks {
+            for range in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] {
+                assert!(except.contains(&range.to_owned()), "{range} open in {cidr}");
+            }
         }
+    }
+
+    #[test]
+    fn egress_never_reaches_metadata_cgnat_loopback_multicast_or_reserved_ranges() {
+        for (cidr, except) in ip_blocks(&business_plan()) {
+            assert_eq!(cidr, "0.0.0.0/0", "no IPv6 or other block is opened");
+            for range in [
+                "169.254.0.0/16",
+                "100.64.0.0/10",
+                "0.0.0.0/8",
+                "127.0.0.0/8",
+                "224.0.0.0/4",
+                "240.0.0.0/4",
+            ] {
+                assert!(except.contains(&range.to_owned()), "{range} open in {cidr}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_mail_service_pods_reach_remote_smtp() {
+        let all = network_policies(&business_plan(), &NetworkConfig::default()).unwrap();
+        let smtp_ports = |p: &NetworkPolicy| -> Vec<i32> {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.egress.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|rule| rule.ports.unwrap_or_default())
+                .filter_map(|port| match port.port {
+                    Some(IntOrString::Int(n)) if SMTP_PORTS.contains(&(n as u16)) => Some(n),
+                    _ => None,
+                })
+                .collect()
+        };
+        for policy in &all {
+            let spec = policy.spec.as_ref().unwrap();
+            if smtp_ports(policy).is_empty() {
+                continue;
+            }
+            assert_eq!(policy.metadata.name.as_deref(), Some(ALLOW_SMTP_EGRESS));
+            let selected = spec
+                .pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone())
+                .unwrap_or_default();
+            assert_eq!(
+                selected
+                    .get(naming::LABEL_SERVICE_GROUP)
+                    .map(String::as_str),
+                Some("mail"),
+                "SMTP egress must select the mail pods only: {selected:?}"
+            );
+        }
+        let smtp = all
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(ALLOW_SMTP_EGRESS))
+            .unwrap();
+        assert_eq!(smtp_ports(smtp), vec![25, 465, 587]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::health::{EndUserId, HealthBook};
+use super::health::{self, EndUserId, HealthBook};
 use super::probes::{ProbeOutcome, Prober, Target};
 use super::scheduler::Schedule;
 use super::targets::{self, MonitoredTarget, TargetKey};
@@ -182,10 +182,13 @@ impl Engine {
             let id = (namespace, enduser);
             let service = targets::service_name(service);
             let at = self.ctx.clock.now();
-            if self
-                .book
-                .observe(&id, service, outcome.up, &outcome.reason, at)
-            {
+            if self.book.observe(
+                &id,
+                service,
+                outcome.up,
+                health::status_message(&outcome),
+                at,
+            ) {
                 tracing::info!(
                     namespace = %id.0, enduser = %id.1, %service, up = outcome.up,
                     reason = %outcome.reason, "service changed state"

@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use oem_crds::enduser::{EndUser, HealthState, ServiceHealth, ServiceName};
 
+use super::probes::ProbeOutcome;
+
 /// The longest message kept (the CRD's limit).
 const MAX_MESSAGE: usize = 1024;
 
@@ -119,6 +121,32 @@ impl HealthBook {
     }
 }
 
+/// What `status.services[].message` says of a probe: a fixed sentence per kind of outcome,
+/// never the server's own text (a greeting, an error line, a header, a version). The endpoint
+/// may be one the reseller named, anywhere the allow-list lets probes go, and its answer is not
+/// the operator's to copy into status, incidents or e-mails; the full reason goes to the
+/// operator's log only.
+pub fn status_message(outcome: &ProbeOutcome) -> &'static str {
+    if outcome.up {
+        return "answering";
+    }
+    match outcome.failure.unwrap_or_default() {
+        "invalid_target" => "the endpoint is not a valid address",
+        "dns" => "the name does not resolve",
+        "not_allowed" => "the address is outside the networks probes may reach",
+        "connect" => "the connection failed",
+        "timeout" => "no answer in time",
+        "closed" => "the server closed the connection",
+        "io" => "the connection broke",
+        "oversized" => "the answer was too long",
+        "protocol" => "the answer was not the expected protocol",
+        "refused" => "the server answered with an error",
+        "tls" => "the TLS handshake failed",
+        "ping" => "no answer to ping",
+        _ => "not answering",
+    }
+}
+
 fn truncate(reason: &str) -> String {
     if reason.len() <= MAX_MESSAGE {
         return reason.to_owned();
@@ -137,6 +165,42 @@ mod tests {
 
     fn id() -> EndUserId {
         ("reseller-acme".into(), "alice".into())
+    }
+
+    fn outcome(up: bool, reason: &str, failure: Option<&'static str>) -> ProbeOutcome {
+        ProbeOutcome {
+            service: crate::monitor::probes::Service::Smtp,
+            up,
+            reason: reason.to_owned(),
+            failure,
+            duration: std::time::Duration::from_millis(5),
+            address: None,
+            tls_cert_expiry: None,
+            server_version: Some("internal-mta 9.9 secret-host".into()),
+            ping_method: None,
+        }
+    }
+
+    #[test]
+    fn the_status_message_never_carries_the_servers_text() {
+        let banner = "554 internal.corp.example relay denied, token=abc";
+        for (up, failure) in [
+            (true, None),
+            (false, Some("refused")),
+            (false, Some("protocol")),
+            (false, Some("tls")),
+            (false, Some("something new")),
+        ] {
+            let message = status_message(&outcome(up, banner, failure));
+            assert!(
+                !message.contains("internal") && !message.contains("554"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            status_message(&outcome(false, banner, Some("refused"))),
+            "the server answered with an error"
+        );
     }
 
     fn at(secs: i64) -> Timestamp {

@@ -109,6 +109,13 @@ fn check_domains(
     for (i, raw) in new.spec.domains.iter().enumerate() {
         let field = format!("spec.domains[{i}]");
         let domain = normalise_domain(raw);
+        if domain.parse::<std::net::IpAddr>().is_ok() {
+            verdict.deny(
+                &field,
+                format!("{raw} is an IP address; an end user's domain must be a DNS name"),
+            );
+            continue;
+        }
         if !is_dns_name(&domain) {
             verdict.deny(&field, format!("{raw} is not a valid DNS domain name"));
             continue;

@@ -119,6 +119,19 @@ fn an_invalid_domain_is_refused() {
 }
 
 #[test]
+fn an_ip_address_is_not_accepted_as_a_domain() {
+    for ip in ["192.0.2.1", "10.0.0.1", "::1"] {
+        let v = validate_end_user(&end_user(NS, "alice", &[ip]), None, &cluster());
+        assert_eq!(
+            v.denials,
+            [format!(
+                "spec.domains[0]: {ip} is an IP address; an end user's domain must be a DNS name"
+            )]
+        );
+    }
+}
+
+#[test]
 fn a_login_id_used_in_the_same_reseller_is_refused() {
     let mut bob = end_user(NS, "bob", &[]);
     bob.spec.login_id = "alice".into();

@@ -6,9 +6,14 @@ pub fn normalise_domain(domain: &str) -> String {
 }
 
 /// A fully qualified DNS name (after normalisation): labels of 1–63 letters, digits and
-/// hyphens, not starting or ending with a hyphen, at least two labels, at most 253 characters.
+/// hyphens, not starting or ending with a hyphen, at least two labels, at most 253 characters,
+/// the top-level label starting with a letter (so an IP address is not a DNS name).
 pub fn is_dns_name(name: &str) -> bool {
     name.len() <= 253
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()))
         && name.split('.').count() >= 2
         && name.split('.').all(|label| {
             !label.is_empty()
@@ -77,6 +82,8 @@ mod tests {
         assert!(!is_dns_name("-bad.example.jp"));
         assert!(!is_dns_name("a..example.jp"));
         assert!(!is_dns_name("under_score.example.jp"));
+        assert!(!is_dns_name("192.0.2.1"), "an IP address is not a domain");
+        assert!(!is_dns_name("shop.example.123"));
     }
 
     #[test]
@@ -105,8 +112,9 @@ mod tests {
         }
 
         #[test]
-        fn valid_generated_domains_are_dns_names(labels in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", 2..5)) {
-            prop_assert!(is_dns_name(&labels.join(".")));
+        fn valid_generated_domains_are_dns_names(labels in proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", 1..4), tld in "[a-z]([a-z0-9-]{0,10}[a-z0-9])?") {
+            let name = format!("{}.{}", labels.join("."), tld);
+            prop_assert!(is_dns_name(&name));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! webhook URLs — and at least one exists, else incident notices go nowhere (a warning).
 
 use oem_crds::Reseller;
+use oem_crds::redact::redact_url;
 
 use crate::rules::names::{https_url_problem, is_email};
 use crate::verdict::Verdict;
@@ -39,7 +40,12 @@ pub fn validate_reseller(new: &Reseller) -> Verdict {
         {
             verdict.deny(
                 &format!("{at}.webhook.url"),
-                format!("{}: {problem} (contacts must be reachable)", webhook.url),
+                // Shown by host and a digest of its path: a chat webhook's path is its secret,
+                // and refusals reach audit logs and terminals.
+                format!(
+                    "{}: {problem} (contacts must be reachable)",
+                    redact_url(&webhook.url)
+                ),
             );
         }
         if contact.email.is_none()
@@ -99,12 +105,26 @@ mod tests {
         let mut r = fixtures::reseller("acme");
         r.spec.contacts[0].webhook.as_mut().unwrap().url = "http://hooks.acme.example/x".into();
         let v = validate_reseller(&r);
-        assert_eq!(
-            v.denials,
-            [
-                "spec.contacts[0].webhook.url: http://hooks.acme.example/x: webhook URLs must use https (contacts must be reachable)"
-            ]
+        assert_eq!(v.denials.len(), 1);
+        assert!(
+            v.denials[0].starts_with(
+                "spec.contacts[0].webhook.url: http://hooks.acme.example/<path sha256:"
+            ),
+            "{}",
+            v.denials[0]
         );
+        assert!(
+            v.denials[0].ends_with(": webhook URLs must use https (contacts must be reachable)")
+        );
+    }
+
+    #[test]
+    fn a_refused_webhook_url_never_shows_its_path() {
+        let mut r = fixtures::reseller("acme");
+        r.spec.contacts[0].webhook.as_mut().unwrap().url =
+            "http://hooks.slack.com/services/T0/B0/XXXXsecretXXXX".into();
+        let v = validate_reseller(&r);
+        assert!(!v.message().contains("XXXXsecretXXXX"), "{}", v.message());
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct NotifyConfig {
     /// Limit of one webhook request, connection included.
     #[serde(with = "humantime_serde")]
     pub webhook_timeout: Duration,
+    /// Whether contact webhooks over plain `http` are called (tests with local receivers).
+    /// Off by default: a notice over http shows its content and signature to the network.
+    pub plain_http_webhooks: bool,
     /// Attempts per notice before it is recorded as Failed.
     pub max_attempts: u32,
     /// Wait before the second attempt; doubled for each further one.
@@ -65,6 +68,7 @@ impl Default for NotifyConfig {
             smtp_ca_file: None,
             timeout: Duration::from_secs(30),
             webhook_timeout: Duration::from_secs(10),
+            plain_http_webhooks: false,
             max_attempts: 10,
             backoff_base: Duration::from_secs(15),
             backoff_max: Duration::from_secs(30 * 60),

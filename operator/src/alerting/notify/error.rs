@@ -51,6 +51,8 @@ pub enum NotifyError {
     HttpClient(#[source] reqwest::Error),
     #[error("webhook {url}: not an http(s) URL")]
     WebhookUrl { url: String },
+    #[error("webhook {url}: plain http is refused (contact webhooks use https)")]
+    WebhookPlainHttp { url: String },
     #[error("webhook {url}: {source}")]
     WebhookSend {
         url: String,
@@ -80,6 +82,7 @@ impl NotifyError {
             | Self::Message { .. }
             | Self::HttpClient(_)
             | Self::WebhookUrl { .. }
+            | Self::WebhookPlainHttp { .. }
             | Self::Encode(_) => false,
         }
     }
@@ -93,9 +96,10 @@ impl NotifyError {
             Self::PasswordFile { .. } => "password_file",
             Self::Address { .. } | Self::Message { .. } | Self::Encode(_) => "message",
             Self::Smtp { .. } => "smtp",
-            Self::WebhookUrl { .. } | Self::WebhookSend { .. } | Self::WebhookStatus { .. } => {
-                "webhook"
-            }
+            Self::WebhookUrl { .. }
+            | Self::WebhookPlainHttp { .. }
+            | Self::WebhookSend { .. }
+            | Self::WebhookStatus { .. } => "webhook",
         }
     }
 }
@@ -118,20 +122,9 @@ pub(super) fn smtp_is_retryable(error: &smtp::Error) -> bool {
     true
 }
 
-/// A webhook URL as it may appear in errors and records: scheme, host, port and path, without
-/// user info, query or fragment, which may carry credentials.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or_default();
-            match u.port() {
-                Some(port) => format!("{}://{host}:{port}{}", u.scheme(), u.path()),
-                None => format!("{}://{host}{}", u.scheme(), u.path()),
-            }
-        }
-        Err(_) => "<invalid URL>".to_owned(),
-    }
-}
+/// A webhook URL as it may appear in errors, records, logs and events (the one rule, shared
+/// with the admission webhooks): scheme, host and port, and a digest of path and query.
+pub use oem_crds::redact::redact_url;
 
 #[cfg(test)]
 mod tests {
@@ -176,11 +169,14 @@ mod tests {
     }
 
     #[test]
-    fn redacted_urls_drop_credentials_query_and_fragment() {
-        assert_eq!(
-            redact_url("https://user:pw@hooks.example:8443/in/abc?token=s3cret#x"),
-            "https://hooks.example:8443/in/abc"
-        );
-        assert_eq!(redact_url("not a url"), "<invalid URL>");
+    fn webhook_errors_show_the_host_and_a_digest_of_the_path_only() {
+        let url = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX";
+        let error = NotifyError::WebhookStatus {
+            url: redact_url(url),
+            status: 500,
+        };
+        let text = error.to_string();
+        assert!(text.contains("hooks.slack.com"), "{text}");
+        assert!(!text.contains("XXXXsecretXXXX"), "{text}");
     }
 }

@@ -66,8 +66,9 @@ impl Notice {
     }
 }
 
-/// Where one notice goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where one notice goes. Its `Debug` shows a webhook by [`Target::address`] and never its
+/// key, so a target logged with `?` leaks neither.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     Email {
         to: String,
@@ -83,6 +84,23 @@ pub enum Target {
     },
 }
 
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Email { to } => f.debug_struct("Email").field("to", to).finish(),
+            Self::Fax { gateway_email } => f
+                .debug_struct("Fax")
+                .field("gateway_email", gateway_email)
+                .finish(),
+            Self::Webhook { secret, .. } => f
+                .debug_struct("Webhook")
+                .field("url", &self.address())
+                .field("secret", &secret.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
 impl Target {
     pub fn channel(&self) -> Channel {
         match self {
@@ -93,7 +111,7 @@ impl Target {
     }
 
     /// The address as recorded in the Incident's status: the e-mail address, or the webhook
-    /// URL without query or credentials.
+    /// URL's host and a digest of its path and query (`redact_url`).
     pub fn address(&self) -> String {
         match self {
             Self::Email { to } => to.clone(),
@@ -246,7 +264,20 @@ mod tests {
             secret: Some(b"k".to_vec()),
         };
         assert_eq!(hook.channel(), Channel::Webhook);
-        assert_eq!(hook.address(), "https://hooks.example/in");
+        let address = hook.address();
+        assert!(
+            address.starts_with("https://hooks.example/<path sha256:"),
+            "{address}"
+        );
+        assert!(
+            !address.contains("abc") && !address.contains("/in"),
+            "{address}"
+        );
+        let shown = format!("{hook:?}");
+        assert!(
+            !shown.contains("abc") && !shown.contains("107"),
+            "neither the URL's query nor the key (b\"k\" = 107) in {shown}"
+        );
         let fax = Target::Fax {
             gateway_email: "0312345678@fax.example".into(),
         };

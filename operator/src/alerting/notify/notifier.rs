@@ -105,6 +105,7 @@ impl Notifier {
                     .map_err(NotifyError::Encode)?;
                 webhook::post(
                     &self.http,
+                    self.config.plain_http_webhooks,
                     url,
                     secret.as_deref(),
                     &body,

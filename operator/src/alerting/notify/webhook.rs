@@ -61,9 +61,11 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 /// One POST of the notice; Ok on a 2xx answer. Redirects are not followed (a receiver that
-/// moved is a configuration to fix, not something to chase with a signed body).
+/// moved is a configuration to fix, not something to chase with a signed body). A plain
+/// `http` URL is refused unless `plain_http` (configuration `notify.plainHttpWebhooks`).
 pub(super) async fn post(
     client: &reqwest::Client,
+    plain_http: bool,
     url: &str,
     secret: Option<&[u8]>,
     body: &[u8],
@@ -73,8 +75,11 @@ pub(super) async fn post(
     let shown = redact_url(url);
     let parsed =
         reqwest::Url::parse(url).map_err(|_| NotifyError::WebhookUrl { url: shown.clone() })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(NotifyError::WebhookUrl { url: shown });
+    match parsed.scheme() {
+        "https" => {}
+        "http" if plain_http => {}
+        "http" => return Err(NotifyError::WebhookPlainHttp { url: shown }),
+        _ => return Err(NotifyError::WebhookUrl { url: shown }),
     }
     let mut request = client
         .post(parsed)
@@ -121,6 +126,39 @@ mod tests {
         assert_eq!(
             sign(b"k", 1_700_000_000, b""),
             "t=1700000000,v1=5c2999a43333a6877f49c8003f235c4f6de40f85b1b7414b70bd470a8db53d97"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_webhook_is_refused_unless_configured() {
+        let refused = post(
+            &reqwest::Client::new(),
+            false,
+            "http://127.0.0.1:9/hook",
+            None,
+            b"{}",
+            "key",
+            Timestamp::UNIX_EPOCH,
+        )
+        .await;
+        match refused {
+            Err(error @ NotifyError::WebhookPlainHttp { .. }) => assert!(!error.is_retryable()),
+            other => panic!("expected a refusal of plain http, got {other:?}"),
+        }
+        // Allowed, it is tried (and here fails to connect: nothing listens on port 9).
+        let tried = post(
+            &reqwest::Client::new(),
+            true,
+            "http://127.0.0.1:9/hook",
+            None,
+            b"{}",
+            "key",
+            Timestamp::UNIX_EPOCH,
+        )
+        .await;
+        assert!(
+            matches!(tried, Err(NotifyError::WebhookSend { .. })),
+            "{tried:?}"
         );
     }
 

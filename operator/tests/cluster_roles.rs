@@ -1,0 +1,172 @@
+//! The ClusterRoles the chart installs (`charts/oem-hosting/files/`) grant no wildcard, no
+//! privilege-escalation verb, no unrestricted `bind`, and Secret verbs only as documented
+//! below; a new grant of any of these fails here until it is documented (and in
+//! docs/security.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct ClusterRole {
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    #[serde(default)]
+    api_groups: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    verbs: Vec<String>,
+    #[serde(default)]
+    resource_names: Vec<String>,
+    #[serde(default)]
+    non_resource_urls: Vec<String>,
+}
+
+/// Every ClusterRole of the chart's files.
+fn cluster_roles() -> Vec<ClusterRole> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/oem-hosting/files");
+    let mut roles = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("charts/oem-hosting/files exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with("clusterrole.yaml")
+                || p.to_string_lossy().ends_with("clusterroles.yaml")
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let role = ClusterRole::deserialize(document).expect("a ClusterRole");
+            assert_eq!(role.kind, "ClusterRole", "{}", file.display());
+            roles.push(role);
+        }
+    }
+    roles
+}
+
+/// Secret verbs each ClusterRole may hold, and why.
+fn documented_secret_verbs() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    BTreeMap::from([
+        // Cluster-wide: reads the password Secret an EndUser names in its reseller's namespace,
+        // writes `<name>-login` there and `credentials` in hosting namespaces, watches the
+        // metadata of its own (labelled) Secrets; never another tenant's by design, but RBAC
+        // cannot say "reseller-* namespaces only".
+        (
+            "oem-hosting-operator",
+            BTreeSet::from(["get", "list", "watch", "create", "patch", "delete"]),
+        ),
+        // Cluster-wide get of one named Secret: the password Secret's key names.
+        ("oem-hosting-webhooks", BTreeSet::from(["get"])),
+        // Bound only by RoleBindings in the reseller's own namespace (its password Secrets and
+        // webhook HMAC keys).
+        (
+            "oem-hosting-reseller-admin",
+            BTreeSet::from([
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ]),
+        ),
+    ])
+}
+
+#[test]
+fn the_chart_installs_the_four_cluster_roles() {
+    let names: BTreeSet<String> = cluster_roles()
+        .into_iter()
+        .map(|r| r.metadata.name)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "oem-hosting-operator",
+        "oem-hosting-reseller-admin",
+        "oem-hosting-tenant-viewer",
+        "oem-hosting-webhooks",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn no_cluster_role_grants_a_wildcard() {
+    for role in cluster_roles() {
+        for rule in &role.rules {
+            for value in rule
+                .api_groups
+                .iter()
+                .chain(&rule.resources)
+                .chain(&rule.verbs)
+                .chain(&rule.resource_names)
+                .chain(&rule.non_resource_urls)
+            {
+                assert!(
+                    !value.contains('*'),
+                    "{} grants a wildcard: {rule:?}",
+                    role.metadata.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_cluster_role_escalates_or_binds_freely() {
+    for role in cluster_roles() {
+        for rule in &role.rules {
+            for verb in &rule.verbs {
+                assert!(
+                    !matches!(verb.as_str(), "escalate" | "impersonate"),
+                    "{} may {verb}: {rule:?}",
+                    role.metadata.name
+                );
+                if verb == "bind" {
+                    assert!(
+                        !rule.resource_names.is_empty(),
+                        "{} may bind any role: {rule:?}",
+                        role.metadata.name
+                    );
+                }
+            }
+            assert!(
+                !rule.resources.iter().any(|r| r == "serviceaccounts/token"),
+                "{} may mint tokens: {rule:?}",
+                role.metadata.name
+            );
+        }
+    }
+}
+
+#[test]
+fn secret_verbs_are_only_those_documented() {
+    let documented = documented_secret_verbs();
+    for role in cluster_roles() {
+        let name = role.metadata.name.as_str();
+        let granted: BTreeSet<&str> = role
+            .rules
+            .iter()
+            .filter(|r| r.api_groups.iter().any(String::is_empty))
+            .filter(|r| r.resources.iter().any(|res| res == "secrets"))
+            .flat_map(|r| r.verbs.iter().map(String::as_str))
+            .collect();
+        let allowed = documented.get(name).cloned().unwrap_or_default();
+        let extra: Vec<&&str> = granted.difference(&allowed).collect();
+        assert!(
+            extra.is_empty(),
+            "{name} holds undocumented Secret verbs {extra:?}"
+        );
+    }
+}
