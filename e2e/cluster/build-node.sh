@@ -6,6 +6,7 @@
 #   runc                      github.com/opencontainers/runc (cgo + libseccomp, -tags seccomp)
 #   bridge, host-local, loopback, portmap, bandwidth   github.com/containernetworking/plugins
 #   crictl                    sigs.k8s.io/cri-tools
+#   coredns                   github.com/coredns/coredns (cluster DNS, run as a pod on the node)
 #   pause                     k8s.io/kubernetes build/pause/linux/pause.c (gcc -static)
 # Binaries land in $OEM_CACHE/bin/<component>-<version>/; a warm run returns at once.
 set -euo pipefail
@@ -62,6 +63,10 @@ MAIN_GO="" REPLACES="" build_module cni-plugins "$bin/cni-plugins-$CNI_PLUGINS_V
 MAIN_GO="" REPLACES="" build_module cri-tools "$bin/cri-tools-$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools \
   "$CRI_TOOLS_VERSION" "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" \
   sigs.k8s.io/cri-tools/cmd/crictl
+
+MAIN_GO="" REPLACES="" build_module coredns "$bin/coredns-$COREDNS_VERSION" github.com/coredns/coredns \
+  "$COREDNS_VERSION" "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+  github.com/coredns/coredns
 
 # The sandbox ("pause") image's one binary: there is no registry to pull it from.
 pause_out=$bin/pause-$K8S_VERSION

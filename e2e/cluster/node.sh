@@ -26,6 +26,8 @@ CNI_BIN=$OEM_CACHE/bin/cni-plugins-$CNI_PLUGINS_VERSION
 CRICTL_BIN=$OEM_CACHE/bin/cri-tools-$CRI_TOOLS_VERSION
 PAUSE_BIN=$OEM_CACHE/bin/pause-$K8S_VERSION
 PAUSE_IMAGE=oem.local/pause:$K8S_VERSION
+COREDNS_BIN=$OEM_CACHE/bin/coredns-$COREDNS_VERSION
+COREDNS_IMAGE=oem.local/coredns:$COREDNS_VERSION
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
 # Fixed host paths the node's programs write to (shim sockets, the CNI result cache, the
 # kubelet's container log links and device-plugin socket): in this private mount namespace
@@ -169,8 +171,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
 TOML
   kubeconfig "$ND/kubelet.kubeconfig" "$NODE_NAME"
   kubeconfig "$ND/kube-proxy.kubeconfig" kube-proxy
-  # Pods get no host resolver (the host's name servers are outside this namespace).
+  # Pods resolve cluster names through CoreDNS (clusterDNS); "Default" pods get no host
+  # resolver (the host's name servers are outside this namespace).
   printf 'nameserver 127.0.0.1\noptions ndots:1\n' > "$ND/resolv.conf"
+  local dns_ip
+  dns_ip=$(dns_ip)
   cat > "$ND/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -194,6 +199,7 @@ authorization: {mode: Webhook}
 tlsCertFile: $DIR/pki/$NODE_NAME.crt
 tlsPrivateKeyFile: $DIR/pki/$NODE_NAME.key
 clusterDomain: cluster.local
+clusterDNS: [$dns_ip]
 resolvConf: $ND/resolv.conf
 podLogsDir: $ND/pod-logs
 volumePluginDir: $ND/volume-plugins
@@ -234,6 +240,116 @@ node_host_dirs() {
   done
 }
 
+dns_ip() { # the tenth address of the Service range, as kubeadm gives kube-dns
+  python3 -c "import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1])[10])" "$SERVICE_CIDR"
+}
+
+dns_ready() {
+  local n
+  n=$(kubectl -n kube-system get deployment coredns -o jsonpath='{.status.availableReplicas}' 2>/dev/null) || return 1
+  [ "${n:-0}" -ge 1 ]
+}
+
+# Cluster DNS: CoreDNS (built by build-node.sh) as a restricted pod on the real node, behind
+# the kube-dns Service; it answers for cluster.local only (no upstream: there is no network).
+node_dns() {
+  if [ ! -f "$ND/images/coredns.tar" ]; then
+    python3 "$here/oci-image.py" --name "$COREDNS_IMAGE" --out "$ND/images/coredns.tar" \
+      --file "$COREDNS_BIN/coredns:/coredns:0755" --entrypoint '["/coredns"]' --user 10001:10001 >/dev/null
+  fi
+  ctr_ images import "$ND/images/coredns.tar" >/dev/null
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health :8080
+        ready :8181
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }
+        prometheus :9153
+        cache 30
+        reload
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      nodeSelector: {type: real}
+      dnsPolicy: Default
+      priorityClassName: system-cluster-critical
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 10001
+        runAsGroup: 10001
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        imagePullPolicy: Never
+        args: [-conf, /etc/coredns/Corefile]
+        ports:
+        - {name: dns, containerPort: 53, protocol: UDP}
+        - {name: dns-tcp, containerPort: 53, protocol: TCP}
+        - {name: metrics, containerPort: 9153, protocol: TCP}
+        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 2}
+        livenessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 10}
+        resources: {limits: {memory: 128Mi}, requests: {cpu: 50m, memory: 32Mi}}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+      volumes: [{name: config, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  selector: {k8s-app: kube-dns}
+  clusterIP: $(dns_ip)
+  ports:
+  - {name: dns, port: 53, protocol: UDP}
+  - {name: dns-tcp, port: 53, protocol: TCP}
+  - {name: metrics, port: 9153, protocol: TCP}
+YAML
+  wait_for "CoreDNS" 90 dns_ready
+}
+
 node_ready() {
   local s
   s=$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || return 1
@@ -272,7 +388,8 @@ node_up() {
   start kube-proxy env "PATH=/usr/sbin:/usr/bin:/sbin:/bin" "OEM_CLUSTER_DIR=$DIR" \
     "$NODE_BIN/kube-proxy" --config "$ND/kube-proxy.yaml" --v 1
   wait_for kube-proxy 60 quiet curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
-  log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR)"
+  node_dns
+  log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR, DNS $(dns_ip))"
 }
 
 # Every PID whose command line names this node's folder (ours: containerd, shims, kubelet).

@@ -96,6 +96,7 @@ mkdir -p /srv/www
 echo "$TOKEN" > /srv/www/index.html
 id -u > /srv/www/uid.txt
 grep CapEff /proc/self/status > /srv/www/caps.txt
+nslookup kubernetes.default.svc.cluster.local > /srv/www/dns.txt 2>&1 || true
 exec httpd -f -p 8080 -h /srv/www"#;
     Ok(serde_json::from_value(json!({
         "metadata": {"name": "web", "labels": {"app": "web"}},
@@ -125,6 +126,61 @@ exec httpd -f -p 8080 -h /srv/www"#;
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
         }
     }))?)
+}
+
+/// The IPv4 addresses a DNS server at `server` (ip:port) gives for `name` (one UDP query).
+async fn resolve_a(server: &str, name: &str) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    let mut query = vec![0x4f, 0x45, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        query.push(u8::try_from(label.len())?);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+    socket.send_to(&query, server).await?;
+    let mut buf = [0u8; 1500];
+    let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
+        .await
+        .context("no DNS answer within 2 s")??;
+    let reply = &buf[..n];
+    let at =
+        |i: usize| -> anyhow::Result<u8> { reply.get(i).copied().context("truncated DNS answer") };
+    ensure!(
+        n >= 12 && reply[..2] == query[..2],
+        "not an answer to our query"
+    );
+    ensure!(at(3)? & 0x0f == 0, "DNS error code {}", at(3)? & 0x0f);
+    let answers = u16::from_be_bytes([at(6)?, at(7)?]);
+    // Skip the question: its name (labels up to the root) and type and class.
+    let mut i = 12;
+    while at(i)? != 0 {
+        i += 1 + usize::from(at(i)?);
+    }
+    i += 5;
+    let mut found = Vec::new();
+    for _ in 0..answers {
+        if at(i)? & 0xc0 == 0xc0 {
+            i += 2;
+        } else {
+            while at(i)? != 0 {
+                i += 1 + usize::from(at(i)?);
+            }
+            i += 1;
+        }
+        let kind = u16::from_be_bytes([at(i)?, at(i + 1)?]);
+        let length = usize::from(u16::from_be_bytes([at(i + 8)?, at(i + 9)?]));
+        i += 10;
+        if kind == 1 && length == 4 {
+            found.push(std::net::Ipv4Addr::new(
+                at(i)?,
+                at(i + 1)?,
+                at(i + 2)?,
+                at(i + 3)?,
+            ));
+        }
+        i += length;
+    }
+    Ok(found)
 }
 
 fn pod_ready(pod: &Pod) -> bool {
@@ -161,6 +217,15 @@ async fn run_web(pods: &Api<Pod>, token: &str) -> anyhow::Result<(String, Durati
     )
     .await?;
     Ok((ip, t0.elapsed()))
+}
+
+async fn services_ip(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<String> {
+    Api::<Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .with_context(|| format!("Service {ns}/{name} has no ClusterIP"))
 }
 
 async fn get_ok(url: &str) -> anyhow::Result<String> {
@@ -362,6 +427,38 @@ async fn real_node_runs_restricted_pods_services_and_volumes_and_down_leaves_not
     eprintln!(
         "Service {cluster_ip}:80 answered in {:.1?}",
         t_svc.elapsed()
+    );
+
+    // Cluster DNS: CoreDNS on the node answers for the Service's name, through kube-dns's
+    // ClusterIP, and the pod resolved the API server's Service name through it.
+    let dns = services_ip(&client, "kube-system", "kube-dns").await?;
+    let name = format!("web.{ns}.svc.cluster.local");
+    let addresses = wait::until(
+        "CoreDNS to answer for the Service",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            match resolve_a(&format!("{dns}:53"), &name).await {
+                Ok(a) if !a.is_empty() => Ok(a),
+                Ok(_) => Err("no address yet".to_owned()),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![cluster_ip.clone()],
+        "{name}"
+    );
+    let pod_dns = get_ok(&format!("http://{ip}:8080/dns.txt")).await?;
+    let api_ip = services_ip(&client, "default", "kubernetes").await?;
+    ensure!(
+        pod_dns.contains(&api_ip),
+        "the pod did not resolve kubernetes.default to {api_ip}: {pod_dns}"
     );
 
     // The claim's folder on the node holds the file, owned by the pod's uid.
