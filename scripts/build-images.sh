@@ -106,14 +106,18 @@ build_image() {
     rm -f "$archive.tmp"
     bh push --quiet "$ref" "oci-archive:$archive.tmp:$ref" >/dev/null
     mv "$archive.tmp" "$archive"
-    find "$out" -maxdepth 1 -name "$image-*.oci.tar" ! -name "$image-$key.oci.tar" -delete
+    find "$out" -maxdepth 1 -name "$image-*.oci.tar*" ! -name "$image-$key.oci.tar" -delete
     say "$image: built in $((SECONDS - t0))s"
+    built=1
   fi
   ln -sfn "$(basename "$archive")" "$out/$image.oci.tar"
   archive_of[$image]=$archive
 }
 
+built=0
 for image in "${targets[@]}"; do build_image "$image"; done
+# drop the untagged images earlier builds left in buildah's storage
+[ "$built" = 0 ] || bh rmi --prune >/dev/null 2>&1 || true
 
 # --- import into a containerd ------------------------------------------------------------------
 if [ -n "$import_sock" ]; then
@@ -132,10 +136,24 @@ if [ -n "$import_sock" ]; then
 fi
 
 # --- sizes -----------------------------------------------------------------------------------------
-printf '%-12s %-44s %10s %12s\n' IMAGE NAME ARCHIVE UNPACKED
+# archive: the OCI archive (compressed layers, base included); unpacked: the files in its layers
+unpacked_size() {
+  /usr/bin/python3 - "$1" <<'PY2'
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+blob = lambda d: t.extractfile("blobs/sha256/" + d.split(":")[1])
+manifest = json.load(blob(json.load(t.extractfile("index.json"))["manifests"][0]["digest"]))
+total = 0
+for layer in manifest["layers"]:
+    with tarfile.open(fileobj=blob(layer["digest"]), mode="r:*") as lt:
+        total += sum(m.size for m in lt if m.isfile())
+print(total)
+PY2
+}
+printf '%-12s %-44s %10s %10s\n' IMAGE NAME ARCHIVE UNPACKED
 for image in "${targets[@]}"; do
   a=${archive_of[$image]}
-  size=$(bh inspect --type image --format '{{.Docker.Size}}' "oem.local/oem-hosting/$image:$tag" 2>/dev/null || echo 0)
-  unpacked=$( (bh images --json "oem.local/oem-hosting/$image:$tag" 2>/dev/null | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | head -1) || true)
-  printf '%-12s %-44s %10s %12s\n' "$image" "oem.local/oem-hosting/$image:$tag" "$(human "$(stat -L -c %s "$a")")" "$( [ -n "$unpacked" ] && human "$unpacked" || echo '?')"
+  [ -s "$a.unpacked" ] || unpacked_size "$a" >"$a.unpacked" || echo 0 >"$a.unpacked"
+  printf '%-12s %-44s %10s %10s\n' "$image" "oem.local/oem-hosting/$image:$tag" \
+    "$(human "$(stat -L -c %s "$a")")" "$(human "$(cat "$a.unpacked")")"
 done

@@ -17,6 +17,7 @@ mkdir -p /tmp/nginx
 php-fpm -t -y /etc/oem/php-fpm.conf >/dev/null 2>&1 || php-fpm -t -y /etc/oem/php-fpm.conf || die "PHP-FPM configuration test failed"
 oem_traps
 oem_start php-fpm php-fpm -F -O -y /etc/oem/php-fpm.conf
-oem_start nginx nginx -e stderr -g 'daemon off;'
+# nginx opens the ports only once PHP-FPM answers: no 502 for the first requests
 oem_wait_until 20 "php-fpm socket" test -S /tmp/php-fpm.sock
+oem_start nginx nginx -e stderr -g 'daemon off;'
 oem_supervise
