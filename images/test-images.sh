@@ -375,8 +375,10 @@ if has mail; then
     check "mail: authenticated relay #$n to a remote domain accepted" \
       c --ssl-reqd -k smtp://127.0.0.1:2587 --user alice@example.test:alice-pw --mail-from alice@example.test --mail-rcpt "friend$n@remote.test" -T "$work/msg.eml"
   done
+  msg spoofed@bank.test friend3@remote.test "spoofed"
+  check "mail: an authenticated client cannot send as another domain" bash -c "! ip netns exec $ns curl -sS --max-time 10 --ssl-reqd -k smtp://127.0.0.1:2587 --user alice@example.test:alice-pw --mail-from spoofed@bank.test --mail-rcpt friend3@remote.test -T $work/msg.eml"
   msg alice@example.test friend3@remote.test "relay-3"
-  check "mail: relay #3 refused with 4xx (MAX_SENDS_PER_HOUR=2)" grep_q " 45[0-9]" bash -c \
+  check "mail: relay #3 refused with 4xx (MAX_SENDS_PER_HOUR=2)" grep_q "< 45[0-9] 4.7.1 hourly sending limit" bash -c \
     "ip netns exec $ns curl -sS -v --max-time 10 --ssl-reqd -k smtp://127.0.0.1:2587 --user alice@example.test:alice-pw --mail-from alice@example.test --mail-rcpt friend3@remote.test -T $work/msg.eml; true"
   check "mail: metrics: oem_mail_sent_total 2" grep_q "^oem_mail_sent_total 2$" c http://127.0.0.1:9154/metrics
   check "mail: metrics: oem_mail_refused_total 1" grep_q "^oem_mail_refused_total 1$" c http://127.0.0.1:9154/metrics
