@@ -328,6 +328,11 @@ if has ftp; then
   check "ftp: up with FTP_TLS=optional" wait_tcp ftp-opt 2121 30
   check "ftp: plain FTP login works with FTP_TLS=optional" grep_q "hello.html" c --user webmaster:pw2 -l ftp://127.0.0.1:2121/
   check "ftp: exits non-zero when the FTP daemon dies" dies_with ftp-opt python3
+  run ftp-off ftp "$site" FTP_USER=webmaster FTP_PASSWORD=pw3 FTP_TLS=off
+  check "ftp: up with FTP_TLS=off" wait_tcp ftp-off 2121 30
+  check "ftp: plain FTP upload with FTP_TLS=off" c --user webmaster:pw3 -T "$work/upload.html" ftp://127.0.0.1:2121/plain.html
+  check "ftp: no AUTH TLS with FTP_TLS=off" bash -c "! ip netns exec $ns curl -sS --max-time 10 --ssl-reqd --user webmaster:pw3 -l ftp://127.0.0.1:2121/"
+  check "ftp: FTP_TLS=off stops on SIGTERM" stop ftp-off
   for web in web-php8.2 web-php8.4; do
     has $web || continue
     run $web-site $web "$site"
