@@ -209,8 +209,10 @@ up() {
   pki
   if [ "$REAL" = 1 ]; then
     node_pki
+    # The kubelet is reached at its InternalIP (10.250.0.1): its name resolves nowhere.
     kubelet_client=(--kubelet-client-certificate "$DIR/pki/apiserver-kubelet-client.crt"
-      --kubelet-client-key "$DIR/pki/apiserver-kubelet-client.key")
+      --kubelet-client-key "$DIR/pki/apiserver-kubelet-client.key"
+      --kubelet-preferred-address-types InternalIP)
   fi
   kubeconfig "$DIR/kubeconfig" admin
   kubeconfig "$DIR/kube-controller-manager.kubeconfig" kube-controller-manager

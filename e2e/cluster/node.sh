@@ -32,7 +32,8 @@ NODE_COMPONENTS=(containerd kubelet kube-proxy)
 # Fixed host paths the node's programs write to (shim sockets, the CNI result cache, the
 # kubelet's container log links and device-plugin socket): in this private mount namespace
 # each is a bind mount of a folder under $ND, so nothing lands on the machine's file systems.
-# Mount points the node had to create are listed in $ND/host-dirs-created; `down` removes them.
+# A mount point the node had to create holds a marker, hidden under the bind mount; `down`
+# removes such a folder once no other mount namespace (another real-node cluster) uses it.
 HOST_DIRS=(/run/containerd /var/lib/cni /var/log/containers /var/lib/kubelet)
 
 quiet() { "$@" >/dev/null 2>&1; }
@@ -234,7 +235,7 @@ node_host_dirs() {
     src=$ND/host${d//\//_}
     mkdir -p "$src"
     awk -v d="$d" '$5 == d {found=1} END {exit !found}' /proc/self/mountinfo && continue
-    if [ ! -d "$d" ]; then mkdir -p "$d"; echo "$d" >> "$ND/host-dirs-created"; fi
+    if [ ! -d "$d" ]; then mkdir -p "$d"; touch "$d/.oem-real-node-mount-point"; fi
     mount --bind "$src" "$d"
     echo "$d" >> "$ND/host-mounts"
   done
@@ -350,6 +351,19 @@ YAML
   wait_for "CoreDNS" 90 dns_ready
 }
 
+mounted_elsewhere() { # is $1 a mount point in another mount namespace?
+  local mine seen=" " d ns
+  mine=$(readlink /proc/self/ns/mnt)
+  for d in /proc/[0-9]*; do
+    ns=$(readlink "$d/ns/mnt" 2>/dev/null) || continue
+    [ "$ns" = "$mine" ] && continue
+    [[ "$seen" == *" $ns "* ]] && continue
+    seen+="$ns "
+    awk -v m="$1" '$5 == m {found=1} END {exit !found}' "$d/mountinfo" 2>/dev/null && return 0
+  done
+  return 1
+}
+
 node_ready() {
   local s
   s=$(kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || return 1
@@ -449,6 +463,18 @@ node_down() {
     for i in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$i" >/dev/null 2>&1 || true; done
   fi
   stop_pid containerd
+  # Containers containerd could not remove (it died, or a task was stuck): runc's own state
+  # names them; `runc delete --force` kills each container's init (so its PID namespace) and
+  # removes its cgroups.
+  local runc_root=$ND/runc/k8s.io
+  if [ -d "$runc_root" ]; then
+    for i in "$runc_root"/*/; do
+      [ -d "$i" ] || continue
+      i=$(basename "$i")
+      echo "$i" >> "$ND/container-ids"
+      "$RUNC_BIN/runc" --root "$runc_root" delete --force "$i" >/dev/null 2>&1 || true
+    done
+  fi
   # Shims and container processes that outlived containerd: KILL by identity (our socket or
   # folder in their command line, or a process in our cgroups), never by name.
   for i in 1 2 3 4 5; do
@@ -469,9 +495,12 @@ node_down() {
   if [ -f "$ND/host-mounts" ]; then
     while IFS= read -r f; do umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null || true; done < "$ND/host-mounts"
   fi
-  if [ -f "$ND/host-dirs-created" ]; then
-    while IFS= read -r f; do rmdir "$f" 2>/dev/null || log "warning: $f is not empty, kept"; done < "$ND/host-dirs-created"
-  fi
+  for f in "${HOST_DIRS[@]}"; do
+    [ -f "$f/.oem-real-node-mount-point" ] || continue
+    if mounted_elsewhere "$f"; then log "$f: another real node still uses it, kept"; continue; fi
+    rm -f "$f/.oem-real-node-mount-point"
+    rmdir "$f" 2>/dev/null || log "warning: $f is not empty, kept"
+  done
   # The cgroups of this node's containers, bottom up, then /k8s.io where this node made it
   # and nothing else lives in it.
   local dir

@@ -234,7 +234,7 @@ async fn get_ok(url: &str) -> anyhow::Result<String> {
     Ok(body)
 }
 
-/// Processes whose command line or environment names `dir`.
+/// Processes whose command line or environment names `dir` or a path in it.
 fn processes_naming(dir: &Path) -> Vec<String> {
     let needle = dir.to_string_lossy().into_owned();
     let me = std::process::id().to_string();
@@ -247,7 +247,14 @@ fn processes_naming(dir: &Path) -> Vec<String> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let text = String::from_utf8_lossy(&[cmdline.clone(), environ].concat()).into_owned();
-        if text.contains(&needle) {
+        // The folder itself or a path in it, not a sibling that shares its prefix.
+        let names_it = text.match_indices(&needle).any(|(at, _)| {
+            matches!(
+                text[at + needle.len()..].chars().next(),
+                None | Some('/' | '\0' | ' ' | '=')
+            )
+        });
+        if names_it {
             found.push(format!(
                 "{pid}: {}",
                 String::from_utf8_lossy(&cmdline).replace('\0', " ")
