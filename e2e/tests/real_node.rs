@@ -237,11 +237,28 @@ async fn get_ok(url: &str) -> anyhow::Result<String> {
 /// Processes whose command line or environment names `dir` or a path in it.
 fn processes_naming(dir: &Path) -> Vec<String> {
     let needle = dir.to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
+    // This test and the processes that started it (which may name the folder in their
+    // environment) are not leftovers.
+    let mut ours = vec![std::process::id().to_string()];
+    for _ in 0..64 {
+        let Some(parent) = ours.last().and_then(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .map(|p| p.trim().to_owned())
+        }) else {
+            break;
+        };
+        if parent == "0" {
+            break;
+        }
+        ours.push(parent);
+    }
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+        if !pid.chars().all(|c| c.is_ascii_digit()) || ours.contains(&pid) {
             continue;
         }
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
