@@ -12,7 +12,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
 [ "$(id -u)" = 0 ] || { echo "test-images: run as root (namespaces, chroot)" >&2; exit 1; }
-command -v curl >/dev/null || { apt-get install -y -q --no-install-recommends curl >/dev/null; }
+for tool in curl openssl; do
+  command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $tool >/dev/null
+done
 
 all=(mariadb postgresql web-php8.2 web-php8.4 ftp mail)
 want=("$@")
@@ -262,10 +264,14 @@ for web in web-php8.2 web-php8.4; do
 done
 
 # --- database restarts: data kept, passwords rotated ----------------------------------------
+# What the kubelet does to a volume at every mount with fsGroup 10001 (fsGroupChangePolicy
+# Always): group 10001, g+rw on files, g+rwx and setgid on directories.
+fsgroup() { chgrp -R 10001 "$1" && find "$1" -type d -exec chmod g+rwxs {} + && find "$1" -type f -exec chmod g+rw {} +; }
 if has mariadb; then
   say "mariadb restart with rotated passwords"
   measure mariadb mariadb
   check "mariadb: SIGTERM stops it fast with status 0" stop mariadb
+  fsgroup "$work/srv-mariadb"
   run mariadb mariadb "$work/srv-mariadb" DB_NAME=app DB_USER=app DB_PASSWORD="$PW2" DB_ROOT_PASSWORD=rootpw2
   check "mariadb: back on 3306" wait_tcp mariadb 3306 90
   for web in web-php8.2 web-php8.4; do
@@ -285,6 +291,7 @@ if has postgresql; then
   say "postgresql restart with rotated passwords"
   measure postgresql postgresql
   check "postgresql: SIGTERM stops it fast with status 0" stop postgresql
+  fsgroup "$work/srv-postgresql"
   run postgresql postgresql "$work/srv-postgresql" DB_NAME=app DB_USER=app DB_PASSWORD="$PW2" DB_ROOT_PASSWORD=rootpw2
   check "postgresql: back on 5432" wait_tcp postgresql 5432 90
   for web in web-php8.2 web-php8.4; do
@@ -389,6 +396,7 @@ if has mail; then
   check "mail: metrics: oem_mail_refused_total 1" grep_q "^oem_mail_refused_total 1$" c http://127.0.0.1:9154/metrics
   sleep 2; measure mail mail
   check "mail: SIGTERM stops it fast with status 0" stop mail
+  fsgroup "$work/srv-mail"
   run mail mail "$work/srv-mail" MAIL_DOMAINS=example.test,other.test MAX_SENDS_PER_HOUR=2 MAIL_ACCOUNTS=$'alice@example.test:rotated\nbob@other.test:x'
   check "mail: restarted" mail_up
   check "mail: the rotated password works, mail kept" grep_q "Subject: smtps-4465" c -k "pop3s://127.0.0.1:1995/1" --user alice@example.test:rotated

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --import) import_sock=${2:?--import needs a containerd socket}; shift 2 ;;
     --import=*) import_sock=${1#--import=}; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -f "$images_dir/$1/Containerfile" ] || die "no image $1 (images/$1/Containerfile)"; targets+=("$1"); shift ;;
   esac
@@ -38,15 +38,15 @@ tag=$(tr -d ' \n' <"$images_dir/TAG")
 need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v buildah >/dev/null || need+=(buildah)
-command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${need[@]}" uidmap >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# buildah's own storage, separate from any other container storage on the machine.
+# buildah's own storage, separate from any other container storage on the machine. (Two runs on
+# the same $OEM_CACHE at once are not supported.)
 store=$OEM_CACHE/buildah
 mkdir -p "$out" "$store/root" "$store/run"
 bh() { buildah --root "$store/root" --runroot "$store/run" --storage-driver "${OEM_STORAGE_DRIVER:-overlay}" "$@"; }

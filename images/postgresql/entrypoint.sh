@@ -23,6 +23,10 @@ fi
 
 # Phase 1: a socket-only server (no TCP yet, so no client sees the old passwords) to ensure
 # the database, the user and the passwords; then the real server.
+# The kubelet's fsGroup handling makes the volume's directories g+rwx (setgid) at every mount;
+# PostgreSQL refuses a data directory accessible to the group: take that back.
+chmod u=rwx,g=,o= "$PGDATA"
+
 oem_traps
 oem_start postgres-setup --stop-signal INT postgres -D "$PGDATA" -c config_file=/etc/oem/postgresql.conf -c listen_addresses=
 oem_wait_until 120 "postgres (setup)" pg_isready -q -h /tmp -p 5432 -U postgres
