@@ -143,7 +143,8 @@ measure() {  # NAME IMAGE: idle memory (sum of RSS and of PSS of the container's
     v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true); pss=$((pss + ${v:-0}))
   done
   RSS[$2]=$((rss / 1024)); PSS[$2]=$((pss / 1024))
-  echo "  idle memory of $2: RSS sum ${RSS[$2]} MiB, PSS sum ${PSS[$2]} MiB"
+  local names; names=$(for p in $(tree_pids "$(init_pid "$1")"); do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | awk '{printf "%s%s", sep, ($1 > 1 ? $2 " x" $1 : $2); sep=", "}')
+  echo "  idle memory of $2: RSS sum ${RSS[$2]} MiB, PSS sum ${PSS[$2]} MiB ($names)"
 }
 
 # stop NAME: SIGTERM to the entrypoint (PID 1 of the container); must exit 0 within 10 s.
