@@ -439,10 +439,14 @@ cgroup_pids() {
 
 node_down() {
   [ -d "$ND" ] || return 0
-  local pid i f
+  local pid i f here_ns=0
+  # Network clean-up only in the node's own namespace (its bridge's alias names this cluster):
+  # a `down` run elsewhere (a stale folder, the machine's namespace) must not touch that
+  # namespace's tables, links or addresses; the node's namespace goes with its processes.
+  if [ "$(ip -d link show "$BRIDGE" 2>/dev/null | sed -n 's/^ *alias //p' || true)" = "$DIR" ]; then here_ns=1; fi
   stop_pid kube-proxy
   # kube-proxy's rules live in this namespace's tables; --cleanup removes exactly its chains.
-  if [ -x "$NODE_BIN/kube-proxy" ]; then
+  if [ "$here_ns" = 1 ] && [ -x "$NODE_BIN/kube-proxy" ]; then
     "$NODE_BIN/kube-proxy" --cleanup --config "$ND/kube-proxy.yaml" >/dev/null 2>&1 || true
   fi
   stop_pid kubelet
@@ -514,9 +518,11 @@ node_down() {
     rmdir "$dir" 2>/dev/null || log "note: $dir holds other containers, kept"
   done
   # The node's bridge, address and route.
-  ip link del "$BRIDGE" 2>/dev/null || true
-  ip route del "$SERVICE_CIDR" dev lo 2>/dev/null || true
-  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+  if [ "$here_ns" = 1 ]; then
+    ip link del "$BRIDGE" 2>/dev/null || true
+    ip route del "$SERVICE_CIDR" dev lo 2>/dev/null || true
+    ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+  fi
   log "real node $NODE_NAME stopped: no process, mount or cgroup left"
 }
 

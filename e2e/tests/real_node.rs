@@ -24,13 +24,43 @@ use serde_json::json;
 
 const IMAGE: &str = "oem.local/test/busybox:1";
 /// Fixed host paths the node's programs write to; the node bind-mounts them in its private
-/// mount namespace, and `down` leaves each as it found it.
+/// mount namespace. One it had to create holds this marker, and `down` removes it unless
+/// another real-node cluster (another mount namespace) still mounts it.
 const HOST_PATHS: [&str; 4] = [
     "/run/containerd",
     "/var/lib/cni",
     "/var/log/containers",
     "/var/lib/kubelet",
 ];
+const MOUNT_POINT_MARKER: &str = ".oem-real-node-mount-point";
+
+/// Whether a host path exists, and whether it is one a real node made (marker inside).
+fn host_path_state(path: &str) -> (bool, bool) {
+    let path = Path::new(path);
+    (path.exists(), path.join(MOUNT_POINT_MARKER).exists())
+}
+
+/// Whether `path` is a mount point in a mount namespace other than this process's.
+fn mounted_in_another_namespace(path: &str) -> bool {
+    let mine = std::fs::read_link("/proc/self/ns/mnt").ok();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| std::fs::read_link(e.path().join("ns/mnt")).ok() != mine)
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("mountinfo"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.split(' ').nth(4) == Some(path))
+        })
+}
 
 /// Stops the cluster when the test ends early, so no node outlives a failed run.
 struct DownOnDrop(Option<Cluster>);
@@ -334,7 +364,8 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
 #[tokio::test]
 async fn real_node_runs_restricted_pods_services_and_volumes_and_down_leaves_nothing()
 -> anyhow::Result<()> {
-    let host_paths_before: Vec<bool> = HOST_PATHS.iter().map(|p| Path::new(p).exists()).collect();
+    let host_paths_before: Vec<(bool, bool)> =
+        HOST_PATHS.iter().map(|p| host_path_state(p)).collect();
     let t_up = Instant::now();
     let cluster = tokio::task::spawn_blocking(Cluster::real_node)
         .await
@@ -596,11 +627,19 @@ async fn real_node_runs_restricted_pods_services_and_volumes_and_down_leaves_not
         !links.contains("oem-cni0") && !links.contains("veth"),
         "network links left after down: {links}"
     );
-    let host_paths_after: Vec<bool> = HOST_PATHS.iter().map(|p| Path::new(p).exists()).collect();
-    ensure!(
-        host_paths_after == host_paths_before,
-        "host paths {HOST_PATHS:?} existed {host_paths_before:?} before the node, {host_paths_after:?} after down"
-    );
+    // The machine's own folders stay; one a real node made is gone unless another real-node
+    // cluster still mounts it.
+    for (path, (existed, made)) in HOST_PATHS.iter().zip(&host_paths_before) {
+        let (exists, marked) = host_path_state(path);
+        ensure!(
+            exists || !existed || *made,
+            "{path} was the machine's and is gone after down"
+        );
+        ensure!(
+            !marked || mounted_in_another_namespace(path),
+            "{path}, made for a real node, is left after down"
+        );
+    }
     let lo = run("ip", &["-o", "addr", "show", "dev", "lo"])?;
     ensure!(!lo.contains("10.250.0.1"), "node address left on lo: {lo}");
     let rules = run("iptables-save", &[])?;
