@@ -191,6 +191,8 @@ if has mariadb; then
   check "mariadb: listens on 3306" wait_tcp mariadb 3306 90
   check "mariadb: every process uid 10001, no capabilities, no_new_privs" unprivileged mariadb
   check "mariadb: datadir in /srv/mysql" test -d "$work/srv-mariadb/mysql/app"
+  check "mariadb: TLS on 3306 (STARTTLS-style SSL request)" grep_q "CN *= *localhost" bash -c \
+    "echo | ip netns exec $ns timeout 10 openssl s_client -starttls mysql -connect 127.0.0.1:3306 2>&1"
 fi
 if has postgresql; then
   say "postgresql"
@@ -198,6 +200,8 @@ if has postgresql; then
   check "postgresql: listens on 5432" wait_tcp postgresql 5432 90
   check "postgresql: every process uid 10001, no capabilities, no_new_privs" unprivileged postgresql
   check "postgresql: PGDATA in /srv/pgdata" test -s "$work/srv-postgresql/pgdata/PG_VERSION"
+  check "postgresql: TLS on 5432" grep_q "CN *= *localhost" bash -c \
+    "echo | ip netns exec $ns timeout 10 openssl s_client -starttls postgres -connect 127.0.0.1:5432 2>&1"
 fi
 
 # --- web ------------------------------------------------------------------------------------

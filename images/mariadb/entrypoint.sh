@@ -11,6 +11,7 @@ oem_check_user
 DB_NAME=${DB_NAME:-} DB_USER=${DB_USER:-} DB_PASSWORD=${DB_PASSWORD:-}
 if [ -n "$DB_USER" ] && [ -z "$DB_PASSWORD" ]; then die "DB_USER is set but DB_PASSWORD is empty"; fi
 cnf=/etc/oem/my.cnf
+oem_tls "${SERVER_NAME:-localhost}"
 
 if [ ! -d /srv/mysql/mysql ]; then
   [ ! -e /srv/mysql ] || [ -z "$(ls -A /srv/mysql)" ] || die "/srv/mysql exists, is not empty and holds no database"
