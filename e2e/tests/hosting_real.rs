@@ -128,6 +128,61 @@ async fn upload_over_ftps(ip: &str, user: &str, password: &str) -> anyhow::Resul
     }
 }
 
+/// What the pods of `ns` are doing, for a failure's message.
+async fn pods_report(client: &Client, ns: &str) -> String {
+    let Ok(pods) = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+    else {
+        return format!("(cannot list pods of {ns})");
+    };
+    pods.items
+        .iter()
+        .map(|p| {
+            let status = p.status.clone().unwrap_or_default();
+            let containers: Vec<String> = status
+                .container_statuses
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} image={} ready={} restarts={} state={}",
+                        c.name,
+                        c.image,
+                        c.ready,
+                        c.restart_count,
+                        serde_json::to_string(&c.state).unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!(
+                "{} phase={:?} ip={:?} conditions={} [{}]",
+                p.name_any(),
+                status.phase,
+                status.pod_ip,
+                serde_json::to_string(&status.conditions).unwrap_or_default(),
+                containers.join("; ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until the site of `ns` answers 200 with a body containing `want`; on failure, says
+/// what its pods are doing.
+async fn site_of_says(
+    client: &Client,
+    ns: &str,
+    ip: &str,
+    want: &str,
+    limit: Duration,
+) -> anyhow::Result<String> {
+    match site_says(ip, want, limit).await {
+        Ok(body) => Ok(body),
+        Err(e) => Err(e.context(format!("pods of {ns}:\n{}", pods_report(client, ns).await))),
+    }
+}
+
 /// Waits until the site answers 200 with a body containing `want`; returns the body.
 async fn site_says(ip: &str, want: &str, limit: Duration) -> anyhow::Result<String> {
     let url = format!("http://{ip}:80/index.php");
@@ -161,7 +216,17 @@ struct Served {
 async fn active_on_the_real_node(client: &Client, enduser: &EndUser) -> anyhow::Result<Served> {
     let reseller_ns = enduser.namespace().unwrap_or_default();
     let started = Instant::now();
-    let active = wait_phase(client, &reseller_ns, &enduser.name_any(), "Active", LIMIT).await?;
+    let active = match wait_phase(client, &reseller_ns, &enduser.name_any(), "Active", LIMIT).await
+    {
+        Ok(active) => active,
+        Err(e) => {
+            let eu = Api::<EndUser>::namespaced(client.clone(), &reseller_ns)
+                .get(&enduser.name_any())
+                .await?;
+            let ns = hosting::hosting_namespace(&eu).unwrap_or_default();
+            return Err(e.context(format!("pods of {ns}:\n{}", pods_report(client, &ns).await)));
+        }
+    };
     eprintln!(
         "{} Active in {:.1} s",
         enduser.name_any(),
@@ -235,17 +300,17 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
         json!([{"kind": "User", "name": "realhost-admin"}]),
     )
     .await?;
-    let services = |php: &str, engine: &str| json!({"web": {"phpVersion": php}, "ftp": {"tls": true}, "database": {"engine": engine}});
-    apply_course(
-        &client,
-        hosting::course(&ns, "site", "1Gi", services("8.2", "mariadb")),
-    )
-    .await?;
-    apply_course(
-        &client,
-        hosting::course(&ns, "site-pg", "1Gi", services("8.4", "postgresql")),
-    )
-    .await?;
+    // Half a CPU each: both end users, their restarts and CoreDNS fit the 2-CPU node at once.
+    let site_course = |name: &str, php: &str, engine: &str| {
+        let services = json!({
+            "web": {"phpVersion": php}, "ftp": {"tls": true}, "database": {"engine": engine}
+        });
+        let mut course = hosting::course(&ns, name, "1Gi", services);
+        course["spec"]["resources"]["cpu"] = json!("500m");
+        course
+    };
+    apply_course(&client, site_course("site", "8.2", "mariadb")).await?;
+    apply_course(&client, site_course("site-pg", "8.4", "postgresql")).await?;
     let maria = apply_enduser(
         &client,
         hosting::enduser(&ns, "maria", "site", "2025-01-01", json!({})),
@@ -261,17 +326,27 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     let site = active_on_the_real_node(&client, &maria).await?;
     let ftp_password = secret_value(&site.credentials, "ftp-password")?;
     upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
-    let body = site_says(&site.web_ip, "php 8.2: kept in mariadb", LIMIT).await?;
+    let body = site_of_says(
+        &client,
+        &site.ns,
+        &site.web_ip,
+        "php 8.2: kept in mariadb",
+        LIMIT,
+    )
+    .await?;
     eprintln!("maria answered: {}", body.trim());
 
     // 2. The course moves to PHP 8.4 → the same site, files and database kept.
     let moved = Instant::now();
-    apply_course(
+    apply_course(&client, site_course("site", "8.4", "mariadb")).await?;
+    let body = site_of_says(
         &client,
-        hosting::course(&ns, "site", "1Gi", services("8.4", "mariadb")),
+        &site.ns,
+        &site.web_ip,
+        "php 8.4: kept in mariadb",
+        LIMIT,
     )
     .await?;
-    let body = site_says(&site.web_ip, "php 8.4: kept in mariadb", LIMIT).await?;
     eprintln!(
         "after the PHP change ({:.1} s): {}",
         moved.elapsed().as_secs_f64(),
@@ -325,7 +400,14 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
         },
     )
     .await?;
-    let body = site_says(&site.web_ip, "php 8.4: kept in mariadb", LIMIT).await?;
+    let body = site_of_says(
+        &client,
+        &site.ns,
+        &site.web_ip,
+        "php 8.4: kept in mariadb",
+        LIMIT,
+    )
+    .await?;
     eprintln!(
         "after rotating the database password ({:.1} s): {}",
         rotated.elapsed().as_secs_f64(),
@@ -336,7 +418,14 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     let site = active_on_the_real_node(&client, &pg).await?;
     let ftp_password = secret_value(&site.credentials, "ftp-password")?;
     upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
-    let body = site_says(&site.web_ip, "php 8.4: kept in postgresql", LIMIT).await?;
+    let body = site_of_says(
+        &client,
+        &site.ns,
+        &site.web_ip,
+        "php 8.4: kept in postgresql",
+        LIMIT,
+    )
+    .await?;
     eprintln!("pg answered: {}", body.trim());
 
     eprintln!(

@@ -194,6 +194,9 @@ fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Value {
             "limits": {"cpu": cpu, "memory": memory}
         },
         "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+        // A first start (a database initialising its files on a busy node) may take minutes;
+        // liveness counts only once the port has answered.
+        "startupProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 5, "failureThreshold": 60},
         "livenessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 20, "failureThreshold": 3},
         "readinessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 10},
         "securityContext": {
@@ -402,6 +405,10 @@ mod tests {
             &["ALL"]
         );
         assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
+        assert!(
+            c.startup_probe.is_some(),
+            "a slow first start is not killed"
+        );
     }
 
     #[test]
