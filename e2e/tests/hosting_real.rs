@@ -210,6 +210,7 @@ struct Served {
     ns: String,
     login: String,
     credentials: Secret,
+    /// Empty when the course has no web service.
     web_ip: String,
 }
 
@@ -257,7 +258,7 @@ async fn active_on_the_real_node(client: &Client, enduser: &EndUser) -> anyhow::
         .get("credentials")
         .await?;
     Ok(Served {
-        web_ip: cluster_ip(client, &ns, "web").await?,
+        web_ip: cluster_ip(client, &ns, "web").await.unwrap_or_default(),
         login: active.spec.login_id.clone(),
         ns,
         credentials,
@@ -428,9 +429,162 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     .await?;
     eprintln!("pg answered: {}", body.trim());
 
+    // 5. Mail: submission with authentication to the end user's own address, read over IMAPS
+    //    and POP3S; the hourly limit refuses the second mail to another domain, and the mail
+    //    service's own metrics count both.
+    apply_course(&client, mail_course(&ns)).await?;
+    let mailer = apply_enduser(
+        &client,
+        hosting::enduser(&ns, "mailer", "post", "2025-01-01", json!({})),
+    )
+    .await?;
+    mail_round_trip(&client, &mailer).await?;
+
     eprintln!(
         "hosting on the real node: {:.1} s in all",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// A course with mail only, at most one mail per hour to other domains.
+fn mail_course(ns: &str) -> serde_json::Value {
+    let mut course = hosting::course(ns, "post", "512Mi", json!({"mail": {"maxSendsPerHour": 1}}));
+    course["spec"]["resources"]["cpu"] = json!("300m");
+    course
+}
+
+/// Runs curl with `args`; its standard output, or an error with what it said.
+fn curl(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--insecure", "--max-time", "20"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Retries `attempt` every 2 s for up to 90 s (a daemon still starting).
+async fn retrying<T>(
+    what: &str,
+    mut attempt: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context(format!("{what}: gave up")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+}
+
+async fn mail_round_trip(client: &Client, enduser: &EndUser) -> anyhow::Result<()> {
+    let site = active_on_the_real_node(client, enduser).await?;
+    let ip = cluster_ip(client, &site.ns, "mail").await?;
+    let accounts = secret_value(&site.credentials, "mail-accounts")?;
+    let (address, password) = accounts
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(':'))
+        .context("mail-accounts has no address:password line")?;
+    let user = format!("{address}:{password}");
+    let dir = tempfile::tempdir()?;
+    let message = dir.path().join("message.eml");
+    std::fs::write(
+        &message,
+        format!(
+            "From: {address}\r\nTo: {address}\r\nSubject: real node\r\n\r\ndelivered on the real node\r\n"
+        ),
+    )?;
+    let message_s = message.to_string_lossy().into_owned();
+    retrying("submission with STARTTLS and AUTH", || {
+        curl(&[
+            "--ssl-reqd",
+            "--user",
+            &user,
+            "--mail-from",
+            address,
+            "--mail-rcpt",
+            address,
+            "-T",
+            &message_s,
+            &format!("smtp://{ip}:587"),
+        ])
+    })
+    .await?;
+    let imap = retrying("reading the mail over IMAPS", || {
+        let text = curl(&["--user", &user, &format!("imaps://{ip}:993/INBOX;UID=1")])?;
+        ensure!(
+            text.contains("delivered on the real node"),
+            "not there yet: {text}"
+        );
+        Ok(text)
+    })
+    .await?;
+    let pop = curl(&["--user", &user, &format!("pop3s://{ip}:995/1")])?;
+    ensure!(pop.contains("delivered on the real node"), "POP3S: {pop}");
+    eprintln!(
+        "mail for {address}: submitted, read over IMAPS ({} bytes) and POP3S",
+        imap.len()
+    );
+
+    // The hourly limit is 1: the first mail to another domain is taken, the second refused.
+    let outside = "someone@elsewhere.example.com";
+    curl(&[
+        "--ssl-reqd",
+        "--user",
+        &user,
+        "--mail-from",
+        address,
+        "--mail-rcpt",
+        outside,
+        "-T",
+        &message_s,
+        &format!("smtps://{ip}:465"),
+    ])?;
+    let refused = curl(&[
+        "--ssl-reqd",
+        "--user",
+        &user,
+        "--mail-from",
+        address,
+        "--mail-rcpt",
+        outside,
+        "-T",
+        &message_s,
+        &format!("smtps://{ip}:465"),
+    ]);
+    let refused = refused
+        .err()
+        .context("a second mail within the hour was accepted")?;
+    ensure!(
+        format!("{refused:#}").contains("451"),
+        "expected 451 for the mail over the limit: {refused:#}"
+    );
+    let (status, metrics) = http_get(&format!("http://{ip}:9154/metrics")).await?;
+    ensure!(status == 200, "mail metrics answered {status}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    ensure!(
+        value("oem_mail_sent_total") == Some(1.0) && value("oem_mail_refused_total") == Some(1.0),
+        "mail metrics: {metrics}"
+    );
+    eprintln!("hourly limit: 1 sent, 1 refused with 451, both counted by the mail service");
     Ok(())
 }
