@@ -190,6 +190,9 @@ pub struct MaintenanceStatus {
     /// PlannedEnd or Recovered, once ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<MaintenanceEndReason>,
+    /// When a target was first seen down while the window was open; with `endWhenRecovered` the window ends once none is down any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_down_at: Option<Time>,
     /// When the window ended: the planned end, or when the last target recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Time>,

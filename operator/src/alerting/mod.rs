@@ -9,6 +9,7 @@
 //! | `controller`, `deliver` | the loop: open, step, remediate, write status, deliver notices |
 //! | `incidents` | what one look at the cluster finds; incident keys and names |
 //! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
+//! | `maintenance` | maintenance windows: which outages they hold, their phase (pure) |
 //! | `delivery` | incident → notice and target for the transport |
 //! | `calendar`, `notify` | business calendar and notification transport |
 
@@ -21,6 +22,7 @@ pub mod embedded;
 pub mod flow;
 pub mod incidents;
 pub mod mail;
+pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod remediation;
