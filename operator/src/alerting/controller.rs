@@ -19,11 +19,12 @@ use super::calendar::Calendar;
 use super::config::SourceMode;
 use super::flow::{self, Facts, FlowConfig, Remedy};
 use super::incidents::{World, incident_name, is_open, key_of, kind_text, service_text};
+use super::maintenance::Admission;
 use super::metrics::sync_gauge;
 use super::notify::{Notifier, NotifyConfig};
 use super::remediation;
 use super::source::{self, AlertInbox, AlertKey, Observation};
-use super::{embedded, mail};
+use super::{embedded, mail, windows};
 use crate::context::Context;
 use crate::naming;
 
@@ -93,8 +94,11 @@ impl Alerting {
         };
         let observation = self.observe(&world, now).await;
         self.export_mail(&world);
+        let nodes =
+            windows::nodes_of_failing(&self.ctx.client, &world, observation.as_ref(), now).await;
+        windows::write_statuses(&self.ctx.client, &world, observation.as_ref(), &nodes, now).await;
         if let Some(seen) = &observation {
-            self.open_new(&mut world, seen, now).await;
+            self.open_new(&mut world, seen, &nodes, now).await;
         }
         let unfinished: Vec<Incident> = world
             .incidents
@@ -103,6 +107,14 @@ impl Alerting {
             .cloned()
             .collect();
         for incident in unfinished {
+            // An incident open when a window began waits for its end: no remediation, no notice.
+            if is_open(&incident)
+                && let Admission::Held { window } =
+                    windows::holding(&world, &nodes, &key_of(&incident), now, now)
+            {
+                tracing::debug!(incident = %incident.name_any(), %window, "held by a maintenance window");
+                continue;
+            }
             let name = incident.name_any();
             if let Some(updated) = self.advance(incident, &world, observation.as_ref()).await
                 && let Some(slot) = world
@@ -151,11 +163,26 @@ impl Alerting {
         seen
     }
 
-    /// Opens an incident for every failing key without an open one.
-    async fn open_new(&self, world: &mut World, seen: &Observation, now: Timestamp) {
+    /// Opens an incident for every failing key without an open one, unless a maintenance window
+    /// holds it; one still down at a window's end counts from that end.
+    async fn open_new(
+        &self,
+        world: &mut World,
+        seen: &Observation,
+        nodes: &HashMap<AlertKey, Vec<String>>,
+        now: Timestamp,
+    ) {
         let grace = SignedDuration::try_from(self.ctx.config.alerting.mail_unlock_grace)
             .unwrap_or(SignedDuration::ZERO);
-        for (key, since) in &seen.active {
+        for (key, first_failure) in &seen.active {
+            let since = &match windows::holding(world, nodes, key, *first_failure, now) {
+                Admission::Held { window } => {
+                    tracing::debug!(namespace = %key.namespace, enduser = %key.enduser,
+                        service = %service_text(key.service), %window, "outage held by a maintenance window");
+                    continue;
+                }
+                Admission::Open { since } => since,
+            };
             let Some(enduser) = world
                 .endusers
                 .get(&(key.namespace.clone(), key.enduser.clone()))
