@@ -53,7 +53,7 @@ pub struct MaintenanceSpec {
     /// The end users (in this namespace) and services the work affects; at least one.
     #[schemars(length(min = 1, max = 100))]
     pub targets: Vec<MaintenanceTarget>,
-    /// When the work begins (RFC 3339, e.g. 2026-12-10T02:00:00+09:00).
+    /// When the work begins (RFC 3339, e.g. 2026-12-09T17:00:00Z for 02:00 JST).
     pub start: Time,
     /// When the work is planned to end; a target still down then opens an incident whose outage starts at this instant.
     pub end: Time,
