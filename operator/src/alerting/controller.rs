@@ -20,7 +20,6 @@ use super::config::SourceMode;
 use super::flow::{self, Facts, FlowConfig, Remedy};
 use super::incidents::{World, incident_name, is_open, key_of, kind_text, service_text};
 use super::maintenance::Admission;
-use super::metrics::sync_gauge;
 use super::notify::{Notifier, NotifyConfig};
 use super::remediation;
 use super::source::{self, AlertInbox, AlertKey, Observation};
@@ -51,7 +50,7 @@ pub struct Alerting {
     pub(super) notifier: Notifier,
     pub(super) notify: NotifyConfig,
     flow: FlowConfig,
-    series: HashMap<&'static str, HashSet<Vec<String>>>,
+    pub(super) series: HashMap<&'static str, HashSet<Vec<String>>>,
 }
 
 impl Alerting {
@@ -485,54 +484,5 @@ impl Alerting {
                     .map(|m| format!("{m} ({})", incident.name_any()))
             }
         }
-    }
-
-    fn export_mail(&mut self, world: &World) {
-        let (limits, locked) = mail::gauges(world);
-        let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.mail_rate_limit,
-            self.series.entry("limit").or_default(),
-            limits,
-        );
-        sync_gauge(
-            &m.mail_locked,
-            self.series.entry("locked").or_default(),
-            locked,
-        );
-    }
-
-    fn export_incidents(&mut self, world: &World, now: Timestamp) {
-        let mut open: HashMap<Vec<String>, f64> = HashMap::new();
-        let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
-        for incident in &world.incidents {
-            let key = key_of(incident);
-            // Every reseller and kind with an incident on record has a series, 0 when none is
-            // open, so a dashboard shows "0 open" rather than no data after recovery.
-            let count = open
-                .entry(vec![
-                    key.reseller().to_owned(),
-                    kind_text(key.kind).to_owned(),
-                ])
-                .or_default();
-            if is_open(incident) {
-                *count += 1.0;
-            }
-            let late = overdue.entry(vec![key.reseller().to_owned()]).or_default();
-            if flow::overdue(incident, now) {
-                *late += 1.0;
-            }
-        }
-        let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.incidents_open,
-            self.series.entry("open").or_default(),
-            open,
-        );
-        sync_gauge(
-            &m.reports_overdue,
-            self.series.entry("overdue").or_default(),
-            overdue,
-        );
     }
 }
