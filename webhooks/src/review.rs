@@ -216,6 +216,9 @@ impl<L: Lookup> Lookup for Reserving<'_, L> {
     fn today(&self) -> Date {
         self.inner.today()
     }
+    fn max_maintenance_window(&self) -> jiff::SignedDuration {
+        self.inner.max_maintenance_window()
+    }
     fn reserved_domains(&self) -> Vec<ReservedDomain> {
         let mut all = self.inner.reserved_domains();
         all.extend(self.reserved.iter().cloned());

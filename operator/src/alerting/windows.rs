@@ -38,7 +38,13 @@ pub async fn nodes_of_failing(
     let mut keys: Vec<AlertKey> = seen
         .map(|s| s.active.keys().cloned().collect())
         .unwrap_or_default();
-    keys.extend(world.incidents.iter().map(super::incidents::key_of));
+    keys.extend(
+        world
+            .incidents
+            .iter()
+            .filter(|i| super::incidents::is_open(i))
+            .map(super::incidents::key_of),
+    );
     let mut by_namespace: HashMap<String, Vec<String>> = HashMap::new();
     for key in keys {
         if nodes.contains_key(&key) {
