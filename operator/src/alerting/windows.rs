@@ -161,3 +161,73 @@ async fn write_one<K>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::SignedDuration;
+    use oem_crds::enduser::ServiceName;
+
+    fn start() -> Timestamp {
+        "2026-12-09T17:00:00Z".parse().unwrap()
+    }
+
+    fn window() -> Window {
+        Window {
+            name: "reseller-sakura/shop-upgrade".into(),
+            covers: vec![Cover::EndUser {
+                namespace: "reseller-sakura".into(),
+                end_user: "shop".into(),
+                services: vec![],
+            }],
+            start: start(),
+            end: start() + SignedDuration::from_hours(2),
+            end_when_recovered: true,
+            first_down_at: None,
+            recovered_at: None,
+        }
+    }
+
+    fn key(kind: IncidentKind, service: ServiceName) -> AlertKey {
+        AlertKey {
+            namespace: "reseller-sakura".into(),
+            enduser: "shop".into(),
+            service,
+            kind,
+        }
+    }
+
+    fn seeing(keys: &[AlertKey]) -> Observation {
+        Observation {
+            active: keys.iter().map(|k| (k.clone(), start())).collect(),
+            complete: true,
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn a_failing_target_the_window_names_counts_as_down() {
+        let seen = seeing(&[key(IncidentKind::ServiceDown, ServiceName::Http)]);
+        assert!(any_target_down(&window(), Some(&seen), &HashMap::new()));
+    }
+
+    #[test]
+    fn a_mass_mail_alert_is_not_the_work_of_a_window() {
+        let seen = seeing(&[key(IncidentKind::MassMail, ServiceName::Smtp)]);
+        assert!(!any_target_down(&window(), Some(&seen), &HashMap::new()));
+    }
+
+    #[test]
+    fn without_an_observation_the_recorded_state_stands() {
+        let mut w = window();
+        assert!(
+            !any_target_down(&w, None, &HashMap::new()),
+            "never starts counting blind"
+        );
+        w.first_down_at = Some(start());
+        assert!(
+            any_target_down(&w, None, &HashMap::new()),
+            "never ends on recovery blind"
+        );
+    }
+}
