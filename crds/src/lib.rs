@@ -1,5 +1,6 @@
-//! The hosting.oem.dev API: the Reseller, Course, EndUser and Incident custom resources, their
-//! shared conditions, and the CustomResourceDefinitions generated from them.
+//! The hosting.oem.dev API: the Reseller, Course, EndUser, Incident, Maintenance and
+//! ClusterMaintenance custom resources, their shared conditions, and the
+//! CustomResourceDefinitions generated from them.
 //!
 //! [`all_crds`] is what gets installed (`crdgen` writes it to `crds/yaml/`): the derived
 //! definitions with `nullable` and `title` removed, so that a `null` a user writes is pruned
@@ -9,6 +10,7 @@ pub mod conditions;
 pub mod course;
 pub mod enduser;
 pub mod incident;
+pub mod maintenance;
 pub mod policy;
 pub mod quantity;
 pub mod redact;
@@ -25,6 +27,7 @@ pub use conditions::{Condition, ConditionStatus};
 pub use course::{Course, CourseSpec, CourseStatus};
 pub use enduser::{EndUser, EndUserPhase, EndUserSpec, EndUserStatus};
 pub use incident::{Incident, IncidentPhase, IncidentSpec, IncidentStatus};
+pub use maintenance::{ClusterMaintenance, Maintenance, MaintenancePhase, MaintenanceStatus};
 pub use reseller::{Reseller, ResellerSpec, ResellerStatus};
 pub use usage::Usage;
 
@@ -35,13 +38,15 @@ pub const VERSION: &str = "v1alpha1";
 /// The category that makes `kubectl get hosting` list every kind.
 pub const CATEGORY: &str = "hosting";
 
-/// The four CustomResourceDefinitions, as installed, in dependency order.
+/// The CustomResourceDefinitions, as installed, in dependency order.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     [
         Reseller::crd(),
         Course::crd(),
         EndUser::crd(),
         Incident::crd(),
+        Maintenance::crd(),
+        ClusterMaintenance::crd(),
     ]
     .into_iter()
     .map(finish)

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use oem_crds::{Course, EndUser, Reseller};
+use oem_crds::{Course, EndUser, Maintenance, Reseller};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -126,4 +126,27 @@ fn the_end_user_examples_round_trip_with_policy_defaults() {
                 .is_some_and(|ns| ns.starts_with("reseller-"))
         );
     }
+}
+
+#[test]
+fn the_maintenance_example_round_trips_for_an_end_user_of_the_examples() {
+    let docs = documents("examples/30-maintenance.yaml");
+    assert_eq!(kinds(&docs), ["Maintenance"]);
+    let (window, _): (Maintenance, _) = round_trip(&docs[0]);
+    assert!(window.spec.end.0 > window.spec.start.0);
+    assert!(window.spec.reason.ja.is_some() && window.spec.reason.en.is_some());
+    let users = documents("examples/20-endusers.yaml");
+    for target in &window.spec.targets {
+        assert!(
+            users
+                .iter()
+                .any(|u| u["metadata"]["name"] == target.end_user.as_str()),
+            "{} is an end user of the examples",
+            target.end_user
+        );
+    }
+    assert_eq!(
+        window.metadata.namespace.as_deref(),
+        Some("reseller-sakura-web")
+    );
 }

@@ -165,9 +165,9 @@ impl WebhookConfigs {
             "metadata": {"name": name},
             "webhooks": [
                 merge(common("validate"), json!({"name": "namespaced.validate.hosting.oem.dev",
-                    "rules": rules(&["courses", "endusers"], "Namespaced"), "namespaceSelector": selector})),
+                    "rules": rules(&["courses", "endusers", "maintenances"], "Namespaced"), "namespaceSelector": selector})),
                 merge(common("validate"), json!({"name": "resellers.validate.hosting.oem.dev",
-                    "rules": rules(&["resellers"], "Cluster"), "objectSelector": selector})),
+                    "rules": rules(&["resellers", "clustermaintenances"], "Cluster"), "objectSelector": selector})),
             ]
         }))?;
         let mutating: MutatingWebhookConfiguration = serde_json::from_value(json!({

@@ -26,6 +26,7 @@ pub struct Caches {
     resellers: Store<Reseller>,
     policy: Arc<SecurityPolicy>,
     secret_timeout: Duration,
+    max_maintenance_window: jiff::SignedDuration,
 }
 
 fn watch<K>(api: Api<K>) -> Store<K>
@@ -58,7 +59,14 @@ impl Caches {
             client,
             policy: Arc::new(policy),
             secret_timeout,
+            max_maintenance_window: crate::rules::maintenance::DEFAULT_MAX_WINDOW,
         }
+    }
+
+    /// The longest maintenance window the provider allows (`--max-maintenance-window`).
+    pub fn with_max_maintenance_window(mut self, max: jiff::SignedDuration) -> Self {
+        self.max_maintenance_window = max;
+        self
     }
 
     /// Resolves when every cache has listed once.
@@ -144,5 +152,9 @@ impl Lookup for ClusterView {
 
     fn today(&self) -> Date {
         self.today
+    }
+
+    fn max_maintenance_window(&self) -> jiff::SignedDuration {
+        self.caches.max_maintenance_window
     }
 }

@@ -31,6 +31,9 @@ pub struct Config {
     pub claim_ttl: Duration,
     /// `--secret-timeout`: bound of the password Secret lookup (seconds).
     pub secret_timeout: Duration,
+    /// `--max-maintenance-window`: the longest maintenance window allowed (seconds, default
+    /// 86400: 24 h).
+    pub max_maintenance_window: Duration,
 }
 
 impl Config {
@@ -101,6 +104,7 @@ impl Config {
             "reload-interval",
             "claim-ttl",
             "secret-timeout",
+            "max-maintenance-window",
         ];
         if let Some((unknown, _)) = flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
             anyhow::bail!("unknown flag --{unknown}");
@@ -135,6 +139,7 @@ impl Config {
             reload_interval: secs("reload-interval", 5)?,
             claim_ttl: secs("claim-ttl", 30)?,
             secret_timeout: secs("secret-timeout", 2)?,
+            max_maintenance_window: secs("max-maintenance-window", 24 * 3600)?,
         })
     }
 }
@@ -156,6 +161,7 @@ mod tests {
         assert_eq!(c.listen.port(), 9443);
         assert_eq!(c.validating_configs, ["a", "b"]);
         assert_eq!(c.claim_ttl, Duration::from_secs(10));
+        assert_eq!(c.max_maintenance_window, Duration::from_secs(24 * 3600));
     }
 
     #[test]

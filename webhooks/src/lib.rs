@@ -1,5 +1,6 @@
 //! Admission webhooks for the hosting.oem.dev API: validating and defaulting of Reseller,
-//! Course and EndUser, served over TLS.
+//! Course and EndUser, validating of Maintenance and ClusterMaintenance windows, served over
+//! TLS.
 //!
 //! - [`rules`]: the rules, pure functions of the object and a [`lookup::Lookup`];
 //!   [`defaulting`]: the mutating webhook's patch.

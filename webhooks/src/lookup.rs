@@ -1,9 +1,11 @@
 //! What the rules may know besides the object under review: a read-only view of the cluster
-//! (courses, end users, resellers, one Secret's keys), the security policy and today's date.
+//! (courses, end users, resellers, one Secret's keys), the security policy, the longest
+//! maintenance window the provider allows and today's date.
 //! The server answers it from reflector caches; tests and the fuzz target from a [`Snapshot`].
 
 use std::sync::Arc;
 
+use jiff::SignedDuration;
 use jiff::civil::Date;
 use kube::ResourceExt;
 use oem_crds::{Course, EndUser, Reseller};
@@ -40,6 +42,10 @@ pub trait Lookup {
     fn reserved_domains(&self) -> Vec<ReservedDomain> {
         Vec::new()
     }
+    /// The longest maintenance window the provider allows.
+    fn max_maintenance_window(&self) -> SignedDuration {
+        crate::rules::maintenance::DEFAULT_MAX_WINDOW
+    }
 }
 
 /// A plain in-memory cluster view.
@@ -53,6 +59,8 @@ pub struct Snapshot {
     pub policy: SecurityPolicy,
     pub today: Date,
     pub reserved: Vec<ReservedDomain>,
+    /// The provider's maximum window length; the default when `None`.
+    pub max_maintenance_window: Option<SignedDuration>,
 }
 
 impl Lookup for Snapshot {
@@ -93,6 +101,11 @@ impl Lookup for Snapshot {
 
     fn reserved_domains(&self) -> Vec<ReservedDomain> {
         self.reserved.clone()
+    }
+
+    fn max_maintenance_window(&self) -> SignedDuration {
+        self.max_maintenance_window
+            .unwrap_or(crate::rules::maintenance::DEFAULT_MAX_WINDOW)
     }
 }
 

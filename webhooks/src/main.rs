@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let caches = Caches::start(client, config.policy.clone(), config.secret_timeout);
+    let max_window = jiff::SignedDuration::try_from(config.max_maintenance_window)
+        .unwrap_or(oem_webhooks::rules::maintenance::DEFAULT_MAX_WINDOW);
+    let caches = Caches::start(client, config.policy.clone(), config.secret_timeout)
+        .with_max_maintenance_window(max_window);
     tokio::time::timeout(std::time::Duration::from_secs(60), caches.ready())
         .await
         .context("the caches did not fill within 60s")??;

@@ -9,14 +9,17 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use oem_crds::{Course, EndUser, Reseller};
+use oem_crds::{ClusterMaintenance, Course, EndUser, Maintenance, Reseller};
 use serde::de::DeserializeOwned;
 
 use crate::claims::Claims;
 use crate::defaulting::default_end_user;
 use crate::lookup::{Lookup, ReservedDomain, SecretKeys};
 use crate::policy::SecurityPolicy;
-use crate::rules::{validate_course, validate_end_user, validate_reseller};
+use crate::rules::{
+    validate_cluster_maintenance, validate_course, validate_end_user, validate_maintenance,
+    validate_reseller,
+};
 use crate::verdict::Verdict;
 
 /// Which webhook is answering.
@@ -132,6 +135,11 @@ pub fn validate(
             validate_course(&new, old.as_ref(), lookup)
         }),
         "Reseller" => typed::<Reseller>(object, req).map(|new| validate_reseller(&new)),
+        "Maintenance" => {
+            typed::<Maintenance>(object, req).map(|new| validate_maintenance(&new, lookup))
+        }
+        "ClusterMaintenance" => typed::<ClusterMaintenance>(object, req)
+            .map(|new| validate_cluster_maintenance(&new, lookup)),
         _ => return response,
     };
     match verdict {
@@ -207,6 +215,9 @@ impl<L: Lookup> Lookup for Reserving<'_, L> {
     }
     fn today(&self) -> Date {
         self.inner.today()
+    }
+    fn max_maintenance_window(&self) -> jiff::SignedDuration {
+        self.inner.max_maintenance_window()
     }
     fn reserved_domains(&self) -> Vec<ReservedDomain> {
         let mut all = self.inner.reserved_domains();

@@ -66,6 +66,32 @@ fn a_refusal_carries_the_rule_message() {
 }
 
 #[test]
+fn a_maintenance_window_for_a_missing_end_user_is_refused_naming_the_target() {
+    let window = json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Maintenance",
+        "metadata": {"name": "php-upgrade"},
+        "spec": {"targets": [{"endUser": "ghost"}], "start": "2026-12-09T18:00:00Z",
+                 "end": "2026-12-09T19:00:00Z", "reason": {"en": "PHP upgrade"}}
+    });
+    let b = body(
+        "Maintenance",
+        "CREATE",
+        Some("reseller-acme"),
+        "php-upgrade",
+        window,
+    );
+    let r = response(respond(&b, Endpoint::Validate, &cluster(), &claims()));
+    assert!(!r.allowed);
+    assert!(
+        r.result
+            .message
+            .starts_with("spec.targets[0].endUser: end user ghost does not exist"),
+        "{}",
+        r.result.message
+    );
+}
+
+#[test]
 fn warnings_are_returned_with_an_allowed_response() {
     let mut r = reseller("acme");
     r.spec.contacts.clear();
@@ -284,7 +310,7 @@ proptest! {
     /// The fuzz target's property without cargo-fuzz: any JSON at all, or a well-formed review
     /// around an arbitrary object, gets an answer and never a panic.
     #[test]
-    fn arbitrary_json_never_panics(v in arbitrary_json(), kind in prop_oneof![Just("EndUser"), Just("Course"), Just("Reseller")]) {
+    fn arbitrary_json_never_panics(v in arbitrary_json(), kind in prop_oneof![Just("EndUser"), Just("Course"), Just("Reseller"), Just("Maintenance"), Just("ClusterMaintenance")]) {
         let raw = serde_json::to_vec(&v).unwrap();
         let _ = respond(&raw, Endpoint::Validate, &cluster(), &claims());
         let wrapped = body(kind, "CREATE", Some("reseller-acme"), "x", json!({"metadata": {"name": "x"}, "spec": v}));

@@ -19,11 +19,11 @@ use super::calendar::Calendar;
 use super::config::SourceMode;
 use super::flow::{self, Facts, FlowConfig, Remedy};
 use super::incidents::{World, incident_name, is_open, key_of, kind_text, service_text};
-use super::metrics::sync_gauge;
+use super::maintenance::Admission;
 use super::notify::{Notifier, NotifyConfig};
 use super::remediation;
 use super::source::{self, AlertInbox, AlertKey, Observation};
-use super::{embedded, mail};
+use super::{embedded, mail, windows};
 use crate::context::Context;
 use crate::naming;
 
@@ -50,7 +50,7 @@ pub struct Alerting {
     pub(super) notifier: Notifier,
     pub(super) notify: NotifyConfig,
     flow: FlowConfig,
-    series: HashMap<&'static str, HashSet<Vec<String>>>,
+    pub(super) series: HashMap<&'static str, HashSet<Vec<String>>>,
 }
 
 impl Alerting {
@@ -93,8 +93,11 @@ impl Alerting {
         };
         let observation = self.observe(&world, now).await;
         self.export_mail(&world);
+        let nodes =
+            windows::nodes_of_failing(&self.ctx.client, &world, observation.as_ref(), now).await;
+        windows::write_statuses(&self.ctx.client, &world, observation.as_ref(), &nodes, now).await;
         if let Some(seen) = &observation {
-            self.open_new(&mut world, seen, now).await;
+            self.open_new(&mut world, seen, &nodes, now).await;
         }
         let unfinished: Vec<Incident> = world
             .incidents
@@ -103,6 +106,14 @@ impl Alerting {
             .cloned()
             .collect();
         for incident in unfinished {
+            // An incident open when a window began waits for its end: no remediation, no notice.
+            if is_open(&incident)
+                && let Admission::Held { window } =
+                    windows::holding(&world, &nodes, &key_of(&incident), now, now)
+            {
+                tracing::debug!(incident = %incident.name_any(), %window, "held by a maintenance window");
+                continue;
+            }
             let name = incident.name_any();
             if let Some(updated) = self.advance(incident, &world, observation.as_ref()).await
                 && let Some(slot) = world
@@ -151,11 +162,26 @@ impl Alerting {
         seen
     }
 
-    /// Opens an incident for every failing key without an open one.
-    async fn open_new(&self, world: &mut World, seen: &Observation, now: Timestamp) {
+    /// Opens an incident for every failing key without an open one, unless a maintenance window
+    /// holds it; one still down at a window's end counts from that end.
+    async fn open_new(
+        &self,
+        world: &mut World,
+        seen: &Observation,
+        nodes: &HashMap<AlertKey, Vec<String>>,
+        now: Timestamp,
+    ) {
         let grace = SignedDuration::try_from(self.ctx.config.alerting.mail_unlock_grace)
             .unwrap_or(SignedDuration::ZERO);
-        for (key, since) in &seen.active {
+        for (key, first_failure) in &seen.active {
+            let since = &match windows::holding(world, nodes, key, *first_failure, now) {
+                Admission::Held { window } => {
+                    tracing::debug!(namespace = %key.namespace, enduser = %key.enduser,
+                        service = %service_text(key.service), %window, "outage held by a maintenance window");
+                    continue;
+                }
+                Admission::Open { since } => since,
+            };
             let Some(enduser) = world
                 .endusers
                 .get(&(key.namespace.clone(), key.enduser.clone()))
@@ -458,54 +484,5 @@ impl Alerting {
                     .map(|m| format!("{m} ({})", incident.name_any()))
             }
         }
-    }
-
-    fn export_mail(&mut self, world: &World) {
-        let (limits, locked) = mail::gauges(world);
-        let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.mail_rate_limit,
-            self.series.entry("limit").or_default(),
-            limits,
-        );
-        sync_gauge(
-            &m.mail_locked,
-            self.series.entry("locked").or_default(),
-            locked,
-        );
-    }
-
-    fn export_incidents(&mut self, world: &World, now: Timestamp) {
-        let mut open: HashMap<Vec<String>, f64> = HashMap::new();
-        let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
-        for incident in &world.incidents {
-            let key = key_of(incident);
-            // Every reseller and kind with an incident on record has a series, 0 when none is
-            // open, so a dashboard shows "0 open" rather than no data after recovery.
-            let count = open
-                .entry(vec![
-                    key.reseller().to_owned(),
-                    kind_text(key.kind).to_owned(),
-                ])
-                .or_default();
-            if is_open(incident) {
-                *count += 1.0;
-            }
-            let late = overdue.entry(vec![key.reseller().to_owned()]).or_default();
-            if flow::overdue(incident, now) {
-                *late += 1.0;
-            }
-        }
-        let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.incidents_open,
-            self.series.entry("open").or_default(),
-            open,
-        );
-        sync_gauge(
-            &m.reports_overdue,
-            self.series.entry("overdue").or_default(),
-            overdue,
-        );
     }
 }

@@ -397,3 +397,80 @@ fn the_timeline_keeps_the_first_and_the_latest_entries() {
         t0() + SignedDuration::from_secs(299)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_through_a_maintenance_window_opens_at_its_end_and_is_notified_ten_minutes_later()
+{
+    use crate::alerting::maintenance::{Admission, Cover, Target, Window, admission};
+    // Sakura's two-hour window for shop; imap fails 30 s into it and stays down.
+    let (start, end) = (t0(), t0() + SignedDuration::from_hours(2));
+    let window = Window {
+        name: "reseller-sakura/shop-mail-upgrade".into(),
+        covers: vec![Cover::EndUser {
+            namespace: "reseller-sakura".into(),
+            end_user: "shop".into(),
+            services: vec![],
+        }],
+        start,
+        end,
+        end_when_recovered: false,
+        first_down_at: None,
+        recovered_at: None,
+    };
+    let target = Target {
+        namespace: "reseller-sakura",
+        end_user: "shop",
+        service: ServiceName::Imap,
+        nodes: &[],
+    };
+    let first_failure = start + SignedDuration::from_secs(30);
+    let clock = tokio::time::Instant::now();
+    let now = || first_failure + SignedDuration::try_from(clock.elapsed()).unwrap();
+    let mut opened_at = None;
+    let mut incident_ = None::<Incident>;
+    let mut restarts_at = Vec::new();
+    let mut notified_at = None;
+    while now() < end + SignedDuration::from_secs(900) {
+        let t = now();
+        match &mut incident_ {
+            None => match admission(
+                std::slice::from_ref(&window),
+                IncidentKind::ServiceDown,
+                &target,
+                first_failure,
+                t,
+            ) {
+                Admission::Held { .. } => {}
+                Admission::Open { since } => {
+                    opened_at = Some(t);
+                    incident_ = Some(incident(
+                        IncidentKind::ServiceDown,
+                        ServiceName::Imap,
+                        since,
+                        t,
+                    ));
+                }
+            },
+            Some(i) => {
+                let remedies = run_step(i, &facts(t, true));
+                if remedies.contains(&Remedy::Restart) {
+                    restarts_at.push(t.duration_since(end).as_secs());
+                }
+                if notified_at.is_none() && outage_notices(i) > 0 {
+                    notified_at = Some(t.duration_since(end).as_secs());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Held for the whole window: no incident, no restart, no notice before its end.
+    assert_eq!(opened_at, Some(end));
+    let i = incident_.unwrap();
+    assert_eq!(
+        i.status.as_ref().unwrap().started_at.as_ref().map(|t| t.0),
+        Some(end)
+    );
+    // Remediation and the notice count from the window's end, not from the first failure.
+    assert_eq!(restarts_at.first(), Some(&1));
+    assert_eq!(notified_at, Some(600));
+}

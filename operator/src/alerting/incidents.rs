@@ -1,5 +1,5 @@
-//! What the alert controller knows of the cluster at one look (`World`), and how incidents
-//! are found again: their key (end user, service, kind) and their deterministic name.
+//! What the alert controller knows of the cluster at one look (`World`, maintenance windows
+//! included), and how incidents are found again: their key (end user, service, kind) and their deterministic name.
 
 use std::collections::HashMap;
 
@@ -9,9 +9,11 @@ use kube::api::{Api, ListParams};
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
 use oem_crds::incident::{Incident, IncidentKind};
+use oem_crds::maintenance::{ClusterMaintenance, Maintenance};
 use oem_crds::reseller::Reseller;
 use sha2::{Digest, Sha256};
 
+use super::maintenance::Window;
 use super::source::AlertKey;
 
 /// What one look at the cluster finds.
@@ -20,6 +22,10 @@ pub struct World {
     pub endusers: HashMap<(String, String), EndUser>,
     pub courses: HashMap<(String, String), Course>,
     pub incidents: Vec<Incident>,
+    pub maintenances: Vec<Maintenance>,
+    pub cluster_maintenances: Vec<ClusterMaintenance>,
+    /// Both kinds of maintenance window, as the decisions see them.
+    pub windows: Vec<Window>,
 }
 
 impl World {
@@ -37,6 +43,31 @@ impl World {
             courses.list(&lp),
             incidents.list(&lp),
         )?;
+        // Without the windows (their kinds not installed yet, a failed list) outages open
+        // incidents as usual: a window must never hide an outage by accident of a list.
+        let (maintenances, cluster_maintenances) = (
+            Api::<Maintenance>::all(client.clone()),
+            Api::<ClusterMaintenance>::all(client.clone()),
+        );
+        let (maintenances, cluster_maintenances) =
+            futures::join!(maintenances.list(&lp), cluster_maintenances.list(&lp));
+        let maintenances = maintenances.map(|l| l.items).unwrap_or_else(|error| {
+            tracing::warn!(%error, "listing maintenance windows failed; none is applied");
+            Vec::new()
+        });
+        let cluster_maintenances = cluster_maintenances.map(|l| l.items).unwrap_or_else(|error| {
+            tracing::warn!(%error, "listing cluster maintenance windows failed; none is applied");
+            Vec::new()
+        });
+        let windows = maintenances
+            .iter()
+            .map(Window::of_maintenance)
+            .chain(
+                cluster_maintenances
+                    .iter()
+                    .map(Window::of_cluster_maintenance),
+            )
+            .collect();
         let key = |ns: Option<String>, name: String| (ns.unwrap_or_default(), name);
         Ok(Self {
             resellers: resellers
@@ -55,6 +86,9 @@ impl World {
                 .map(|c| (key(c.namespace(), c.name_any()), c))
                 .collect(),
             incidents: incidents.items,
+            maintenances,
+            cluster_maintenances,
+            windows,
         })
     }
 

@@ -1,9 +1,15 @@
 //! The alert controller's metrics (names fixed: the dashboards and the operator-health alerts
-//! use them). Labels are names of resellers, end users, kinds, channels: never anything secret.
+//! use them), and the gauges the loop exports after each look. Labels are names of resellers,
+//! end users, kinds, channels: never anything secret.
 
 use std::collections::{HashMap, HashSet};
 
+use jiff::Timestamp;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::controller::Alerting;
+use super::incidents::{World, is_open, key_of, kind_text};
+use super::{flow, mail};
 
 #[derive(Clone)]
 pub struct AlertingMetrics {
@@ -118,6 +124,58 @@ pub fn sync_gauge(
         let _ = gauge.remove_label_values(&labels);
     }
     *previous = values.into_keys().collect();
+}
+
+/// The gauges the alert loop exports after each look.
+impl Alerting {
+    pub(super) fn export_mail(&mut self, world: &World) {
+        let (limits, locked) = mail::gauges(world);
+        let m = &self.ctx.metrics.alerting;
+        sync_gauge(
+            &m.mail_rate_limit,
+            self.series.entry("limit").or_default(),
+            limits,
+        );
+        sync_gauge(
+            &m.mail_locked,
+            self.series.entry("locked").or_default(),
+            locked,
+        );
+    }
+
+    pub(super) fn export_incidents(&mut self, world: &World, now: Timestamp) {
+        let mut open: HashMap<Vec<String>, f64> = HashMap::new();
+        let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
+        for incident in &world.incidents {
+            let key = key_of(incident);
+            // Every reseller and kind with an incident on record has a series, 0 when none is
+            // open, so a dashboard shows "0 open" rather than no data after recovery.
+            let count = open
+                .entry(vec![
+                    key.reseller().to_owned(),
+                    kind_text(key.kind).to_owned(),
+                ])
+                .or_default();
+            if is_open(incident) {
+                *count += 1.0;
+            }
+            let late = overdue.entry(vec![key.reseller().to_owned()]).or_default();
+            if flow::overdue(incident, now) {
+                *late += 1.0;
+            }
+        }
+        let m = &self.ctx.metrics.alerting;
+        sync_gauge(
+            &m.incidents_open,
+            self.series.entry("open").or_default(),
+            open,
+        );
+        sync_gauge(
+            &m.reports_overdue,
+            self.series.entry("overdue").or_default(),
+            overdue,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! | `controller`, `deliver` | the loop: open, step, remediate, write status, deliver notices |
 //! | `incidents` | what one look at the cluster finds; incident keys and names |
 //! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
+//! | `maintenance`, `windows` | maintenance windows: which outages they hold, their phase (pure); node lookup and status writes |
 //! | `delivery` | incident → notice and target for the transport |
 //! | `calendar`, `notify` | business calendar and notification transport |
 
@@ -21,11 +22,13 @@ pub mod embedded;
 pub mod flow;
 pub mod incidents;
 pub mod mail;
+pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod remediation;
 pub mod rules;
 pub mod source;
+pub mod windows;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! What a reseller's admins may do, as RoleBindings to the two ClusterRoles the chart installs
-//! (`charts/oem-hosting/files/reseller-clusterroles.yaml`): full control of courses and end
-//! users in the reseller's namespace, read access to its end users' hosting namespaces.
+//! (`charts/oem-hosting/files/reseller-clusterroles.yaml`): full control of courses, end users
+//! and maintenance windows in the reseller's namespace, read access to its end users' hosting
+//! namespaces.
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
