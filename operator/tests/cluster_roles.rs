@@ -81,7 +81,31 @@ fn documented_secret_verbs() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "get", "list", "watch", "create", "update", "patch", "delete",
             ]),
         ),
+        // Bound in each end user's hosting namespace, and only for the Secret named
+        // `credentials` (checked below): the reseller hands the service passwords over and
+        // rotates them (docs/credentials.md).
+        (
+            "oem-hosting-tenant-viewer",
+            BTreeSet::from(["get", "update", "patch"]),
+        ),
     ])
+}
+
+#[test]
+fn the_tenant_viewer_reaches_only_the_credentials_secret() {
+    let role = cluster_roles()
+        .into_iter()
+        .find(|r| r.metadata.name == "oem-hosting-tenant-viewer")
+        .expect("the tenant-viewer ClusterRole");
+    let secret_rules: Vec<_> = role
+        .rules
+        .iter()
+        .filter(|r| r.resources.iter().any(|res| res == "secrets"))
+        .collect();
+    assert!(!secret_rules.is_empty());
+    for rule in secret_rules {
+        assert_eq!(rule.resource_names, ["credentials"], "{rule:?}");
+    }
 }
 
 #[test]
