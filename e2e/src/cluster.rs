@@ -155,6 +155,20 @@ impl Cluster {
     }
 }
 
+/// Stops the cluster it holds when dropped (`cluster.sh down`), so that a test that ends,
+/// early or not, leaves no node behind.
+pub struct DownOnDrop(pub Option<Cluster>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.0.take()
+            && let Err(e) = cluster.down()
+        {
+            eprintln!("cluster.sh down: {e:#}");
+        }
+    }
+}
+
 /// The real node's name (`e2e/cluster/node.sh`).
 pub const REAL_NODE: &str = "real-node-1";
 

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
-use oem_e2e::cluster::{REAL_NODE, repo_root};
+use oem_e2e::cluster::{DownOnDrop, REAL_NODE, repo_root};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, http_get, wait};
@@ -40,19 +40,6 @@ if ((int) $db->query('SELECT COUNT(*) FROM greeting')->fetchColumn() === 0) {
 }
 printf("php %d.%d: %s\n", PHP_MAJOR_VERSION, PHP_MINOR_VERSION, $db->query('SELECT message FROM greeting')->fetchColumn());
 "#;
-
-/// Stops the real-node cluster when the test ends, so no node outlives the run.
-struct DownOnDrop(Option<Cluster>);
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        if let Some(cluster) = self.0.take()
-            && let Err(e) = cluster.down()
-        {
-            eprintln!("cluster.sh down: {e:#}");
-        }
-    }
-}
 
 /// Builds the project's images (cached by content) and imports them into the real node.
 fn import_images(cluster: &Cluster) -> anyhow::Result<()> {

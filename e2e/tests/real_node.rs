@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use oem_e2e::cluster::{REAL_NODE, repo_root};
+use oem_e2e::cluster::{DownOnDrop, REAL_NODE, repo_root};
 use oem_e2e::{Cluster, http_get, wait};
 use serde_json::json;
 
@@ -60,19 +60,6 @@ fn mounted_in_another_namespace(path: &str) -> bool {
                 .lines()
                 .any(|l| l.split(' ').nth(4) == Some(path))
         })
-}
-
-/// Stops the cluster when the test ends early, so no node outlives a failed run.
-struct DownOnDrop(Option<Cluster>);
-
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        if let Some(cluster) = self.0.take()
-            && let Err(e) = cluster.down()
-        {
-            eprintln!("cluster.sh down after a failure: {e:#}");
-        }
-    }
 }
 
 /// An OCI archive with busybox-static's binary, every applet as a link, and nothing else.
