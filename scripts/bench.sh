@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: builds everything first, then runs the benchmarks inside a network namespace
+# `make bench`: builds everything first, prints the hosting images' sizes and idle memory, then
+# runs the benchmarks inside a network namespace
 # with only loopback up: the probe engine against blackbox_exporter (local daemons), then
 # provisioning against a control plane of their own. Prints figures; never fails on time.
 # Arguments go to bench-provisioning (sizes, default 100 500).
@@ -10,6 +11,10 @@ bash scripts/install-deps.sh
 bash e2e/cluster/build.sh
 bash e2e/daemons/install-bench.sh
 cargo build --release -p oem-operator -p oem-e2e --bins
+# The hosting images: each image's size and each service's idle memory, measured by running it
+# (how many end users fit a node).
+bash scripts/build-images.sh
+bash images/test-images.sh
 # 10 fake nodes of 64 CPUs: room for 500 end users of a 1-CPU course at once.
 export OEM_CLUSTER_DIR=$repo/.cluster/bench OEM_CLUSTER_PORT_BASE=${OEM_BENCH_PORT_BASE:-36000}
 export OEM_CLUSTER_NODES=${OEM_CLUSTER_NODES:-10}
