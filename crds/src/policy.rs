@@ -105,7 +105,12 @@ impl SecurityPolicy {
 
     /// The image that runs PHP `version`, if the policy names one.
     pub fn php_image(&self, version: &str) -> Option<&str> {
-        image(&self.php, version)
+        self.php_runtime(version).ok()
+    }
+
+    /// The image that runs PHP `version`, or why none does.
+    pub fn php_runtime(&self, version: &str) -> Result<&str, Unservable> {
+        runtime(&self.php, Some(version))
     }
 
     /// The database version a course gets when it names none: the newest listed one with an
@@ -120,8 +125,18 @@ impl SecurityPolicy {
 
     /// The image that runs `engine` at `version` (the default version when `None`).
     pub fn database_image(&self, engine: DatabaseEngine, version: Option<&str>) -> Option<&str> {
-        let version = version.or_else(|| self.default_database(engine))?;
-        image(self.databases(engine), version)
+        self.database_runtime(engine, version).ok()
+    }
+
+    /// The image that runs `engine` at `version` (the default version when `None`), or why
+    /// none does.
+    pub fn database_runtime(
+        &self,
+        engine: DatabaseEngine,
+        version: Option<&str>,
+    ) -> Result<&str, Unservable> {
+        let version = version.or_else(|| self.default_database(engine));
+        runtime(self.databases(engine), version)
     }
 
     /// Every image the policy names, with the field that names it (for validation).
@@ -142,10 +157,24 @@ impl SecurityPolicy {
     }
 }
 
-fn image<'a>(list: &'a [RuntimeVersion], version: &str) -> Option<&'a str> {
-    list.iter()
-        .find(|r| r.version == version)
-        .and_then(|r| r.image.as_deref())
+/// Why no image serves a runtime version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unservable {
+    /// The policy does not list the version (or names no version at all).
+    NotListed,
+    /// Listed, or allowed by an empty list, but no image runs it.
+    NoImage,
+}
+
+/// The image of `version` in `list`. An empty list allows any version, but names no image.
+fn runtime<'a>(list: &'a [RuntimeVersion], version: Option<&str>) -> Result<&'a str, Unservable> {
+    if list.is_empty() {
+        return Err(Unservable::NoImage);
+    }
+    let entry = version
+        .and_then(|v| list.iter().find(|r| r.version == v))
+        .ok_or(Unservable::NotListed)?;
+    entry.image.as_deref().ok_or(Unservable::NoImage)
 }
 
 fn support(list: &[RuntimeVersion], version: &str, today: Date) -> Support {

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::course::{Course, CourseStatus, DatabaseEngine};
 use oem_crds::enduser::EndUser;
-use oem_crds::policy::SecurityPolicy;
+use oem_crds::policy::{SecurityPolicy, Unservable};
 
 use super::status;
 use crate::context::Context;
@@ -63,53 +63,41 @@ pub fn policy_violation(
         runtimes.push((
             "spec.services.web.phpVersion",
             format!("PHP {}", web.php_version),
-            policy.php_image(&web.php_version).is_some(),
-            policy.php.iter().any(|r| r.version == web.php_version) || policy.php.is_empty(),
+            policy.php_runtime(&web.php_version),
         ));
     }
     if let Some(db) = &services.database {
-        let list = match db.engine {
-            DatabaseEngine::Mariadb => &policy.mariadb,
-            DatabaseEngine::Postgresql => &policy.postgresql,
+        let engine = match db.engine {
+            DatabaseEngine::Mariadb => "MariaDB",
+            DatabaseEngine::Postgresql => "PostgreSQL",
         };
         let version = db
             .version
-            .clone()
-            .or_else(|| policy.default_database(db.engine).map(str::to_owned));
-        let listed = version
-            .as_ref()
-            .is_some_and(|v| list.iter().any(|r| &r.version == v));
+            .as_deref()
+            .or_else(|| policy.default_database(db.engine));
         runtimes.push((
             "spec.services.database.version",
             format!(
-                "{} {}",
-                match db.engine {
-                    DatabaseEngine::Mariadb => "MariaDB",
-                    DatabaseEngine::Postgresql => "PostgreSQL",
-                },
-                version.as_deref().unwrap_or("(no version with an image)")
+                "{engine} {}",
+                version.unwrap_or("(no version with an image)")
             ),
-            policy
-                .database_image(db.engine, db.version.as_deref())
-                .is_some(),
-            listed || list.is_empty(),
+            policy.database_runtime(db.engine, db.version.as_deref()),
         ));
     }
-    runtimes.into_iter().find_map(
-        |(field, what, has_image, listed)| match (listed, has_image) {
-            (false, _) => Some((
+    runtimes
+        .into_iter()
+        .find_map(|(field, what, runtime)| match runtime.err()? {
+            Unservable::NotListed => Some((
                 "RuntimeNotAllowed",
                 format!("{field}: {what} is not allowed by the security policy"),
             )),
-            (true, false) => Some((
+            Unservable::NoImage => Some((
                 "NoImage",
                 format!(
                     "{field}: {what} has no image in the security policy, so it cannot be served"
                 ),
             )),
-            (true, true) => None,
-        },
-    )
+        })
 }
 
 async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
