@@ -55,28 +55,8 @@ impl Cluster {
     /// Starts (or finds running) the cluster that `cluster.sh` makes with `env` added to this
     /// process's environment (`OEM_CLUSTER_DIR`, `OEM_CLUSTER_PORT_BASE`, ...). Blocking.
     pub fn up_with(env: &[(&str, String)]) -> anyhow::Result<Cluster> {
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("up")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .context("running e2e/cluster/cluster.sh up")?;
-        if !out.status.success() {
-            bail!(
-                "the local control plane did not start ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let env = Command::new("bash")
-            .arg(script())
-            .arg("env")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .context("running e2e/cluster/cluster.sh env")?;
-        let text = String::from_utf8_lossy(&env.stdout).into_owned();
+        Self::script_ok("up", env).context("the local control plane did not start")?;
+        let text = Self::script_ok("env", env)?;
         let field = |key: &str| -> anyhow::Result<String> {
             text.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
