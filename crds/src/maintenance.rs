@@ -32,8 +32,8 @@ pub const MAX_TARGETS: usize = 100;
         type_ = "string",
         json_path = ".spec.targets[*].endUser"
     ),
-    printcolumn(name = "Start", type_ = "date", json_path = ".spec.start"),
-    printcolumn(name = "End", type_ = "date", json_path = ".spec.end"),
+    printcolumn(name = "Start", type_ = "string", json_path = ".spec.start"),
+    printcolumn(name = "End", type_ = "string", json_path = ".spec.end"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Ended By",
@@ -95,8 +95,8 @@ pub struct MaintenanceTarget {
         type_ = "string",
         json_path = ".spec.targets[*].allEndUsers"
     ),
-    printcolumn(name = "Start", type_ = "date", json_path = ".spec.start"),
-    printcolumn(name = "End", type_ = "date", json_path = ".spec.end"),
+    printcolumn(name = "Start", type_ = "string", json_path = ".spec.start"),
+    printcolumn(name = "End", type_ = "string", json_path = ".spec.end"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Ended By",
