@@ -18,7 +18,6 @@ bash images/test-images.sh
 # 10 fake nodes of 64 CPUs: room for 500 end users of a 1-CPU course at once.
 export OEM_CLUSTER_DIR=$repo/.cluster/bench OEM_CLUSTER_PORT_BASE=${OEM_BENCH_PORT_BASE:-36000}
 export OEM_CLUSTER_NODES=${OEM_CLUSTER_NODES:-10}
-export CARGO_TARGET_DIR=$target_dir
 unshare --net -- bash -c '
   set -euo pipefail
   ip link set lo up
