@@ -6,6 +6,7 @@ pub mod dashboards;
 pub mod hosting;
 pub mod operator;
 pub mod prometheus;
+pub mod real_hosting;
 pub mod wait;
 pub mod webhooks;
 
