@@ -9,7 +9,8 @@
 //! fire → the operator opens a MassMail incident, sets `status.mailLocked`, removes the SMTP
 //! egress NetworkPolicy and restarts the mail container with `MAIL_LOCKED=true` → a relay is
 //! refused by the lock (550) even below the hourly limit, while local mail still flows → the
-//! reseller's contact is told by e-mail (a real SMTP server).
+//! reseller's contact is told by e-mail (a real SMTP server); the reseller lifts the lock and
+//! the MTA relays again.
 //!
 //! Runs only inside a network and mount namespace of its own (scripts/test.sh does that).
 
@@ -523,6 +524,43 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
         "while locked: relay refused with 550 ({MAX_SENDS} of 100 sent this hour), local mail delivered"
     );
     read_back_locally(&served, &ip).await?;
+
+    // The reseller lifts the lock (docs/incidents.md): the MTA relays again, egress reopens.
+    let lifted = Instant::now();
+    cluster.kubectl_ok(
+        &[
+            "annotate",
+            "enduser",
+            "mailer",
+            "-n",
+            &ns,
+            "hosting.oem.dev/mail-unlock=yes",
+        ],
+        None,
+    )?;
+    mail_pod_with(&client, &served.ns, false, 100).await?;
+    retrying(
+        "a relay after the lock is lifted",
+        Duration::from_secs(60),
+        || send(&ip, &account, OUTSIDE, &message),
+    )
+    .await?;
+    ensure!(
+        policies.get_opt("allow-smtp-egress").await?.is_some(),
+        "SMTP egress open again"
+    );
+    ensure!(
+        !endusers
+            .get("mailer")
+            .await?
+            .status
+            .is_some_and(|s| s.mail_locked),
+        "mailLocked lifted"
+    );
+    eprintln!(
+        "lock lifted by the reseller: relaying again {:.1} s after the annotation",
+        lifted.elapsed().as_secs_f64()
+    );
 
     eprintln!(
         "mass mail: alert firing {:.1} s, incident + mailLocked {:.1} s, MTA locked (pod \
