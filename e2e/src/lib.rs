@@ -6,6 +6,8 @@ pub mod dashboards;
 pub mod hosting;
 pub mod operator;
 pub mod prometheus;
+pub mod real_hosting;
+pub mod tenant_scrape;
 pub mod wait;
 pub mod webhooks;
 

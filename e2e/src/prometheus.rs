@@ -38,6 +38,9 @@ pub struct ScrapeTarget {
     /// `host:port`.
     pub address: String,
     pub metrics_path: String,
+    /// A whole `scrape_configs` item (for example the chart's Kubernetes discovery of the
+    /// tenants' mail pods), written as is instead of the static target above.
+    pub scrape_config: Option<serde_yaml::Value>,
 }
 
 impl ScrapeTarget {
@@ -47,7 +50,23 @@ impl ScrapeTarget {
             job: job.to_owned(),
             address: address.to_owned(),
             metrics_path: "/metrics".to_owned(),
+            scrape_config: None,
         }
+    }
+
+    /// A job given as a whole `scrape_configs` item (a mapping with its `job_name`).
+    pub fn config(item: serde_yaml::Value) -> anyhow::Result<Self> {
+        let job = item
+            .get("job_name")
+            .and_then(|j| j.as_str())
+            .context("a scrape config item needs a job_name")?
+            .to_owned();
+        Ok(Self {
+            job,
+            address: String::new(),
+            metrics_path: String::new(),
+            scrape_config: Some(item),
+        })
     }
 }
 
@@ -205,6 +224,13 @@ fn prometheus_config(options: &PrometheusOptions) -> String {
     }
     let _ = writeln!(y, "scrape_configs:");
     for target in &options.scrape {
+        if let Some(item) = &target.scrape_config {
+            let text = serde_yaml::to_string(item).unwrap_or_default();
+            for (i, line) in text.lines().enumerate() {
+                let _ = writeln!(y, "  {}{line}", if i == 0 { "- " } else { "  " });
+            }
+            continue;
+        }
         let _ = writeln!(y, "  - job_name: {:?}", target.job);
         let _ = writeln!(y, "    metrics_path: {:?}", target.metrics_path);
         let _ = writeln!(
@@ -566,6 +592,31 @@ mod tests {
         assert_eq!(
             yaml["scrape_configs"][0]["static_configs"][0]["targets"][0],
             "127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn a_whole_scrape_config_item_is_written_as_is() {
+        let item: serde_yaml::Value = serde_yaml::from_str(
+            "job_name: mail\nkubernetes_sd_configs:\n- role: pod\nrelabel_configs:\n- target_label: a\n  replacement: b\n",
+        )
+        .unwrap();
+        let options = PrometheusOptions {
+            scrape: vec![
+                ScrapeTarget::new("operator", "127.0.0.1:8080"),
+                ScrapeTarget::config(item).unwrap(),
+            ],
+            ..Default::default()
+        };
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&prometheus_config(&options)).unwrap();
+        assert_eq!(yaml["scrape_configs"][1]["job_name"], "mail");
+        assert_eq!(
+            yaml["scrape_configs"][1]["kubernetes_sd_configs"][0]["role"],
+            "pod"
+        );
+        assert_eq!(
+            yaml["scrape_configs"][1]["relabel_configs"][0]["replacement"],
+            "b"
         );
     }
 

@@ -79,6 +79,7 @@ fn stand_in_crds() -> String {
         crd("cert-manager.io", "issuers", "Issuer"),
         crd("monitoring.coreos.com", "servicemonitors", "ServiceMonitor"),
         crd("monitoring.coreos.com", "prometheusrules", "PrometheusRule"),
+        crd("monitoring.coreos.com", "podmonitors", "PodMonitor"),
     ]
     .concat()
 }
@@ -95,6 +96,8 @@ fn everything_on(policy: &str) -> Vec<String> {
         "webhooks.certManager.enabled=true".to_owned(),
         "--set".to_owned(),
         "metrics.serviceMonitor.enabled=true".to_owned(),
+        "--set".to_owned(),
+        "metrics.tenantMailPodMonitor.enabled=true".to_owned(),
         "--values".to_owned(),
         policy.to_owned(),
     ];
@@ -273,7 +276,7 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     dry_run(&rendered)?;
     let full = template(&on)?;
     let kinds: BTreeSet<String> = documents(&full)?.iter().map(|o| kind_name(o).0).collect();
-    for kind in ["Certificate", "Issuer", "ServiceMonitor"] {
+    for kind in ["Certificate", "Issuer", "ServiceMonitor", "PodMonitor"] {
         assert!(
             kinds.contains(kind),
             "{kind} not rendered with every option on"

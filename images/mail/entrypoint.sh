@@ -3,7 +3,8 @@
 # IMAP 1143/1993) on the maildirs in /srv/mail, and oem-mailctl (hourly limit, metrics on 9154),
 # all as uid 10001 with no capabilities.
 # env: MAIL_DOMAINS (comma-separated), MAIL_HOSTNAME, MAX_SENDS_PER_HOUR (0 = no limit),
-#      MAIL_ACCOUNTS (lines address:password).
+#      MAIL_ACCOUNTS (lines address:password), MAIL_LOCKED (true: outbound mail locked for mass
+#      mailing; relaying refused and queued outbound mail held; default false).
 OEM_IMAGE=mail
 . /usr/local/lib/oem/lib.sh
 oem_own_stdio
@@ -13,6 +14,9 @@ MAIL_ACCOUNTS=${MAIL_ACCOUNTS:-}
 MAX_SENDS_PER_HOUR=${MAX_SENDS_PER_HOUR:-0}
 [[ $MAX_SENDS_PER_HOUR =~ ^[0-9]+$ ]] || die "MAX_SENDS_PER_HOUR must be a number, not '$MAX_SENDS_PER_HOUR'"
 export MAX_SENDS_PER_HOUR
+MAIL_LOCKED=${MAIL_LOCKED:-false}
+[[ $MAIL_LOCKED =~ ^(true|false)$ ]] || die "MAIL_LOCKED must be true or false, not '$MAIL_LOCKED'"
+export MAIL_LOCKED
 
 # domains: lower case, no spaces, each a plain domain name
 domains=()
@@ -55,10 +59,11 @@ chmod 700 /tmp/oem-mail /srv/mail /srv/spool
   mv /tmp/oem-mail/accounts.new /tmp/oem-mail/accounts
   echo $n >/tmp/oem-mail/count
 )
-log "$(cat /tmp/oem-mail/count) account(s) for ${domains[*]}; hostname $hostname; limit ${MAX_SENDS_PER_HOUR} sends/hour"
+log "$(cat /tmp/oem-mail/count) account(s) for ${domains[*]}; hostname $hostname; limit ${MAX_SENDS_PER_HOUR} sends/hour$([ "$MAIL_LOCKED" = true ] && echo '; outbound mail LOCKED')"
 {
   echo "OEM_HOSTNAME = $hostname"
   echo "OEM_QUALIFY = ${domains[0]}"
+  echo "OEM_LOCKED = $([ "$MAIL_LOCKED" = true ] && echo yes || echo no)"
   printf 'OEM_DOMAINS = %s\n' "$(IFS=:; echo "${domains[*]}" | sed 's/:/ : /g')"
 } >/tmp/oem-mail/macros.conf
 

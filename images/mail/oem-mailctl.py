@@ -6,6 +6,9 @@
   (counted in oem_mail_sent_total) or `refused` (counted in oem_mail_refused_total) when
   MAX_SENDS_PER_HOUR sends were accepted in the last 3600 s (a sliding window, kept across
   restarts in /srv/spool/oem-sends.json). MAX_SENDS_PER_HOUR=0: no limit.
+* Mail lock (MAIL_LOCKED=true, set by the operator while the account is locked for mass
+  mailing): every relay is answered `locked` (counted in oem_mail_locked_refused_total, not
+  in the window), even below the hourly limit; mail to this server's own domains still flows.
 * Prometheus text metrics on :9154/metrics.
 * Exim's log files (/tmp/exim/{main,reject,panic}log) copied to stderr and truncated when
   they grow, so the container log has them and /tmp does not fill up.
@@ -26,9 +29,11 @@ WINDOW = 3600.0
 LOGS = ["/tmp/exim/mainlog", "/tmp/exim/rejectlog", "/tmp/exim/paniclog"]
 
 limit = int(os.environ.get("MAX_SENDS_PER_HOUR", "0") or 0)
+locked = os.environ.get("MAIL_LOCKED", "false") == "true"
 lock = threading.Lock()
 sent_total = 0
 refused_total = 0
+locked_refused_total = 0
 sends = collections.deque()  # timestamps of accepted sends in the window
 
 
@@ -52,8 +57,13 @@ def save():
 
 
 def decide(who):
-    global sent_total, refused_total
+    global sent_total, refused_total, locked_refused_total
     with lock:
+        if locked:
+            locked_refused_total += 1
+            print(f"oem-mailctl: refused a send by {who}: outbound mail is locked",
+                  file=sys.stderr, flush=True)
+            return "locked"
         now = time.time()
         while sends and now - sends[0] >= WINDOW:
             sends.popleft()
@@ -95,6 +105,12 @@ def metrics_text():
             "# HELP oem_mail_refused_total Recipients refused because MAX_SENDS_PER_HOUR was reached.\n"
             "# TYPE oem_mail_refused_total counter\n"
             f"oem_mail_refused_total {refused_total}\n"
+            "# HELP oem_mail_locked_refused_total Recipients refused because outbound mail is locked (MAIL_LOCKED).\n"
+            "# TYPE oem_mail_locked_refused_total counter\n"
+            f"oem_mail_locked_refused_total {locked_refused_total}\n"
+            "# HELP oem_mail_outbound_locked 1 while outbound mail is locked (MAIL_LOCKED=true).\n"
+            "# TYPE oem_mail_outbound_locked gauge\n"
+            f"oem_mail_outbound_locked {int(locked)}\n"
             "# HELP oem_mail_sends_last_hour Sends accepted in the last hour (the limit's window).\n"
             "# TYPE oem_mail_sends_last_hour gauge\n"
             f"oem_mail_sends_last_hour {last_hour}\n"
@@ -171,7 +187,8 @@ def main():
     for t in threads:
         t.start()
     print(f"oem-mailctl: metrics on :{port}/metrics, limit {limit or 'none'} sends per hour, "
-          f"{len(sends)} in the current window", file=sys.stderr, flush=True)
+          f"{len(sends)} in the current window"
+          f"{', outbound mail LOCKED' if locked else ''}", file=sys.stderr, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

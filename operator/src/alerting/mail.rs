@@ -1,7 +1,8 @@
 //! Mass mail (SPEC §7 level 1: "temporarily stop use, e.g. lock the account"): the course
 //! limit exported for the HostingMassMail rule, the lock (`EndUser.status.mailLocked`, which
-//! makes the EndUser controller drop the hosting namespace's SMTP egress NetworkPolicy) and
-//! its lifting by the reseller (the `hosting.oem.dev/mail-unlock` annotation on the EndUser).
+//! makes the EndUser controller drop the hosting namespace's SMTP egress NetworkPolicy and run
+//! the mail container with `MAIL_LOCKED=true`, so its MTA refuses relaying) and its lifting by
+//! the reseller (the `hosting.oem.dev/mail-unlock` annotation on the EndUser).
 
 use std::collections::HashMap;
 
@@ -73,7 +74,7 @@ pub async fn set_lock(
             .await?;
     }
     Ok(if lock {
-        format!("outbound mail of {namespace}/{name} locked (SMTP egress closed)")
+        format!("outbound mail of {namespace}/{name} locked (relaying refused, SMTP egress closed)")
     } else {
         format!("outbound mail of {namespace}/{name} unlocked by the reseller")
     })

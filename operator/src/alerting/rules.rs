@@ -42,7 +42,8 @@ fn param_of(line: &str) -> Option<(&str, &str, &str)> {
     Some((head, name.trim(), default.trim()))
 }
 
-/// Renders `text` with `values` (NAME → value); a parameter not given keeps its default.
+/// Renders `text` with `values` (NAME → value); a parameter not given keeps its default. Every
+/// occurrence of the default before the comment is replaced, as the chart's template does.
 /// Fails on a name the text does not declare, so a typo cannot leave a test unscaled.
 pub fn render(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
     let declared = parameters(text);
@@ -53,13 +54,11 @@ pub fn render(text: &str, values: &BTreeMap<String, String>) -> Result<String, S
     for line in text.lines() {
         match param_of(line) {
             Some((head, name, default)) if values.contains_key(name) => {
-                let value = &values[name];
-                let Some(at) = head.find(default) else {
+                if !head.contains(default) {
                     return Err(format!("parameter {name}: {default:?} is not on its line"));
-                };
-                out.push_str(&head[..at]);
-                out.push_str(value);
-                out.push_str(&line[at + default.len()..]);
+                }
+                out.push_str(&head.replace(default, &values[name]));
+                out.push_str(&line[head.len()..]);
             }
             _ => out.push_str(line),
         }
@@ -92,6 +91,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rate(oem_mail_sent_total[20s])"));
+        assert!(
+            text.contains("increase(oem_mail_refused_total[20s])"),
+            "every occurrence on the line: {text}"
+        );
         assert!(text.contains("for: 10m  # param: hostDownFor=10m"));
         let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert!(parsed["groups"].as_sequence().is_some_and(|g| g.len() == 2));

@@ -3,6 +3,9 @@
 //! out to DNS and the internet but never to private, link-local (cloud metadata), carrier-grade
 //! NAT, loopback, multicast or reserved ranges; SMTP out (25, 465, 587) only from the mail
 //! service group's pods, in a policy of its own, left out while the account is mail-locked.
+//! NetworkPolicies are enforced only by a CNI that implements them (Calico, Cilium, ...; the
+//! local real node's bridge plugin does not): the mail lock is also enforced by the mail
+//! container's MTA (`MAIL_LOCKED`, `workloads.rs`), on any cluster.
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::{Value, json};

@@ -132,17 +132,26 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
             }
             out
         }
-        ServiceGroup::Mail => vec![ContainerPlan {
-            name: "mail",
-            image: config.images.mail.clone(),
-            ports: &MAIL_PORTS,
-            env: vec![
+        ServiceGroup::Mail => {
+            let mut env = vec![
                 value("MAIL_DOMAINS", plan.domains.join(",")),
                 value("MAIL_HOSTNAME", plan.mail_hostname()),
                 value("MAX_SENDS_PER_HOUR", plan.mail.unwrap_or(0).to_string()),
                 secret("MAIL_ACCOUNTS", super::KEY_MAIL_ACCOUNTS),
-            ],
-        }],
+            ];
+            // The mail lock is enforced by the MTA itself (relaying refused, queued outbound
+            // mail held), whatever the cluster's CNI does with the NetworkPolicy. Only while
+            // locked: the variable's arrival and departure restart the mail pod, nothing else.
+            if plan.mail_locked {
+                env.push(value("MAIL_LOCKED", "true"));
+            }
+            vec![ContainerPlan {
+                name: "mail",
+                image: config.images.mail.clone(),
+                ports: &MAIL_PORTS,
+                env,
+            }]
+        }
         ServiceGroup::Db => match &plan.database {
             Some(db) => {
                 let (name, ports): (_, &'static [Port]) = match db.engine {
@@ -368,6 +377,36 @@ mod tests {
             assert_eq!(spec.replicas, Some(1));
             assert_eq!(spec.volume_claim_templates.as_ref().unwrap().len(), 1);
         }
+    }
+
+    fn mail_env(plan: &HostingPlan) -> Vec<(String, Option<String>)> {
+        let sets = stateful_sets(plan, &Config::default()).unwrap();
+        let mail = sets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("mail"))
+            .unwrap();
+        let pod = mail.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        pod.containers[0]
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect()
+    }
+
+    #[test]
+    fn the_mail_lock_reaches_the_mta_of_the_mail_container() {
+        let mut plan = business_plan();
+        let locked = ("MAIL_LOCKED".to_owned(), Some("true".to_owned()));
+        assert!(!mail_env(&plan).contains(&locked));
+        assert!(
+            !mail_env(&plan)
+                .iter()
+                .any(|(name, _)| name == "MAIL_LOCKED")
+        );
+        plan.mail_locked = true;
+        assert!(mail_env(&plan).contains(&locked));
     }
 
     #[test]
