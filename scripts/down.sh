@@ -17,7 +17,7 @@ else
 fi
 if [ -n "$holder" ] && tr '\0' '\n' < "/proc/$holder/environ" 2>/dev/null | grep -qxF "OEM_UP_HOLDER=$dir"; then
   kill -TERM "$holder" 2>/dev/null || true
-  for _ in $(seq 1 20); do kill -0 "$holder" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 20); do running "$holder" || break; sleep 0.1; done
   echo "namespace holder stopped (pid $holder)" >&2
 fi
 if [ -e "/run/netns/$up_netns" ]; then

@@ -16,6 +16,14 @@ start_process() {
   echo "$name started (pid $!, log $dir/logs/$name.log)" >&2
 }
 
+# Is PID $1 a process that has not exited? (A zombie waits until init reaps it, which this
+# machine's init does only every few seconds.)
+running() {
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # Stops component $name of the cluster in $dir (TERM, then KILL after 5 s) if it still runs
 # and is ours (its environment names the folder, as start_process sets it).
 stop_process() {
@@ -24,8 +32,8 @@ stop_process() {
   pid=$(cat "$dir/pids/$name.pid")
   if [ -n "$pid" ] && tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "OEM_CLUSTER_DIR=$dir"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do running "$pid" || break; sleep 0.25; done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$dir/pids/$name.pid"
 }
