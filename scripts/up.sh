@@ -74,7 +74,8 @@ forward_host metrics "$metrics_port"
 eval "$(bash "$repo/e2e/cluster/cluster.sh" env)"
 for _ in $(seq 1 40); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 0.25; done
 kubectl get --raw /readyz >/dev/null || { echo "the API server does not answer on 127.0.0.1:$api_port" >&2; exit 1; }
-page=$(curl -fsS --max-time 10 "http://127.0.0.1:$site_port/") ||
+# Retried: the monitor restarts the web pod while its TLS services fail (README.md).
+page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "http://127.0.0.1:$site_port/") ||
   { echo "the example site does not answer on http://127.0.0.1:$site_port/" >&2; exit 1; }
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
 

@@ -81,7 +81,9 @@ impl Drop for DownOnDrop {
 
 fn curl(url: &str) -> anyhow::Result<String> {
     let out = Command::new("curl")
-        .args(["-fsS", "--max-time", "10", url])
+        // Retried: the monitor restarts the web pod while its TLS services fail (README.md).
+        .args("-fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors".split(' '))
+        .arg(url)
         .stdin(Stdio::null())
         .output()
         .context("running curl")?;
