@@ -1,7 +1,7 @@
 # The two commands of README.md, and a few more for development.
 .PHONY: up down status test lint crds bench
 
-up:      ## local control plane + CRDs + operator + examples, on the embedded defaults
+up:      ## local cluster with a real node, CRDs, operator, webhooks, examples and a served site (as root)
 	bash scripts/up.sh
 
 test:    ## every check and test, exactly what CI runs
@@ -10,8 +10,8 @@ test:    ## every check and test, exactly what CI runs
 down:    ## stop what `make up` started
 	bash scripts/down.sh
 
-status:
-	bash e2e/cluster/cluster.sh status
+status:  ## what `make up` runs, and whether the API server and the example site answer
+	bash scripts/status.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside `unshare --net --mount`: brings loopback up, runs the test suite offline, and
-# stops the local control planes the tests started (the shared kwok cluster and the real-node
-# cluster of e2e/tests/real_node.rs), whatever the outcome.
+# stops the local control planes the tests started (the shared kwok cluster, the real-node
+# cluster of e2e/tests/real_node.rs and the `make up` of e2e/tests/make_up.rs), whatever the outcome.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
@@ -9,6 +9,8 @@ ip link set lo up
 cleanup() {
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
   OEM_CLUSTER_DIR=${OEM_REAL_CLUSTER_DIR:-$repo/.cluster/real} bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+  # e2e/tests/make_up.rs: `make up` in a network namespace of its own, made from this one.
+  OEM_CLUSTER_DIR=$repo/.cluster/up-test OEM_UP_NETNS=oem-up-test bash scripts/down.sh >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 # Fresh state: a previous run's folder would name processes of another network namespace.

@@ -1,79 +1,94 @@
 #!/usr/bin/env bash
-# `make up`: the local control plane with the CRDs, the operator (under its least-privilege
-# ServiceAccount) and the examples running, on the embedded defaults (no Prometheus needed).
-# Safe to run twice: what runs is kept, the operator is restarted on a fresh build.
+# `make up`: the local cluster with a real node, the CRDs, the operator and the admission
+# webhooks (host processes, under their least-privilege ServiceAccounts) and the examples, the
+# running example end user serving a real site. Everything runs in the named network
+# namespace `oem-up` (loopback only) and a private mount namespace, so no pod or Service
+# address ever appears in the machine's own network namespace; the API server, the site and
+# the operator's metrics are forwarded to the machine's loopback through Unix sockets.
+# Run as root. Safe to run twice: what runs is kept, the operator and the webhooks are
+# restarted on a fresh build. `make down` stops all of it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OEM_CLUSTER_DIR=${OEM_CLUSTER_DIR:-$repo/.cluster/dev}
-http_addr=${OEM_HTTP_ADDR:-127.0.0.1:18080}
+export OEM_CLUSTER_REAL_NODES=1
+base=${OEM_CLUSTER_PORT_BASE:-16000}
+api_port=$((base + 443))
+site_port=${OEM_SITE_PORT:-18081}
+metrics_port=${OEM_METRICS_PORT:-18080}
+[ "$(id -u)" = 0 ] || { echo "make up runs as root (it creates the network namespace $up_netns)" >&2; exit 1; }
+t0=$SECONDS
 
-say "control plane"
-bash "$repo/e2e/cluster/cluster.sh" up
-eval "$(bash "$repo/e2e/cluster/cluster.sh" env)"
+say "tools, binaries and images (cached)"
+bash "$repo/scripts/install-deps.sh"
+bash "$repo/e2e/cluster/build.sh"
+bash "$repo/scripts/build-images.sh" >/dev/null
+# Every binary, as scripts/test.sh builds them: a subset would unify the crates' features
+# differently and rebuild them, here and again in the next `make test`.
+cargo build -q --workspace --bins
 
-say "building the operator"
-cargo build -p oem-operator --bin oem-operator
-
-say "CRDs and RBAC"
-kubectl apply --server-side --force-conflicts --field-manager oem-hosting-setup -f "$repo/crds/yaml/"
-kubectl wait --for condition=Established --timeout 60s -f "$repo/crds/yaml/"
-kubectl apply --server-side --force-conflicts --field-manager oem-hosting-setup \
-  -f "$repo/charts/oem-hosting/files/operator-clusterrole.yaml" \
-  -f "$repo/charts/oem-hosting/files/reseller-clusterroles.yaml"
-kubectl apply --server-side --field-manager oem-hosting-setup -f - <<YAML
-apiVersion: v1
-kind: Namespace
-metadata: {name: oem-hosting-system}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: oem-operator, namespace: oem-hosting-system}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: oem-hosting-operator}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: oem-hosting-operator}
-subjects: [{kind: ServiceAccount, name: oem-operator, namespace: oem-hosting-system}]
-YAML
-token=$(kubectl create token oem-operator -n oem-hosting-system --duration 24h)
-operator_kubeconfig=$OEM_CLUSTER_DIR/operator.kubeconfig
-kubectl config view --raw --minify --flatten -o json | python3 -c '
-import json, sys
-cfg = json.load(sys.stdin)
-cfg["users"] = [{"name": "oem-operator", "user": {"token": sys.argv[1]}}]
-cfg["contexts"][0]["context"]["user"] = "oem-operator"
-json.dump(cfg, sys.stdout)' "$token" > "$operator_kubeconfig"
-chmod 600 "$operator_kubeconfig"
-
-say "operator"
-pidfile=$OEM_CLUSTER_DIR/pids/operator.pid
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  kill -TERM "$(cat "$pidfile")"
-  for _ in $(seq 1 20); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.25; done
+say "network namespace $up_netns"
+if ! holder_alive; then
+  # A previous run's state without its namespace (the machine restarted, a crash): clean it.
+  if [ -d "$OEM_CLUSTER_DIR" ]; then
+    bash "$repo/scripts/down.sh"
+  fi
+  if [ -e "/run/netns/$up_netns" ]; then
+    [ -z "$(ip netns pids "$up_netns" 2>/dev/null)" ] ||
+      { echo "network namespace $up_netns has processes make up did not record; see ip netns pids $up_netns" >&2; exit 1; }
+    ip netns del "$up_netns"
+  fi
+  mkdir -p "$OEM_CLUSTER_DIR"
+  # Whether /run/netns is a mount point before `ip netns add` makes it one: down undoes it.
+  findmnt -n /run/netns >/dev/null 2>&1 || touch "$OEM_CLUSTER_DIR/netns-mount-made"
+  ip netns add "$up_netns"
+  ip -n "$up_netns" link set lo up
+  # The holder: an idle process in the network namespace and a new private mount namespace.
+  OEM_UP_HOLDER=$OEM_CLUSTER_DIR setsid nsenter --net="/run/netns/$up_netns" -- \
+    unshare --mount --propagation private -- sleep infinity </dev/null >/dev/null 2>&1 &
+  echo $! > "$(holder_pidfile)"
+  for _ in $(seq 1 40); do holder_alive && [ "$(readlink "/proc/$!/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] && break; sleep 0.1; done
+  holder_alive || { echo "the namespace holder did not start" >&2; exit 1; }
+  # Host processes in the namespace (operator, webhooks, curl) resolve cluster names through
+  # the cluster DNS: its resolv.conf is bind-mounted in the private mount namespace only.
+  printf 'nameserver 10.96.0.10\nsearch cluster.local\noptions ndots:5 timeout:2\n' > "$OEM_CLUSTER_DIR/netns-resolv.conf"
+  in_netns mount --bind "$OEM_CLUSTER_DIR/netns-resolv.conf" /etc/resolv.conf
+  echo "network namespace $up_netns and its mount namespace held by pid $(cat "$(holder_pidfile)")" >&2
+else
+  echo "network namespace $up_netns already held by pid $(cat "$(holder_pidfile)")" >&2
 fi
-KUBECONFIG=$operator_kubeconfig OEM_HTTP_ADDR=$http_addr OEM_MONITOR_NAMESPACE=oem-hosting-system \
-  start_process operator "$OEM_CLUSTER_DIR" "$target_dir/debug/oem-operator"
-for _ in $(seq 1 60); do
-  curl -fsS --max-time 2 "http://$http_addr/readyz" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fsS --max-time 2 "http://$http_addr/readyz" >/dev/null || {
-  tail -20 "$OEM_CLUSTER_DIR/logs/operator.log" >&2; echo "the operator did not become ready" >&2; exit 1; }
 
-say "examples"
-# Resellers first: the operator creates the namespaces the courses and end users live in.
-resellers=$(grep -l '^kind: Reseller' "$repo"/examples/*.yaml)
-others=$(grep -L '^kind: Reseller' "$repo"/examples/*.yaml)
-for f in $resellers; do kubectl apply --server-side --field-manager oem-hosting-examples -f "$f"; done
-for ns in $(kubectl get resellers -o jsonpath='{range .items[*]}reseller-{.metadata.name}{"\n"}{end}'); do
-  for _ in $(seq 1 60); do kubectl get namespace "$ns" >/dev/null 2>&1 && break; sleep 0.5; done
-done
-for f in $others; do kubectl apply --server-side --field-manager oem-hosting-examples -f "$f"; done
+# Everything else happens inside; it leaves the site's address in $OEM_CLUSTER_DIR/site.
+in_netns bash "$repo/scripts/up-netns.sh"
 
-say "ready"
+say "forwards to this machine's loopback"
+# socat in the namespace listens on a Unix socket (up-netns.sh); socat here listens on
+# 127.0.0.1 and connects to it. Same port numbers on both sides, so one kubeconfig serves both.
+forward_host() { # $1 name, $2 port
+  local name=forward-$1-host sock=$OEM_CLUSTER_DIR/sockets/$1.sock
+  if process_alive "$name" "$OEM_CLUSTER_DIR"; then return; fi
+  start_process "$name" "$OEM_CLUSTER_DIR" socat \
+    "TCP-LISTEN:$2,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$sock"
+}
+forward_host api "$api_port"
+forward_host site "$site_port"
+forward_host metrics "$metrics_port"
+eval "$(bash "$repo/e2e/cluster/cluster.sh" env)"
+for _ in $(seq 1 40); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 0.25; done
+kubectl get --raw /readyz >/dev/null || { echo "the API server does not answer on 127.0.0.1:$api_port" >&2; exit 1; }
+# Retried: the monitor restarts the web pod while its TLS services fail (README.md).
+page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "http://127.0.0.1:$site_port/") ||
+  { echo "the example site does not answer on http://127.0.0.1:$site_port/" >&2; exit 1; }
+grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
+
+say "ready in $((SECONDS - t0)) s"
+site=$(cat "$OEM_CLUSTER_DIR/site")
 cat <<TXT
   export KUBECONFIG=$OEM_CLUSTER_DIR/kubeconfig PATH=$(dirname "$(command -v kubectl)"):\$PATH
-  kubectl get hosting -A          # resellers, courses, end users, incidents
-  operator: http://$http_addr/metrics, log $OEM_CLUSTER_DIR/logs/operator.log
+  kubectl get hosting -A                 # resellers, courses, end users, incidents
+  kubectl get pods -A -o wide            # hosting pods on real-node-1, inside namespace $up_netns
+  curl http://127.0.0.1:$site_port/          # the example site of $site
+  kubectl apply -f examples/refused/     # refused by the admission webhooks, with the reason
+  operator: http://127.0.0.1:$metrics_port/metrics, logs in $OEM_CLUSTER_DIR/logs/
+  inside the namespace: ip netns exec $up_netns curl http://<pod or Service address>/
   stop everything: make down
 TXT

@@ -54,13 +54,20 @@ alive() { # is the process recorded for component $1 still ours and running?
   cat "/proc/$pid/cmdline" "/proc/$pid/environ" 2>/dev/null | tr '\0' '\n' | grep -qF -- "$DIR"
 }
 
+running() { # is PID $1 a process that has not exited? (an exited one waits, a zombie, until
+  # init reaps it, which this machine's init does only every few seconds)
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop_pid() { # $1 component; TERM, then KILL after 10 s
   local name=$1 pid
   alive "$name" || return 0
   pid=$(cat "$DIR/pids/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 1 40); do running "$pid" || break; sleep 0.25; done
+  if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   log "$name stopped (pid $pid)"
 }
 
