@@ -5,8 +5,10 @@ pub mod cluster;
 pub mod dashboards;
 pub mod hosting;
 pub mod operator;
+pub mod panel;
 pub mod prometheus;
 pub mod wait;
+pub mod webdriver;
 pub mod webhooks;
 
 pub use cluster::Cluster;

@@ -37,7 +37,7 @@ pub struct App {
     pub config: Config,
     pub caches: Caches,
     pub client: Client,
-    auth: Mutex<AuthState>,
+    auth: Arc<Mutex<AuthState>>,
     ready: AtomicBool,
     /// A hash of no one's password (see `password::decoy`).
     pub decoy: String,
@@ -62,7 +62,7 @@ impl App {
             config,
             caches,
             client,
-            auth: Mutex::new(auth),
+            auth: Arc::new(Mutex::new(auth)),
             ready: AtomicBool::new(false),
             decoy,
         }
@@ -77,6 +77,11 @@ impl App {
         self.auth
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The shared state, for a background task that reports back (the lock's write).
+    pub fn auth_handle(&self) -> Arc<Mutex<AuthState>> {
+        self.auth.clone()
     }
 
     pub fn cookies(&self) -> Cookies {

@@ -312,22 +312,25 @@ async fn a_lock_lifted_by_the_reseller_lets_the_login_in_again() {
     for _ in 0..5 {
         login(&app, "shop", "wrong").await;
     }
-    // The lock as published on the EndUser (the write fails here: no API server).
+    // The lock as published on the EndUser (the write fails here: no API server, so it is
+    // reported written by hand, long enough ago for the cache to have caught up).
     let until = {
         let mut auth = app.auth();
         let key = crate::auth::limiter::LoginKey {
             reseller: "sakura".into(),
             login_id: "shop".into(),
         };
-        match auth.limiter.check(
-            &key,
-            "127.0.0.1".parse().unwrap(),
-            None,
-            jiff::Timestamp::now(),
-        ) {
+        let now = jiff::Timestamp::now();
+        let until = match auth
+            .limiter
+            .check(&key, "127.0.0.1".parse().unwrap(), None, now)
+        {
             crate::auth::limiter::Verdict::LoginLocked(until) => until,
             other => panic!("not locked: {other:?}"),
-        }
+        };
+        let then = now - crate::auth::limiter::CACHE_CATCH_UP - jiff::SignedDuration::from_secs(1);
+        auth.limiter.written(&key, until, then);
+        until
     };
     let mut shown = enduser("shop", "shop");
     shown.metadata.annotations = Some(

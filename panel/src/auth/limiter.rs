@@ -1,7 +1,9 @@
 //! Wrong-password limits. Per login ID: `maxFailures` wrong passwords within `window` lock the
 //! login for `duration`; the lock is published on the EndUser as the annotation
 //! [`LOCK_ANNOTATION`] (its end, RFC 3339) so the reseller sees it (`kubectl get enduser -o
-//! yaml`) and lifts it by removing the annotation. Per client address: `maxAddressFailures`
+//! yaml`) and lifts it by removing the annotation. Until the annotation is written, and for
+//! [`CACHE_CATCH_UP`] after (while the panel's own cache may not show it yet), the lock is
+//! held in memory; from then on the annotation alone decides. Per client address: `maxAddressFailures`
 //! within `window` block the address for `duration` (memory only: an address is not the
 //! reseller's business). Pure: the caller passes the time and what the EndUser shows.
 
@@ -14,6 +16,10 @@ use crate::config::LockoutConfig;
 
 /// The EndUser annotation that says until when its panel login is locked.
 pub const LOCK_ANNOTATION: &str = "hosting.oem.dev/panel-locked-until";
+
+/// How long after the lock annotation was written the in-memory lock still holds, covering the
+/// time the panel's EndUser cache takes to show the annotation.
+pub const CACHE_CATCH_UP: SignedDuration = SignedDuration::from_secs(10);
 
 /// A login as the limiter counts it: login IDs are unique within a reseller only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,8 +42,8 @@ pub enum Verdict {
 struct Failures {
     times: VecDeque<Timestamp>,
     locked_until: Option<Timestamp>,
-    /// The lock was seen published on the EndUser: its disappearance means a reseller lifted it.
-    seen_published: bool,
+    /// When the lock annotation was written; None while it is not (yet, or the write failed).
+    written_at: Option<Timestamp>,
 }
 
 impl Failures {
@@ -99,17 +105,15 @@ impl Limiter {
         published: Option<Timestamp>,
         now: Timestamp,
     ) -> Verdict {
-        if let Some(entry) = self.logins.get_mut(login) {
-            match (entry.locked_until, published) {
-                (Some(ours), Some(shown)) if ours == shown => entry.seen_published = true,
-                // Seen on the EndUser, now gone: the reseller lifted the lock.
-                (Some(_), None) if entry.seen_published => {
-                    self.logins.remove(login);
-                }
-                _ => {}
-            }
-        }
-        let ours = self.logins.get(login).and_then(|e| e.locked_until);
+        // The in-memory lock, while the annotation is not written or may not be cached yet.
+        let ours = self
+            .logins
+            .get(login)
+            .filter(|e| {
+                e.written_at
+                    .is_none_or(|at| now.duration_since(at) < CACHE_CATCH_UP)
+            })
+            .and_then(|e| e.locked_until);
         let until = [ours, published].into_iter().flatten().max();
         if let Some(until) = until.filter(|u| *u > now) {
             return Verdict::LoginLocked(until);
@@ -123,6 +127,15 @@ impl Limiter {
             return Verdict::AddressBlocked(until);
         }
         Verdict::Allowed
+    }
+
+    /// The lock annotation ending at `until` was written on the EndUser.
+    pub fn written(&mut self, login: &LoginKey, until: Timestamp, now: Timestamp) {
+        if let Some(entry) = self.logins.get_mut(login)
+            && entry.locked_until == Some(until)
+        {
+            entry.written_at = Some(now);
+        }
     }
 
     /// Counts a wrong password. Returns the end of the login's lock when this failure locked
@@ -144,7 +157,7 @@ impl Limiter {
         let by_login = self.logins.entry(login.clone()).or_default();
         if by_login.note(now, window) >= self.max_failures {
             by_login.locked_until = Some(until);
-            by_login.seen_published = false;
+            by_login.written_at = None;
             by_login.times.clear();
             return Some(until);
         }
@@ -271,17 +284,25 @@ mod tests {
         for i in 0..5 {
             l.failed(&login("shop"), HOME, t(i));
         }
-        // Not yet seen on the EndUser (the write is on its way): still locked.
+        // Not written yet (or the write failed): held in memory.
         assert_eq!(
-            l.check(&login("shop"), HOME, None, t(5)),
+            l.check(&login("shop"), HOME, None, t(100)),
             Verdict::LoginLocked(t(904))
         );
-        // Seen, then removed by the reseller: lifted, and the count starts again.
+        // Written at t=100: memory still holds while the cache catches up...
+        l.written(&login("shop"), t(904), t(100));
         assert_eq!(
-            l.check(&login("shop"), HOME, Some(t(904)), t(6)),
+            l.check(&login("shop"), HOME, None, t(105)),
             Verdict::LoginLocked(t(904))
         );
-        assert_eq!(l.check(&login("shop"), HOME, None, t(7)), Verdict::Allowed);
-        assert_eq!(l.failed(&login("shop"), HOME, t(8)), None);
+        // ...then the annotation alone decides: shown, locked; removed, lifted.
+        assert_eq!(
+            l.check(&login("shop"), HOME, Some(t(904)), t(111)),
+            Verdict::LoginLocked(t(904))
+        );
+        assert_eq!(
+            l.check(&login("shop"), HOME, None, t(111)),
+            Verdict::Allowed
+        );
     }
 }

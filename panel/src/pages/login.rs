@@ -163,7 +163,7 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
         tracing::info!(%reseller, login = %login_id, %address, "login refused: wrong password or login ID");
         if let (Some(until), Some(eu)) = (locked, app.caches.enduser_by_login(reseller, login_id)) {
             tracing::warn!(%reseller, login = %login_id, %until, "login locked after repeated wrong passwords");
-            publish_lock(app, eu, Some(until));
+            publish_lock(app, eu, key.clone(), Some(until));
             let status = StatusCode::TOO_MANY_REQUESTS;
             return render(
                 app,
@@ -196,7 +196,7 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
         auth.sessions.open(owner.clone(), version, Timestamp::now())
     };
     if published.is_some() {
-        publish_lock(app, eu.clone(), None);
+        publish_lock(app, eu.clone(), key.clone(), None);
     }
     tracing::info!(enduser = %format!("{}/{}", owner.namespace, owner.name), "logged in");
     let max_age = app.config.session.absolute.as_secs();
@@ -205,12 +205,20 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
         .with_cookie(cookies.set(cookies.login_name(), "", None))
 }
 
-/// Writes the lock annotation in the background (the answer does not wait for it).
-fn publish_lock(app: &App, enduser: Arc<EndUser>, until: Option<Timestamp>) {
+/// Writes (or, with None, withdraws) the lock annotation in the background (the answer does
+/// not wait for it), and tells the limiter once it is written.
+pub fn publish_lock(app: &App, enduser: Arc<EndUser>, key: LoginKey, until: Option<Timestamp>) {
     let client = app.client.clone();
+    let auth = app.auth_handle();
     tokio::spawn(async move {
-        if let Err(error) = writes::publish_lock(&client, &enduser, until).await {
-            tracing::warn!(%error, "publishing the login lock failed");
+        match writes::publish_lock(&client, &enduser, until).await {
+            Ok(()) => {
+                if let Some(until) = until {
+                    let mut auth = auth.lock().unwrap_or_else(|p| p.into_inner());
+                    auth.limiter.written(&key, until, Timestamp::now());
+                }
+            }
+            Err(error) => tracing::warn!(%error, "publishing the login lock failed"),
         }
     });
 }

@@ -129,12 +129,7 @@ pub async fn submit(app: &App, user: &UserRequest<'_>) -> Reply {
             let locked = app.auth().limiter.failed(&key, address, Timestamp::now());
             if let Some(until) = locked {
                 tracing::warn!(enduser = %who(user), %until, "login locked after repeated wrong passwords");
-                let (client, eu) = (app.client.clone(), user.enduser.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = writes::publish_lock(&client, &eu, Some(until)).await {
-                        tracing::warn!(%error, "publishing the login lock failed");
-                    }
-                });
+                login::publish_lock(app, user.enduser.clone(), key.clone(), Some(until));
             }
             return form(app, user, Some(Problem::WrongCurrent));
         }
