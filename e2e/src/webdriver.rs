@@ -3,6 +3,7 @@
 //! here over reqwest: sessions, navigation, elements, keys, scripts and screenshots. Chromium
 //! gets a throw-away profile; in the tests' network namespace it reaches loopback only.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -41,12 +42,15 @@ fn find_binary(names: &[&str]) -> anyhow::Result<PathBuf> {
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a window of `width` x `height`.
-    pub async fn start(width: u32, height: u32) -> anyhow::Result<Browser> {
+    /// Starts chromedriver and a headless Chromium with a window of `width` x `height` whose
+    /// preferred languages (Accept-Language) are `languages`, e.g. `ja,en`.
+    pub async fn start(width: u32, height: u32, languages: &str) -> anyhow::Result<Browser> {
         let driver_binary = find_binary(&["chromedriver"])?;
         let chromium = find_binary(&["chromium"])?;
         let port = free_port()?;
+        // A process group of its own, so Chromium and its helpers end with it (Drop).
         let driver = Command::new(driver_binary)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -88,6 +92,7 @@ impl Browser {
             "--disable-extensions".to_owned(),
             "--hide-scrollbars".to_owned(),
             format!("--window-size={width},{height}"),
+            format!("--accept-lang={languages}"),
             format!("--user-data-dir={}", browser._profile.path().display()),
         ];
         let created = browser
@@ -96,7 +101,8 @@ impl Browser {
                 "/session",
                 Some(json!({"capabilities": {"alwaysMatch": {
                     "browserName": "chrome",
-                    "goog:chromeOptions": {"binary": chromium, "args": args}
+                    "goog:chromeOptions": {"binary": chromium, "args": args,
+                        "prefs": {"intl": {"accept_languages": languages}}}
                 }}})),
             )
             .await?;
@@ -241,12 +247,16 @@ impl Browser {
     /// A PNG of the whole page at `width`: the window is made as tall as the page first.
     pub async fn screenshot(&self, width: u32, path: &Path) -> anyhow::Result<()> {
         self.set_window(width, 900).await?;
+        // The window's height includes what is not the page (window.outerHeight - innerHeight).
         let height = self
-            .script("return Math.ceil(document.documentElement.scrollHeight)")
+            .script(
+                "return Math.ceil(document.documentElement.scrollHeight \
+                 + window.outerHeight - window.innerHeight)",
+            )
             .await?
             .as_u64()
             .unwrap_or(900)
-            .clamp(400, 6000) as u32;
+            .clamp(400, 8000) as u32;
         self.set_window(width, height).await?;
         let v = self
             .call(
@@ -262,11 +272,17 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Ending the session closes Chromium; killing chromedriver then ends the rest.
+        // Ending the session closes Chromium; killing chromedriver's process group then ends
+        // whatever is left.
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = std::process::Command::new("curl")
             .args(["-s", "-m", "5", "-X", "DELETE", &url])
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
             .stderr(Stdio::null())
             .status();
         let _ = self.driver.kill();

@@ -44,7 +44,7 @@ async fn the_issued_password_logs_in_and_the_overview_shows_the_hosting() -> any
         "shop.example.jp".to_owned(),
         "192.0.2.80".to_owned(),
         "10 mx.example.net.".to_owned(),
-        "Active".to_owned(),
+        "稼働中".to_owned(),
     ] {
         assert!(
             page.body.contains(&expected),

@@ -6,9 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use oem_crds::EndUser;
 use oem_e2e::cluster::repo_root;
 use oem_e2e::wait;
 use oem_e2e::webdriver::{Browser, ENTER, TAB};
+use serde_json::json;
 
 mod panel_support;
 use panel_support::{fixture, issued};
@@ -20,6 +24,42 @@ fn shots_dir() -> anyhow::Result<PathBuf> {
     let dir = repo_root().join("docs/panels");
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// What the monitor and the usage reporter would write (both are off in these tests): the
+/// services' states, one down, and the usage, under a field manager of their own so the
+/// operator's status writer keeps them.
+async fn observed(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let since = jiff::Timestamp::now().to_string();
+    let service = |name: &str, state: &str, message: Option<&str>| {
+        let mut entry =
+            json!({"service": name, "state": state, "since": since, "lastProbe": since});
+        if let Some(message) = message {
+            entry["message"] = json!(message);
+        }
+        entry
+    };
+    let status = json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "status": {
+            "services": [
+                service("http", "Up", None), service("https", "Up", None),
+                service("ftp", "Up", None), service("smtp", "Down", Some("connection refused")),
+                service("imap", "Up", None), service("mysql", "Up", None),
+            ],
+            "usage": {"disk": "2Gi", "memory": "300Mi", "networkIn": "1200Mi",
+                      "networkOut": "3Gi", "updatedAt": since}
+        }
+    });
+    Api::<EndUser>::namespaced(client.clone(), namespace)
+        .patch_status(
+            name,
+            &PatchParams::apply("e2e-monitor").force(),
+            &Patch::Apply(&status),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The id of the focused element.
@@ -68,7 +108,8 @@ async fn at(browser: &Browser, path: &str) -> anyhow::Result<String> {
 async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::Result<()> {
     let (_, client, f) = fixture().await?;
     let (login, password) = issued(&client, f, "web").await?;
-    let browser = Browser::start(DESKTOP, 900).await?;
+    observed(&client, &f.namespace, "web").await?;
+    let browser = Browser::start(DESKTOP, 900, "ja,en;q=0.5").await?;
     let base = &f.panel.url;
     let login_path = format!("/login/{}", f.reseller);
     let home = format!("/u/{}/web", f.namespace);
@@ -77,8 +118,12 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
     // Keyboard only: from the top of the login page, Tab to the fields, type, Enter.
     browser.goto(&format!("{base}{login_path}")).await?;
     let source = browser.source().await?;
-    assert!(source.contains("<html lang=\"ja\">"), "Japanese by default");
-    for lang in ["ja", "en"] {
+    assert!(
+        source.contains("<html lang=\"ja\">"),
+        "the browser's language"
+    );
+    // English, then back to Japanese with the switch.
+    for lang in ["en", "ja"] {
         browser
             .goto(&format!(
                 "{base}/lang/{lang}?next=%2Flogin%2F{}",
@@ -106,7 +151,13 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
         overview.contains(&format!("{} hosting", f.reseller)),
         "the brand is shown"
     );
-    assert!(overview.contains("Services") && overview.contains("Active"));
+    // The panel's cache shows what the monitor wrote: each service's state, the usage.
+    for expected in ["稼働中", "停止中", "connection refused", "2Gi (20%)", "3Gi"] {
+        assert!(
+            overview.contains(expected),
+            "{expected} missing from the overview"
+        );
+    }
 
     // Every page, in both languages, at both widths.
     for lang in ["en", "ja"] {

@@ -145,6 +145,20 @@ pub struct Texts {
     pub password_too_short: &'static str,
     pub password_wrong: &'static str,
     pub service_unavailable: &'static str,
+    pub phase_scheduled: &'static str,
+    pub phase_provisioning: &'static str,
+    pub phase_active: &'static str,
+    pub phase_suspended: &'static str,
+    pub phase_degraded: &'static str,
+    pub phase_terminating: &'static str,
+    pub incident_open: &'static str,
+    pub incident_notified: &'static str,
+    pub incident_remediating: &'static str,
+    pub incident_resolved: &'static str,
+    pub incident_reported: &'static str,
+    pub kind_service_down: &'static str,
+    pub kind_host_down: &'static str,
+    pub kind_mass_mail: &'static str,
 }
 
 pub static JA: Texts = Texts {
@@ -222,6 +236,20 @@ pub static JA: Texts = Texts {
     password_too_short: "新しいパスワードは12文字以上、128文字以下にしてください。",
     password_wrong: "現在のパスワードが違います。",
     service_unavailable: "ただいま処理できません。しばらくしてからもう一度お試しください。",
+    phase_scheduled: "開始前",
+    phase_provisioning: "準備中",
+    phase_active: "稼働中",
+    phase_suspended: "停止中(契約による)",
+    phase_degraded: "一部停止",
+    phase_terminating: "削除中",
+    incident_open: "発生",
+    incident_notified: "通知済み",
+    incident_remediating: "対応中",
+    incident_resolved: "復旧",
+    incident_reported: "報告済み",
+    kind_service_down: "サービス停止",
+    kind_host_down: "サーバー停止",
+    kind_mass_mail: "大量送信",
 };
 
 pub static EN: Texts = Texts {
@@ -299,6 +327,20 @@ pub static EN: Texts = Texts {
     password_too_short: "The new password must have 12 to 128 characters.",
     password_wrong: "The current password is wrong.",
     service_unavailable: "This cannot be done right now. Please try again in a moment.",
+    phase_scheduled: "Scheduled",
+    phase_provisioning: "Provisioning",
+    phase_active: "Active",
+    phase_suspended: "Suspended",
+    phase_degraded: "Degraded",
+    phase_terminating: "Terminating",
+    incident_open: "Open",
+    incident_notified: "Notified",
+    incident_remediating: "Remediating",
+    incident_resolved: "Resolved",
+    incident_reported: "Reported",
+    kind_service_down: "Service down",
+    kind_host_down: "Server down",
+    kind_mass_mail: "Mass mail",
 };
 
 #[cfg(test)]

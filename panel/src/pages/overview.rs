@@ -7,8 +7,8 @@ use std::fmt::Write;
 use http::StatusCode;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use oem_crds::course::Course;
-use oem_crds::enduser::HealthState;
-use oem_crds::incident::IncidentPhase;
+use oem_crds::enduser::{EndUserPhase, HealthState};
+use oem_crds::incident::{IncidentKind, IncidentPhase};
 use oem_crds::quantity;
 
 use super::{dns, time_zone, user_page, when};
@@ -26,18 +26,18 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
     let status = eu.status.clone().unwrap_or_default();
     let mut body = String::new();
 
-    let phase = status
+    let (phase_class, phase) = status
         .phase
-        .map(|p| format!("{p:?}"))
-        .unwrap_or_else(|| "-".into());
+        .map(|p| (format!("{p:?}").to_ascii_lowercase(), phase_label(texts, p)))
+        .unwrap_or_else(|| ("none".into(), "-"));
     let _ = write!(
         body,
         "<section aria-labelledby=\"h-services\"><h2 id=\"h-services\">{}</h2>\
          <p>{}: <strong class=\"phase phase-{}\">{}</strong></p>",
         esc(texts.services),
         esc(texts.phase),
-        esc(&phase.to_ascii_lowercase()),
-        esc(&phase)
+        esc(&phase_class),
+        esc(phase)
     );
     if status.services.is_empty() {
         let _ = write!(body, "<p>{}</p>", esc(texts.not_probed_yet));
@@ -139,13 +139,13 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
             );
             for i in list {
                 let st = i.status.clone().unwrap_or_default();
-                let phase = st.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+                let phase = st.phase.map(|p| incident_label(texts, p)).unwrap_or("-");
                 let _ = write!(
                     body,
-                    "<tr><td>{} ({:?})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(i.spec.service.as_str()),
-                    i.spec.kind,
-                    esc(&phase),
+                    esc(kind_label(texts, i.spec.kind)),
+                    esc(phase),
                     when(st.started_at.as_ref(), &tz),
                     when(st.resolved_at.as_ref(), &tz)
                 );
@@ -155,6 +155,35 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
         body.push_str("</section>");
     }
     user_page(app, user, StatusCode::OK, texts.overview, &body)
+}
+
+fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {
+    match phase {
+        EndUserPhase::Scheduled => texts.phase_scheduled,
+        EndUserPhase::Provisioning => texts.phase_provisioning,
+        EndUserPhase::Active => texts.phase_active,
+        EndUserPhase::Suspended => texts.phase_suspended,
+        EndUserPhase::Degraded => texts.phase_degraded,
+        EndUserPhase::Terminating => texts.phase_terminating,
+    }
+}
+
+fn incident_label(texts: &Texts, phase: IncidentPhase) -> &'static str {
+    match phase {
+        IncidentPhase::Open => texts.incident_open,
+        IncidentPhase::Notified => texts.incident_notified,
+        IncidentPhase::Remediating => texts.incident_remediating,
+        IncidentPhase::Resolved => texts.incident_resolved,
+        IncidentPhase::Reported => texts.incident_reported,
+    }
+}
+
+fn kind_label(texts: &Texts, kind: IncidentKind) -> &'static str {
+    match kind {
+        IncidentKind::ServiceDown => texts.kind_service_down,
+        IncidentKind::HostDown => texts.kind_host_down,
+        IncidentKind::MassMail => texts.kind_mass_mail,
+    }
 }
 
 fn course_section(texts: &Texts, course: Option<&Course>) -> String {
