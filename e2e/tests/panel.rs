@@ -69,6 +69,21 @@ async fn the_issued_password_logs_in_and_the_overview_shows_the_hosting() -> any
         !f.panel.log().contains(&password),
         "the password is never logged"
     );
+    // Figures (printed, never failing on time): the overview from the caches, 200 times.
+    let mut took = Vec::new();
+    for _ in 0..200 {
+        let started = std::time::Instant::now();
+        let answer = browser.get(&format!("/u/{}/shop", f.namespace)).await?;
+        took.push(started.elapsed());
+        assert_eq!(answer.status, 200);
+    }
+    took.sort();
+    println!(
+        "panel overview over loopback: p50 {:?}, p99 {:?}; panel RSS {} KiB",
+        took[100],
+        took[197],
+        f.panel.rss_kib().unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use oem_crds::enduser::PasswordSecretRef;
 use oem_crds::reseller::NAMESPACE_PREFIX;
 
 use crate::auth::limiter::Limiter;
-use crate::auth::password::{Hashes, SecretKey};
+use crate::auth::password::{Digest, Hasher, Hashes, SecretKey};
 use crate::auth::session::{self, Owner, Session, Sessions};
 use crate::cache::Caches;
 use crate::config::Config;
@@ -39,8 +39,10 @@ pub struct App {
     pub client: Client,
     auth: Arc<Mutex<AuthState>>,
     ready: AtomicBool,
-    /// A hash of no one's password (see `password::decoy`).
-    pub decoy: String,
+    /// The argon2id workers.
+    pub hasher: Hasher,
+    /// A digest of no one's password (see `Digest::decoy`).
+    pub decoy: Digest,
 }
 
 /// A request of a logged-in end user, checked.
@@ -52,7 +54,7 @@ pub struct UserRequest<'a> {
 }
 
 impl App {
-    pub fn new(config: Config, caches: Caches, client: Client, decoy: String) -> Self {
+    pub fn new(config: Config, caches: Caches, client: Client, hasher: Hasher) -> Self {
         let auth = AuthState {
             limiter: Limiter::new(&config.lockout),
             sessions: Sessions::new(&config.session),
@@ -64,7 +66,8 @@ impl App {
             client,
             auth: Arc::new(Mutex::new(auth)),
             ready: AtomicBool::new(false),
-            decoy,
+            hasher,
+            decoy: Digest::decoy(),
         }
     }
 

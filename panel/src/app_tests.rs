@@ -21,6 +21,7 @@ use crate::server::routes;
 const CHEAP: HashCost = HashCost {
     memory_kib: 8 * 1024,
     passes: 1,
+    workers: 2,
 };
 const NS: &str = "reseller-sakura";
 const PASSWORD: &str = "issued-password-1";
@@ -82,17 +83,16 @@ async fn panel_and_writers() -> (Arc<App>, cache::Writers) {
     };
     let client =
         kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
-    let decoy = password::decoy(CHEAP).unwrap();
-    let app = Arc::new(App::new(config, caches, client, decoy));
+    let hasher = password::Hasher::start(CHEAP).unwrap();
+    let digest = hasher.hash(PASSWORD).await.unwrap();
+    let app = Arc::new(App::new(config, caches, client, hasher));
     for name in ["shop", "cafe"] {
         let key = SecretKey {
             namespace: NS.into(),
             name: format!("{name}-login"),
             key: "password".into(),
         };
-        app.auth()
-            .hashes
-            .insert(key, "1".into(), password::hash(PASSWORD, CHEAP).unwrap());
+        app.auth().hashes.insert(key, "1".into(), digest.clone());
     }
     app.set_ready();
     (app, w)

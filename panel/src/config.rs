@@ -119,12 +119,14 @@ impl Default for ServerTimeouts {
     }
 }
 
-/// Cost of the argon2id password hash (RFC 9106 / OWASP: 19 MiB, 2 passes, 1 lane).
+/// Cost of the argon2id password hash (RFC 9106 / OWASP: 19 MiB, 2 passes, 1 lane), and how
+/// many hashes run at once (each worker holds `memoryKib` for good).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct HashCost {
     pub memory_kib: u32,
     pub passes: u32,
+    pub workers: u16,
 }
 
 impl Default for HashCost {
@@ -132,6 +134,7 @@ impl Default for HashCost {
         Self {
             memory_kib: 19 * 1024,
             passes: 2,
+            workers: 2,
         }
     }
 }
@@ -229,10 +232,13 @@ impl Config {
         if self.timeouts.header_read.is_zero() {
             return Err(invalid("timeouts.headerRead", "must be positive"));
         }
-        if self.hash_cost.memory_kib < 8 * 1024 || self.hash_cost.passes == 0 {
+        if self.hash_cost.memory_kib < 8 * 1024
+            || self.hash_cost.passes == 0
+            || self.hash_cost.workers == 0
+        {
             return Err(invalid(
                 "hashCost",
-                "at least 8192 KiB of memory and one pass",
+                "at least 8192 KiB of memory, one pass and one worker",
             ));
         }
         if let Some(header) = &self.client_address_header

@@ -31,8 +31,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let decoy = match auth::password::decoy(config.hash_cost) {
-        Ok(decoy) => decoy,
+    let hasher = match auth::password::Hasher::start(config.hash_cost) {
+        Ok(hasher) => hasher,
         Err(error) => {
             tracing::error!(%error, "cannot hash with the configured cost");
             return ExitCode::from(2);
@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
     let (caches, writers) = cache::stores();
     let timeouts = config.timeouts;
     let addr = config.http_addr;
-    let app = Arc::new(App::new(config, caches.clone(), client.clone(), decoy));
+    let app = Arc::new(App::new(config, caches.clone(), client.clone(), hasher));
     tokio::spawn(server::serve_on(listener, app.clone(), timeouts));
     tracing::info!(%addr, "serving the panel; filling the caches");
     let watches = cache::run(client, writers);

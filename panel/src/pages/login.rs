@@ -11,7 +11,6 @@ use oem_crds::EndUser;
 
 use crate::app::{App, password_secret, status_page};
 use crate::auth::limiter::{LoginKey, Verdict};
-use crate::auth::password;
 use crate::auth::session::Owner;
 use crate::auth::{random_token, same_secret};
 use crate::html::{self, Frame, esc, url_segment};
@@ -137,9 +136,8 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
     let checked = match &enduser {
         Some(eu) => check_password(app, eu, given).await,
         None => {
-            let decoy = app.decoy.clone();
-            let given = given.to_owned();
-            let _ = tokio::task::spawn_blocking(move || password::verify(&given, &decoy)).await;
+            // The same work as a wrong password; the answer is "wrong" either way.
+            let _ = app.hasher.verify(given, &app.decoy).await;
             Ok(None)
         }
     };
@@ -237,9 +235,9 @@ pub async fn check_password(
         app.auth()
             .hashes
             .get(&secret, v)
-            .map(|phc| (v.clone(), phc))
+            .map(|digest| (v.clone(), digest))
     });
-    let (read_version, phc) = match known {
+    let (read_version, digest) = match known {
         Some(found) => found,
         None => {
             let read = writes::read_secret(&app.client, &secret.namespace, &secret.name).await;
@@ -251,25 +249,26 @@ pub async fn check_password(
                     return Err(());
                 }
             };
-            let Some(plain) = values.get(&secret.key).cloned() else {
+            let Some(plain) = values.get(&secret.key) else {
                 return Ok(None);
             };
-            drop(values);
-            let cost = app.config.hash_cost;
-            let phc = tokio::task::spawn_blocking(move || password::hash(&plain, cost))
+            let digest = app
+                .hasher
+                .hash(plain)
                 .await
-                .map_err(|_| ())?
                 .map_err(|error| tracing::error!(%error, "hashing failed"))?;
+            drop(values);
             app.auth()
                 .hashes
-                .insert(secret.clone(), version.clone(), phc.clone());
-            (version, phc)
+                .insert(secret.clone(), version.clone(), digest.clone());
+            (version, digest)
         }
     };
-    let given = given.to_owned();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&given, &phc))
+    let ok = app
+        .hasher
+        .verify(given, &digest)
         .await
-        .map_err(|_| ())?;
+        .map_err(|error| tracing::error!(%error, "hashing failed"))?;
     // Tied to the version the cache shows (the one a later change is compared with), or the
     // one just read when the cache has not seen the Secret yet.
     Ok(ok.then(|| cached.unwrap_or(read_version)))
