@@ -170,6 +170,16 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
                 ))
                 .await?;
             at(&browser, &path).await?;
+            // Every field has a label, every button a name a screen reader can say.
+            let unlabelled = browser
+                .script(
+                    "return Array.from(document.querySelectorAll('input:not([type=hidden])'))\
+                     .filter(e => e.labels.length === 0).map(e => e.name)\
+                     .concat(Array.from(document.querySelectorAll('button'))\
+                     .filter(e => e.textContent.trim() === '').map(e => 'button'))",
+                )
+                .await?;
+            assert_eq!(unlabelled, json!([]), "unlabelled controls on {path}");
             let name = if page.is_empty() {
                 "overview"
             } else {
