@@ -4,11 +4,14 @@ set -euo pipefail
 need=()
 for pair in openssl:openssl curl:curl ip:iproute2 unshare:util-linux flock:util-linux \
             setsid:util-linux python3:python3 make:make \
-            iptables-save:iptables conntrack:conntrack socat:socat nsenter:util-linux; do
+             iptables-save:iptables conntrack:conntrack socat:socat nsenter:util-linux \
+             chromium:chromium chromedriver:chromium-driver; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The real node's test image is busybox-static's one binary (e2e/tests/real_node.rs).
 dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need+=(busybox-static)
+# The panel's browser test renders Japanese pages (e2e/tests/panel_browser.rs screenshots).
+dpkg-query -W -f '${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'install ok installed' || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

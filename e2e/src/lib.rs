@@ -5,10 +5,12 @@ pub mod cluster;
 pub mod dashboards;
 pub mod hosting;
 pub mod operator;
+pub mod panel;
 pub mod prometheus;
 pub mod real_hosting;
 pub mod tenant_scrape;
 pub mod wait;
+pub mod webdriver;
 pub mod webhooks;
 
 pub use cluster::Cluster;

@@ -1,0 +1,244 @@
+//! The end user's panel in a real browser: headless Chromium driven through WebDriver logs in
+//! with the keyboard alone, sees its services, switches language, changes its password and
+//! logs in with the new one; every page is written as a screenshot at a desktop and a phone
+//! width, in Japanese and English, to docs/panels/.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use oem_crds::EndUser;
+use oem_e2e::cluster::repo_root;
+use oem_e2e::wait;
+use oem_e2e::webdriver::{Browser, ENTER, TAB};
+use serde_json::json;
+
+mod panel_support;
+use panel_support::{fixture, issued};
+
+const DESKTOP: u32 = 1280;
+const PHONE: u32 = 390;
+
+fn shots_dir() -> anyhow::Result<PathBuf> {
+    let dir = repo_root().join("docs/panels");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// What the monitor and the usage reporter would write (both are off in these tests): the
+/// services' states, one down, and the usage, under a field manager of their own so the
+/// operator's status writer keeps them.
+async fn observed(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let since = jiff::Timestamp::now().to_string();
+    let service = |name: &str, state: &str, message: Option<&str>| {
+        let mut entry =
+            json!({"service": name, "state": state, "since": since, "lastProbe": since});
+        if let Some(message) = message {
+            entry["message"] = json!(message);
+        }
+        entry
+    };
+    let status = json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "status": {
+            "services": [
+                service("http", "Up", None), service("https", "Up", None),
+                service("ftp", "Up", None), service("smtp", "Down", Some("connection refused")),
+                service("imap", "Up", None), service("mysql", "Up", None),
+            ],
+            "usage": {"disk": "2Gi", "memory": "300Mi", "networkIn": "1200Mi",
+                      "networkOut": "3Gi", "updatedAt": since}
+        }
+    });
+    Api::<EndUser>::namespaced(client.clone(), namespace)
+        .patch_status(
+            name,
+            &PatchParams::apply("e2e-monitor").force(),
+            &Patch::Apply(&status),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The id of the focused element.
+async fn focused(browser: &Browser) -> anyhow::Result<String> {
+    Ok(browser
+        .script("return document.activeElement ? document.activeElement.id : ''")
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Presses Tab until the element `id` has the focus (at most `limit` times).
+async fn tab_to(browser: &Browser, id: &str, limit: usize) -> anyhow::Result<()> {
+    for _ in 0..limit {
+        if focused(browser).await? == id {
+            return Ok(());
+        }
+        browser.keys(TAB).await?;
+    }
+    anyhow::ensure!(focused(browser).await? == id, "Tab never reached #{id}");
+    Ok(())
+}
+
+/// Waits until the page's path is `path`.
+async fn at(browser: &Browser, path: &str) -> anyhow::Result<String> {
+    wait::until(
+        &format!("the browser at {path}"),
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let url = browser.current_url().await.map_err(|e| e.to_string())?;
+            let here = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+            let here = &here[here.find('/').unwrap_or(here.len())..];
+            if here.split('?').next() == Some(path) {
+                Ok(url)
+            } else {
+                Err(url)
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::Result<()> {
+    let (_, client, f) = fixture().await?;
+    let (login, password) = issued(&client, f, "web").await?;
+    observed(&client, &f.namespace, "web").await?;
+    let browser = Browser::start(DESKTOP, 900, "ja,en;q=0.5").await?;
+    let base = &f.panel.url;
+    let login_path = format!("/login/{}", f.reseller);
+    let home = format!("/u/{}/web", f.namespace);
+    let dir = shots_dir()?;
+
+    // Keyboard only: from the top of the login page, Tab to the fields, type, Enter.
+    browser.goto(&format!("{base}{login_path}")).await?;
+    let source = browser.source().await?;
+    assert!(
+        source.contains("<html lang=\"ja\">"),
+        "the browser's language"
+    );
+    // English, then back to Japanese with the switch.
+    for lang in ["en", "ja"] {
+        browser
+            .goto(&format!(
+                "{base}/lang/{lang}?next=%2Flogin%2F{}",
+                f.reseller
+            ))
+            .await?;
+        at(&browser, &login_path).await?;
+        for (width, name) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+            browser
+                .screenshot(width, &dir.join(format!("login-{lang}-{name}.png")))
+                .await?;
+        }
+    }
+    browser.set_window(DESKTOP, 900).await?;
+    tab_to(&browser, "login_id", 8).await?;
+    browser.keys(&login).await?;
+    browser.keys(TAB).await?;
+    assert_eq!(focused(&browser).await?, "password");
+    browser.keys(&password).await?;
+    browser.keys(ENTER).await?;
+    at(&browser, &home).await?;
+    let overview = browser.source().await?;
+    assert!(overview.contains("web.example.jp"), "the domain is shown");
+    assert!(
+        overview.contains(&format!("{} hosting", f.reseller)),
+        "the brand is shown"
+    );
+    // The panel's cache shows what the monitor wrote: each service's state, the usage.
+    for expected in ["稼働中", "停止中", "connection refused", "2Gi (20%)", "3Gi"] {
+        assert!(
+            overview.contains(expected),
+            "{expected} missing from the overview"
+        );
+    }
+
+    // Every page, in both languages, at both widths.
+    for lang in ["en", "ja"] {
+        for page in ["", "/credentials", "/password"] {
+            let path = format!("{home}{page}");
+            browser
+                .goto(&format!(
+                    "{base}/lang/{lang}?next={}",
+                    path.replace('/', "%2F")
+                ))
+                .await?;
+            at(&browser, &path).await?;
+            // Every field has a label, every button a name a screen reader can say.
+            let unlabelled = browser
+                .script(
+                    "return Array.from(document.querySelectorAll('input:not([type=hidden])'))\
+                     .filter(e => e.labels.length === 0).map(e => e.name)\
+                     .concat(Array.from(document.querySelectorAll('button'))\
+                     .filter(e => e.textContent.trim() === '').map(e => 'button'))",
+                )
+                .await?;
+            assert_eq!(unlabelled, json!([]), "unlabelled controls on {path}");
+            let name = if page.is_empty() {
+                "overview"
+            } else {
+                &page[1..]
+            };
+            for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+                browser
+                    .screenshot(width, &dir.join(format!("{name}-{lang}-{size}.png")))
+                    .await?;
+            }
+        }
+    }
+    // The phone layout does not scroll sideways.
+    browser.set_window(PHONE, 900).await?;
+    browser.goto(&format!("{base}{home}")).await?;
+    let overflow = browser
+        .script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+        )
+        .await?
+        .as_i64()
+        .unwrap_or_default();
+    assert!(
+        overflow <= 0,
+        "the overview scrolls sideways by {overflow}px at {PHONE}px"
+    );
+    browser.set_window(DESKTOP, 900).await?;
+
+    // Change the password with the form (Japanese is the current language).
+    browser.goto(&format!("{base}{home}/password")).await?;
+    let new = "browser-changed-password-1";
+    browser.type_into("#current_password", &password).await?;
+    browser.type_into("#new_password", new).await?;
+    browser.type_into("#confirm_password", new).await?;
+    browser.click("form.card button[type=submit]").await?;
+    at(&browser, &login_path).await?;
+    let notice = browser.source().await?;
+    assert!(
+        notice.contains("パスワードを変更しました"),
+        "the changed notice is shown"
+    );
+    // The old session is gone; the new password logs in.
+    browser.goto(&format!("{base}{home}")).await?;
+    at(&browser, &login_path).await?;
+    wait::until(
+        "a browser login with the new password",
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || async {
+            let attempt = async {
+                browser.goto(&format!("{base}{login_path}")).await?;
+                browser.type_into("#login_id", &login).await?;
+                browser.type_into("#password", new).await?;
+                browser.click("form.card button[type=submit]").await?;
+                at(&browser, &home).await
+            };
+            attempt.await.map(drop).map_err(|e| e.to_string())
+        },
+    )
+    .await?;
+    Ok(())
+}

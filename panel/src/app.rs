@@ -1,0 +1,274 @@
+//! The panel's state and its router: which path is which page, and the checks every end-user
+//! page passes first (a live session, of this end user, with the CSRF token on a POST).
+//! Anything else is 404, including another end user's page.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::{Method, StatusCode};
+use jiff::Timestamp;
+use kube::Client;
+use oem_crds::EndUser;
+use oem_crds::enduser::PasswordSecretRef;
+use oem_crds::reseller::NAMESPACE_PREFIX;
+
+use crate::auth::limiter::Limiter;
+use crate::auth::password::{Digest, Hasher, Hashes, SecretKey};
+use crate::auth::session::{self, Owner, Session, Sessions};
+use crate::cache::Caches;
+use crate::config::Config;
+use crate::html::{self, Frame};
+use crate::i18n::{LANG_COOKIE, Lang};
+use crate::pages;
+use crate::web::{Cookies, Reply, Request};
+
+/// The stylesheet, served from the binary.
+const CSS: &str = include_str!("../static/panel.css");
+
+/// What the limiter, the sessions and the hashes share; locked briefly, never across an await.
+pub struct AuthState {
+    pub limiter: Limiter,
+    pub sessions: Sessions,
+    pub hashes: Hashes,
+}
+
+/// Everything a request may need.
+pub struct App {
+    pub config: Config,
+    pub caches: Caches,
+    pub client: Client,
+    auth: Arc<Mutex<AuthState>>,
+    ready: AtomicBool,
+    /// The argon2id workers.
+    pub hasher: Hasher,
+    /// A digest of no one's password (see `Digest::decoy`).
+    pub decoy: Digest,
+}
+
+/// A request of a logged-in end user, checked.
+pub struct UserRequest<'a> {
+    pub req: &'a Request,
+    pub lang: Lang,
+    pub session: Session,
+    pub enduser: Arc<EndUser>,
+}
+
+impl App {
+    pub fn new(config: Config, caches: Caches, client: Client, hasher: Hasher) -> Self {
+        let auth = AuthState {
+            limiter: Limiter::new(&config.lockout),
+            sessions: Sessions::new(&config.session),
+            hashes: Hashes::default(),
+        };
+        Self {
+            config,
+            caches,
+            client,
+            auth: Arc::new(Mutex::new(auth)),
+            ready: AtomicBool::new(false),
+            hasher,
+            decoy: Digest::decoy(),
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn auth(&self) -> MutexGuard<'_, AuthState> {
+        // A panic while holding the lock leaves consistent maps: keep serving.
+        self.auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The shared state, for a background task that reports back (the lock's write).
+    pub fn auth_handle(&self) -> Arc<Mutex<AuthState>> {
+        self.auth.clone()
+    }
+
+    pub fn cookies(&self) -> Cookies {
+        Cookies {
+            secure: self.config.session.secure_cookies,
+        }
+    }
+
+    pub fn lang(&self, req: &Request) -> Lang {
+        Lang::negotiate(req.cookie(LANG_COOKIE), req.header("accept-language"))
+    }
+
+    /// The live session the request's cookie names, if its end user still exists and its
+    /// password Secret has not changed since login (a change ends the session).
+    pub fn session(&self, req: &Request) -> Option<(Session, Arc<EndUser>)> {
+        let id = req.cookie(self.cookies().session_name())?;
+        let session = self.auth().sessions.get(id, Timestamp::now())?;
+        let owner = &session.owner;
+        let enduser = self.caches.enduser(&owner.namespace, &owner.name);
+        let current = enduser.as_ref().and_then(|eu| {
+            let secret = password_secret(eu);
+            self.caches.secret_version(&secret.namespace, &secret.name)
+        });
+        match enduser {
+            Some(enduser) if current.as_deref() == Some(session.secret_version.as_str()) => {
+                Some((session, enduser))
+            }
+            _ => {
+                self.auth().sessions.revoke(id);
+                None
+            }
+        }
+    }
+
+    /// The reply's finishing touches shared by every page.
+    pub fn finish(&self, mut reply: Reply) -> Reply {
+        reply.hsts = self.config.session.secure_cookies;
+        reply
+    }
+}
+
+/// The Secret key holding an end user's login password.
+pub fn password_secret(enduser: &EndUser) -> SecretKey {
+    let name = kube::ResourceExt::name_any(enduser);
+    let reference = enduser
+        .spec
+        .password_secret_ref
+        .clone()
+        .unwrap_or_else(|| PasswordSecretRef::generated(&name));
+    SecretKey {
+        namespace: kube::ResourceExt::namespace(enduser).unwrap_or_default(),
+        name: reference.name,
+        key: reference.key,
+    }
+}
+
+/// The plain page for an error status, in the request's language, under a neutral title.
+pub fn status_page(lang: Lang, status: StatusCode) -> Reply {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let frame = Frame {
+        lang,
+        brand: "",
+        title,
+        here: "/",
+        nav: Vec::new(),
+        logout_csrf: None,
+    };
+    Reply::html(status, html::page(&frame, ""))
+}
+
+/// A local path to come back to: starts with one `/`, no scheme or host.
+pub fn local_path(next: Option<String>) -> String {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .unwrap_or_else(|| "/".to_owned())
+}
+
+/// Answers one request.
+pub async fn handle(app: Arc<App>, req: Request) -> Reply {
+    let reply = route(&app, &req).await;
+    app.finish(reply)
+}
+
+async fn route(app: &App, req: &Request) -> Reply {
+    let lang = app.lang(req);
+    let path = req.path.trim_start_matches('/');
+    let segments: Vec<&str> = path.split('/').collect();
+    match (&req.method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Reply::text(StatusCode::OK, "ok"),
+        (&Method::GET, ["readyz"]) if app.ready.load(Ordering::Acquire) => {
+            Reply::text(StatusCode::OK, "ok")
+        }
+        (&Method::GET, ["readyz"]) => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (&Method::GET, ["static", "panel.css"]) => Reply {
+            content_type: "text/css; charset=utf-8",
+            cacheable: true,
+            ..Reply::text(StatusCode::OK, CSS)
+        },
+        (&Method::GET, [""]) => match app.session(req) {
+            Some((session, _)) => Reply::redirect(&pages::home_of(&session.owner)),
+            None => status_page(lang, StatusCode::NOT_FOUND),
+        },
+        (&Method::GET, ["lang", code]) => match Lang::from_code(code) {
+            Some(chosen) => {
+                Reply::redirect(&local_path(req.query_param("next"))).with_cookie(format!(
+                    "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax{}",
+                    chosen.code(),
+                    if app.cookies().secure { "; Secure" } else { "" }
+                ))
+            }
+            None => status_page(lang, StatusCode::NOT_FOUND),
+        },
+        (&Method::GET, ["login", reseller]) => pages::login::form(app, req, lang, reseller),
+        (&Method::POST, ["login", reseller]) => {
+            pages::login::submit(app, req, lang, reseller).await
+        }
+        (&Method::POST, ["logout"]) => pages::login::logout(app, req),
+        (_, ["u", namespace, name, rest @ ..]) => {
+            enduser_page(app, req, lang, namespace, name, rest).await
+        }
+        _ => status_page(lang, StatusCode::NOT_FOUND),
+    }
+}
+
+/// An end user's page: its own only (anything else 404), CSRF-checked when it changes something.
+async fn enduser_page(
+    app: &App,
+    req: &Request,
+    lang: Lang,
+    namespace: &str,
+    name: &str,
+    rest: &[&str],
+) -> Reply {
+    let Some((session, enduser)) = app.session(req) else {
+        // Not logged in: to the login of the reseller the path names (as with a wrong name,
+        // this says nothing about whether the end user exists).
+        return match namespace.strip_prefix(NAMESPACE_PREFIX) {
+            Some(reseller) if app.caches.reseller(reseller).is_some() => {
+                Reply::redirect(&format!("/login/{}?m=ended", html::url_segment(reseller)))
+            }
+            _ => status_page(lang, StatusCode::NOT_FOUND),
+        };
+    };
+    let asked = Owner {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    };
+    if session.owner != asked {
+        return status_page(lang, StatusCode::NOT_FOUND);
+    }
+    if req.method == Method::POST
+        && !session::csrf_ok(&session, req.form().get("csrf").map(String::as_str))
+    {
+        return status_page(lang, StatusCode::FORBIDDEN);
+    }
+    let user = UserRequest {
+        req,
+        lang,
+        session,
+        enduser,
+    };
+    match (&req.method, rest) {
+        (&Method::GET, [] | [""]) => pages::overview::page(app, &user),
+        (&Method::GET, ["credentials"]) => pages::credentials::page(app, &user).await,
+        (&Method::POST, ["credentials"]) => pages::credentials::rotate(app, &user).await,
+        (&Method::GET, ["password"]) => pages::password::form(app, &user, None),
+        (&Method::POST, ["password"]) => pages::password::submit(app, &user).await,
+        _ => status_page(lang, StatusCode::NOT_FOUND),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_the_language_switch() {
+        assert_eq!(local_path(Some("/u/a/b".into())), "/u/a/b");
+        assert_eq!(local_path(Some("//evil.example/".into())), "/");
+        assert_eq!(local_path(Some("https://evil.example/".into())), "/");
+        assert_eq!(local_path(Some("/\\evil.example".into())), "/");
+        assert_eq!(local_path(None), "/");
+    }
+}
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod flow_tests;

@@ -1,0 +1,170 @@
+//! What the panel reads, from one watch per kind: EndUsers, Courses, Resellers and Incidents in
+//! full (managed fields dropped), Secrets as metadata only (their resourceVersion says when a
+//! password changed; their values are read only when needed, never kept). Pages are served from
+//! these stores, never with an API call per request.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use oem_crds::reseller::NAMESPACE_PREFIX;
+use oem_crds::{Course, EndUser, Incident, Reseller};
+use serde::de::DeserializeOwned;
+
+/// The stores every page reads.
+#[derive(Clone)]
+pub struct Caches {
+    pub endusers: Store<EndUser>,
+    pub courses: Store<Course>,
+    pub resellers: Store<Reseller>,
+    pub incidents: Store<Incident>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+/// The writers that fill [`Caches`]; tests fill them by hand.
+pub struct Writers {
+    pub endusers: reflector::store::Writer<EndUser>,
+    pub courses: reflector::store::Writer<Course>,
+    pub resellers: reflector::store::Writer<Reseller>,
+    pub incidents: reflector::store::Writer<Incident>,
+    pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
+}
+
+/// Empty stores and their writers.
+pub fn stores() -> (Caches, Writers) {
+    let (endusers, enduser_writer) = reflector::store();
+    let (courses, course_writer) = reflector::store();
+    let (resellers, reseller_writer) = reflector::store();
+    let (incidents, incident_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    (
+        Caches {
+            endusers,
+            courses,
+            resellers,
+            incidents,
+            secrets,
+        },
+        Writers {
+            endusers: enduser_writer,
+            courses: course_writer,
+            resellers: reseller_writer,
+            incidents: incident_writer,
+            secrets: secret_writer,
+        },
+    )
+}
+
+fn drop_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+async fn reflect<K>(client: Client, writer: reflector::store::Writer<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = Api::all(client);
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields)
+        .reflect(writer)
+        .for_each(|event| async move {
+            if let Err(error) = event {
+                tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying");
+            }
+        })
+        .await;
+}
+
+/// Runs every watch; returns only if one of them ends (it should not: they retry).
+pub async fn run(client: Client, writers: Writers) {
+    let secrets = async {
+        // An Api of PartialObjectMeta asks for metadata only: values never reach the panel.
+        let api: Api<PartialObjectMeta<Secret>> = Api::all(client.clone());
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(drop_managed_fields)
+            .reflect(writers.secrets)
+            .for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(kind = "Secret", %error, "watch failed; retrying");
+                }
+            })
+            .await;
+    };
+    tokio::select! {
+        _ = reflect(client.clone(), writers.endusers) => {}
+        _ = reflect(client.clone(), writers.courses) => {}
+        _ = reflect(client.clone(), writers.resellers) => {}
+        _ = reflect(client.clone(), writers.incidents) => {}
+        _ = secrets => {}
+    }
+}
+
+impl Caches {
+    /// Waits until every store holds its first full list.
+    pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.endusers.wait_until_ready().await?;
+        self.courses.wait_until_ready().await?;
+        self.resellers.wait_until_ready().await?;
+        self.incidents.wait_until_ready().await?;
+        self.secrets.wait_until_ready().await
+    }
+
+    pub fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
+        self.resellers.get(&ObjectRef::new(name))
+    }
+
+    /// The reseller whose namespace `namespace` is.
+    pub fn reseller_of(&self, namespace: &str) -> Option<Arc<Reseller>> {
+        self.reseller(namespace.strip_prefix(NAMESPACE_PREFIX)?)
+    }
+
+    pub fn enduser(&self, namespace: &str, name: &str) -> Option<Arc<EndUser>> {
+        self.endusers.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The end user of `reseller` with this login ID (unique within a reseller).
+    pub fn enduser_by_login(&self, reseller: &str, login_id: &str) -> Option<Arc<EndUser>> {
+        let namespace = format!("{NAMESPACE_PREFIX}{reseller}");
+        self.endusers.state().into_iter().find(|eu| {
+            eu.namespace().as_deref() == Some(namespace.as_str()) && eu.spec.login_id == login_id
+        })
+    }
+
+    pub fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        self.courses.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The incidents of one end user, newest first.
+    pub fn incidents_of(&self, namespace: &str, enduser: &str) -> Vec<Arc<Incident>> {
+        let mut found: Vec<Arc<Incident>> = self
+            .incidents
+            .state()
+            .into_iter()
+            .filter(|i| i.namespace().as_deref() == Some(namespace) && i.spec.end_user == enduser)
+            .collect();
+        found.sort_by_key(|i| {
+            std::cmp::Reverse(i.status.as_ref().and_then(|s| s.started_at.clone()))
+        });
+        found
+    }
+
+    /// The resourceVersion of a Secret, if it exists.
+    pub fn secret_version(&self, namespace: &str, name: &str) -> Option<String> {
+        self.secrets
+            .get(&ObjectRef::new(name).within(namespace))
+            .and_then(|s| s.resource_version())
+    }
+}
