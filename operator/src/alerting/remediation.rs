@@ -62,25 +62,49 @@ fn kube_error(action: &'static str, namespace: &str) -> impl FnOnce(kube::Error)
     }
 }
 
-/// Level 1: rollout-restart the group's StatefulSet. Returns what was restarted.
+/// The annotation a rollout restart sets on the pod template.
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// When the set's pods were last rollout-restarted, if at or after `since`.
+pub fn restarted_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let annotations = set
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?;
+    let at: jiff::Timestamp = annotations.get(RESTARTED_AT)?.parse().ok()?;
+    (at >= since).then_some(at)
+}
+
+/// Level 1: rollout-restart the group's StatefulSet, unless it was restarted at or after
+/// `fresh_since` (the outage of another service of the same workload restarted it a moment
+/// ago: restarting it again would only interrupt the restart). Returns what was done.
 pub async fn restart(
     client: &Client,
     namespace: &str,
     group: ServiceGroup,
     at: jiff::Timestamp,
+    fresh_since: jiff::Timestamp,
 ) -> Result<String, RemedyError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     let name = group.name();
-    if api
-        .get_metadata_opt(name)
+    let Some(set) = api
+        .get_opt(name)
         .await
         .map_err(kube_error("reading the statefulset", namespace))?
-        .is_none()
-    {
+    else {
         return Err(RemedyError::NothingThere {
             action: "restarting the workload",
             namespace: namespace.to_owned(),
         });
+    };
+    if let Some(when) = restarted_since(&set, fresh_since) {
+        return Ok(format!(
+            "statefulset {namespace}/{name} already restarted at {when}"
+        ));
     }
     let patch = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -150,11 +174,26 @@ pub async fn not_ready_node(client: &Client, pods: &[Pod]) -> Option<String> {
     None
 }
 
-/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them.
+/// The pods created before `since`: those a recreation has not renewed yet.
+pub fn created_before(pods: &[Pod], since: jiff::Timestamp) -> Vec<&Pod> {
+    pods.iter()
+        .filter(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_none_or(|t| t.0 < since)
+        })
+        .collect()
+}
+
+/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them. Pods
+/// created at or after `fresh_since` are new already (the outage of another service of the
+/// same workload recreated them a moment ago) and are left to start.
 pub async fn recreate(
     client: &Client,
     namespace: &str,
     group: Option<ServiceGroup>,
+    fresh_since: jiff::Timestamp,
 ) -> Result<String, RemedyError> {
     let found = pods(client, namespace, group).await?;
     if found.is_empty() {
@@ -163,9 +202,17 @@ pub async fn recreate(
             namespace: namespace.to_owned(),
         });
     }
+    let stale = created_before(&found, fresh_since);
+    if stale.is_empty() {
+        let names: Vec<String> = found.iter().map(|p| p.name_any()).collect();
+        return Ok(format!(
+            "pods {} of {namespace} already recreated",
+            names.join(", ")
+        ));
+    }
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut names = Vec::new();
-    for pod in &found {
+    for pod in stale {
         let name = pod.name_any();
         match api
             .delete(&name, &DeleteParams::default().grace_period(0))
@@ -240,5 +287,54 @@ mod tests {
         };
         assert!(any_not_ready(&[pod("True"), pod("False")]));
         assert!(!any_not_ready(&[pod("True")]));
+    }
+
+    fn at(text: &str) -> jiff::Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_workload_restarted_a_moment_ago_is_not_restarted_again() {
+        let set = |annotations: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+                "selector": {}, "serviceName": "web",
+                "template": {"metadata": {"annotations": annotations}}}}))
+            .unwrap()
+        };
+        let restarted = set(json!({RESTARTED_AT: "2026-03-02T01:00:05.123Z"}));
+        assert_eq!(
+            restarted_since(&restarted, at("2026-03-02T01:00:00Z")),
+            Some(at("2026-03-02T01:00:05.123Z"))
+        );
+        assert_eq!(
+            restarted_since(&restarted, at("2026-03-02T01:00:06Z")),
+            None
+        );
+        assert_eq!(
+            restarted_since(&set(json!({})), at("2026-03-02T01:00:00Z")),
+            None
+        );
+        let garbled = set(json!({RESTARTED_AT: "yesterday"}));
+        assert_eq!(restarted_since(&garbled, at("2026-03-02T01:00:00Z")), None);
+    }
+
+    #[test]
+    fn only_pods_older_than_the_last_recreation_are_recreated() {
+        let pod = |name: &str, created: &str| -> Pod {
+            serde_json::from_value(
+                json!({"metadata": {"name": name, "creationTimestamp": created}}),
+            )
+            .unwrap()
+        };
+        let pods = [
+            pod("web-0", "2026-03-02T00:00:00Z"),
+            pod("mail-0", "2026-03-02T01:00:03Z"),
+        ];
+        let stale = created_before(&pods, at("2026-03-02T01:00:00Z"));
+        assert_eq!(
+            stale.iter().map(|p| p.name_any()).collect::<Vec<_>>(),
+            ["web-0"]
+        );
+        assert!(created_before(&pods[1..], at("2026-03-02T01:00:00Z")).is_empty());
     }
 }
