@@ -360,8 +360,13 @@ fn remediation(
         return out;
     }
     let base_unreachable = kind == IncidentKind::HostDown || facts.pod_not_ready;
+    // A pod that level 1 restarted is not Ready while it stops and starts again: it gets the
+    // backoff to come back before level 2 force-deletes it.
+    let restarting = entries(status, event::RESTARTED)
+        .last()
+        .is_some_and(|last| now < last.time.0 + cfg.restart_backoff);
     if base_unreachable {
-        if due_again(event::RECREATED) {
+        if !restarting && due_again(event::RECREATED) {
             out.push(Remedy::Recreate);
         }
     } else if due_again(event::RESTARTED) {
