@@ -65,7 +65,7 @@ fn kube_error(action: &'static str, namespace: &str) -> impl FnOnce(kube::Error)
 /// The annotation a rollout restart sets on the pod template.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
-/// When the set's pods were last rollout-restarted, if at or after `since`.
+/// When the set's pods were last rollout-restarted, if after `since`.
 pub fn restarted_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff::Timestamp> {
     let annotations = set
         .spec
@@ -76,11 +76,11 @@ pub fn restarted_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff
         .annotations
         .as_ref()?;
     let at: jiff::Timestamp = annotations.get(RESTARTED_AT)?.parse().ok()?;
-    (at >= since).then_some(at)
+    (at > since).then_some(at)
 }
 
-/// Level 1: rollout-restart the group's StatefulSet, unless it was restarted at or after
-/// `fresh_since` (the outage of another service of the same workload restarted it a moment
+/// Level 1: rollout-restart the group's StatefulSet, unless it was restarted after
+/// `fresh_since` (the incident of another service of the same workload restarted it a moment
 /// ago: restarting it again would only interrupt the restart). Returns what was done.
 pub async fn restart(
     client: &Client,
@@ -174,27 +174,48 @@ pub async fn not_ready_node(client: &Client, pods: &[Pod]) -> Option<String> {
     None
 }
 
-/// The pods created before `since`: those a recreation has not renewed yet.
-pub fn created_before(pods: &[Pod], since: jiff::Timestamp) -> Vec<&Pod> {
-    pods.iter()
-        .filter(|p| {
-            p.metadata
-                .creation_timestamp
-                .as_ref()
-                .is_none_or(|t| t.0 < since)
-        })
-        .collect()
+/// The annotation level 2 sets on the StatefulSets whose pods it force-deleted (metadata only:
+/// no rollout).
+const RECREATED_AT: &str = "hosting.oem.dev/recreated-at";
+
+/// When the set's pods were last force-deleted by level 2, if after `since`.
+pub fn recreated_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let at: jiff::Timestamp = set.annotations().get(RECREATED_AT)?.parse().ok()?;
+    (at > since).then_some(at)
 }
 
-/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them. Pods
-/// created at or after `fresh_since` are new already (the outage of another service of the
-/// same workload recreated them a moment ago) and are left to start.
+/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them, and
+/// carry the time. Unless every set was recreated after `fresh_since` (the incident of another
+/// service of the same workload did it a moment ago: its new pods are left to start).
 pub async fn recreate(
     client: &Client,
     namespace: &str,
     group: Option<ServiceGroup>,
+    at: jiff::Timestamp,
     fresh_since: jiff::Timestamp,
 ) -> Result<String, RemedyError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let owners = sets
+        .list(&ListParams::default().labels(&selector(group)))
+        .await
+        .map_err(kube_error("listing the statefulsets", namespace))?
+        .items;
+    let recent: Vec<jiff::Timestamp> = owners
+        .iter()
+        .filter_map(|s| recreated_since(s, fresh_since))
+        .collect();
+    if !owners.is_empty() && recent.len() == owners.len() {
+        let names: Vec<String> = owners.iter().map(|s| s.name_any()).collect();
+        let when = recent
+            .iter()
+            .min()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Ok(format!(
+            "pods of {} in {namespace} already recreated at {when}",
+            names.join(", ")
+        ));
+    }
     let found = pods(client, namespace, group).await?;
     if found.is_empty() {
         return Err(RemedyError::NothingThere {
@@ -202,17 +223,9 @@ pub async fn recreate(
             namespace: namespace.to_owned(),
         });
     }
-    let stale = created_before(&found, fresh_since);
-    if stale.is_empty() {
-        let names: Vec<String> = found.iter().map(|p| p.name_any()).collect();
-        return Ok(format!(
-            "pods {} of {namespace} already recreated",
-            names.join(", ")
-        ));
-    }
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut names = Vec::new();
-    for pod in stale {
+    for pod in &found {
         let name = pod.name_any();
         match api
             .delete(&name, &DeleteParams::default().grace_period(0))
@@ -222,6 +235,21 @@ pub async fn recreate(
             Err(kube::Error::Api(e)) if e.code == 404 => names.push(name),
             Err(source) => return Err(kube_error("deleting a pod", namespace)(source)),
         }
+    }
+    for set in &owners {
+        let name = set.name_any();
+        let patch = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": namespace,
+                "annotations": {RECREATED_AT: at.to_string()}}
+        });
+        sets.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(kube_error("recording the recreation", namespace))?;
     }
     Ok(format!(
         "pods {} of {namespace} recreated",
@@ -319,22 +347,27 @@ mod tests {
     }
 
     #[test]
-    fn only_pods_older_than_the_last_recreation_are_recreated() {
-        let pod = |name: &str, created: &str| -> Pod {
+    fn a_workload_recreated_a_moment_ago_is_not_recreated_again() {
+        let set = |annotations: serde_json::Value| -> StatefulSet {
             serde_json::from_value(
-                json!({"metadata": {"name": name, "creationTimestamp": created}}),
+                json!({"metadata": {"name": "web", "annotations": annotations},
+                "spec": {"selector": {}, "serviceName": "web", "template": {}}}),
             )
             .unwrap()
         };
-        let pods = [
-            pod("web-0", "2026-03-02T00:00:00Z"),
-            pod("mail-0", "2026-03-02T01:00:03Z"),
-        ];
-        let stale = created_before(&pods, at("2026-03-02T01:00:00Z"));
+        let recreated = set(json!({RECREATED_AT: "2026-03-02T01:00:05Z"}));
         assert_eq!(
-            stale.iter().map(|p| p.name_any()).collect::<Vec<_>>(),
-            ["web-0"]
+            recreated_since(&recreated, at("2026-03-02T01:00:00Z")),
+            Some(at("2026-03-02T01:00:05Z"))
         );
-        assert!(created_before(&pods[1..], at("2026-03-02T01:00:00Z")).is_empty());
+        // The same incident's next attempt, a backoff later, is not held by its own.
+        assert_eq!(
+            recreated_since(&recreated, at("2026-03-02T01:00:05Z")),
+            None
+        );
+        assert_eq!(
+            recreated_since(&set(json!({})), at("2026-03-02T01:00:00Z")),
+            None
+        );
     }
 }
