@@ -317,6 +317,11 @@ fn a_pod_restarted_by_level_1_gets_the_backoff_to_come_back_before_level_2() {
     }
     // ...then level 2.
     assert_eq!(run_step(&mut i, &at(60)), vec![Remedy::Recreate]);
+    // The recreated pod Ready but its service not answering yet: no restart in its backoff.
+    let ready = |s: i64| facts(t0() + SignedDuration::from_secs(s), true);
+    assert!(run_step(&mut i, &ready(61)).is_empty());
+    assert!(run_step(&mut i, &ready(119)).is_empty());
+    assert_eq!(run_step(&mut i, &ready(120)), vec![Remedy::Restart]);
 }
 
 #[test]
