@@ -6,6 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 ip link set lo up
+# Names resolve through the real node's cluster DNS (when one runs here) and ping may use an
+# unprivileged ICMP socket, as in the operator's pod on a real cluster.
+bash scripts/netns-cluster-dns.sh
 cleanup() {
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
   OEM_CLUSTER_DIR=${OEM_REAL_CLUSTER_DIR:-$repo/.cluster/real} bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true

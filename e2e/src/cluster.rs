@@ -244,6 +244,38 @@ impl Cluster {
         Ok(cache.join(format!("bin/containerd-{}/ctr", version.trim())))
     }
 
+    /// Runs the real node's `crictl` (built by `build-node.sh`) against its containerd, as the
+    /// node's operator would; returns stdout, or fails with what it said.
+    pub fn crictl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let ctr = self.ctr_binary()?;
+        let cache = ctr
+            .parent()
+            .and_then(Path::parent)
+            .context("no cache folder above ctr")?;
+        let versions = std::fs::read_to_string(repo_root().join("e2e/cluster/versions.env"))
+            .context("reading e2e/cluster/versions.env")?;
+        let version = versions
+            .lines()
+            .find_map(|l| l.strip_prefix("CRI_TOOLS_VERSION="))
+            .context("no CRI_TOOLS_VERSION in versions.env")?;
+        let endpoint = format!("unix://{}", self.containerd_socket().display());
+        let out = Command::new(cache.join(format!("cri-tools-{}/crictl", version.trim())))
+            .args(["--runtime-endpoint", &endpoint, "--timeout", "10s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running crictl")?;
+        if !out.status.success() {
+            bail!(
+                "crictl {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Imports an OCI image archive into the real node's containerd (the CRI's `k8s.io`
     /// namespace), as `ctr images import` does.
     pub fn import_image(&self, archive: &Path) -> anyhow::Result<()> {

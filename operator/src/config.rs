@@ -254,6 +254,9 @@ impl Config {
         if let Some(v) = var("OEM_PROBE_RETRY_INTERVAL") {
             self.monitor.retry_interval = duration("OEM_PROBE_RETRY_INTERVAL", v)?;
         }
+        if let Some(v) = var("OEM_PROBE_STARTUP_GRACE") {
+            self.monitor.startup_grace = duration("OEM_PROBE_STARTUP_GRACE", v)?;
+        }
         if let Some(v) = var("OEM_PROBE_TIMEOUT") {
             self.probes.timeout = duration("OEM_PROBE_TIMEOUT", v)?;
         }
@@ -393,6 +396,7 @@ mod tests {
                 "OEM_PROBE_TIMEOUT" => "500ms",
                 "OEM_PROBE_ALLOW" => "127.0.0.0/8, 10.0.0.0/8",
                 "OEM_PROBE_CA_FILE" => "/tmp/ca.pem",
+                "OEM_PROBE_STARTUP_GRACE" => "15s",
                 _ => return None,
             };
             Some(v.to_owned())
@@ -401,6 +405,7 @@ mod tests {
         assert_eq!(c.monitor.interval, Duration::from_secs(4));
         assert_eq!(c.monitor.retry_interval, Duration::from_secs(1));
         assert_eq!(c.probes.timeout, Duration::from_millis(500));
+        assert_eq!(c.monitor.startup_grace, Duration::from_secs(15));
         assert_eq!(c.probes.allow.len(), 2);
         assert_eq!(c.probes.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
         c.validate().unwrap();

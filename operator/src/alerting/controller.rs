@@ -459,16 +459,21 @@ impl Alerting {
     ) -> Result<String, String> {
         let client = &self.ctx.client;
         let ns = hosting_ns.ok_or_else(|| "the end user is gone".to_owned());
+        // Several services of one workload fail together (http, https, ftp, ftps of the web
+        // pod), each its own incident, and some only while the workload restarts: one restart
+        // or recreation within the backoff serves them all, instead of each interrupting the
+        // one before.
+        let fresh_since = now.checked_sub(self.flow.restart_backoff).unwrap_or(now);
         match remedy {
             Remedy::Restart => match group {
-                Some(group) => remediation::restart(client, ns?, group, now)
+                Some(group) => remediation::restart(client, ns?, group, now, fresh_since)
                     .await
                     .map_err(|e| e.to_string()),
-                None => remediation::recreate(client, ns?, None)
+                None => remediation::recreate(client, ns?, None, now, fresh_since)
                     .await
                     .map_err(|e| e.to_string()),
             },
-            Remedy::Recreate => remediation::recreate(client, ns?, group)
+            Remedy::Recreate => remediation::recreate(client, ns?, group, now, fresh_since)
                 .await
                 .map_err(|e| e.to_string()),
             Remedy::Cordon(node) => remediation::cordon(client, node)

@@ -360,11 +360,19 @@ fn remediation(
         return out;
     }
     let base_unreachable = kind == IncidentKind::HostDown || facts.pod_not_ready;
+    // A pod that level 1 restarted (or level 2 recreated) is not Ready, or not answering yet,
+    // while it stops and starts again: it gets the backoff to come back before the other level
+    // acts on it.
+    let within_backoff = |what: &str| {
+        entries(status, what)
+            .last()
+            .is_some_and(|last| now < last.time.0 + cfg.restart_backoff)
+    };
     if base_unreachable {
-        if due_again(event::RECREATED) {
+        if !within_backoff(event::RESTARTED) && due_again(event::RECREATED) {
             out.push(Remedy::Recreate);
         }
-    } else if due_again(event::RESTARTED) {
+    } else if !within_backoff(event::RECREATED) && due_again(event::RESTARTED) {
         out.push(Remedy::Restart);
     }
     out

@@ -303,6 +303,28 @@ fn a_service_whose_pod_is_not_ready_gets_its_pod_recreated() {
 }
 
 #[test]
+fn a_pod_restarted_by_level_1_gets_the_backoff_to_come_back_before_level_2() {
+    let mut i = incident(IncidentKind::ServiceDown, ServiceName::Http, t0(), t0());
+    // Ready but not answering: level 1.
+    assert_eq!(run_step(&mut i, &facts(t0(), true)), vec![Remedy::Restart]);
+    // Restarting, hence not Ready: nothing until the backoff (60 s) is over...
+    let at = |s: i64| Facts {
+        pod_not_ready: true,
+        ..facts(t0() + SignedDuration::from_secs(s), true)
+    };
+    for s in [1, 30, 59] {
+        assert!(run_step(&mut i, &at(s)).is_empty(), "at {s} s");
+    }
+    // ...then level 2.
+    assert_eq!(run_step(&mut i, &at(60)), vec![Remedy::Recreate]);
+    // The recreated pod Ready but its service not answering yet: no restart in its backoff.
+    let ready = |s: i64| facts(t0() + SignedDuration::from_secs(s), true);
+    assert!(run_step(&mut i, &ready(61)).is_empty());
+    assert!(run_step(&mut i, &ready(119)).is_empty());
+    assert_eq!(run_step(&mut i, &ready(120)), vec![Remedy::Restart]);
+}
+
+#[test]
 fn mass_mail_locks_tells_once_and_resolves_when_the_reseller_lifts_the_lock() {
     let mut i = incident(IncidentKind::MassMail, ServiceName::Smtp, t0(), t0());
     assert_eq!(run_step(&mut i, &facts(t0(), true)), vec![Remedy::LockMail]);

@@ -62,25 +62,49 @@ fn kube_error(action: &'static str, namespace: &str) -> impl FnOnce(kube::Error)
     }
 }
 
-/// Level 1: rollout-restart the group's StatefulSet. Returns what was restarted.
+/// The annotation a rollout restart sets on the pod template.
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// When the set's pods were last rollout-restarted, if after `since`.
+pub fn restarted_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let annotations = set
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?;
+    let at: jiff::Timestamp = annotations.get(RESTARTED_AT)?.parse().ok()?;
+    (at > since).then_some(at)
+}
+
+/// Level 1: rollout-restart the group's StatefulSet, unless it was restarted after
+/// `fresh_since` (the incident of another service of the same workload restarted it a moment
+/// ago: restarting it again would only interrupt the restart). Returns what was done.
 pub async fn restart(
     client: &Client,
     namespace: &str,
     group: ServiceGroup,
     at: jiff::Timestamp,
+    fresh_since: jiff::Timestamp,
 ) -> Result<String, RemedyError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     let name = group.name();
-    if api
-        .get_metadata_opt(name)
+    let Some(set) = api
+        .get_opt(name)
         .await
         .map_err(kube_error("reading the statefulset", namespace))?
-        .is_none()
-    {
+    else {
         return Err(RemedyError::NothingThere {
             action: "restarting the workload",
             namespace: namespace.to_owned(),
         });
+    };
+    if let Some(when) = restarted_since(&set, fresh_since) {
+        return Ok(format!(
+            "statefulset {namespace}/{name} already restarted at {when}"
+        ));
     }
     let patch = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -150,12 +174,48 @@ pub async fn not_ready_node(client: &Client, pods: &[Pod]) -> Option<String> {
     None
 }
 
-/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them.
+/// The annotation level 2 sets on the StatefulSets whose pods it force-deleted (metadata only:
+/// no rollout).
+const RECREATED_AT: &str = "hosting.oem.dev/recreated-at";
+
+/// When the set's pods were last force-deleted by level 2, if after `since`.
+pub fn recreated_since(set: &StatefulSet, since: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let at: jiff::Timestamp = set.annotations().get(RECREATED_AT)?.parse().ok()?;
+    (at > since).then_some(at)
+}
+
+/// Level 2: force-deletes the pods (grace period 0); their StatefulSets recreate them, and
+/// carry the time. Unless every set was recreated after `fresh_since` (the incident of another
+/// service of the same workload did it a moment ago: its new pods are left to start).
 pub async fn recreate(
     client: &Client,
     namespace: &str,
     group: Option<ServiceGroup>,
+    at: jiff::Timestamp,
+    fresh_since: jiff::Timestamp,
 ) -> Result<String, RemedyError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let owners = sets
+        .list(&ListParams::default().labels(&selector(group)))
+        .await
+        .map_err(kube_error("listing the statefulsets", namespace))?
+        .items;
+    let recent: Vec<jiff::Timestamp> = owners
+        .iter()
+        .filter_map(|s| recreated_since(s, fresh_since))
+        .collect();
+    if !owners.is_empty() && recent.len() == owners.len() {
+        let names: Vec<String> = owners.iter().map(|s| s.name_any()).collect();
+        let when = recent
+            .iter()
+            .min()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Ok(format!(
+            "pods of {} in {namespace} already recreated at {when}",
+            names.join(", ")
+        ));
+    }
     let found = pods(client, namespace, group).await?;
     if found.is_empty() {
         return Err(RemedyError::NothingThere {
@@ -175,6 +235,21 @@ pub async fn recreate(
             Err(kube::Error::Api(e)) if e.code == 404 => names.push(name),
             Err(source) => return Err(kube_error("deleting a pod", namespace)(source)),
         }
+    }
+    for set in &owners {
+        let name = set.name_any();
+        let patch = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": namespace,
+                "annotations": {RECREATED_AT: at.to_string()}}
+        });
+        sets.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(kube_error("recording the recreation", namespace))?;
     }
     Ok(format!(
         "pods {} of {namespace} recreated",
@@ -240,5 +315,59 @@ mod tests {
         };
         assert!(any_not_ready(&[pod("True"), pod("False")]));
         assert!(!any_not_ready(&[pod("True")]));
+    }
+
+    fn at(text: &str) -> jiff::Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_workload_restarted_a_moment_ago_is_not_restarted_again() {
+        let set = |annotations: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+                "selector": {}, "serviceName": "web",
+                "template": {"metadata": {"annotations": annotations}}}}))
+            .unwrap()
+        };
+        let restarted = set(json!({RESTARTED_AT: "2026-03-02T01:00:05.123Z"}));
+        assert_eq!(
+            restarted_since(&restarted, at("2026-03-02T01:00:00Z")),
+            Some(at("2026-03-02T01:00:05.123Z"))
+        );
+        assert_eq!(
+            restarted_since(&restarted, at("2026-03-02T01:00:06Z")),
+            None
+        );
+        assert_eq!(
+            restarted_since(&set(json!({})), at("2026-03-02T01:00:00Z")),
+            None
+        );
+        let garbled = set(json!({RESTARTED_AT: "yesterday"}));
+        assert_eq!(restarted_since(&garbled, at("2026-03-02T01:00:00Z")), None);
+    }
+
+    #[test]
+    fn a_workload_recreated_a_moment_ago_is_not_recreated_again() {
+        let set = |annotations: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(
+                json!({"metadata": {"name": "web", "annotations": annotations},
+                "spec": {"selector": {}, "serviceName": "web", "template": {}}}),
+            )
+            .unwrap()
+        };
+        let recreated = set(json!({RECREATED_AT: "2026-03-02T01:00:05Z"}));
+        assert_eq!(
+            recreated_since(&recreated, at("2026-03-02T01:00:00Z")),
+            Some(at("2026-03-02T01:00:05Z"))
+        );
+        // The same incident's next attempt, a backoff later, is not held by its own.
+        assert_eq!(
+            recreated_since(&recreated, at("2026-03-02T01:00:05Z")),
+            None
+        );
+        assert_eq!(
+            recreated_since(&set(json!({})), at("2026-03-02T01:00:00Z")),
+            None
+        );
     }
 }

@@ -23,6 +23,9 @@ use crate::hosting::{self, HostingPlan};
 use crate::naming;
 
 pub const FINALIZER: &str = "hosting.oem.dev/hosting-cleanup";
+/// The `Ready` reason while the end user waits for its workloads. Its `lastTransitionTime` is
+/// when the wait began: the monitor probes an end user still waiting after its startup grace.
+pub const WAITING_FOR_WORKLOADS: &str = "WorkloadsNotReady";
 const CONTROLLER: &str = "enduser";
 
 /// The controller's context: the operator's shared one and the caches.
@@ -296,10 +299,28 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
                 EndUserPhase::Provisioning
             },
             ready: ConditionStatus::False,
-            reason: "WorkloadsNotReady",
+            reason: WAITING_FOR_WORKLOADS,
             message: format!("waiting for: {}", not_ready.join(", ")),
         }
     }
+}
+
+/// Merges the `Ready` condition, keeping its transition time while its status stays the same,
+/// except that waiting for the workloads starts a time of its own: an end user scheduled,
+/// suspended or refused (Ready False for other reasons) that begins to wait for its workloads
+/// has waited since now, not since its earlier state began.
+fn merge_ready(previous: &[Condition], ready: Condition) -> Vec<Condition> {
+    let waits_anew = ready.reason == WAITING_FOR_WORKLOADS
+        && oem_crds::conditions::find(previous, &ready.type_)
+            .is_some_and(|c| c.reason != WAITING_FOR_WORKLOADS);
+    if !waits_anew {
+        return merge(previous, ready);
+    }
+    let mut merged = previous.to_vec();
+    if let Some(existing) = merged.iter_mut().find(|c| c.type_ == ready.type_) {
+        *existing = ready;
+    }
+    merged
 }
 
 async fn write_status(
@@ -323,7 +344,7 @@ async fn write_status(
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
         password_secret: password_secret.or(previous.password_secret.clone()),
         observed_generation: enduser.meta().generation,
-        conditions: merge(&previous.conditions, ready),
+        conditions: merge_ready(&previous.conditions, ready),
         ..previous.clone()
     };
     // A service found down by the monitor makes an otherwise active end user Degraded.
@@ -496,5 +517,44 @@ mod tests {
         plan.suspended = true;
         let observed = observe(&detached(Vec::new()), &plan, Some(EndUserPhase::Active));
         assert_eq!(observed.phase, EndUserPhase::Suspended);
+    }
+
+    #[test]
+    fn waiting_for_workloads_counts_from_when_the_wait_began() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let ready = |status, reason: &str, t| Condition::ready(status, reason, "", Some(1), at(t));
+        let other = Condition::new("Other", ConditionStatus::True, "Fine", "", None, at(1));
+        let time = |c: &[Condition]| {
+            oem_crds::conditions::find(c, "Ready")
+                .map(|c| c.last_transition_time.0)
+                .unwrap()
+        };
+        // Scheduled (or suspended) for long, then waiting: the wait starts now; the order of
+        // the conditions is kept.
+        let scheduled = vec![
+            ready(ConditionStatus::False, "Scheduled", 100),
+            other.clone(),
+        ];
+        let waiting = merge_ready(
+            &scheduled,
+            ready(ConditionStatus::False, WAITING_FOR_WORKLOADS, 5000),
+        );
+        assert_eq!(time(&waiting), at(5000));
+        assert_eq!(waiting[1], other);
+        // Still waiting later: the time the wait began is kept.
+        let still = merge_ready(
+            &waiting,
+            ready(ConditionStatus::False, WAITING_FOR_WORKLOADS, 9000),
+        );
+        assert_eq!(time(&still), at(5000));
+        // Any other change keeps the usual rule (time kept while the status stays False).
+        let refused = merge_ready(
+            &still,
+            ready(ConditionStatus::False, "CourseNotFound", 9500),
+        );
+        assert_eq!(time(&refused), at(5000));
+        // A first condition is simply added.
+        let first = merge_ready(&[], ready(ConditionStatus::False, WAITING_FOR_WORKLOADS, 7));
+        assert_eq!(time(&first), at(7));
     }
 }

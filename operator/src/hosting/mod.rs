@@ -26,6 +26,11 @@ pub const KEY_FTP_PASSWORD: &str = "ftp-password";
 pub const KEY_MAIL_ACCOUNTS: &str = "mail-accounts";
 pub const KEY_DB_PASSWORD: &str = "db-password";
 pub const KEY_DB_ROOT_PASSWORD: &str = "db-root-password";
+/// The Secret (`kubernetes.io/tls`) of the hosting namespace whose certificate the services
+/// present for TLS (https, ftps, smtps, pop3s, imaps), e.g. issued by cert-manager for the end
+/// user's domains. Optional: without it each service makes a self-signed one at start, which
+/// clients and the monitor do not trust. Read at start: a renewed certificate needs a restart.
+pub const TLS_SECRET: &str = "tls";
 /// Pod template annotation carrying the credentials Secret's resourceVersion, so that a new
 /// value (a rotation) rolls the workloads and every daemon starts with it.
 pub const ANNOTATION_CREDENTIALS_VERSION: &str = "hosting.oem.dev/credentials-version";

@@ -71,6 +71,8 @@ const POSTGRESQL_PORTS: [Port; 1] = [("postgresql", 5432, 5432)];
 
 /// Where every image mounts its data volume (document root, mail store or database files).
 const DATA_MOUNT: &str = "/srv";
+/// Where the images read the certificate they present (`tls.crt`, `tls.key`; docs/images.md).
+const TLS_MOUNT: &str = "/run/secrets/oem-tls";
 
 /// A container of a group: name, image, ports and environment.
 struct ContainerPlan {
@@ -202,7 +204,10 @@ fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Value {
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory}
         },
-        "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_MOUNT},
+            {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": true}
+        ],
         // A first start (a database initialising its files on a busy node) may take minutes;
         // liveness counts only once the port has answered.
         "startupProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 5, "failureThreshold": 60},
@@ -287,7 +292,11 @@ pub fn stateful_sets(
                                 "fsGroup": 10001,
                                 "seccompProfile": {"type": "RuntimeDefault"}
                             },
-                            "containers": containers
+                            "containers": containers,
+                            // Readable by the group (fsGroup), not by others.
+                            "volumes": [{"name": "tls", "secret": {
+                                "secretName": super::TLS_SECRET, "optional": true, "defaultMode": 0o440
+                            }}]
                         }
                     },
                     "volumeClaimTemplates": [claim]
@@ -427,6 +436,34 @@ mod tests {
             .collect();
         assert_eq!(pod.containers.len(), 2);
         assert_eq!(mounts, ["/srv", "/srv"]);
+    }
+
+    #[test]
+    fn every_container_reads_the_optional_tls_secret() {
+        for set in stateful_sets(&business_plan(), &Config::default()).unwrap() {
+            let pod = set.spec.unwrap().template.spec.unwrap();
+            let volume = &pod.volumes.as_ref().unwrap()[0];
+            let secret = volume.secret.as_ref().unwrap();
+            assert_eq!(
+                secret.secret_name.as_deref(),
+                Some(super::super::TLS_SECRET)
+            );
+            assert_eq!(
+                (secret.optional, secret.default_mode),
+                (Some(true), Some(0o440))
+            );
+            for c in &pod.containers {
+                let mount = c
+                    .volume_mounts
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m.name == "tls");
+                let mount = mount.unwrap();
+                assert_eq!(mount.mount_path, "/run/secrets/oem-tls");
+                assert_eq!(mount.read_only, Some(true));
+            }
+        }
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub struct MonitorConfig {
     pub refresh_interval: Duration,
     /// The TCP port a node's ping falls back to when ICMP cannot be used (the kubelet's).
     pub node_port: u16,
+    /// An end user still waiting for its workloads this long after it began to (`Ready`
+    /// reason `WorkloadsNotReady`) is probed like a serving one: a workload that never becomes
+    /// ready (an image that cannot be pulled, a crash at start) is seen Down and alerted, not
+    /// left unseen in `Provisioning`.
+    #[serde(with = "humantime_serde")]
+    pub startup_grace: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -36,6 +42,7 @@ impl Default for MonitorConfig {
             concurrency: 64,
             refresh_interval: Duration::from_secs(30),
             node_port: 10250,
+            startup_grace: Duration::from_secs(600),
         }
     }
 }

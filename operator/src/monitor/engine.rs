@@ -275,13 +275,14 @@ impl Engine {
             .collect();
         let mut wanted: Vec<MonitoredTarget> = Vec::new();
         let mut monitored: HashMap<EndUserId, BTreeSet<ServiceName>> = HashMap::new();
+        let (now, startup_grace) = (self.ctx.clock.now(), self.ctx.config.monitor.startup_grace);
         for enduser in &endusers {
             let ns = enduser.namespace().unwrap_or_default();
             let Some(course) = courses.get(&(ns.clone(), enduser.spec.course_ref.name.clone()))
             else {
                 continue;
             };
-            let found = targets::enduser_targets(enduser, course);
+            let found = targets::enduser_targets(enduser, course, now, startup_grace);
             if found.is_empty() {
                 continue;
             }

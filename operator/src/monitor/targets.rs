@@ -1,8 +1,10 @@
 //! What the monitor probes (pure): every enabled service of every Active or Degraded end user,
-//! at the endpoint the end user named or at its in-cluster Service, and a ping of every
-//! hosting pod and of every node that hosts tenants.
+//! and of every end user still waiting for its workloads after the startup grace, at the
+//! endpoint the end user named or at its in-cluster Service, and a ping of every hosting pod
+//! and of every node that hosts tenants.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -10,6 +12,7 @@ use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
 
 use super::probes::{Service, Target};
+use crate::controllers::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::ServiceGroup;
 use crate::naming;
 
@@ -131,19 +134,39 @@ fn probe_service(name: ServiceName) -> Service {
         .unwrap_or(0)]
 }
 
-/// Whether the monitor watches this end user: provisioned, serving, not being deleted.
-pub fn monitored(enduser: &EndUser) -> bool {
-    let phase = enduser.status.as_ref().and_then(|s| s.phase);
-    matches!(
-        phase,
-        Some(EndUserPhase::Active) | Some(EndUserPhase::Degraded)
-    ) && !enduser.spec.suspended
-        && enduser.metadata.deletion_timestamp.is_none()
+/// Whether the monitor watches this end user, not suspended nor being deleted: serving (Active
+/// or Degraded), or provisioned and still waiting for its workloads (`Ready` reason
+/// `WorkloadsNotReady`) `startup_grace` after the wait began. A workload that never becomes
+/// ready (an image that cannot be pulled, a crash at every start) is so probed, seen Down and
+/// alerted like any outage, instead of staying unseen in `Provisioning`; one that starts
+/// normally is not probed (nor restarted by an incident) while it starts.
+pub fn monitored(enduser: &EndUser, now: jiff::Timestamp, startup_grace: Duration) -> bool {
+    let status = enduser.status.as_ref();
+    let phase = status.and_then(|s| s.phase);
+    let in_service = match phase {
+        Some(EndUserPhase::Active | EndUserPhase::Degraded) => true,
+        Some(EndUserPhase::Provisioning) => status.is_some_and(|s| {
+            let waiting = oem_crds::conditions::find(&s.conditions, oem_crds::conditions::READY)
+                .filter(|c| c.reason == WAITING_FOR_WORKLOADS);
+            s.hosting_namespace.is_some()
+                && waiting.is_some_and(|c| {
+                    let waited = now.duration_since(c.last_transition_time.0);
+                    !waited.is_negative() && waited.unsigned_abs() >= startup_grace
+                })
+        }),
+        _ => false,
+    };
+    in_service && !enduser.spec.suspended && enduser.metadata.deletion_timestamp.is_none()
 }
 
 /// The targets of one end user on its course (nothing when it is not monitored).
-pub fn enduser_targets(enduser: &EndUser, course: &Course) -> Vec<MonitoredTarget> {
-    if !monitored(enduser) {
+pub fn enduser_targets(
+    enduser: &EndUser,
+    course: &Course,
+    now: jiff::Timestamp,
+    startup_grace: Duration,
+) -> Vec<MonitoredTarget> {
+    if !monitored(enduser, now, startup_grace) {
         return Vec::new();
     }
     let namespace = enduser.namespace().unwrap_or_default();
@@ -297,6 +320,26 @@ mod tests {
         .unwrap()
     }
 
+    const GRACE: Duration = Duration::from_secs(600);
+
+    fn now() -> jiff::Timestamp {
+        "2026-03-02T01:30:00Z".parse().unwrap()
+    }
+
+    /// An end user provisioning, waiting for its workloads since `since`.
+    fn waiting(since: &str) -> EndUser {
+        let mut eu = enduser("Provisioning", json!({}));
+        let status = eu.status.as_mut().unwrap();
+        status.conditions = vec![
+            serde_json::from_value(json!({
+                "type": "Ready", "status": "False", "reason": WAITING_FOR_WORKLOADS,
+                "message": "waiting for: web", "lastTransitionTime": since
+            }))
+            .unwrap(),
+        ];
+        eu
+    }
+
     fn everything() -> Course {
         course(json!({
             "web": {"phpVersion": "8.4"}, "ftp": {"tls": true},
@@ -322,7 +365,12 @@ mod tests {
 
     #[test]
     fn services_default_to_the_in_cluster_service_address() {
-        let targets = enduser_targets(&enduser("Active", json!({"endpoints": []})), &everything());
+        let targets = enduser_targets(
+            &enduser("Active", json!({"endpoints": []})),
+            &everything(),
+            now(),
+            GRACE,
+        );
         let imaps = targets
             .iter()
             .find(|t| t.target.service == Service::Imaps)
@@ -339,7 +387,12 @@ mod tests {
             {"service": "smtp", "host": "127.0.0.1", "port": 2525},
             {"service": "ping", "host": "127.0.0.2"}
         ]});
-        let targets = enduser_targets(&enduser("Degraded", monitoring), &everything());
+        let targets = enduser_targets(
+            &enduser("Degraded", monitoring),
+            &everything(),
+            now(),
+            GRACE,
+        );
         let smtp = targets
             .iter()
             .find(|t| t.target.service == Service::Smtp)
@@ -354,8 +407,42 @@ mod tests {
     #[test]
     fn only_active_or_degraded_end_users_are_probed() {
         for phase in ["Provisioning", "Scheduled", "Suspended", "Terminating"] {
-            assert!(enduser_targets(&enduser(phase, json!({})), &everything()).is_empty());
+            assert!(
+                enduser_targets(&enduser(phase, json!({})), &everything(), now(), GRACE).is_empty()
+            );
         }
+    }
+
+    #[test]
+    fn an_end_user_waiting_for_its_workloads_is_probed_after_the_startup_grace() {
+        // Nine minutes into its start: not yet (nor restarted by an incident while starting).
+        let starting = waiting("2026-03-02T01:21:00Z");
+        assert!(!monitored(&starting, now(), GRACE));
+        // Ten minutes and more: probed like a serving end user, at its in-cluster Services.
+        let stuck = waiting("2026-03-02T01:20:00Z");
+        assert!(monitored(&stuck, now(), GRACE));
+        let targets = enduser_targets(&stuck, &everything(), now(), GRACE);
+        assert_eq!(targets.len(), 11);
+        assert!(
+            targets
+                .iter()
+                .all(|t| t.target.host.ends_with(".h-acme-alice-x.svc"))
+        );
+        // Not when it waits for something else, is suspended or being deleted.
+        let mut refused = stuck.clone();
+        refused.status.as_mut().unwrap().conditions[0].reason = "CourseNotFound".into();
+        assert!(!monitored(&refused, now(), GRACE));
+        let mut suspended = stuck.clone();
+        suspended.spec.suspended = true;
+        assert!(!monitored(&suspended, now(), GRACE));
+        let mut deleted = stuck.clone();
+        deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+        assert!(!monitored(&deleted, now(), GRACE));
+        // Without a hosting namespace yet, there is nothing to probe.
+        let mut unplaced = stuck;
+        unplaced.status.as_mut().unwrap().hosting_namespace = None;
+        assert!(!monitored(&unplaced, now(), GRACE));
     }
 
     #[test]
