@@ -101,9 +101,19 @@ build_programs() {  # one cargo run for every program image (same features which
   done
   for p in "${programs[@]}"; do args+=(-p "$p" --bin "$p"); done
   command -v cargo >/dev/null || die "cargo is needed to build ${programs[*]} (https://rustup.rs)"
+  # Run from a test (cargo test sets CARGO_PKG_NAME, CARGO_MANIFEST_DIR... for it), cargo would
+  # see the variables that build scripts track (ring's rerun-if-env-changed) as changed and
+  # rebuild half the tree: drop what cargo sets for crates, keep the user's own settings.
+  local clean=() name
+  for name in $(compgen -e); do
+    case $name in
+      CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_*|CARGO_BIN_*|CARGO_PRIMARY_PACKAGE|CARGO_TARGET_TMPDIR|\
+      CARGO_CFG_*|CARGO_RUSTC_CURRENT_DIR|CARGO_MAKEFLAGS|OUT_DIR) clean+=(-u "$name") ;;
+    esac
+  done
   local t0=$SECONDS
   say "programs: cargo build --release ${programs[*]}"
-  (cd "$repo" && cargo build --release --locked "${args[@]}") >"$out/programs.log" 2>&1 ||
+  (cd "$repo" && env "${clean[@]}" cargo build --release --locked "${args[@]}") >"$out/programs.log" 2>&1 ||
     { tail -30 "$out/programs.log" >&2; die "cargo build --release failed (log $out/programs.log)"; }
   [ $((SECONDS - t0)) -lt 5 ] || say "programs: built in $((SECONDS - t0))s"
   target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --offline |
