@@ -35,7 +35,7 @@ pub async fn run(ctx: Arc<Context>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(ctx.config.resync_interval) => {}
-            _ = tokio::signal::ctrl_c() => return,
+            _ = crate::shutdown_signal() => return,
         }
     }
 }
