@@ -1,12 +1,17 @@
 #!/bin/bash
-# Builds the hosting images from Debian packages only: a base rootfs per Debian suite made with
-# mmdebstrap, then images/<image>/Containerfile with buildah (chroot isolation: no OCI runtime,
-# no Docker engine, no registry). Each image is cached as an OCI archive in
+# Builds the project's images from Debian packages only: a base rootfs per Debian suite made
+# with mmdebstrap, then images/<image>/Containerfile with buildah (chroot isolation: no OCI
+# runtime, no Docker engine, no registry). Each image is cached as an OCI archive in
 # $OEM_CACHE/images/<image>-<key>.oci.tar, key = hash of images/<image>/, images/common/, the
 # base's key and images/TAG, so a warm run builds nothing.
 #
+# The project's own programs (images whose Containerfile has a line `# program: <binary>`: the
+# operator and the webhooks) are built first with `cargo build --release` (a no-op when the
+# tree is unchanged); the binary goes into the build context as bin/<binary> and its content
+# into the key instead of images/common/, so a code change rebuilds the image.
+#
 # Usage: scripts/build-images.sh [--import CONTAINERD_SOCKET] [IMAGE...]
-#   IMAGE: web-php8.2 web-php8.4 ftp mail mariadb postgresql (default: all)
+#   IMAGE: web-php8.2 web-php8.4 ftp mail mariadb postgresql operator webhooks (default: all)
 #   --import SOCK: also import the archives into that containerd (namespace k8s.io) with the
 #                  ctr found under $OEM_CACHE/bin/containerd-*/ (or CTR=/path/to/ctr).
 set -euo pipefail
@@ -14,7 +19,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
 images_dir=$repo/images
 out=$OEM_CACHE/images
-all=(web-php8.2 web-php8.4 mariadb postgresql ftp mail)
+all=(web-php8.2 web-php8.4 mariadb postgresql ftp mail operator webhooks)
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build-images: %s\n' "$*" >&2; exit 1; }
 
@@ -24,7 +29,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --import) import_sock=${2:?--import needs a containerd socket}; shift 2 ;;
     --import=*) import_sock=${1#--import=}; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -f "$images_dir/$1/Containerfile" ] || die "no image $1 (images/$1/Containerfile)"; targets+=("$1"); shift ;;
   esac
@@ -83,6 +88,45 @@ ensure_base() {  # SUITE -> builds/imports oem.local/oem-hosting/base-SUITE:TAG
   base_key[$suite]=$key
 }
 
+# --- the project's programs -------------------------------------------------------------------
+program_of() { sed -n 's/^# program: *\([A-Za-z0-9_-]*\).*/\1/p' "$images_dir/$1/Containerfile" | head -1; }
+declare -A binary_of=()
+build_programs() {  # one cargo run for every program image (same features whichever is asked)
+  local programs=() args=() image p target_dir
+  for image in "$images_dir"/*/; do
+    image=$(basename "$image")
+    [ -f "$images_dir/$image/Containerfile" ] || continue
+    p=$(program_of "$image")
+    [ -z "$p" ] || programs+=("$p")
+  done
+  for p in "${programs[@]}"; do args+=(-p "$p" --bin "$p"); done
+  command -v cargo >/dev/null || die "cargo is needed to build ${programs[*]} (https://rustup.rs)"
+  # Run from a test (cargo test sets CARGO_PKG_NAME, CARGO_MANIFEST_DIR... for it), cargo would
+  # see the variables that build scripts track (ring's rerun-if-env-changed) as changed and
+  # rebuild half the tree: drop what cargo sets for crates, keep the user's own settings.
+  local clean=() name
+  for name in $(compgen -e); do
+    case $name in
+      CARGO_MANIFEST_*|CARGO_PKG_*|CARGO_CRATE_*|CARGO_BIN_*|CARGO_PRIMARY_PACKAGE|CARGO_TARGET_TMPDIR|\
+      CARGO_CFG_*|CARGO_RUSTC_CURRENT_DIR|CARGO_MAKEFLAGS|OUT_DIR) clean+=(-u "$name") ;;
+    esac
+  done
+  local t0=$SECONDS
+  say "programs: cargo build --release ${programs[*]}"
+  (cd "$repo" && env "${clean[@]}" cargo build --release --locked "${args[@]}") >"$out/programs.log" 2>&1 ||
+    { tail -30 "$out/programs.log" >&2; die "cargo build --release failed (log $out/programs.log)"; }
+  [ $((SECONDS - t0)) -lt 5 ] || say "programs: built in $((SECONDS - t0))s"
+  target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --offline |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  for p in "${programs[@]}"; do
+    [ -x "$target_dir/release/$p" ] || die "cargo built no $target_dir/release/$p"
+    binary_of[$p]=$target_dir/release/$p
+  done
+}
+for image in "${targets[@]}"; do
+  if [ -n "$(program_of "$image")" ]; then build_programs; break; fi
+done
+
 # --- images ---------------------------------------------------------------------------------------
 human() { numfmt --to=iec-i --suffix=B "$1"; }
 declare -A archive_of=()
@@ -91,7 +135,14 @@ build_image() {
   suite=$(sed -n 's#^FROM oem.local/oem-hosting/base-\([a-z]*\):.*#\1#p' "$images_dir/$image/Containerfile" | head -1)
   [ -n "$suite" ] || die "images/$image/Containerfile: FROM must be oem.local/oem-hosting/base-<suite>:\${TAG}"
   ensure_base "$suite"
-  key=$(printf '%s %s %s\n' "${base_key[$suite]}" "$tag" "$(hash_tree "$image" common)" | sha256sum | cut -c1-16)
+  local program content context
+  program=$(program_of "$image")
+  if [ -n "$program" ]; then
+    content="$(hash_tree "$image") $(sha256sum <"${binary_of[$program]}" | cut -c1-16)"
+  else
+    content=$(hash_tree "$image" common)
+  fi
+  key=$(printf '%s %s %s\n' "${base_key[$suite]}" "$tag" "$content" | sha256sum | cut -c1-16)
   archive=$out/$image-$key.oci.tar
   ref=oem.local/oem-hosting/$image:$tag
   if [ -s "$archive" ]; then
@@ -99,10 +150,18 @@ build_image() {
   else
     say "$image: building $ref (key $key)"
     local t0=$SECONDS
+    context=$images_dir
+    if [ -n "$program" ]; then  # the image's folder and the binary, nothing else
+      context=$(mktemp -d "$out/context-$image.XXXXXX")
+      cp -a "$images_dir/$image" "$context/$image"
+      install -D -m 0755 "${binary_of[$program]}" "$context/bin/$program"
+    fi
     bh bud --isolation chroot --layers=false --format oci --pull=false --build-arg "TAG=$tag" \
-      --annotation "oem.key=$key" -f "$images_dir/$image/Containerfile" -t "$ref" "$images_dir" \
+      --annotation "oem.key=$key" -f "$context/$image/Containerfile" -t "$ref" "$context" \
       >"$out/$image.log" 2>&1 ||
-      { tail -30 "$out/$image.log" >&2; die "$image: build failed (log $out/$image.log)"; }
+      { [ "$context" = "$images_dir" ] || rm -rf "$context"
+        tail -30 "$out/$image.log" >&2; die "$image: build failed (log $out/$image.log)"; }
+    [ "$context" = "$images_dir" ] || rm -rf "$context"
     rm -f "$archive.tmp"
     bh push --quiet "$ref" "oci-archive:$archive.tmp:$ref" >/dev/null
     mv "$archive.tmp" "$archive"

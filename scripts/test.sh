@@ -15,9 +15,11 @@ bash scripts/install-deps.sh
 # e2e/tests/real_node.rs runs a real node.
 OEM_CLUSTER_REAL_NODES=1 bash e2e/cluster/build.sh
 if [ -x e2e/daemons/install.sh ]; then bash e2e/daemons/install.sh; fi
-# The hosting images, from Debian packages (cached by content; the tests only import them, as
-# the test namespace reaches no package mirror), then each image run for real without
-# Kubernetes: its daemons as uid 10001 with no capabilities, serving their protocols.
+# The hosting images, from Debian packages, and the operator's and webhooks' images from their
+# release binaries (`cargo build --release`, a no-op on an unchanged tree; the images are
+# cached by content: the tests only import them, as the test namespace reaches no package
+# mirror), then each hosting image run for real without Kubernetes: its daemons as uid 10001
+# with no capabilities, serving their protocols.
 bash scripts/build-images.sh
 bash images/test-images.sh
 

@@ -54,11 +54,44 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (include "oem-hosting.webhooks.fullname" .) .Values.webhooks.serviceAccount.name -}}
 {{- end -}}
 
-{{/* repository:tag, the tag defaulting to the chart's appVersion: include with (list $ .Values.operator.image). */}}
+{{/* An image name with the project's prefix `oem.local/oem-hosting/` replaced by the value
+imageRegistry when it is set: include with (list $ "oem.local/oem-hosting/ftp:2026.12.0"). */}}
+{{- define "oem-hosting.rehome" -}}
+{{- $ := index . 0 -}}
+{{- $image := index . 1 | toString -}}
+{{- $registry := $.Values.imageRegistry | default "" | trimSuffix "/" -}}
+{{- if and $registry (hasPrefix "oem.local/oem-hosting/" $image) -}}
+{{- printf "%s/%s" $registry (trimPrefix "oem.local/oem-hosting/" $image) -}}
+{{- else -}}
+{{- $image -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository:tag, the tag defaulting to the chart's appVersion (images/TAG), the repository
+rehomed by imageRegistry: include with (list $ .Values.operator.image). */}}
 {{- define "oem-hosting.image" -}}
 {{- $ := index . 0 -}}
 {{- $image := index . 1 -}}
-{{- printf "%s:%s" $image.repository (default $.Chart.AppVersion $image.tag) -}}
+{{- include "oem-hosting.rehome" (list $ (printf "%s:%s" $image.repository (default $.Chart.AppVersion $image.tag))) -}}
+{{- end -}}
+
+{{/* The securityPolicy value with its images rehomed by imageRegistry, as YAML: the operator's
+configuration and the webhooks' policy file both render it, so they always agree. */}}
+{{- define "oem-hosting.securityPolicy" -}}
+{{- $ := . -}}
+{{- $policy := dict -}}
+{{- range $runtime, $versions := .Values.securityPolicy -}}
+{{- $list := list -}}
+{{- range $entry := $versions -}}
+{{- $entry = deepCopy $entry -}}
+{{- if $entry.image -}}
+{{- $_ := set $entry "image" (include "oem-hosting.rehome" (list $ $entry.image)) -}}
+{{- end -}}
+{{- $list = append $list $entry -}}
+{{- end -}}
+{{- $_ := set $policy $runtime $list -}}
+{{- end -}}
+{{- toYaml $policy -}}
 {{- end -}}
 
 {{/* The Pod Security "restricted" profile, for pods and for containers. */}}
