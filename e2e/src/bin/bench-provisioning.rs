@@ -64,6 +64,7 @@ fn plan(reseller: &str, i: usize) -> HostingPlan {
         mail_locked: false,
         retain_data: false,
         credentials_version: None,
+        tls_version: None,
     }
 }
 

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use crate::apply::{Applied, apply_over};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::hosting::TLS_SECRET;
 use crate::naming;
 
 /// The live state of one object, as the caches know it.
@@ -140,6 +141,9 @@ pub struct Caches {
     pub services: Store<PartialObjectMeta<Service>>,
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// The hosting namespaces' `tls` Secrets (whoever made them: cert-manager, the provider),
+    /// as metadata: their resourceVersion rolls the workloads that present the certificate.
+    pub certificates: Store<PartialObjectMeta<Secret>>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     pub stateful_sets: Store<StatefulSet>,
     /// (kind, namespace, name) → (resourceVersion, fingerprint of what was wanted) at the
@@ -296,10 +300,29 @@ impl Caches {
             wake.clone(),
             Box::new(owner_of),
         );
+        let namespaces = children::<Namespace>(client, &wake);
+        // A `tls` Secret carries no label of ours: its end user is its namespace's owner.
+        let owners = namespaces.clone();
+        let certificates = spawn_reflector(
+            watcher(
+                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                watcher::Config::default().fields(&format!("metadata.name={TLS_SECRET}")),
+            ),
+            wake.clone(),
+            Box::new(move |secret: &PartialObjectMeta<Secret>, deleted| {
+                let Some(ns) = secret.namespace() else {
+                    return Vec::new();
+                };
+                owners
+                    .get(&ObjectRef::new(&ns))
+                    .map(|namespace| owner_of(namespace.as_ref(), deleted))
+                    .unwrap_or_default()
+            }),
+        );
         let caches = Caches {
             courses,
             resellers,
-            namespaces: children(client, &wake),
+            namespaces,
             role_bindings: children(client, &wake),
             quotas: children(client, &wake),
             limit_ranges: children(client, &wake),
@@ -307,6 +330,7 @@ impl Caches {
             services: children(client, &wake),
             ingresses: children(client, &wake),
             secrets: children(client, &wake),
+            certificates,
             claims: children(client, &wake),
             stateful_sets,
             verified: Mutex::new(HashMap::new()),
@@ -333,6 +357,7 @@ impl Caches {
             services,
             ingresses,
             secrets,
+            certificates,
             claims,
             stateful_sets
         )
@@ -544,6 +569,7 @@ pub(crate) mod tests {
             services: empty(),
             ingresses: empty(),
             secrets: empty(),
+            certificates: empty(),
             claims: empty(),
             stateful_sets,
             verified: Mutex::new(HashMap::new()),

@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
 
-use super::cache::{Caches, LiveStore};
+use super::cache::{Caches, Live, LiveStore};
 use super::{children, secrets, status};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -219,6 +219,13 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
         .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;
     plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
+    plan.tls_version = match caches
+        .certificates
+        .live(Some(&plan.namespace), crate::hosting::TLS_SECRET)
+    {
+        Live::Meta(version) => Some(version),
+        _ => None,
+    };
     let mut sets = hosting::stateful_sets(&plan, config).map_err(ser("statefulset"))?;
     children::keep_volume_templates(ctx, caches, hosting_ns, &mut sets).await?;
     caches

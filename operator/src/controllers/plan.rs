@@ -116,6 +116,7 @@ pub fn hosting_plan(
         mail_locked: enduser.status.as_ref().is_some_and(|s| s.mail_locked),
         retain_data: enduser.spec.deletion_policy == DeletionPolicy::Retain,
         credentials_version: None,
+        tls_version: None,
     })
 }
 

@@ -29,8 +29,11 @@ pub const KEY_DB_ROOT_PASSWORD: &str = "db-root-password";
 /// The Secret (`kubernetes.io/tls`) of the hosting namespace whose certificate the services
 /// present for TLS (https, ftps, smtps, pop3s, imaps), e.g. issued by cert-manager for the end
 /// user's domains. Optional: without it each service makes a self-signed one at start, which
-/// clients and the monitor do not trust. Read at start: a renewed certificate needs a restart.
+/// clients and the monitor do not trust. Read at start: its resourceVersion is on the pod
+/// template ([`ANNOTATION_TLS_VERSION`]), so a new or renewed certificate rolls the workloads.
 pub const TLS_SECRET: &str = "tls";
+/// Pod template annotation carrying the `tls` Secret's resourceVersion (absent: no Secret).
+pub const ANNOTATION_TLS_VERSION: &str = "hosting.oem.dev/tls-version";
 /// Pod template annotation carrying the credentials Secret's resourceVersion, so that a new
 /// value (a rotation) rolls the workloads and every daemon starts with it.
 pub const ANNOTATION_CREDENTIALS_VERSION: &str = "hosting.oem.dev/credentials-version";
@@ -109,6 +112,9 @@ pub struct HostingPlan {
     /// The credentials Secret's resourceVersion, once known (see
     /// [`ANNOTATION_CREDENTIALS_VERSION`]).
     pub credentials_version: Option<String>,
+    /// The `tls` Secret's resourceVersion, when the namespace has one (see
+    /// [`ANNOTATION_TLS_VERSION`]).
+    pub tls_version: Option<String>,
 }
 
 impl HostingPlan {
@@ -202,6 +208,7 @@ pub(crate) mod tests {
             mail_locked: false,
             retain_data: false,
             credentials_version: None,
+            tls_version: None,
         }
     }
 

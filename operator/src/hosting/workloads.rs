@@ -268,6 +268,9 @@ pub fn stateful_sets(
             if let Some(version) = &plan.credentials_version {
                 annotations[super::ANNOTATION_CREDENTIALS_VERSION] = json!(version);
             }
+            if let Some(version) = &plan.tls_version {
+                annotations[super::ANNOTATION_TLS_VERSION] = json!(version);
+            }
             let mut set = json!({
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
@@ -683,6 +686,36 @@ mod tests {
         };
         assert_eq!(annotation(&before[2]), "41");
         assert_eq!(annotation(&after[2]), "42");
+    }
+
+    #[test]
+    fn a_new_or_renewed_certificate_rolls_the_pods() {
+        let mut plan = business_plan();
+        let template_annotations = |plan: &HostingPlan| {
+            stateful_sets(plan, &Config::default())
+                .unwrap()
+                .into_iter()
+                .map(|s| {
+                    s.spec
+                        .unwrap()
+                        .template
+                        .metadata
+                        .unwrap()
+                        .annotations
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        let key = crate::hosting::ANNOTATION_TLS_VERSION;
+        assert!(
+            template_annotations(&plan)
+                .iter()
+                .all(|a| !a.contains_key(key))
+        );
+        plan.tls_version = Some("7".into());
+        assert!(template_annotations(&plan).iter().all(|a| a[key] == "7"));
+        plan.tls_version = Some("8".into());
+        assert!(template_annotations(&plan).iter().all(|a| a[key] == "8"));
     }
 
     #[test]
