@@ -122,8 +122,16 @@ YAML
 say "operator"
 # Hosting pods go to the real node; kwok's nodes stay for scale tests.
 printf 'placement:\n  nodeSelector: {type: real}\n' > "$dir/operator.yaml"
+# The provider's CA, which issues the example end user's certificate (cert-manager's job in a
+# real deployment) and which the monitor trusts, so its TLS services can be Up.
+if [ ! -f "$dir/pki/provider-ca.crt" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=oem-hosting make up provider CA" \
+    -keyout "$dir/pki/provider-ca.key" -out "$dir/pki/provider-ca.crt" 2>/dev/null
+  chmod 600 "$dir/pki/provider-ca.key"
+fi
 stop_process operator "$dir"
 KUBECONFIG=$dir/oem-operator.kubeconfig OEM_CONFIG=$dir/operator.yaml \
+  OEM_PROBE_CA_FILE=$dir/pki/provider-ca.crt \
   OEM_HTTP_ADDR=127.0.0.1:$metrics_port OEM_MONITOR_NAMESPACE=$system_ns \
   start_process operator "$dir" "$target_dir/debug/oem-operator"
 for _ in $(seq 1 60); do
@@ -154,6 +162,24 @@ done
 
 say "the example site"
 t=$SECONDS
+# Its certificate for its domains, in the hosting namespace's `tls` Secret: the operator rolls
+# its pods to present it (docs/images.md).
+for _ in $(seq 1 120); do
+  hosting_ns=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{.status.hostingNamespace}' 2>/dev/null || true)
+  [ -n "$hosting_ns" ] && kubectl get namespace "$hosting_ns" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+[ -n "$hosting_ns" ] || { echo "$example_user got no hosting namespace" >&2; exit 1; }
+if ! kubectl -n "$hosting_ns" get secret tls >/dev/null 2>&1; then
+  sans=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{range .spec.domains[*]}DNS:{@},{end}')
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$example_user" -keyout "$dir/pki/site.key" \
+    -out "$dir/pki/site.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/pki/site.csr" -CA "$dir/pki/provider-ca.crt" -CAkey "$dir/pki/provider-ca.key" \
+    -CAcreateserial -days 825 -out "$dir/pki/site.crt" 2>/dev/null \
+    -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${sans%,}")
+  kubectl -n "$hosting_ns" create secret tls tls --cert "$dir/pki/site.crt" --key "$dir/pki/site.key" >/dev/null
+  rm -f "$dir/pki/site.csr" "$dir/pki/site.key"
+fi
 kubectl -n "$example_ns" wait --for=jsonpath='{.status.phase}'=Active "enduser/$example_user" --timeout 300s >/dev/null || {
   kubectl get hosting -A >&2; kubectl get pods -A -o wide >&2; exit 1; }
 hosting_ns=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{.status.hostingNamespace}')
