@@ -7,7 +7,8 @@
 #
 # The project's own programs (images whose Containerfile has a line `# program: <binary>`: the
 # operator and the webhooks) are built first with `cargo build --release` (a no-op when the
-# tree is unchanged); the binary goes into the build context as bin/<binary> and its content
+# tree is unchanged; OEM_PROGRAM_PROFILE=dev takes the debug build every test builds anyway,
+# without its debug info, which saves CI a second compilation of everything); the binary goes into the build context as bin/<binary> and its content
 # into the key instead of images/common/, so a code change rebuilds the image.
 #
 # Usage: scripts/build-images.sh [--import CONTAINERD_SOCKET] [IMAGE...]
@@ -111,16 +112,28 @@ build_programs() {  # one cargo run for every program image (same features which
       CARGO_CFG_*|CARGO_RUSTC_CURRENT_DIR|CARGO_MAKEFLAGS|OUT_DIR) clean+=(-u "$name") ;;
     esac
   done
-  local t0=$SECONDS
-  say "programs: cargo build --release ${programs[*]}"
-  (cd "$repo" && env "${clean[@]}" cargo build --release --locked "${args[@]}") >"$out/programs.log" 2>&1 ||
-    { tail -30 "$out/programs.log" >&2; die "cargo build --release failed (log $out/programs.log)"; }
+  local t0=$SECONDS build=() folder
+  case ${OEM_PROGRAM_PROFILE:-release} in
+    release) build=(build --release --locked "${args[@]}"); folder=release ;;
+    # The test binaries' own build (scripts/test.sh builds every binary of the workspace this
+    # way): no second compilation of the dependency tree; debug info is stripped below.
+    dev) build=(build --locked --workspace --bins); folder=debug ;;
+    *) die "OEM_PROGRAM_PROFILE must be release or dev, not ${OEM_PROGRAM_PROFILE}" ;;
+  esac
+  say "programs: cargo ${build[*]}"
+  (cd "$repo" && env "${clean[@]}" cargo "${build[@]}") >"$out/programs.log" 2>&1 ||
+    { tail -30 "$out/programs.log" >&2; die "cargo ${build[*]} failed (log $out/programs.log)"; }
   [ $((SECONDS - t0)) -lt 5 ] || say "programs: built in $((SECONDS - t0))s"
   target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps --offline |
     /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
   for p in "${programs[@]}"; do
-    [ -x "$target_dir/release/$p" ] || die "cargo built no $target_dir/release/$p"
-    binary_of[$p]=$target_dir/release/$p
+    [ -x "$target_dir/$folder/$p" ] || die "cargo built no $target_dir/$folder/$p"
+    binary_of[$p]=$target_dir/$folder/$p
+    if [ "$folder" = debug ]; then
+      mkdir -p "$out/programs-dev"
+      objcopy --strip-debug "$target_dir/$folder/$p" "$out/programs-dev/$p"
+      binary_of[$p]=$out/programs-dev/$p
+    fi
   done
 }
 for image in "${targets[@]}"; do

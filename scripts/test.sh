@@ -20,6 +20,9 @@ if [ -x e2e/daemons/install.sh ]; then bash e2e/daemons/install.sh; fi
 # cached by content: the tests only import them, as the test namespace reaches no package
 # mirror), then each hosting image run for real without Kubernetes: its daemons as uid 10001
 # with no capabilities, serving their protocols.
+# The operator's and webhooks' images take the debug binaries the tests build anyway (a
+# provider's build-images.sh run takes release ones): one compilation of the tree, not two.
+export OEM_PROGRAM_PROFILE=${OEM_PROGRAM_PROFILE:-dev}
 bash scripts/build-images.sh
 bash images/test-images.sh
 

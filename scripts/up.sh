@@ -21,7 +21,9 @@ t0=$SECONDS
 say "tools, binaries and images (cached)"
 bash "$repo/scripts/install-deps.sh"
 bash "$repo/e2e/cluster/build.sh"
-bash "$repo/scripts/build-images.sh" >/dev/null
+# The operator's and webhooks' images from the debug binaries below (make up runs the operator
+# and the webhooks as processes; their images are only built, like in scripts/test.sh).
+OEM_PROGRAM_PROFILE=${OEM_PROGRAM_PROFILE:-dev} bash "$repo/scripts/build-images.sh" >/dev/null
 # Every binary, as scripts/test.sh builds them: a subset would unify the crates' features
 # differently and rebuild them, here and again in the next `make test`.
 cargo build -q --workspace --bins
