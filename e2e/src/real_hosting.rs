@@ -1,5 +1,6 @@
 //! Helpers of the tests that run the project's hosting images on the real node
-//! (`mail_real.rs`, `lifecycle_real.rs`): importing the images, waiting until an end user is
+//! (`hosting_real.rs`, `chart_real.rs`, `monitoring_real.rs`, `mail_real.rs`,
+//! `lifecycle_real.rs`): importing the images, waiting until an end user is
 //! Active there, reading its credentials and Service addresses, talking to its services with
 //! curl (FTPS, SMTP, IMAP, POP3) and saying what its pods do when something fails.
 
@@ -18,13 +19,14 @@ use crate::cluster::{REAL_NODE, repo_root};
 use crate::hosting::{self, wait_phase};
 
 /// Builds the project's images (cached by content, `scripts/build-images.sh`) and imports them
-/// into the real node's containerd.
-pub fn import_images(cluster: &Cluster) -> anyhow::Result<()> {
+/// into the real node's containerd: those named, or all of them when `images` is empty.
+pub fn import_images(cluster: &Cluster, images: &[&str]) -> anyhow::Result<()> {
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/build-images.sh"))
         .arg("--import")
         .arg(cluster.containerd_socket())
+        .args(images)
         .stdin(Stdio::null())
         .output()
         .context("running scripts/build-images.sh")?;
@@ -81,8 +83,9 @@ pub async fn pods_report(client: &Client, ns: &str) -> String {
                 .iter()
                 .map(|c| {
                     format!(
-                        "{} ready={} restarts={} state={}",
+                        "{} image={} ready={} restarts={} state={}",
                         c.name,
+                        c.image,
                         c.ready,
                         c.restart_count,
                         serde_json::to_string(&c.state).unwrap_or_default()
@@ -90,10 +93,12 @@ pub async fn pods_report(client: &Client, ns: &str) -> String {
                 })
                 .collect();
             format!(
-                "{} phase={:?} ip={:?} [{}]",
+                "{} uid={} phase={:?} ip={:?} conditions={} [{}]",
                 p.name_any(),
+                p.uid().unwrap_or_default(),
                 status.phase,
                 status.pod_ip,
+                serde_json::to_string(&status.conditions).unwrap_or_default(),
                 containers.join("; ")
             )
         })
@@ -106,6 +111,8 @@ pub struct Served {
     pub ns: String,
     pub login: String,
     pub credentials: Secret,
+    /// The web Service's cluster IP; empty when the course has no web service.
+    pub web_ip: String,
 }
 
 /// Waits until the end user is Active, with every pod on the real node under a restricted
@@ -146,6 +153,23 @@ pub async fn active_on_the_real_node(
             pod.name_any(),
             spec.node_name
         );
+        for c in &spec.containers {
+            let sc = c.security_context.as_ref().with_context(|| {
+                format!(
+                    "container {} of {} has no security context",
+                    c.name,
+                    pod.name_any()
+                )
+            })?;
+            ensure!(
+                sc.allow_privilege_escalation == Some(false)
+                    && sc.capabilities.as_ref().and_then(|c| c.drop.clone())
+                        == Some(vec!["ALL".into()]),
+                "container {} of {} may escalate or keeps capabilities",
+                c.name,
+                pod.name_any()
+            );
+        }
     }
     let credentials = Api::<Secret>::namespaced(client.clone(), &ns)
         .get("credentials")
@@ -153,6 +177,7 @@ pub async fn active_on_the_real_node(
         .with_context(|| format!("reading {ns}/credentials"))?;
     Ok(Served {
         login: active.spec.login_id.clone(),
+        web_ip: cluster_ip(client, &ns, "web").await.unwrap_or_default(),
         ns,
         credentials,
     })

@@ -11,7 +11,6 @@
 //! Runs only inside a network and mount namespace of its own (scripts/test.sh does that), on
 //! the real-node cluster of `real_node.rs`; whatever it needs and misses, it fails.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -21,6 +20,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use oem_e2e::cluster::{DownOnDrop, REAL_NODE, repo_root};
 use oem_e2e::hosting::{self, wait_phase};
+use oem_e2e::real_hosting::{import_images, upload_over_ftps};
 use oem_e2e::{Cluster, http_get, wait};
 use serde_json::{Value, json};
 
@@ -45,31 +45,6 @@ webhooks:
 
 /// The end user's site: proves PHP runs the file uploaded to the end user's volume.
 const INDEX_PHP: &str = "<?php printf(\"day one on php %d.%d for %s\\n\", PHP_MAJOR_VERSION, PHP_MINOR_VERSION, 'uday1');\n";
-
-/// Builds (cached) and imports the images the test runs: the operator, the webhooks and the
-/// hosting images of a web + ftp course on PHP 8.4.
-fn import_images(cluster: &Cluster) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg("--import")
-        .arg(cluster.containerd_socket())
-        .args(["operator", "webhooks", "web-php8.4", "ftp"])
-        .stdin(Stdio::null())
-        .output()
-        .context("running scripts/build-images.sh")?;
-    ensure!(
-        out.status.success(),
-        "scripts/build-images.sh failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "images built (or cached) and imported in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
 
 fn yaml(value: &Value) -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(value)?)
@@ -137,37 +112,6 @@ fn release_logs(cluster: &Cluster) -> String {
     }
 }
 
-/// Uploads `index.php` over explicit FTPS (AUTH TLS) through the web Service; bounded retries
-/// while the FTP server starts.
-async fn upload_over_ftps(ip: &str, user: &str, password: &str) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("index.php");
-    std::fs::write(&file, INDEX_PHP)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = Command::new("curl")
-            .args(["-sS", "--ssl-reqd", "--insecure", "--max-time", "20"])
-            .arg("--user")
-            .arg(format!("{user}:{password}"))
-            .arg("-T")
-            .arg(&file)
-            .arg(format!("ftp://{ip}:21/index.php"))
-            .stdin(Stdio::null())
-            .output()
-            .context("running curl")?;
-        if out.status.success() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "FTPS upload to {ip} as {user} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
 /// Uninstalls the release when dropped, also when the test fails halfway.
 struct Release(Cluster);
 
@@ -196,7 +140,7 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
         "real-node cluster up in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    import_images(cluster)?;
+    import_images(cluster, &["operator", "webhooks", "web-php8.4", "ftp"])?;
     let client = cluster.client().await?;
 
     // helm install with the chart's default image names (oem.local/oem-hosting/*:<images/TAG>).
@@ -352,7 +296,14 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
         .spec
         .and_then(|s| s.cluster_ip)
         .context("the web Service has no cluster IP")?;
-    upload_over_ftps(&web_ip, &active.spec.login_id, &password).await?;
+    upload_over_ftps(
+        &web_ip,
+        &active.spec.login_id,
+        &password,
+        "index.php",
+        INDEX_PHP,
+    )
+    .await?;
     let url = format!("http://{web_ip}:80/index.php");
     let body = wait::until(
         &format!("{url} to render the uploaded page"),

@@ -10,23 +10,27 @@
 //! Runs only inside a network and mount namespace of its own (scripts/test.sh does that), on
 //! the real-node cluster of `real_node.rs`; whatever it needs and misses, it fails.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use anyhow::{Context, ensure};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
-use oem_e2e::cluster::{DownOnDrop, REAL_NODE, repo_root};
-use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
+use oem_e2e::cluster::DownOnDrop;
+use oem_e2e::hosting::{self, apply_course, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::real_hosting::{
+    active_on_the_real_node, cluster_ip, curl, import_images, pods_report, retrying, secret_value,
+    upload_over_ftps,
+};
 use oem_e2e::{Cluster, http_get, wait};
 use serde_json::json;
 
 /// Pulling nothing, but starting MariaDB or PostgreSQL for the first time takes a while.
 const LIMIT: Duration = Duration::from_secs(240);
+/// How long a daemon that just started may refuse a client.
+const RETRY: Duration = Duration::from_secs(90);
 
 /// The site the end user uploads: which PHP runs it, and a row of its own database.
 const INDEX_PHP: &str = r#"<?php
@@ -40,120 +44,6 @@ if ((int) $db->query('SELECT COUNT(*) FROM greeting')->fetchColumn() === 0) {
 }
 printf("php %d.%d: %s\n", PHP_MAJOR_VERSION, PHP_MINOR_VERSION, $db->query('SELECT message FROM greeting')->fetchColumn());
 "#;
-
-/// Builds the project's images (cached by content) and imports them into the real node.
-fn import_images(cluster: &Cluster) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg("--import")
-        .arg(cluster.containerd_socket())
-        .stdin(Stdio::null())
-        .output()
-        .context("running scripts/build-images.sh")?;
-    ensure!(
-        out.status.success(),
-        "scripts/build-images.sh failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "images built (or cached) and imported in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn secret_value(secret: &Secret, key: &str) -> anyhow::Result<String> {
-    let ByteString(bytes) = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .with_context(|| format!("credentials Secret has no {key}"))?;
-    Ok(String::from_utf8(bytes.clone())?)
-}
-
-async fn cluster_ip(client: &Client, ns: &str, service: &str) -> anyhow::Result<String> {
-    let svc = Api::<Service>::namespaced(client.clone(), ns)
-        .get(service)
-        .await
-        .with_context(|| format!("reading Service {ns}/{service}"))?;
-    svc.spec
-        .and_then(|s| s.cluster_ip)
-        .filter(|ip| !ip.is_empty() && ip != "None")
-        .with_context(|| format!("Service {ns}/{service} has no cluster IP"))
-}
-
-/// Uploads `index.php` over explicit FTPS (AUTH TLS) through the web Service; bounded retries
-/// while the FTP server starts.
-async fn upload_over_ftps(ip: &str, user: &str, password: &str) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("index.php");
-    std::fs::write(&file, INDEX_PHP)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = Command::new("curl")
-            .args(["-sS", "--ssl-reqd", "--insecure", "--max-time", "20"])
-            .arg("--user")
-            .arg(format!("{user}:{password}"))
-            .arg("-T")
-            .arg(&file)
-            .arg(format!("ftp://{ip}:21/index.php"))
-            .stdin(Stdio::null())
-            .output()
-            .context("running curl")?;
-        if out.status.success() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "FTPS upload to {ip} as {user} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// What the pods of `ns` are doing, for a failure's message.
-async fn pods_report(client: &Client, ns: &str) -> String {
-    let Ok(pods) = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-    else {
-        return format!("(cannot list pods of {ns})");
-    };
-    pods.items
-        .iter()
-        .map(|p| {
-            let status = p.status.clone().unwrap_or_default();
-            let containers: Vec<String> = status
-                .container_statuses
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} image={} ready={} restarts={} state={}",
-                        c.name,
-                        c.image,
-                        c.ready,
-                        c.restart_count,
-                        serde_json::to_string(&c.state).unwrap_or_default()
-                    )
-                })
-                .collect();
-            format!(
-                "{} phase={:?} ip={:?} conditions={} [{}]",
-                p.name_any(),
-                status.phase,
-                status.pod_ip,
-                serde_json::to_string(&status.conditions).unwrap_or_default(),
-                containers.join("; ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// Waits until the site of `ns` answers 200 with a body containing `want`; on failure, says
 /// what its pods are doing.
@@ -191,67 +81,6 @@ async fn site_says(ip: &str, want: &str, limit: Duration) -> anyhow::Result<Stri
     .await
 }
 
-/// The end user's hosting namespace, its credentials and the web Service's address, once it
-/// is Active on the real node.
-struct Served {
-    ns: String,
-    login: String,
-    credentials: Secret,
-    /// Empty when the course has no web service.
-    web_ip: String,
-}
-
-async fn active_on_the_real_node(client: &Client, enduser: &EndUser) -> anyhow::Result<Served> {
-    let reseller_ns = enduser.namespace().unwrap_or_default();
-    let started = Instant::now();
-    let active = match wait_phase(client, &reseller_ns, &enduser.name_any(), "Active", LIMIT).await
-    {
-        Ok(active) => active,
-        Err(e) => {
-            let eu = Api::<EndUser>::namespaced(client.clone(), &reseller_ns)
-                .get(&enduser.name_any())
-                .await?;
-            let ns = hosting::hosting_namespace(&eu).unwrap_or_default();
-            return Err(e.context(format!("pods of {ns}:\n{}", pods_report(client, &ns).await)));
-        }
-    };
-    eprintln!(
-        "{} Active in {:.1} s",
-        enduser.name_any(),
-        started.elapsed().as_secs_f64()
-    );
-    let ns = hosting::hosting_namespace(&active)?;
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?;
-    ensure!(!pods.items.is_empty(), "no pods in {ns}");
-    for pod in &pods.items {
-        let spec = pod.spec.as_ref().context("pod without spec")?;
-        ensure!(
-            spec.node_name.as_deref() == Some(REAL_NODE),
-            "pod {} runs on {:?}, not the real node",
-            pod.name_any(),
-            spec.node_name
-        );
-        for c in &spec.containers {
-            let sc = c.security_context.as_ref().context("no security context")?;
-            ensure!(sc.allow_privilege_escalation == Some(false));
-            ensure!(
-                sc.capabilities.as_ref().and_then(|c| c.drop.clone()) == Some(vec!["ALL".into()])
-            );
-        }
-    }
-    let credentials = Api::<Secret>::namespaced(client.clone(), &ns)
-        .get("credentials")
-        .await?;
-    Ok(Served {
-        web_ip: cluster_ip(client, &ns, "web").await.unwrap_or_default(),
-        login: active.spec.login_id.clone(),
-        ns,
-        credentials,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database()
 -> anyhow::Result<()> {
@@ -263,7 +92,7 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
         "real-node cluster up in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    import_images(cluster)?;
+    import_images(cluster, &[])?;
 
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("operator.yaml");
@@ -311,9 +140,16 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     .await?;
 
     // 1. FTPS upload → PHP 8.2 renders it, reading a row of its MariaDB.
-    let site = active_on_the_real_node(&client, &maria).await?;
+    let site = active_on_the_real_node(&client, &maria, LIMIT).await?;
     let ftp_password = secret_value(&site.credentials, "ftp-password")?;
-    upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
+    upload_over_ftps(
+        &site.web_ip,
+        &site.login,
+        &ftp_password,
+        "index.php",
+        INDEX_PHP,
+    )
+    .await?;
     let body = site_of_says(
         &client,
         &site.ns,
@@ -403,9 +239,16 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     );
 
     // 4. PostgreSQL works the same way.
-    let site = active_on_the_real_node(&client, &pg).await?;
+    let site = active_on_the_real_node(&client, &pg, LIMIT).await?;
     let ftp_password = secret_value(&site.credentials, "ftp-password")?;
-    upload_over_ftps(&site.web_ip, &site.login, &ftp_password).await?;
+    upload_over_ftps(
+        &site.web_ip,
+        &site.login,
+        &ftp_password,
+        "index.php",
+        INDEX_PHP,
+    )
+    .await?;
     let body = site_of_says(
         &client,
         &site.ns,
@@ -441,43 +284,8 @@ fn mail_course(ns: &str) -> serde_json::Value {
     course
 }
 
-/// Runs curl with `args`; its standard output, or an error with what it said.
-fn curl(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("curl")
-        .args(["-sS", "--insecure", "--max-time", "20"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running curl")?;
-    if !out.status.success() {
-        bail!(
-            "curl {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Retries `attempt` every 2 s for up to 90 s (a daemon still starting).
-async fn retrying<T>(
-    what: &str,
-    mut attempt: impl FnMut() -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match attempt() {
-            Ok(value) => return Ok(value),
-            Err(e) if Instant::now() > deadline => {
-                return Err(e.context(format!("{what}: gave up")));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
-        }
-    }
-}
-
 async fn mail_round_trip(client: &Client, enduser: &EndUser) -> anyhow::Result<()> {
-    let site = active_on_the_real_node(client, enduser).await?;
+    let site = active_on_the_real_node(client, enduser, LIMIT).await?;
     let ip = cluster_ip(client, &site.ns, "mail").await?;
     let accounts = secret_value(&site.credentials, "mail-accounts")?;
     let (address, password) = accounts
@@ -495,7 +303,7 @@ async fn mail_round_trip(client: &Client, enduser: &EndUser) -> anyhow::Result<(
         ),
     )?;
     let message_s = message.to_string_lossy().into_owned();
-    retrying("submission with STARTTLS and AUTH", || {
+    retrying("submission with STARTTLS and AUTH", RETRY, || {
         curl(&[
             "--ssl-reqd",
             "--user",
@@ -510,7 +318,7 @@ async fn mail_round_trip(client: &Client, enduser: &EndUser) -> anyhow::Result<(
         ])
     })
     .await?;
-    let imap = retrying("reading the mail over IMAPS", || {
+    let imap = retrying("reading the mail over IMAPS", RETRY, || {
         let text = curl(&["--user", &user, &format!("imaps://{ip}:993/INBOX;UID=1")])?;
         ensure!(
             text.contains("delivered on the real node"),

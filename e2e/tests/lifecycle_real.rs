@@ -291,7 +291,7 @@ async fn the_course_bandwidth_caps_downloads_and_deletion_removes_or_retains_the
         "real-node cluster up in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    import_images(cluster)?;
+    import_images(cluster, &[])?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("operator.yaml");
     std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;

@@ -159,7 +159,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
         "real-node cluster up in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    import_images(cluster)?;
+    import_images(cluster, &[])?;
 
     // The reseller's contact desk is a real SMTP server with STARTTLS and AUTH.
     let dir = tempfile::tempdir()?;

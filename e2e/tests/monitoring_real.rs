@@ -55,7 +55,7 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
     let guard = DownOnDrop(Some(cluster));
     let cluster = guard.0.as_ref().context("cluster")?.clone();
     eprintln!("real-node cluster up in {}", secs(started.elapsed()));
-    support::import_images(&cluster)?;
+    oem_e2e::real_hosting::import_images(&cluster, &[])?;
 
     let reseller = "realmon";
     let domains: Vec<String> = ["full", "pg", "broken"]

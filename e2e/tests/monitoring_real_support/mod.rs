@@ -4,44 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use oem_crds::{EndUser, Incident};
-use oem_e2e::cluster::repo_root;
 use oem_e2e::hosting::phase_of;
 use oem_e2e::operator::Operator;
+pub use oem_e2e::real_hosting::pods_report;
 use oem_e2e::{Cluster, wait};
 use oem_operator::naming;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{Value, json};
-
-/// Builds the project's images (cached by content) and imports them into the real node.
-pub fn import_images(cluster: &Cluster) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg("--import")
-        .arg(cluster.containerd_socket())
-        .stdin(Stdio::null())
-        .output()
-        .context("running scripts/build-images.sh")?;
-    ensure!(
-        out.status.success(),
-        "scripts/build-images.sh failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!(
-        "images built (or cached) and imported in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
 
 /// The names in this network namespace resolve through the real node's cluster DNS
 /// (`scripts/netns-cluster-dns.sh`), as in the operator's pod: else the monitor cannot reach
@@ -193,44 +170,6 @@ pub fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .find(|l| labels.iter().all(|label| l.contains(label)))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-/// What the pods of `ns` are doing, for a failure's message.
-pub async fn pods_report(client: &Client, ns: &str) -> String {
-    let Ok(pods) = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-    else {
-        return format!("(cannot list pods of {ns})");
-    };
-    pods.items
-        .iter()
-        .map(|p| {
-            let status = p.status.clone().unwrap_or_default();
-            let containers: Vec<String> = status
-                .container_statuses
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} ready={} restarts={} state={}",
-                        c.name,
-                        c.ready,
-                        c.restart_count,
-                        serde_json::to_string(&c.state).unwrap_or_default()
-                    )
-                })
-                .collect();
-            format!(
-                "{} uid={} phase={:?} [{}]",
-                p.name_any(),
-                p.uid().unwrap_or_default(),
-                status.phase,
-                containers.join("; ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The process IDs (in this PID namespace) of the processes named `comm` in the running
