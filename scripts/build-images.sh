@@ -160,6 +160,7 @@ build_image() {
   ref=oem.local/oem-hosting/$image:$tag
   if [ -s "$archive" ]; then
     say "$image: cached ($archive)"
+    touch "$archive"  # in use: kept by the other keys' pruning
   else
     say "$image: building $ref (key $key)"
     local t0=$SECONDS
@@ -178,7 +179,9 @@ build_image() {
     rm -f "$archive.tmp"
     bh push --quiet "$ref" "oci-archive:$archive.tmp:$ref" >/dev/null
     mv "$archive.tmp" "$archive"
-    find "$out" -maxdepth 1 -name "$image-*.oci.tar*" ! -name "$image-$key.oci.tar" -delete
+    # Archives of other keys go once unused for two days, not at once: another checkout (a
+    # branch, a CI clone) may be using one right now.
+    find "$out" -maxdepth 1 -name "$image-*.oci.tar*" ! -name "$image-$key.oci.tar*" -mtime +1 -delete
     say "$image: built in $((SECONDS - t0))s"
     built=1
   fi
