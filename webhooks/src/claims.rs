@@ -80,6 +80,19 @@ impl ClaimGuard<'_> {
             .insert(owner.to_owned(), (Arc::new(end_user), until));
     }
 
+    /// Forgets the admitted end users the caches show as admitted (same spec): from then on
+    /// the caches count them, and a deletion the webhooks never see stops counting as soon as
+    /// the caches drop the object, not only at the end of the TTL.
+    pub fn settle(&mut self, cached: &[Arc<EndUser>]) {
+        use kube::ResourceExt;
+        self.held.end_users.retain(|key, (admitted, _)| {
+            !cached.iter().any(|c| {
+                c.spec == admitted.spec
+                    && format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()) == *key
+            })
+        });
+    }
+
     pub fn reserved(&self) -> Vec<ReservedDomain> {
         self.held
             .domains
@@ -124,6 +137,19 @@ mod tests {
         claims.lock().admit("reseller-acme/alice", eu);
         assert_eq!(claims.lock().admitted()[0].0, "reseller-acme/alice");
         std::thread::sleep(Duration::from_millis(30));
+        assert!(claims.lock().admitted().is_empty());
+    }
+
+    #[test]
+    fn an_admitted_end_user_is_forgotten_once_the_caches_show_it_as_admitted() {
+        let claims = Claims::new(Duration::from_secs(30));
+        let eu = crate::fixtures::end_user("reseller-acme", "alice", &[]);
+        claims.lock().admit("reseller-acme/alice", eu.clone());
+        let mut older = eu.clone();
+        older.spec.course_ref.name = "other".into();
+        claims.lock().settle(&[Arc::new(older)]);
+        assert_eq!(claims.lock().admitted().len(), 1, "the cache is behind");
+        claims.lock().settle(&[Arc::new(eu)]);
         assert!(claims.lock().admitted().is_empty());
     }
 }

@@ -124,6 +124,7 @@ pub fn validate(
             // the checks of a burst of creates run one after the other, each seeing the
             // end users admitted before it even when the caches do not show them yet.
             let mut guard = claims.lock();
+            guard.settle(&lookup.end_users());
             let view = Reserving::new(lookup, &guard);
             let verdict = validate_end_user(&new, old.as_ref(), &view);
             if verdict.allowed() && !req.dry_run {
@@ -134,7 +135,8 @@ pub fn validate(
         })(),
         "Course" => typed::<Course>(object, req).map(|new| {
             let old: Option<Course> = req.old_object.as_ref().and_then(|o| typed(o, req).ok());
-            let guard = claims.lock();
+            let mut guard = claims.lock();
+            guard.settle(&lookup.end_users());
             validate_course(&new, old.as_ref(), &Reserving::new(lookup, &guard))
         }),
         "Reseller" => typed::<Reseller>(object, req).map(|new| validate_reseller(&new)),
