@@ -18,7 +18,7 @@ use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
 
 use super::cache::{Caches, Live, LiveStore};
-use super::pool::{self, GRANT_ANNOTATION, Member, Pool, QUOTA_EXCEEDED, Resources, Share};
+use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
 use super::{children, secrets, status};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -208,7 +208,7 @@ async fn provision(
     )?;
     // The reseller's pool: beyond it, a new end user is not provisioned at all and a raised
     // course is not applied (what exists is left as it is, never taken back).
-    let held = match pool_share(enduser, &reseller, caches, end_users) {
+    let held = match pool::share_of(enduser, &reseller, caches, end_users) {
         Share::Full => None,
         Share::Held { keep: None, why } => {
             let observed = Observed {
@@ -306,69 +306,6 @@ async fn provision(
     let mut observed = observe(caches, &plan, previous);
     observed.held = Some(held);
     Ok((observed, Some(plan), Some(password_secret)))
-}
-
-/// This end user's share of its reseller's pool, from the end users in the controller's store
-/// (plus this one), their courses and the grants recorded on their ResourceQuotas.
-fn pool_share(
-    enduser: &EndUser,
-    reseller: &oem_crds::Reseller,
-    caches: &Caches,
-    end_users: &Store<EndUser>,
-) -> Share {
-    let ns = enduser.namespace().unwrap_or_default();
-    let me = enduser.name_any();
-    let granted: std::collections::HashMap<String, Resources> = caches
-        .quotas
-        .state()
-        .iter()
-        .filter(|q| q.name_any() == hosting::LIMITS_NAME)
-        .filter(|q| q.labels().get(naming::LABEL_ENDUSER_NAMESPACE) == Some(&ns))
-        .filter_map(|q| {
-            let owner = q.labels().get(naming::LABEL_ENDUSER)?.clone();
-            let grant = Resources::parse_annotation(q.annotations().get(GRANT_ANNOTATION)?)?;
-            Some((owner, grant))
-        })
-        .collect();
-    let member = |eu: &EndUser| {
-        let name = eu.name_any();
-        // One being deleted keeps what it has until its hosting is gone, and asks for no more.
-        let wanted = if eu.metadata.deletion_timestamp.is_some() {
-            None
-        } else {
-            caches
-                .course(&ns, &eu.spec.course_ref.name)
-                .map(|c| Resources {
-                    cpu: c.spec.resources.cpu.0.clone(),
-                    memory: c.spec.resources.memory.0.clone(),
-                    storage: c.spec.resources.storage.0.clone(),
-                })
-        };
-        Member {
-            granted: granted.get(&name).cloned(),
-            created: eu.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            name,
-            wanted,
-        }
-    };
-    let mut members: Vec<Member> = end_users
-        .state()
-        .iter()
-        .filter(|eu| eu.namespace().as_deref() == Some(ns.as_str()) && eu.name_any() != me)
-        .map(|eu| member(eu))
-        .collect();
-    members.push(member(enduser));
-    let quota = &reseller.spec.quota;
-    let pool = Pool {
-        reseller: reseller.name_any(),
-        max_end_users: usize::try_from(quota.max_end_users).unwrap_or(0),
-        total: Resources {
-            cpu: quota.total_cpu.0.clone(),
-            memory: quota.total_memory.0.clone(),
-            storage: quota.total_storage.0.clone(),
-        },
-    };
-    pool::share(&pool, &members, &me)
 }
 
 /// Active when every workload is ready; Suspended while suspended; Provisioning otherwise,

@@ -3,8 +3,9 @@
 //! all for objects written while they were not registered. Before an end user's quota and
 //! workloads are applied, the operator decides from the whole reseller what it may have.
 //!
-//! Pure and deterministic, so every reconcile of every end user of a reseller reaches the same
-//! decisions from the same view:
+//! [`share`] is pure and deterministic ([`share_of`] gathers its input from the caches), so
+//! every reconcile of every end user of a reseller reaches the same decisions from the same
+//! view:
 //! * What an end user was *granted* is what its hosting ResourceQuota was last applied with
 //!   (recorded on it in the [`GRANT_ANNOTATION`]). Nothing granted is ever taken back by a
 //!   later over-commit: the granted amounts (or the course's, where lower) are committed first.
@@ -13,11 +14,19 @@
 //!   pool (cpu, memory and storage, and `maxEndUsers` for a new one), else it is *held*: a new
 //!   end user is not provisioned; a provisioned one keeps, per resource, the lower of its grant
 //!   and its course.
-//! * An end user whose course is missing keeps its grant and asks for nothing more.
+//! * An end user whose course is missing, or which is being deleted, keeps its grant and asks
+//!   for nothing more.
+
+use std::collections::HashMap;
 
 use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use oem_crds::{EndUser, Reseller};
 
+use super::cache::Caches;
 use crate::apply::quantity_value;
+use crate::{hosting, naming};
 
 /// The annotation on an end user's ResourceQuota recording what was granted, e.g.
 /// `cpu=1,memory=2Gi,storage=10Gi`.
@@ -250,6 +259,69 @@ fn show(v: f64, resource: usize) -> String {
     } else {
         format!("{}Mi", trim(v / MI))
     }
+}
+
+/// This end user's share of its reseller's pool, from the end users in the controller's store
+/// (plus this one), their courses and the grants recorded on their ResourceQuotas.
+pub fn share_of(
+    enduser: &EndUser,
+    reseller: &Reseller,
+    caches: &Caches,
+    end_users: &Store<EndUser>,
+) -> Share {
+    let ns = enduser.namespace().unwrap_or_default();
+    let me = enduser.name_any();
+    let granted: HashMap<String, Resources> = caches
+        .quotas
+        .state()
+        .iter()
+        .filter(|q| q.name_any() == hosting::LIMITS_NAME)
+        .filter(|q| q.labels().get(naming::LABEL_ENDUSER_NAMESPACE) == Some(&ns))
+        .filter_map(|q| {
+            let owner = q.labels().get(naming::LABEL_ENDUSER)?.clone();
+            let grant = Resources::parse_annotation(q.annotations().get(GRANT_ANNOTATION)?)?;
+            Some((owner, grant))
+        })
+        .collect();
+    let member = |eu: &EndUser| {
+        let name = eu.name_any();
+        // One being deleted keeps what it has until its hosting is gone, and asks for no more.
+        let wanted = if eu.metadata.deletion_timestamp.is_some() {
+            None
+        } else {
+            caches
+                .course(&ns, &eu.spec.course_ref.name)
+                .map(|c| Resources {
+                    cpu: c.spec.resources.cpu.0.clone(),
+                    memory: c.spec.resources.memory.0.clone(),
+                    storage: c.spec.resources.storage.0.clone(),
+                })
+        };
+        Member {
+            granted: granted.get(&name).cloned(),
+            created: eu.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            name,
+            wanted,
+        }
+    };
+    let mut members: Vec<Member> = end_users
+        .state()
+        .iter()
+        .filter(|eu| eu.namespace().as_deref() == Some(ns.as_str()) && eu.name_any() != me)
+        .map(|eu| member(eu))
+        .collect();
+    members.push(member(enduser));
+    let quota = &reseller.spec.quota;
+    let pool = Pool {
+        reseller: reseller.name_any(),
+        max_end_users: usize::try_from(quota.max_end_users).unwrap_or(0),
+        total: Resources {
+            cpu: quota.total_cpu.0.clone(),
+            memory: quota.total_memory.0.clone(),
+            storage: quota.total_storage.0.clone(),
+        },
+    };
+    share(&pool, &members, &me)
 }
 
 #[cfg(test)]
