@@ -231,7 +231,8 @@ async fn the_pool_holds_against_course_raises_with_and_without_the_webhook() -> 
         )
         .await?;
     }
-    // A few resyncs later, still held.
+    // A few resyncs later, still held: no hosting namespace's quota grew, and together they
+    // stay within the pool.
     tokio::time::sleep(Duration::from_secs(8)).await;
     for name in ["user-a1", "user-a2"] {
         assert_eq!(
@@ -239,6 +240,34 @@ async fn the_pool_holds_against_course_raises_with_and_without_the_webhook() -> 
             Some("1")
         );
     }
+    let quotas = Api::<ResourceQuota>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{}={bypassed}", naming::LABEL_RESELLER)))
+        .await?;
+    let total = |key: &str| -> f64 {
+        quotas
+            .items
+            .iter()
+            .filter_map(|q| q.spec.as_ref()?.hard.as_ref()?.get(key).cloned())
+            .filter_map(|q| oem_crds::quantity::value(&q.0))
+            .sum()
+    };
+    let gi = 1024f64.powi(3);
+    assert_eq!(quotas.items.len(), 2, "one quota per provisioned end user");
+    assert!(
+        total("requests.cpu") <= 2.0,
+        "cpu {}",
+        total("requests.cpu")
+    );
+    assert!(
+        total("requests.memory") <= 8.0 * gi,
+        "memory {}",
+        total("requests.memory")
+    );
+    assert!(
+        total("requests.storage") <= 40.0 * gi,
+        "storage {}",
+        total("requests.storage")
+    );
     assert!(
         Api::<Namespace>::all(client.clone())
             .get_opt(&a3_ns)
