@@ -2,17 +2,18 @@
 //! (DELETE, CONNECT, other kinds, an update that leaves the spec as it was; an object being
 //! deleted is not defaulted), runs the rules for the kind and builds the response with
 //! refusals, warnings and (for `/mutate`) a JSON patch. Synchronous and pure but for the
-//! domain claims, so the fuzz target and proptests drive it directly.
+//! admissions in flight (`claims`), so the fuzz target and proptests drive it directly.
 
 use std::sync::Arc;
 
 use jiff::civil::Date;
+use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use oem_crds::{ClusterMaintenance, Course, EndUser, Maintenance, Reseller};
 use serde::de::DeserializeOwned;
 
-use crate::claims::Claims;
+use crate::claims::{ClaimGuard, Claims};
 use crate::defaulting::default_end_user;
 use crate::lookup::{Lookup, ReservedDomain, SecretKeys};
 use crate::policy::SecurityPolicy;
@@ -119,20 +120,24 @@ pub fn validate(
             let new: EndUser = typed(object, req)?;
             let old: Option<EndUser> = req.old_object.as_ref().and_then(|o| typed(o, req).ok());
             let owner = format!("{}/{}", req.namespace.clone().unwrap_or_default(), req.name);
+            // One lock for every end-user admission (and course change) of this process:
+            // the checks of a burst of creates run one after the other, each seeing the
+            // end users admitted before it even when the caches do not show them yet.
             let mut guard = claims.lock();
-            let view = Reserving {
-                inner: lookup,
-                reserved: guard.reserved(),
-            };
+            guard.settle(&lookup.end_users());
+            let view = Reserving::new(lookup, &guard);
             let verdict = validate_end_user(&new, old.as_ref(), &view);
             if verdict.allowed() && !req.dry_run {
                 guard.reserve(&owner, &new.spec.domains);
+                guard.admit(&owner, new);
             }
             Ok::<_, String>(verdict)
         })(),
         "Course" => typed::<Course>(object, req).map(|new| {
             let old: Option<Course> = req.old_object.as_ref().and_then(|o| typed(o, req).ok());
-            validate_course(&new, old.as_ref(), lookup)
+            let mut guard = claims.lock();
+            guard.settle(&lookup.end_users());
+            validate_course(&new, old.as_ref(), &Reserving::new(lookup, &guard))
         }),
         "Reseller" => typed::<Reseller>(object, req).map(|new| validate_reseller(&new)),
         "Maintenance" => {
@@ -191,10 +196,22 @@ pub fn mutate(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     }
 }
 
-/// A lookup that also sees the domains reserved by admissions in flight.
+/// A lookup that also sees the domains reserved and the end users admitted by admissions in
+/// flight (an admitted end user replaces its cached copy, which may be older).
 struct Reserving<'a, L> {
     inner: &'a L,
     reserved: Vec<ReservedDomain>,
+    admitted: Vec<(String, Arc<EndUser>)>,
+}
+
+impl<'a, L> Reserving<'a, L> {
+    fn new(inner: &'a L, guard: &ClaimGuard<'_>) -> Self {
+        Self {
+            inner,
+            reserved: guard.reserved(),
+            admitted: guard.admitted(),
+        }
+    }
 }
 
 impl<L: Lookup> Lookup for Reserving<'_, L> {
@@ -202,7 +219,18 @@ impl<L: Lookup> Lookup for Reserving<'_, L> {
         self.inner.course(namespace, name)
     }
     fn end_users(&self) -> Vec<Arc<EndUser>> {
-        self.inner.end_users()
+        let admitted = |e: &EndUser| {
+            let key = format!("{}/{}", e.namespace().unwrap_or_default(), e.name_any());
+            self.admitted.iter().any(|(k, _)| *k == key)
+        };
+        let mut all: Vec<_> = self
+            .inner
+            .end_users()
+            .into_iter()
+            .filter(|e| !admitted(e))
+            .collect();
+        all.extend(self.admitted.iter().map(|(_, e)| e.clone()));
+        all
     }
     fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
         self.inner.reseller(name)

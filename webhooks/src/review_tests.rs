@@ -318,3 +318,90 @@ proptest! {
         let _ = respond(&wrapped, Endpoint::Mutate, &cluster(), &claims());
     }
 }
+
+/// A CREATE of end user `name` on course `basic`, no domains.
+fn create(name: &str) -> Vec<u8> {
+    let eu = serde_json::to_value(end_user("reseller-acme", name, &[])).unwrap();
+    body("EndUser", "CREATE", Some("reseller-acme"), name, eu)
+}
+
+#[test]
+fn creates_admitted_but_not_cached_yet_count_against_the_quota() {
+    // The caches never catch up here: acme's 4 cpu fit four 1-cpu end users, its
+    // maxEndUsers of 3 only three.
+    let lookup = cluster();
+    let claims = claims();
+    let allowed: Vec<bool> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|n| response(respond(&create(n), Endpoint::Validate, &lookup, &claims)).allowed)
+        .collect();
+    assert_eq!(allowed, [true, true, true, false]);
+    let r = response(respond(&create("e"), Endpoint::Validate, &lookup, &claims));
+    assert!(
+        r.result.message.contains("already has 3 end users"),
+        "{}",
+        r.result.message
+    );
+}
+
+#[test]
+fn a_burst_of_parallel_creates_cannot_overshoot_the_resellers_pool() {
+    let mut snapshot = cluster();
+    Arc::make_mut(&mut snapshot.resellers[0])
+        .spec
+        .quota
+        .max_end_users = 100;
+    let lookup = Arc::new(snapshot);
+    let claims = Arc::new(claims());
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let (lookup, claims) = (lookup.clone(), claims.clone());
+            std::thread::spawn(move || {
+                let b = create(&format!("u{i}"));
+                response(respond(&b, Endpoint::Validate, &*lookup, &claims)).allowed
+            })
+        })
+        .collect();
+    let admitted = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|allowed| *allowed)
+        .count();
+    // 30Gi of storage over 10Gi courses: three, whatever the interleaving.
+    assert_eq!(admitted, 3);
+}
+
+#[test]
+fn a_course_raise_counts_end_users_admitted_but_not_cached_yet() {
+    let lookup = cluster();
+    let claims = claims();
+    for n in ["a", "b"] {
+        assert!(response(respond(&create(n), Endpoint::Validate, &lookup, &claims)).allowed);
+    }
+    let old = crate::fixtures::course("reseller-acme", "basic");
+    let mut new = old.clone();
+    new.spec.resources.cpu = k8s_openapi::apimachinery::pkg::api::resource::Quantity("3".into());
+    let mut v: Value = serde_json::from_slice(&body(
+        "Course",
+        "UPDATE",
+        Some("reseller-acme"),
+        "basic",
+        serde_json::to_value(&new).unwrap(),
+    ))
+    .unwrap();
+    v["request"]["oldObject"] = serde_json::to_value(&old).unwrap();
+    let r = response(respond(
+        &serde_json::to_vec(&v).unwrap(),
+        Endpoint::Validate,
+        &lookup,
+        &claims,
+    ));
+    assert!(!r.allowed);
+    assert!(
+        r.result
+            .message
+            .starts_with("spec.resources.cpu: raising cpu from 1 to 3 for the 2 end users"),
+        "{}",
+        r.result.message
+    );
+}

@@ -1,6 +1,7 @@
 //! The EndUser controller: turns an end user into its hosting namespace and keeps it so.
-//! Pipeline: dereference (course, reseller, password) → validate (`plan`) → build (`hosting`)
-//! → apply (diff-before-write) → observe workloads → write status if it changed.
+//! Pipeline: dereference (course, reseller, password) → validate (`plan`) → the reseller's
+//! pool (`pool`: held beyond it) → build (`hosting`) → apply (diff-before-write) → observe
+//! workloads → write status if it changed.
 
 use std::sync::Arc;
 
@@ -10,12 +11,14 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
 
 use super::cache::{Caches, Live, LiveStore};
+use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
 use super::{children, secrets, status};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -32,6 +35,8 @@ const CONTROLLER: &str = "enduser";
 pub struct EndUserContext {
     ctx: Arc<Context>,
     caches: Arc<Caches>,
+    /// Every end user (the controller's store): the reseller's pool is shared among them.
+    end_users: Store<EndUser>,
 }
 
 /// Runs the controller until shutdown.
@@ -43,7 +48,8 @@ pub async fn run(ctx: Arc<Context>) {
     );
     // One watch per kind feeds both a cache and the end users to wake: a change (a hand
     // edit, a workload turning ready, a course or reseller edited) reconciles its end users.
-    let (caches, woken) = Caches::start(&client, controller.store());
+    let end_users = controller.store();
+    let (caches, woken) = Caches::start(&client, end_users.clone());
     if !caches.ready().await {
         tracing::error!("a watch ended before its first list; the EndUser controller stops");
         return;
@@ -51,6 +57,7 @@ pub async fn run(ctx: Arc<Context>) {
     let context = Arc::new(EndUserContext {
         ctx: ctx.clone(),
         caches,
+        end_users,
     });
     controller
         .with_config(
@@ -74,7 +81,7 @@ async fn reconcile(enduser: Arc<EndUser>, context: Arc<EndUserContext>) -> Resul
     let api: Api<EndUser> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, enduser, |event| async {
         match event {
-            Finalize::Apply(enduser) => apply(&enduser, ctx, caches).await,
+            Finalize::Apply(enduser) => apply(&enduser, ctx, caches, &context.end_users).await,
             Finalize::Cleanup(enduser) => cleanup(&enduser, ctx, caches).await,
         }
     })
@@ -95,10 +102,18 @@ struct Observed {
     ready: ConditionStatus,
     reason: &'static str,
     message: String,
+    /// Why the reseller's pool holds this end user (`Some(None)`: it does not; `None`: not
+    /// known, as after an error, so the condition stays as it was).
+    held: Option<Option<String>>,
 }
 
-async fn apply(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Action> {
-    let outcome = provision(enduser, ctx, caches).await;
+async fn apply(
+    enduser: &EndUser,
+    ctx: &Context,
+    caches: &Caches,
+    end_users: &Store<EndUser>,
+) -> Result<Action> {
+    let outcome = provision(enduser, ctx, caches, end_users).await;
     let (observed, plan_ns, password_secret) = match &outcome {
         Ok((observed, plan, secret)) => (
             Observed {
@@ -106,6 +121,7 @@ async fn apply(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Acti
                 ready: observed.ready,
                 reason: observed.reason,
                 message: observed.message.clone(),
+                held: observed.held.clone(),
             },
             plan.as_ref().map(|p| p.namespace.clone()),
             secret.clone(),
@@ -120,6 +136,7 @@ async fn apply(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Acti
                 ready: ConditionStatus::False,
                 reason: error.reason(),
                 message: error.to_string(),
+                held: None,
             },
             None,
             None,
@@ -136,7 +153,12 @@ async fn apply(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Acti
 
 type Provisioned = (Observed, Option<HostingPlan>, Option<String>);
 
-async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Provisioned> {
+async fn provision(
+    enduser: &EndUser,
+    ctx: &Context,
+    caches: &Caches,
+    end_users: &Store<EndUser>,
+) -> Result<Provisioned> {
     let ns = enduser.namespace().unwrap_or_default();
     let object = format!("enduser {ns}/{}", enduser.name_any());
     let reseller_name = naming::reseller_of_namespace(&ns)
@@ -173,6 +195,7 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
                 start.map(|d| d.to_string()).unwrap_or_default(),
                 reseller.spec.business_calendar.time_zone
             ),
+            held: Some(None),
         };
         return Ok((observed, None, None));
     }
@@ -183,6 +206,34 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
         &course,
         &ctx.config.security_policy,
     )?;
+    // The reseller's pool: beyond it, a new end user is not provisioned at all and a raised
+    // course is not applied (what exists is left as it is, never taken back).
+    let held = match pool::share_of(enduser, &reseller, caches, end_users) {
+        Share::Full => None,
+        Share::Held { keep: None, why } => {
+            let observed = Observed {
+                phase: enduser
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .unwrap_or(EndUserPhase::Provisioning),
+                ready: ConditionStatus::False,
+                reason: QUOTA_EXCEEDED,
+                message: why.clone(),
+                held: Some(Some(why)),
+            };
+            return Ok((observed, None, None));
+        }
+        Share::Held {
+            keep: Some(keep),
+            why,
+        } => {
+            plan.cpu = keep.cpu;
+            plan.memory = keep.memory;
+            plan.storage = keep.storage;
+            Some(why)
+        }
+    };
     let password_secret = secrets::ensure_login_password(ctx, caches, enduser, &object).await?;
     let config = &ctx.config;
     let ser = |what| move |source| Error::Serialize { what, source };
@@ -205,7 +256,17 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
     caches
         .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer])
         .await?;
-    let quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
+    let mut quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
+    let granted = Resources {
+        cpu: plan.cpu.clone(),
+        memory: plan.memory.clone(),
+        storage: plan.storage.clone(),
+    };
+    quota
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(GRANT_ANNOTATION.to_owned(), granted.annotation());
     caches
         .converge(ctx, &caches.quotas, hosting_ns, vec![quota])
         .await?;
@@ -242,7 +303,8 @@ async fn provision(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<
     children::remove_unused_volumes(ctx, caches, &plan).await?;
 
     let previous = enduser.status.as_ref().and_then(|s| s.phase);
-    let observed = observe(caches, &plan, previous);
+    let mut observed = observe(caches, &plan, previous);
+    observed.held = Some(held);
     Ok((observed, Some(plan), Some(password_secret)))
 }
 
@@ -258,6 +320,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             ready: ConditionStatus::False,
             reason: "Suspended",
             message: "suspended: nothing is served, all data is kept".into(),
+            held: None,
         };
     }
     let sets: Vec<Arc<StatefulSet>> = caches
@@ -290,6 +353,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             ready: ConditionStatus::True,
             reason: "WorkloadsReady",
             message: format!("{} workloads ready", sets.len()),
+            held: None,
         }
     } else {
         let serving = matches!(
@@ -308,6 +372,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             ready: ConditionStatus::False,
             reason: WAITING_FOR_WORKLOADS,
             message: format!("waiting for: {}", not_ready.join(", ")),
+            held: None,
         }
     }
 }
@@ -339,19 +404,38 @@ async fn write_status(
 ) -> Result<()> {
     let previous = enduser.status.clone().unwrap_or_default();
     let now = ctx.clock.now();
+    let generation = enduser.meta().generation;
     let ready = Condition::ready(
         observed.ready,
         observed.reason,
         observed.message,
-        enduser.meta().generation,
+        generation,
         now,
     );
+    let mut conditions = merge_ready(&previous.conditions, ready);
+    let was_held =
+        oem_crds::conditions::find(&previous.conditions, QUOTA_EXCEEDED).map(|c| c.message.clone());
+    match &observed.held {
+        Some(Some(why)) => {
+            let held = Condition::new(
+                QUOTA_EXCEEDED,
+                ConditionStatus::True,
+                "ResellerPoolExhausted",
+                why.clone(),
+                generation,
+                now,
+            );
+            conditions = merge(&conditions, held);
+        }
+        Some(None) => conditions.retain(|c| c.type_ != QUOTA_EXCEEDED),
+        None => {}
+    }
     let mut next = EndUserStatus {
         phase: Some(observed.phase),
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
         password_secret: password_secret.or(previous.password_secret.clone()),
         observed_generation: enduser.meta().generation,
-        conditions: merge_ready(&previous.conditions, ready),
+        conditions,
         ..previous.clone()
     };
     // A service found down by the monitor makes an otherwise active end user Degraded.
@@ -375,6 +459,19 @@ async fn write_status(
         &["services", "usage", "mailLocked"],
     )
     .await?;
+    if wrote
+        && let Some(Some(why)) = &observed.held
+        && was_held.as_ref() != Some(why)
+    {
+        ctx.event(
+            &enduser.object_ref(&()),
+            true,
+            QUOTA_EXCEEDED,
+            "Reconcile",
+            why.clone(),
+        )
+        .await;
+    }
     if wrote && previous.phase != next.phase {
         let note = format!(
             "phase {} -> {:?}",

@@ -8,6 +8,7 @@ pub mod course;
 pub mod enduser;
 pub mod orphans;
 pub mod plan;
+pub mod pool;
 pub mod reseller;
 mod secrets;
 mod status;

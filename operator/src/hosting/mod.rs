@@ -8,7 +8,9 @@ pub mod rbac;
 mod resources;
 mod workloads;
 
-pub use namespace::{ANNOTATION_DELETION_POLICY, limit_range, namespace, resource_quota};
+pub use namespace::{
+    ANNOTATION_DELETION_POLICY, LIMITS_NAME, limit_range, namespace, resource_quota,
+};
 pub use network::network_policies;
 pub use resources::{GroupResources, split_resources};
 pub use workloads::{ServiceGroup, ingresses, services, stateful_sets};

@@ -1,13 +1,15 @@
 //! Course rules: runtime versions allowed by the security policy (past end of life refused for
 //! new choices, warned for existing ones); storage not shrunk below what an end user on the
-//! course uses, and no service removed while end users are on it, unless forced.
+//! course uses, and no service removed while end users are on it, unless forced; no resource
+//! raised beyond what the reseller's quota leaves for the end users on the course.
 
 use kube::ResourceExt;
 use oem_crds::Course;
 use oem_crds::course::DatabaseEngine;
 
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, reseller_of_namespace};
 use crate::policy::Support;
+use crate::rules::enduser::show;
 use crate::verdict::{FORCE_ANNOTATION, Verdict};
 use oem_crds::quantity;
 
@@ -20,8 +22,89 @@ pub fn validate_course(new: &Course, old: Option<&Course>, lookup: &impl Lookup)
     check_runtimes(new, old, lookup, &mut verdict);
     if let Some(old) = old {
         check_shrinking(new, old, lookup, &mut verdict);
+        check_pool(new, old, lookup, &mut verdict);
     }
     verdict
+}
+
+/// One pooled resource: its name, the quota field, the course's amount, the reseller's total.
+type Pooled<'a> = (&'a str, &'a str, fn(&Course) -> &str, &'a str);
+
+/// A raised cpu, memory or storage applies to every end user on the course at once: refused
+/// when (end users on the course × the new amount) + what the reseller's other end users'
+/// courses take exceeds the reseller's total. Not forceable: the quota is the provider's.
+fn check_pool(new: &Course, old: &Course, lookup: &impl Lookup, verdict: &mut Verdict) {
+    let namespace = new.namespace().unwrap_or_default();
+    let name = new.name_any();
+    let Some(reseller_name) = reseller_of_namespace(&namespace) else {
+        return;
+    };
+    let Some(reseller) = lookup.reseller(reseller_name) else {
+        return;
+    };
+    let quota = &reseller.spec.quota;
+    let end_users: Vec<_> = lookup
+        .end_users()
+        .into_iter()
+        .filter(|e| e.namespace().as_deref() == Some(namespace.as_str()))
+        .collect();
+    let on_course = end_users
+        .iter()
+        .filter(|e| e.spec.course_ref.name == name)
+        .count();
+    if on_course == 0 {
+        return;
+    }
+    let resources: [Pooled; 3] = [
+        (
+            "cpu",
+            "quota.totalCpu",
+            |c| &c.spec.resources.cpu.0,
+            &quota.total_cpu.0,
+        ),
+        (
+            "memory",
+            "quota.totalMemory",
+            |c| &c.spec.resources.memory.0,
+            &quota.total_memory.0,
+        ),
+        (
+            "storage",
+            "quota.totalStorage",
+            |c| &c.spec.resources.storage.0,
+            &quota.total_storage.0,
+        ),
+    ];
+    for (resource, quota_field, of, total_raw) in resources {
+        let (Some(wanted), Some(total)) = (quantity::value(of(new)), quantity::value(total_raw))
+        else {
+            continue;
+        };
+        let before = quantity::value(of(old)).unwrap_or(0.0);
+        if wanted <= before {
+            continue;
+        }
+        let others: f64 = end_users
+            .iter()
+            .filter(|e| e.spec.course_ref.name != name)
+            .filter_map(|e| lookup.course(&namespace, &e.spec.course_ref.name))
+            .filter_map(|c| quantity::value(of(&c)))
+            .sum();
+        let sum = wanted * on_course as f64 + others;
+        if sum > total * (1.0 + 1e-9) {
+            verdict.deny(
+                &format!("spec.resources.{resource}"),
+                format!(
+                    "raising {resource} from {} to {} for the {on_course} end users on this course makes reseller {reseller_name}'s total {} ({on_course} × {} + {} of its other end users), over its {quota_field} of {total_raw}",
+                    of(old),
+                    of(new),
+                    show(sum),
+                    of(new),
+                    show(others),
+                ),
+            );
+        }
+    }
 }
 
 fn check_runtimes(new: &Course, old: Option<&Course>, lookup: &impl Lookup, verdict: &mut Verdict) {

@@ -224,3 +224,83 @@ fn removing_a_service_from_an_unused_course_is_accepted() {
     new.spec.resources.storage.0 = "1Gi".into();
     assert_eq!(validate_course(&new, Some(&old), &s), Verdict::default());
 }
+
+/// Course `basic` with two end users on it and one on course `small` (0.5 cpu, 1Gi, 5Gi).
+fn two_on_basic_one_on_small() -> crate::lookup::Snapshot {
+    let mut s = cluster();
+    let mut small = course(NS, "small");
+    small.spec.resources.cpu = Quantity("500m".into());
+    small.spec.resources.memory = Quantity("1Gi".into());
+    small.spec.resources.storage = Quantity("5Gi".into());
+    s.courses.push(Arc::new(small));
+    let mut carol = end_user(NS, "carol", &[]);
+    carol.spec.course_ref.name = "small".into();
+    s.end_users = vec![
+        Arc::new(end_user(NS, "alice", &[])),
+        Arc::new(end_user(NS, "bob", &[])),
+        Arc::new(carol),
+    ];
+    s
+}
+
+#[test]
+fn raising_a_course_beyond_the_resellers_quota_is_refused_naming_the_field_and_numbers() {
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.resources.cpu = Quantity("64".into());
+    new.spec.resources.memory = Quantity("256Gi".into());
+    new.spec.resources.storage = Quantity("10Ti".into());
+    let v = validate_course(&new, Some(&old), &two_on_basic_one_on_small());
+    assert_eq!(
+        v.denials,
+        [
+            "spec.resources.cpu: raising cpu from 1 to 64 for the 2 end users on this course makes reseller acme's total 128.5 (2 × 64 + 0.5 of its other end users), over its quota.totalCpu of 4",
+            "spec.resources.memory: raising memory from 2Gi to 256Gi for the 2 end users on this course makes reseller acme's total 513Gi (2 × 256Gi + 1Gi of its other end users), over its quota.totalMemory of 8Gi",
+            "spec.resources.storage: raising storage from 10Gi to 10Ti for the 2 end users on this course makes reseller acme's total 20485Gi (2 × 10Ti + 5Gi of its other end users), over its quota.totalStorage of 30Gi",
+        ]
+    );
+    // Even forced: the quota is the provider's, not the reseller's to override.
+    let v = validate_course(&forced(new), Some(&old), &two_on_basic_one_on_small());
+    assert_eq!(v.denials.len(), 3, "{v:?}");
+}
+
+#[test]
+fn raising_a_course_within_the_resellers_quota_is_accepted() {
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    // 2 × 1.75 + 0.5 = 4 cpu; 2 × 3.5Gi + 1Gi = 8Gi: exactly the quota.
+    new.spec.resources.cpu = Quantity("1750m".into());
+    new.spec.resources.memory = Quantity("3584Mi".into());
+    let v = validate_course(&new, Some(&old), &two_on_basic_one_on_small());
+    assert_eq!(v, Verdict::default());
+}
+
+#[test]
+fn a_course_already_over_the_quota_may_still_be_lowered_or_left_as_is() {
+    let mut s = two_on_basic_one_on_small();
+    Arc::make_mut(&mut s.resellers[0]).spec.quota.total_cpu = Quantity("1".into());
+    let old = course(NS, "basic");
+    let mut renamed = old.clone();
+    renamed.spec.display_name = "renamed".into();
+    assert_eq!(
+        validate_course(&renamed, Some(&old), &s),
+        Verdict::default()
+    );
+    let mut lowered = old.clone();
+    lowered.spec.resources.cpu = Quantity("250m".into());
+    assert_eq!(
+        validate_course(&lowered, Some(&old), &s),
+        Verdict::default()
+    );
+}
+
+#[test]
+fn raising_a_course_nobody_is_on_is_accepted() {
+    let old = course(NS, "basic");
+    let mut new = old.clone();
+    new.spec.resources.cpu = Quantity("64".into());
+    assert_eq!(
+        validate_course(&new, Some(&old), &cluster()),
+        Verdict::default()
+    );
+}

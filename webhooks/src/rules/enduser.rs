@@ -267,7 +267,7 @@ fn check_quota(
 }
 
 /// A number for messages: binary units for large values, plain decimals otherwise.
-fn show(v: f64) -> String {
+pub(crate) fn show(v: f64) -> String {
     const GI: f64 = 1024.0 * 1024.0 * 1024.0;
     const MI: f64 = 1024.0 * 1024.0;
     if v >= GI {
