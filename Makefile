@@ -1,7 +1,7 @@
 # The two commands of README.md, and a few more for development.
 .PHONY: up down status test lint crds bench
 
-up:      ## local cluster with a real node, CRDs, operator, webhooks, examples and a served site (as root)
+up:      ## local cluster with a real node, CRDs, operator, webhooks, panel, examples and a served site (as root)
 	bash scripts/up.sh
 
 test:    ## every check and test, exactly what CI runs

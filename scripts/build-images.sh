@@ -6,13 +6,13 @@
 # base's key and images/TAG, so a warm run builds nothing.
 #
 # The project's own programs (images whose Containerfile has a line `# program: <binary>`: the
-# operator and the webhooks) are built first with `cargo build --release` (a no-op when the
+# operator, the webhooks and the panel) are built first with `cargo build --release` (a no-op when the
 # tree is unchanged; OEM_PROGRAM_PROFILE=dev takes the debug build every test builds anyway,
 # without its debug info, which saves CI a second compilation of everything); the binary goes into the build context as bin/<binary> and its content
 # into the key instead of images/common/, so a code change rebuilds the image.
 #
 # Usage: scripts/build-images.sh [--import CONTAINERD_SOCKET] [IMAGE...]
-#   IMAGE: web-php8.2 web-php8.4 ftp mail mariadb postgresql operator webhooks (default: all)
+#   IMAGE: web-php8.2 web-php8.4 ftp mail mariadb postgresql operator webhooks panel (default: all)
 #   --import SOCK: also import the archives into that containerd (namespace k8s.io) with the
 #                  ctr found under $OEM_CACHE/bin/containerd-*/ (or CTR=/path/to/ctr).
 set -euo pipefail
@@ -20,7 +20,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
 images_dir=$repo/images
 out=$OEM_CACHE/images
-all=(web-php8.2 web-php8.4 mariadb postgresql ftp mail operator webhooks)
+all=(web-php8.2 web-php8.4 mariadb postgresql ftp mail operator webhooks panel)
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build-images: %s\n' "$*" >&2; exit 1; }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make down`: stops what `make up` started, by PID, inside its namespaces (the operator, the
-# webhooks, the forwards, the real node's containers, shims, mounts and cgroups, the control
+# webhooks, the panel, the forwards, the real node's containers, shims, mounts and cgroups, the control
 # plane), removes its state, then ends the namespace holder and deletes the network namespace.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

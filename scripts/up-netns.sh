@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The part of `make up` that runs inside its network and mount namespaces (scripts/up.sh
 # enters them): the cluster with its real node, the project's images imported into the node,
-# the operator and the admission webhooks as processes under their ServiceAccounts, the
-# examples, the example site uploaded over FTPS, and the namespace's side of the forwards.
+# the operator, the admission webhooks and the end users' panel as processes under their
+# ServiceAccounts, the examples, the example site uploaded over FTPS, and the namespace's side
+# of the forwards.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${OEM_CLUSTER_DIR:?}"
@@ -11,6 +12,7 @@ base=${OEM_CLUSTER_PORT_BASE:-16000}
 api_port=$((base + 443))
 metrics_port=${OEM_METRICS_PORT:-18080}
 webhooks_port=${OEM_WEBHOOKS_PORT:-18443}
+panel_port=${OEM_PANEL_PORT:-18082}
 system_ns=oem-hosting-system
 example_ns=reseller-sakura-web example_user=tanaka-shoten
 
@@ -30,7 +32,8 @@ apply -f "$repo/crds/yaml/" >/dev/null
 kubectl wait --for condition=Established --timeout 60s -f "$repo/crds/yaml/" >/dev/null
 apply -f "$repo/charts/oem-hosting/files/operator-clusterrole.yaml" \
   -f "$repo/charts/oem-hosting/files/reseller-clusterroles.yaml" \
-  -f "$repo/charts/oem-hosting/files/webhooks-clusterrole.yaml"
+  -f "$repo/charts/oem-hosting/files/webhooks-clusterrole.yaml" \
+  -f "$repo/charts/oem-hosting/files/panel-clusterrole.yaml"
 # A ServiceAccount bound to ClusterRole $2, and a kubeconfig with its token in $dir/$1.kubeconfig.
 account() {
   apply -f - >/dev/null <<YAML
@@ -60,6 +63,7 @@ json.dump(cfg, sys.stdout)' "$token" "$1" > "$dir/$1.kubeconfig"
 }
 account oem-operator oem-hosting-operator
 account oem-webhooks oem-hosting-webhooks
+account oem-panel oem-hosting-panel
 
 say "admission webhooks"
 # A serving certificate for https://127.0.0.1:$webhooks_port from the cluster's CA, which the
@@ -141,6 +145,20 @@ done
 curl -fsS --max-time 2 "http://127.0.0.1:$metrics_port/readyz" >/dev/null || {
   tail -20 "$dir/logs/operator.log" >&2; echo "the operator did not become ready" >&2; exit 1; }
 
+say "end users' panel"
+# Plain http on loopback (forwarded to the machine's loopback only): the cookies lose Secure,
+# which browsers refuse over http (docs/panels.md). The chart keeps them Secure behind TLS.
+printf 'httpAddr: 127.0.0.1:%s\n' "$panel_port" > "$dir/panel.yaml"
+stop_process panel "$dir"
+KUBECONFIG=$dir/oem-panel.kubeconfig OEM_PANEL_SECURE_COOKIES=false RUST_LOG=info \
+  start_process panel "$dir" "$target_dir/debug/oem-panel" --config "$dir/panel.yaml"
+for _ in $(seq 1 60); do
+  curl -fsS --max-time 2 "http://127.0.0.1:$panel_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fsS --max-time 2 "http://127.0.0.1:$panel_port/readyz" >/dev/null || {
+  tail -20 "$dir/logs/panel.log" >&2; echo "the panel did not become ready" >&2; exit 1; }
+
 say "examples"
 # Resellers first: the operator creates the namespaces the courses and end users live in.
 resellers=$(grep -l '^kind: Reseller' "$repo"/examples/*.yaml)
@@ -217,4 +235,9 @@ forward_netns() { # $1 name, $2 target host:port; restarted when the target chan
 forward_netns api "127.0.0.1:$api_port"
 forward_netns site "$web_ip:80"
 forward_netns metrics "127.0.0.1:$metrics_port"
-for _ in $(seq 1 20); do [ -S "$dir/sockets/api.sock" ] && [ -S "$dir/sockets/site.sock" ] && [ -S "$dir/sockets/metrics.sock" ] && break; sleep 0.1; done
+forward_netns panel "127.0.0.1:$panel_port"
+for _ in $(seq 1 20); do
+  [ -S "$dir/sockets/api.sock" ] && [ -S "$dir/sockets/site.sock" ] && [ -S "$dir/sockets/metrics.sock" ] &&
+    [ -S "$dir/sockets/panel.sock" ] && break
+  sleep 0.1
+done

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make up`: the local cluster with a real node, the CRDs, the operator and the admission
-# webhooks (host processes, under their least-privilege ServiceAccounts) and the examples, the
-# running example end user serving a real site. Everything runs in the named network
+# webhooks and the end users' panel (host processes, under their least-privilege
+# ServiceAccounts) and the examples, the running example end user serving a real site. Everything runs in the named network
 # namespace `oem-up` (loopback only) and a private mount namespace, so no pod or Service
-# address ever appears in the machine's own network namespace; the API server, the site and
-# the operator's metrics are forwarded to the machine's loopback through Unix sockets.
+# address ever appears in the machine's own network namespace; the API server, the site, the
+# operator's metrics and the panel are forwarded to the machine's loopback through Unix sockets.
 # Run as root. Safe to run twice: what runs is kept, the operator and the webhooks are
 # restarted on a fresh build. `make down` stops all of it.
 set -euo pipefail
@@ -15,15 +15,19 @@ base=${OEM_CLUSTER_PORT_BASE:-16000}
 api_port=$((base + 443))
 site_port=${OEM_SITE_PORT:-18081}
 metrics_port=${OEM_METRICS_PORT:-18080}
+panel_port=${OEM_PANEL_PORT:-18082}
 [ "$(id -u)" = 0 ] || { echo "make up runs as root (it creates the network namespace $up_netns)" >&2; exit 1; }
 t0=$SECONDS
 
 say "tools, binaries and images (cached)"
 bash "$repo/scripts/install-deps.sh"
 bash "$repo/e2e/cluster/build.sh"
-# The operator's and webhooks' images from the debug binaries below (make up runs the operator
-# and the webhooks as processes; their images are only built, like in scripts/test.sh).
-OEM_PROGRAM_PROFILE=${OEM_PROGRAM_PROFILE:-dev} bash "$repo/scripts/build-images.sh" >/dev/null
+# The operator's, webhooks' and panel's images from the debug binaries below (make up runs
+# them as processes; their images are only built, like in scripts/test.sh). Exported: the
+# import inside the namespace (up-netns.sh) runs build-images.sh again and must find the same
+# images, not start a release build.
+export OEM_PROGRAM_PROFILE=${OEM_PROGRAM_PROFILE:-dev}
+bash "$repo/scripts/build-images.sh" >/dev/null
 # Every binary, as scripts/test.sh builds them: a subset would unify the crates' features
 # differently and rebuild them, here and again in the next `make test`.
 cargo build -q --workspace --bins
@@ -74,6 +78,7 @@ forward_host() { # $1 name, $2 port
 forward_host api "$api_port"
 forward_host site "$site_port"
 forward_host metrics "$metrics_port"
+forward_host panel "$panel_port"
 eval "$(bash "$repo/e2e/cluster/cluster.sh" env)"
 for _ in $(seq 1 40); do kubectl get --raw /readyz >/dev/null 2>&1 && break; sleep 0.25; done
 kubectl get --raw /readyz >/dev/null || { echo "the API server does not answer on 127.0.0.1:$api_port" >&2; exit 1; }
@@ -81,6 +86,12 @@ kubectl get --raw /readyz >/dev/null || { echo "the API server does not answer o
 page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "http://127.0.0.1:$site_port/") ||
   { echo "the example site does not answer on http://127.0.0.1:$site_port/" >&2; exit 1; }
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
+# The panel's login page of the example reseller, through the forward.
+reseller=$(kubectl get resellers -o jsonpath='{.items[0].metadata.name}')
+panel_url=http://127.0.0.1:$panel_port/login/$reseller
+login_page=$(curl -fsS --max-time 10 --retry 5 --retry-delay 1 --retry-all-errors "$panel_url") ||
+  { echo "the panel does not answer on $panel_url" >&2; exit 1; }
+grep -q 'name="password"' <<<"$login_page" || { echo "unexpected page from the panel at $panel_url" >&2; exit 1; }
 
 say "ready in $((SECONDS - t0)) s"
 site=$(cat "$OEM_CLUSTER_DIR/site")
@@ -91,6 +102,16 @@ cat <<TXT
   curl http://127.0.0.1:$site_port/          # the example site of $site
   kubectl apply -f examples/refused/     # refused by the admission webhooks, with the reason
   operator: http://127.0.0.1:$metrics_port/metrics, logs in $OEM_CLUSTER_DIR/logs/
+  end users' panel: $panel_url  (plain http on loopback: cookies without Secure)
+TXT
+# Each end user's login ID; its password is in the Secret <end user>-login (key password) that
+# the operator generates in the reseller's namespace, unless the EndUser names its own.
+kubectl get endusers -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.spec.loginId} {.spec.passwordSecretRef.name}{"\n"}{end}' |
+  while read -r ns name login secret; do
+    printf '    login ID %-12s password: kubectl -n %s get secret %s -o jsonpath={.data.password} | base64 -d\n' \
+      "$login" "$ns" "${secret:-$name-login}"
+  done
+cat <<TXT
   inside the namespace: ip netns exec $up_netns curl http://<pod or Service address>/
   stop everything: make down
 TXT

@@ -1,7 +1,7 @@
 //! The panel as the end-to-end tests run it: the `oem-panel` binary as a process on a free
-//! loopback port, under its own ServiceAccount bound to `panel/deploy/clusterrole.yaml` (so a
-//! missing permission fails a test), plus a small HTTP client that keeps the panel's cookies
-//! as a browser would.
+//! loopback port, under its own ServiceAccount bound to the chart's
+//! `charts/oem-hosting/files/panel-clusterrole.yaml` (so a missing permission fails a test),
+//! plus a small HTTP client that keeps the panel's cookies as a browser would.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ impl Panel {
     /// Installs the panel's RBAC, starts the binary with `config` (YAML; `httpAddr` and plain-
     /// http cookies are added) and waits until its caches are filled (`/readyz`).
     pub async fn start(cluster: &Cluster, config: &str) -> anyhow::Result<Panel> {
-        let role = repo_root().join("panel/deploy/clusterrole.yaml");
+        let role = repo_root().join("charts/oem-hosting/files/panel-clusterrole.yaml");
         cluster.kubectl_ok(
             &[
                 "apply",

@@ -19,6 +19,9 @@ use oem_e2e::cluster::{Cluster, repo_root, unique_name};
 use oem_e2e::wait;
 use serde_yaml::Value;
 
+mod chart_support;
+use chart_support::check_panel_rights;
+
 fn chart() -> PathBuf {
     repo_root().join("charts/oem-hosting")
 }
@@ -98,6 +101,12 @@ fn everything_on(policy: &str) -> Vec<String> {
         "metrics.serviceMonitor.enabled=true".to_owned(),
         "--set".to_owned(),
         "metrics.tenantMailPodMonitor.enabled=true".to_owned(),
+        "--set".to_owned(),
+        "panel.ingress.enabled=true".to_owned(),
+        "--set".to_owned(),
+        "panel.ingress.host=panel.example.net".to_owned(),
+        "--set".to_owned(),
+        "panel.ingress.tlsSecretName=panel-tls".to_owned(),
         "--values".to_owned(),
         policy.to_owned(),
     ];
@@ -276,7 +285,13 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     dry_run(&rendered)?;
     let full = template(&on)?;
     let kinds: BTreeSet<String> = documents(&full)?.iter().map(|o| kind_name(o).0).collect();
-    for kind in ["Certificate", "Issuer", "ServiceMonitor", "PodMonitor"] {
+    for kind in [
+        "Certificate",
+        "Issuer",
+        "ServiceMonitor",
+        "PodMonitor",
+        "Ingress",
+    ] {
         assert!(
             kinds.contains(kind),
             "{kind} not rendered with every option on"
@@ -315,6 +330,7 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
             "oem-hosting-reseller-admin",
             "oem-hosting-tenant-viewer",
             "oem-hosting-webhooks",
+            "oem-hosting-panel",
         ],
         None,
     )?;
@@ -359,9 +375,10 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     let running: Vec<&str> = pods.lines().filter(|l| l.ends_with("=Running")).collect();
     assert_eq!(
         running.len(),
-        3,
-        "1 operator + 2 webhooks pods running (kwok): {pods}"
+        4,
+        "1 operator + 2 webhooks + 1 panel pods running (kwok): {pods}"
     );
+    check_panel_rights(cluster, &namespace)?;
     let pdb = cluster.kubectl_ok(&["get", "pdb", "-n", &namespace, "-o", "name"], None)?;
     assert!(pdb.contains("oem-oem-hosting-webhooks"), "{pdb}");
 

@@ -1,5 +1,5 @@
 //! The chart names only images the project builds: by default every image it renders (the
-//! operator's, the webhooks', the hosting images of the operator's configuration and of the
+//! operator's, the webhooks', the panel's, the hosting images of the operator's configuration and of the
 //! security policy) is `oem.local/oem-hosting/<name>:<images/TAG>` with an
 //! `images/<name>/Containerfile` that `scripts/build-images.sh` builds; the one value
 //! `imageRegistry` moves them all to a provider's registry. `helm template` only.
@@ -74,6 +74,7 @@ async fn the_chart_names_the_projects_images_and_one_value_moves_them() -> anyho
     for expected in [
         "operator",
         "webhooks",
+        "panel",
         "ftp",
         "mail",
         "web-php8.4",

@@ -1,7 +1,8 @@
-//! Day one of a provider, on the real node: the project's operator and webhooks images (built
-//! by `scripts/build-images.sh` from the release binaries) imported into the node, `helm
-//! install` of `charts/oem-hosting` with its default image names, and the two Deployments
-//! running on the real node. A reseller, a course and an end user applied with kubectl are
+//! Day one of a provider, on the real node: the project's operator, webhooks and panel images
+//! (built by `scripts/build-images.sh` from the release binaries) imported into the node, `helm
+//! install` of `charts/oem-hosting` with its default image names, and the three Deployments
+//! running on the real node. The panel answers the new reseller's login page through its
+//! Service. A reseller, a course and an end user applied with kubectl are
 //! admitted by the in-cluster webhooks (the mutating one normalises the domain), provisioned by
 //! the in-cluster operator on the real node, and served: `index.php` uploaded over FTPS with
 //! the end user's account is rendered through the web Service. A manifest only the webhooks can
@@ -20,7 +21,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use oem_e2e::cluster::{DownOnDrop, REAL_NODE, repo_root};
 use oem_e2e::hosting::{self, wait_phase};
-use oem_e2e::real_hosting::{import_images, upload_over_ftps};
+use oem_e2e::real_hosting::{cluster_ip, curl, import_images, retrying, upload_over_ftps};
 use oem_e2e::{Cluster, http_get, wait};
 use serde_json::{Value, json};
 
@@ -40,6 +41,8 @@ operator:
     resyncInterval: 10s
     specRetry: 3s
 webhooks:
+  nodeSelector: {type: real}
+panel:
   nodeSelector: {type: real}
 ";
 
@@ -140,7 +143,10 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
         "real-node cluster up in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    import_images(cluster, &["operator", "webhooks", "web-php8.4", "ftp"])?;
+    import_images(
+        cluster,
+        &["operator", "webhooks", "panel", "web-php8.4", "ftp"],
+    )?;
     let client = cluster.client().await?;
 
     // helm install with the chart's default image names (oem.local/oem-hosting/*:<images/TAG>).
@@ -162,9 +168,9 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
     ])?;
     let helm_secs = installing.elapsed().as_secs_f64();
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    // Both components watched at once: each one's time from `helm install` to all Ready.
-    let components = [("operator", 1), ("webhooks", 2)];
-    let mut ready_at: [Option<f64>; 2] = [None, None];
+    // The components watched at once: each one's time from `helm install` to all Ready.
+    let components = [("operator", 1), ("webhooks", 2), ("panel", 1)];
+    let mut ready_at: [Option<f64>; 3] = [None, None, None];
     let deadline = Instant::now() + LIMIT;
     while ready_at.iter().any(Option::is_none) {
         let mut waiting = Vec::new();
@@ -188,11 +194,16 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
     }
     eprintln!(
         "helm install returned in {helm_secs:.1} s; Ready after install: operator {:.1} s, \
-         webhooks (2 pods) {:.1} s",
+         webhooks (2 pods) {:.1} s, panel {:.1} s",
         ready_at[0].unwrap_or_default(),
-        ready_at[1].unwrap_or_default()
+        ready_at[1].unwrap_or_default(),
+        ready_at[2].unwrap_or_default()
     );
-    for (component, image) in [("operator", "operator"), ("webhooks", "webhooks")] {
+    for (component, image) in [
+        ("operator", "operator"),
+        ("webhooks", "webhooks"),
+        ("panel", "panel"),
+    ] {
         let want = format!(
             "oem.local/oem-hosting/{image}:{}",
             std::fs::read_to_string(repo_root().join("images/TAG"))?.trim()
@@ -238,6 +249,17 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
             }
         },
     )
+    .await
+    .map_err(|e| e.context(release_logs(cluster)))?;
+    // The panel serves the new reseller's login page through its Service (its caches see the
+    // Reseller by its watch).
+    let panel_ip = cluster_ip(&client, NAMESPACE, &format!("{RELEASE}-panel")).await?;
+    let login_url = format!("http://{panel_ip}/login/dayone");
+    retrying("the panel's login page through its Service", LIMIT, || {
+        let page = curl(&["-f", &login_url])?;
+        ensure!(page.contains("name=\"password\""), "no login form: {page}");
+        Ok(())
+    })
     .await
     .map_err(|e| e.context(release_logs(cluster)))?;
     let mut course = hosting::course(

@@ -1,8 +1,10 @@
 //! `make up` as a newcomer meets it, and `make down` after it: `scripts/up.sh` brings up the
-//! cluster with its real node, the operator, the webhooks and the examples in a named network
-//! namespace of its own; the example site answers on the loopback forward with the page PHP
-//! renders from the end user's database; kubectl through the forwarded API server works and a
-//! manifest of `examples/refused/` is refused by the webhooks; a second `make up` keeps what
+//! cluster with its real node, the operator, the webhooks, the end users' panel and the
+//! examples in a named network namespace of its own; the example site answers on the loopback
+//! forward with the page PHP renders from the end user's database; kubectl through the
+//! forwarded API server works and a manifest of `examples/refused/` is refused by the webhooks;
+//! the panel's address and the example logins `make up` prints work: the password read with
+//! the printed kubectl command logs in through the panel's forward; a second `make up` keeps what
 //! runs (and the site's data); `make down` leaves no process, network namespace, mount or
 //! cgroup of the node, no listener and no state folder; and `make up` works again after it.
 //!
@@ -21,6 +23,7 @@ const NETNS: &str = "oem-up-test";
 const PORT_BASE: u16 = 36000;
 const SITE_PORT: u16 = 36081;
 const METRICS_PORT: u16 = 36080;
+const PANEL_PORT: u16 = 36082;
 
 fn state_dir() -> PathBuf {
     repo_root().join(".cluster/up-test")
@@ -36,6 +39,7 @@ fn env() -> Vec<(&'static str, String)> {
         ("OEM_CLUSTER_PORT_BASE", PORT_BASE.to_string()),
         ("OEM_SITE_PORT", SITE_PORT.to_string()),
         ("OEM_METRICS_PORT", METRICS_PORT.to_string()),
+        ("OEM_PANEL_PORT", PANEL_PORT.to_string()),
         ("OEM_WEBHOOKS_PORT", (PORT_BASE + 444).to_string()),
         // The test namespace reaches no registry: everything is built before it is entered.
         ("CARGO_NET_OFFLINE", "true".into()),
@@ -164,6 +168,77 @@ fn check_running() -> anyhow::Result<u64> {
     visits(&page)
 }
 
+/// The panel's address and the example login `make up` printed: the password read with the
+/// printed kubectl command logs `tanaka` in through the panel's forward, and the overview of
+/// its hosting answers.
+fn check_panel(printed: &str) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{PANEL_PORT}/login/sakura-web");
+    ensure!(
+        printed.contains(&url),
+        "make up should print {url}:\n{printed}"
+    );
+    let line = printed
+        .lines()
+        .find(|l| l.contains("login ID tanaka "))
+        .with_context(|| format!("make up should print the login ID tanaka:\n{printed}"))?;
+    let command = line
+        .split("password: ")
+        .nth(1)
+        .context("no password command")?;
+    // `kubectl -n NS get secret NAME -o jsonpath={.data.password} | base64 -d`
+    let words: Vec<&str> = command.split_whitespace().collect();
+    ensure!(
+        words.len() >= 8 && words[0] == "kubectl" && words.ends_with(&["|", "base64", "-d"]),
+        "unexpected password command: {command}"
+    );
+    let out = kubectl(&words[1..words.len() - 3])?;
+    ensure!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoded = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(&out.stdout))
+                .transpose()?;
+            child.wait_with_output()
+        })
+        .context("running base64 -d")?;
+    let password = String::from_utf8(decoded.stdout)?;
+    ensure!(password.len() >= 12, "the printed command gave no password");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = oem_e2e::panel::PanelClient::new(&format!("http://127.0.0.1:{PANEL_PORT}"))?;
+        let answer = client.login("sakura-web", "tanaka", &password).await?;
+        ensure!(
+            answer.status == 303
+                && answer
+                    .header("location")
+                    .ends_with("/u/reseller-sakura-web/tanaka-shoten"),
+            "login through the forward: {} {}",
+            answer.status,
+            answer.header("location")
+        );
+        let overview = client.get("/u/reseller-sakura-web/tanaka-shoten").await?;
+        ensure!(
+            overview.status == 200 && overview.body.contains("tanaka-shoten.example.jp"),
+            "the overview through the forward: {}",
+            overview.status
+        );
+        Ok(())
+    })
+}
+
 /// The IDs of the node's containers (for the cgroup check after `make down`).
 fn container_ids() -> anyhow::Result<Vec<String>> {
     let dir = state_dir();
@@ -223,7 +298,7 @@ fn check_nothing_left(containers: &[String]) -> anyhow::Result<()> {
             ensure!(!cgroup.exists(), "cgroup left: {}", cgroup.display());
         }
     }
-    for port in [PORT_BASE + 443, SITE_PORT, METRICS_PORT] {
+    for port in [PORT_BASE + 443, SITE_PORT, METRICS_PORT, PANEL_PORT] {
         ensure!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "something still listens on 127.0.0.1:{port}"
@@ -239,8 +314,9 @@ fn make_up_serves_the_example_site_refuses_bad_yaml_and_make_down_leaves_nothing
     // A previous run's leftovers (in another namespace) would make the checks meaningless.
     script("down.sh")?;
     let _down = DownOnDrop;
-    let (_, first) = script("up.sh")?;
+    let (printed, first) = script("up.sh")?;
     let before = check_running()?;
+    check_panel(&printed)?;
     let (_, again) = script("up.sh")?;
     let after = check_running()?;
     ensure!(

@@ -46,12 +46,20 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s-webhooks" (include "oem-hosting.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{- define "oem-hosting.panel.fullname" -}}
+{{- printf "%s-panel" (include "oem-hosting.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "oem-hosting.operator.serviceAccountName" -}}
 {{- default (include "oem-hosting.operator.fullname" .) .Values.operator.serviceAccount.name -}}
 {{- end -}}
 
 {{- define "oem-hosting.webhooks.serviceAccountName" -}}
 {{- default (include "oem-hosting.webhooks.fullname" .) .Values.webhooks.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "oem-hosting.panel.serviceAccountName" -}}
+{{- default (include "oem-hosting.panel.fullname" .) .Values.panel.serviceAccount.name -}}
 {{- end -}}
 
 {{/* An image name with the project's prefix `oem.local/oem-hosting/` replaced by the value
