@@ -216,6 +216,13 @@ impl Operator {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        if !cluster.state_dir.join("node").is_dir() {
+            // The kwok cluster's loopback ranges (e2e/cluster/cluster.sh), so the monitor may
+            // ping its pods; a cluster with a real node uses the defaults, 10.244/16 and 10.96/12.
+            command
+                .env("OEM_PROBE_POD_CIDRS", "127.100.0.0/16")
+                .env("OEM_PROBE_SERVICE_CIDRS", "127.96.0.0/16");
+        }
         for (k, v) in &options.env {
             command.env(k, v);
         }

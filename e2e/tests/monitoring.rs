@@ -3,6 +3,8 @@
 //! end user's monitoring endpoints; a stopped dovecot turns pop3/pop3s/imap/imaps Down and the
 //! end user Degraded, and its restart brings them Up and the end user Active again. Services
 //! at in-cluster addresses (which do not resolve here) are Down with a reason, never stuck.
+//! Endpoints a reseller names at another tenant's Service or at the API server's Service are
+//! refused, with a fixed reason.
 //! Needs root and the daemons of `e2e/daemons/install.sh`.
 
 #[path = "../../operator/tests/probes_support/mod.rs"]
@@ -11,6 +13,7 @@ mod probes_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::Api;
 use oem_crds::EndUser;
@@ -297,6 +300,100 @@ async fn services_at_unresolvable_in_cluster_addresses_are_down_with_a_reason() 
             .lines()
             .any(|l| l.starts_with("oem_probe_success{") && l.contains("service=\"ping\"")),
         "pod or node ping exported"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn endpoints_at_another_tenants_service_or_the_api_server_are_refused() -> anyhow::Result<()>
+{
+    let (_cluster, client, operator) = setup().await?;
+    let reseller = format!("mon{}c", std::process::id() % 100000);
+    let ns = hosting::reseller_with_namespace(&client, &reseller, json!([])).await?;
+    apply_course(
+        &client,
+        course(&ns, "web", json!({"web": {"phpVersion": "8.4"}})),
+    )
+    .await?;
+    // The victim: an end user whose web Service has a ClusterIP (loopback range on kwok,
+    // inside the allow-list of this operator).
+    apply_enduser(
+        &client,
+        hosting::enduser(&ns, "victim", "web", "2025-01-01", json!({})),
+    )
+    .await?;
+    let victim = wait_for(
+        &client,
+        &ns,
+        "victim",
+        "victim monitored",
+        FIRST_UP,
+        |f, _| f.contains_key("http"),
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+    let hosting_ns = victim
+        .status
+        .as_ref()
+        .and_then(|s| s.hosting_namespace.clone())
+        .ok_or_else(|| anyhow::anyhow!("the victim has no hosting namespace"))?;
+    let cluster_ip = |svc: Service| svc.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+    let web = cluster_ip(
+        Api::<Service>::namespaced(client.clone(), &hosting_ns)
+            .get("web")
+            .await?,
+    );
+    let api_server = cluster_ip(
+        Api::<Service>::namespaced(client.clone(), "default")
+            .get("kubernetes")
+            .await?,
+    );
+    eprintln!("victim's web Service {web}, API server's Service {api_server}");
+    // The nosy end user of the same reseller names them as its own endpoints.
+    let endpoints = json!([
+        {"service": "http", "host": web, "port": 80},
+        {"service": "https", "host": api_server, "port": 443},
+    ]);
+    apply_enduser(
+        &client,
+        hosting::enduser(
+            &ns,
+            "nosy",
+            "web",
+            "2025-01-01",
+            json!({"monitoring": {"endpoints": endpoints}}),
+        ),
+    )
+    .await?;
+    let nosy = wait_for(
+        &client,
+        &ns,
+        "nosy",
+        "http and https refused",
+        FIRST_UP,
+        |f, _| {
+            ["http", "https"]
+                .iter()
+                .all(|s| f.get(*s).is_some_and(|(_, m)| m.starts_with("refused:")))
+        },
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+    let found = services(&nosy);
+    eprintln!("named endpoints at others' addresses: {found:?}");
+    assert_eq!(
+        found["http"],
+        (
+            "Down".to_owned(),
+            "refused: the address belongs to another tenant".to_owned()
+        )
+    );
+    assert_eq!(
+        found["https"],
+        (
+            "Down".to_owned(),
+            "refused: the address belongs to the control plane".to_owned()
+        )
     );
     Ok(())
 }

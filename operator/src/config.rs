@@ -268,17 +268,24 @@ impl Config {
                 )
             })?;
         }
-        if let Some(v) = var("OEM_PROBE_ALLOW") {
-            self.probes.allow = v
-                .split(',')
+        let cidrs = |name: &str, v: String| -> Result<Vec<ipnet::IpNet>, ConfigError> {
+            v.split(',')
                 .map(str::trim)
                 .filter(|net| !net.is_empty())
                 .map(|net| {
-                    net.parse().map_err(|e| {
-                        invalid("OEM_PROBE_ALLOW", format!("{net:?} is not a CIDR ({e})"))
-                    })
+                    net.parse()
+                        .map_err(|e| invalid(name, format!("{net:?} is not a CIDR ({e})")))
                 })
-                .collect::<Result<_, _>>()?;
+                .collect()
+        };
+        if let Some(v) = var("OEM_PROBE_POD_CIDRS") {
+            self.probes.pod_cidrs = cidrs("OEM_PROBE_POD_CIDRS", v)?;
+        }
+        if let Some(v) = var("OEM_PROBE_SERVICE_CIDRS") {
+            self.probes.service_cidrs = cidrs("OEM_PROBE_SERVICE_CIDRS", v)?;
+        }
+        if let Some(v) = var("OEM_PROBE_ALLOW") {
+            self.probes.allow = cidrs("OEM_PROBE_ALLOW", v)?;
         }
         if let Some(v) = var("OEM_PROBE_CA_FILE") {
             self.probes.ca_file = Some(PathBuf::from(v));
@@ -395,6 +402,8 @@ mod tests {
                 "OEM_PROBE_RETRY_INTERVAL" => "1s",
                 "OEM_PROBE_TIMEOUT" => "500ms",
                 "OEM_PROBE_ALLOW" => "127.0.0.0/8, 10.0.0.0/8",
+                "OEM_PROBE_POD_CIDRS" => "10.42.0.0/16",
+                "OEM_PROBE_SERVICE_CIDRS" => "",
                 "OEM_PROBE_CA_FILE" => "/tmp/ca.pem",
                 "OEM_PROBE_STARTUP_GRACE" => "15s",
                 _ => return None,
@@ -407,6 +416,8 @@ mod tests {
         assert_eq!(c.probes.timeout, Duration::from_millis(500));
         assert_eq!(c.monitor.startup_grace, Duration::from_secs(15));
         assert_eq!(c.probes.allow.len(), 2);
+        assert_eq!(c.probes.pod_cidrs, vec!["10.42.0.0/16".parse().unwrap()]);
+        assert!(c.probes.service_cidrs.is_empty());
         assert_eq!(c.probes.ca_file, Some(PathBuf::from("/tmp/ca.pem")));
         c.validate().unwrap();
         let err = c

@@ -297,6 +297,8 @@ where
 fn prober() -> anyhow::Result<Arc<Prober>> {
     let config = ProbeConfig {
         timeout: Duration::from_secs(5),
+        pod_cidrs: vec![],
+        service_cidrs: vec![],
         allow: vec!["127.0.0.0/8".parse()?],
         ca_file: None,
         icmp: false,

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
 use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -252,14 +252,25 @@ impl Engine {
         let nodes = Api::<Node>::all(client.clone())
             .list(&ListParams::default())
             .await;
-        let (endusers, courses, pods, nodes) = match (endusers, courses, pods, nodes) {
-            (Ok(e), Ok(c), Ok(p), Ok(n)) => (e.items, c.items, p.items, n.items),
-            (e, c, p, n) => {
+        let services = Api::<KubeService>::all(client.clone())
+            .list(&ListParams::default().labels(&managed))
+            .await;
+        let api_server = Api::<KubeService>::namespaced(client.clone(), "default")
+            .get_opt("kubernetes")
+            .await;
+        let lists = (endusers, courses, pods, nodes, services, api_server);
+        let (endusers, courses, pods, nodes, services, api_server) = match lists {
+            (Ok(e), Ok(c), Ok(p), Ok(n), Ok(s), Ok(a)) => {
+                (e.items, c.items, p.items, n.items, s.items, a)
+            }
+            (e, c, p, n, s, a) => {
                 let error = [
                     e.err().map(|e| format!("endusers: {e}")),
                     c.err().map(|e| format!("courses: {e}")),
                     p.err().map(|e| format!("pods: {e}")),
                     n.err().map(|e| format!("nodes: {e}")),
+                    s.err().map(|e| format!("services: {e}")),
+                    a.err().map(|e| format!("service default/kubernetes: {e}")),
                 ]
                 .into_iter()
                 .flatten()
@@ -269,6 +280,13 @@ impl Engine {
                 return;
             }
         };
+        // Named endpoints are checked against these from now on (before the targets change,
+        // so a new end user's first probes already are).
+        self.prober.set_owners(targets::address_owners(
+            &services,
+            &pods,
+            api_server.as_ref(),
+        ));
         let courses: HashMap<(String, String), Course> = courses
             .into_iter()
             .map(|c| ((c.namespace().unwrap_or_default(), c.name_any()), c))

@@ -134,6 +134,8 @@ pub fn status_message(outcome: &ProbeOutcome) -> &'static str {
         "invalid_target" => "the endpoint is not a valid address",
         "dns" => "the name does not resolve",
         "not_allowed" => "the address is outside the networks probes may reach",
+        "other_tenant" => "refused: the address belongs to another tenant",
+        "control_plane" => "refused: the address belongs to the control plane",
         "connect" => "the connection failed",
         "timeout" => "no answer in time",
         "closed" => "the server closed the connection",

@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
 use kube::ResourceExt;
 use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
 
-use super::probes::{Service, Target};
+use super::probes::{AddressOwners, Scope, Service, Target};
 use crate::controllers::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::ServiceGroup;
 use crate::naming;
@@ -192,6 +192,10 @@ pub fn enduser_targets(
         enduser: name.clone(),
         service,
     };
+    // What the reseller names is checked against the other tenants' addresses.
+    let named_scope = || Scope::Named {
+        own: hosting_ns.clone(),
+    };
     let mut out: Vec<MonitoredTarget> = Vec::new();
     for service in course_services(course) {
         let named = endpoints
@@ -202,12 +206,14 @@ pub fn enduser_targets(
                 service,
                 e.host.clone(),
                 e.port.and_then(|p| u16::try_from(p).ok()),
-            ),
+            )
+            .with_scope(named_scope()),
             (None, Some(group)) => Target::new(
                 service,
                 format!("{}.{hosting_ns}.svc", group.name()),
                 service.default_port(),
-            ),
+            )
+            .with_scope(Scope::Cluster),
             (None, None) => continue,
         };
         if let Some(domain) = domain {
@@ -222,7 +228,7 @@ pub fn enduser_targets(
     if let Some(e) = endpoints.iter().find(|e| e.service == ServiceName::Ping) {
         out.push(MonitoredTarget {
             key: key(Service::Ping),
-            target: Target::new(Service::Ping, e.host.clone(), None),
+            target: Target::new(Service::Ping, e.host.clone(), None).with_scope(named_scope()),
         });
     }
     out
@@ -261,7 +267,7 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
                 namespace: pod.namespace().unwrap_or_default(),
                 pod: pod.name_any(),
             },
-            target: Target::new(Service::Ping, ip, port),
+            target: Target::new(Service::Ping, ip, port).with_scope(Scope::Cluster),
         });
     }
     for node in nodes {
@@ -280,10 +286,54 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
         };
         out.push(MonitoredTarget {
             key: TargetKey::Node { node: name },
-            target: Target::new(Service::Ping, ip, Some(kubelet_port)),
+            target: Target::new(Service::Ping, ip, Some(kubelet_port)).with_scope(Scope::Node),
         });
     }
     out
+}
+
+/// Who owns which in-cluster address, for the check of named endpoints: the ClusterIPs and
+/// external IPs of the operator's Services and the IPs of its pods, each by namespace (a
+/// hosting namespace), and the API server's Service (`default/kubernetes`) as the control
+/// plane's.
+pub fn address_owners(
+    services: &[KubeService],
+    pods: &[Pod],
+    api_server: Option<&KubeService>,
+) -> AddressOwners {
+    let mut owners = AddressOwners::default();
+    let service_ips = |svc: &KubeService| -> Vec<std::net::IpAddr> {
+        let Some(spec) = svc.spec.as_ref() else {
+            return Vec::new();
+        };
+        let ips = spec.cluster_ips.iter().flatten().chain(&spec.cluster_ip);
+        let external = spec.external_ips.iter().flatten();
+        ips.chain(external)
+            .filter_map(|ip| ip.parse().ok())
+            .collect()
+    };
+    for svc in services {
+        let ns = svc.namespace().unwrap_or_default();
+        for ip in service_ips(svc) {
+            owners.insert_hosting(ip, &ns);
+        }
+    }
+    for pod in pods {
+        let ns = pod.namespace().unwrap_or_default();
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let ips = status.pod_ips.iter().flatten().map(|p| &p.ip);
+        for ip in ips.chain(&status.pod_ip) {
+            if let Ok(ip) = ip.parse() {
+                owners.insert_hosting(ip, &ns);
+            }
+        }
+    }
+    for ip in api_server.map(service_ips).unwrap_or_default() {
+        owners.insert_control_plane(ip);
+    }
+    owners
 }
 
 #[cfg(test)]
@@ -378,6 +428,7 @@ mod tests {
         assert_eq!(imaps.target.host, "mail.h-acme-alice-x.svc");
         assert_eq!(imaps.target.port, Some(993));
         assert_eq!(imaps.target.domain.as_deref(), Some("alice.example.com"));
+        assert_eq!(imaps.target.scope, Scope::Cluster);
         assert_eq!(imaps.key.labels(), ["acme", "alice", "imaps", ""]);
     }
 
@@ -401,7 +452,16 @@ mod tests {
             (smtp.target.host.as_str(), smtp.target.port),
             ("127.0.0.1", Some(2525))
         );
-        assert!(targets.iter().any(|t| t.target.service == Service::Ping));
+        // Named endpoints are checked against other tenants' addresses, as this end user's.
+        let own = Scope::Named {
+            own: "h-acme-alice-x".into(),
+        };
+        assert_eq!(smtp.target.scope, own);
+        let ping = targets
+            .iter()
+            .find(|t| t.target.service == Service::Ping)
+            .unwrap();
+        assert_eq!(ping.target.scope, own);
     }
 
     #[test]
@@ -471,6 +531,36 @@ mod tests {
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].target.host, "127.100.0.5");
         assert_eq!(targets[0].target.port, Some(8080));
+        assert_eq!(targets[0].target.scope, Scope::Cluster);
         assert_eq!(targets[1].key, TargetKey::Node { node: "n1".into() });
+        assert_eq!(targets[1].target.scope, Scope::Node);
+    }
+
+    #[test]
+    fn service_and_pod_addresses_belong_to_their_namespace() {
+        let svc = |ns: &str, ip: &str| -> KubeService {
+            serde_json::from_value(json!({"metadata": {"name": "db", "namespace": ns},
+                "spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
+            .unwrap()
+        };
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "db-0", "namespace": "h-acme-bob-y"},
+            "status": {"podIP": "10.244.0.9", "podIPs": [{"ip": "10.244.0.9"}]}
+        }))
+        .unwrap();
+        let headless = svc("h-acme-bob-y", "None");
+        let owners = address_owners(
+            &[svc("h-acme-bob-y", "10.96.7.7"), headless],
+            &[pod],
+            Some(&svc("default", "10.96.0.1")),
+        );
+        assert_eq!(owners.len(), 3);
+        let alice = "h-acme-alice-x";
+        for bob in ["10.96.7.7", "10.244.0.9"] {
+            assert!(owners.check(bob.parse().unwrap(), alice).is_err(), "{bob}");
+            assert!(owners.check(bob.parse().unwrap(), "h-acme-bob-y").is_ok());
+        }
+        let api = owners.check("10.96.0.1".parse().unwrap(), alice);
+        assert_eq!(api.unwrap_err().metric_label(), "control_plane");
     }
 }

@@ -370,6 +370,8 @@ pub fn prober(timeout: Duration) -> Prober {
 pub fn prober_allowing(timeout: Duration, nets: &[&str]) -> Prober {
     let config = ProbeConfig {
         timeout,
+        pod_cidrs: vec![],
+        service_cidrs: vec![],
         allow: nets.iter().map(|n| n.parse().expect("network")).collect(),
         ca_file: Some(lab().pki.ca.clone()),
         icmp: true,

@@ -1,7 +1,10 @@
 //! The allow-list of networks probes may contact, checked after name resolution and before
 //! every connection (ping included), so an end user cannot point a probe at addresses outside
-//! hosting (the API server, cloud metadata, other networks).
+//! hosting (the API server, cloud metadata, other networks); and the addresses inside those
+//! networks that belong to someone else (another tenant's hosting Services and pods, the API
+//! server's Service), which an endpoint a reseller named may not reach either.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -22,10 +25,7 @@ impl AllowList {
     /// Whether `addr` is inside one of the networks. IPv4-mapped IPv6 addresses are checked
     /// as the IPv4 address they carry.
     pub fn allows(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
+        let addr = canonical(addr);
         self.nets.iter().any(|net| net.contains(&addr))
     }
 
@@ -39,9 +39,88 @@ impl AllowList {
     }
 }
 
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Who an in-cluster address belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    /// A Service ClusterIP or pod IP of this hosting namespace.
+    Hosting(String),
+    /// The API server (the `kubernetes` Service), or another control-plane address.
+    ControlPlane,
+}
+
+/// The in-cluster addresses an endpoint a reseller named may not reach although the
+/// allow-list covers them: every hosting namespace's but the end user's own, and the control
+/// plane's. Rebuilt by the monitor from the API server at every refresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressOwners {
+    by_addr: HashMap<IpAddr, Owner>,
+}
+
+impl AddressOwners {
+    /// `addr` is a Service ClusterIP or a pod IP of hosting namespace `namespace`.
+    pub fn insert_hosting(&mut self, addr: IpAddr, namespace: &str) {
+        self.by_addr
+            .entry(canonical(addr))
+            .or_insert_with(|| Owner::Hosting(namespace.to_owned()));
+    }
+
+    /// `addr` is the control plane's (it wins over a hosting owner).
+    pub fn insert_control_plane(&mut self, addr: IpAddr) {
+        self.by_addr.insert(canonical(addr), Owner::ControlPlane);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    /// `Ok` unless `addr` belongs to a hosting namespace other than `own` (the end user's own
+    /// hosting namespace, empty when it has none) or to the control plane.
+    pub fn check(&self, addr: IpAddr, own: &str) -> Result<(), ProbeError> {
+        match self.by_addr.get(&canonical(addr)) {
+            None => Ok(()),
+            Some(Owner::Hosting(ns)) if !own.is_empty() && ns == own => Ok(()),
+            Some(Owner::Hosting(_)) => Err(ProbeError::OtherTenant { addr }),
+            Some(Owner::ControlPlane) => Err(ProbeError::ControlPlane { addr }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_of_other_hosting_namespaces_and_the_api_server_are_refused() {
+        let mut owners = AddressOwners::default();
+        owners.insert_hosting("10.96.5.5".parse().unwrap(), "h-acme-bob-1");
+        owners.insert_hosting("10.244.0.7".parse().unwrap(), "h-acme-alice-2");
+        owners.insert_control_plane("10.96.0.1".parse().unwrap());
+        let own = "h-acme-alice-2";
+        // Bob's database Service, also as an IPv4-mapped IPv6 address.
+        for addr in ["10.96.5.5", "::ffff:10.96.5.5"] {
+            let err = owners.check(addr.parse().unwrap(), own).unwrap_err();
+            assert_eq!(err.metric_label(), "other_tenant", "{addr}");
+        }
+        let err = owners.check("10.96.0.1".parse().unwrap(), own).unwrap_err();
+        assert_eq!(err.metric_label(), "control_plane");
+        // Its own pod, and addresses nobody owns, pass.
+        assert!(owners.check("10.244.0.7".parse().unwrap(), own).is_ok());
+        assert!(owners.check("10.244.0.8".parse().unwrap(), own).is_ok());
+        // Without a hosting namespace of its own, every hosting address is another's.
+        assert!(owners.check("10.244.0.7".parse().unwrap(), "").is_err());
+    }
 
     fn list(nets: &[&str]) -> AllowList {
         AllowList::new(nets.iter().map(|n| n.parse().unwrap()).collect())

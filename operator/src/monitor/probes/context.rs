@@ -12,12 +12,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
-use super::Target;
-use super::allow::AllowList;
+use super::allow::{AddressOwners, AllowList};
 use super::config::ProbeConfig;
 use super::error::ProbeError;
 use super::ping::PingMethod;
 use super::tls::TlsClient;
+use super::{Scope, Target};
 
 /// Facts learnt during a probe, reported whether it ends up or down.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,6 +32,7 @@ pub struct Findings {
 pub struct ProbeContext<'a> {
     target: &'a Target,
     allow: &'a AllowList,
+    owners: &'a AddressOwners,
     tls: &'a TlsClient,
     timeout: Duration,
     icmp: bool,
@@ -44,6 +45,7 @@ impl<'a> ProbeContext<'a> {
     pub(crate) fn new(
         target: &'a Target,
         allow: &'a AllowList,
+        owners: &'a AddressOwners,
         tls: &'a TlsClient,
         config: &ProbeConfig,
     ) -> Self {
@@ -51,6 +53,7 @@ impl<'a> ProbeContext<'a> {
         Self {
             target,
             allow,
+            owners,
             tls,
             timeout: config.timeout,
             icmp: config.icmp,
@@ -77,8 +80,18 @@ impl<'a> ProbeContext<'a> {
         self.icmp
     }
 
-    pub(crate) fn allow(&self) -> &AllowList {
-        self.allow
+    /// `Ok` when the target may be contacted at `addr`: a node's address always; any other
+    /// inside the allow-list; an endpoint a reseller named, also not at an address of another
+    /// tenant's hosting namespace nor of the control plane.
+    pub fn permit(&self, addr: IpAddr) -> Result<(), ProbeError> {
+        match &self.target.scope {
+            Scope::Node => Ok(()),
+            Scope::Cluster => self.allow.check(addr),
+            Scope::Named { own } => {
+                self.allow.check(addr)?;
+                self.owners.check(addr, own)
+            }
+        }
     }
 
     pub fn findings_mut(&mut self) -> &mut Findings {
@@ -115,8 +128,9 @@ impl<'a> ProbeContext<'a> {
         }
     }
 
-    /// Resolves the target's host and keeps the allowed addresses, in resolver order; when
-    /// none is allowed, fails naming the first refused one.
+    /// Resolves the target's host and keeps the permitted addresses, in resolver order; when
+    /// none is, fails with the first one's refusal. Callers connect to these very addresses,
+    /// never to the name again, so a second answer of the resolver cannot slip past the check.
     pub async fn resolve(&mut self, port: u16) -> Result<Vec<SocketAddr>, ProbeError> {
         let host = self.target.host.trim();
         if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -148,10 +162,11 @@ impl<'a> ProbeContext<'a> {
         };
         let allowed: Vec<SocketAddr> = resolved
             .into_iter()
-            .filter(|addr| self.allow.allows(addr.ip()))
+            .filter(|addr| self.permit(addr.ip()).is_ok())
             .collect();
         if allowed.is_empty() {
             self.findings.address = Some(first.ip());
+            self.permit(first.ip())?;
             return Err(ProbeError::NotAllowed { addr: first.ip() });
         }
         Ok(allowed)
@@ -171,7 +186,7 @@ impl<'a> ProbeContext<'a> {
         let mut last = None;
         for addr in self.resolve(port).await? {
             // Checked again right before the connection: nothing reaches a refused address.
-            self.allow.check(addr.ip())?;
+            self.permit(addr.ip())?;
             self.findings.address = Some(addr.ip());
             let connect = async {
                 TcpStream::connect(addr)

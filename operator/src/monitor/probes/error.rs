@@ -21,6 +21,10 @@ pub enum ProbeError {
     NoAddress { host: String },
     #[error("address {addr} not in allow-list")]
     NotAllowed { addr: IpAddr },
+    #[error("refused: address {addr} belongs to another tenant")]
+    OtherTenant { addr: IpAddr },
+    #[error("refused: address {addr} belongs to the control plane")]
+    ControlPlane { addr: IpAddr },
     #[error("connecting to {addr}: {source}")]
     Connect {
         addr: SocketAddr,
@@ -65,6 +69,8 @@ impl ProbeError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::Resolve { .. } | Self::NoAddress { .. } => "dns",
             Self::NotAllowed { .. } => "not_allowed",
+            Self::OtherTenant { .. } => "other_tenant",
+            Self::ControlPlane { .. } => "control_plane",
             Self::Connect { .. } => "connect",
             Self::Timeout { .. } => "timeout",
             Self::Closed { .. } => "closed",

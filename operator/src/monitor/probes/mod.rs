@@ -20,11 +20,12 @@ mod tls;
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use allow::AllowList;
+pub use allow::{AddressOwners, AllowList};
 pub use config::ProbeConfig;
 pub use context::{Findings, ProbeContext};
 pub use error::ProbeError;
@@ -118,6 +119,19 @@ impl fmt::Display for Service {
     }
 }
 
+/// Whose address a target is, so what may be contacted for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// An endpoint a reseller named: inside the allow-list, never an address of a hosting
+    /// namespace other than `own` (the end user's; empty: none) nor of the control plane.
+    Named { own: String },
+    /// The operator's own in-cluster address (a hosting Service or pod): inside the allow-list.
+    Cluster,
+    /// A node's address, read from its Node object: pinged wherever it is (nodes lie outside
+    /// the pod and Service ranges).
+    Node,
+}
+
 /// One thing to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -130,6 +144,8 @@ pub struct Target {
     /// The end user's first domain: HTTP `Host`, TLS server name and certificate name.
     /// `None` uses `host`.
     pub domain: Option<String>,
+    /// Whose address it is; `Target::new` makes the strictest (named, of no end user).
+    pub scope: Scope,
 }
 
 impl Target {
@@ -139,7 +155,13 @@ impl Target {
             host: host.into(),
             port,
             domain: None,
+            scope: Scope::Named { own: String::new() },
         }
+    }
+
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
@@ -199,29 +221,50 @@ pub trait Probe {
     ) -> impl Future<Output = Result<String, ProbeError>> + Send;
 }
 
-/// Runs probes with one configuration: timeout, allow-list and TLS roots.
+/// Runs probes with one configuration: timeout, allow-list, TLS roots, and the in-cluster
+/// addresses named endpoints may not reach.
 #[derive(Debug, Clone)]
 pub struct Prober {
     config: ProbeConfig,
     allow: AllowList,
     tls: TlsClient,
+    owners: Arc<RwLock<Arc<AddressOwners>>>,
 }
 
 impl Prober {
     /// Loads the TLS roots (the configured CA file, or the system's).
     pub fn new(config: ProbeConfig) -> Result<Self, TlsSetupError> {
         let tls = TlsClient::new(config.ca_file.as_deref())?;
-        let allow = AllowList::new(config.allow.clone());
-        Ok(Self { config, allow, tls })
+        let allow = AllowList::new(config.networks());
+        Ok(Self {
+            config,
+            allow,
+            tls,
+            owners: Arc::default(),
+        })
     }
 
     pub fn config(&self) -> &ProbeConfig {
         &self.config
     }
 
+    /// Replaces the owners of in-cluster addresses (the monitor's refresh).
+    pub fn set_owners(&self, owners: AddressOwners) {
+        let mut slot = self.owners.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(owners);
+    }
+
+    fn owners(&self) -> Arc<AddressOwners> {
+        self.owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Probes `target` once. Never panics and never takes (much) longer than the timeout.
     pub async fn probe(&self, target: &Target) -> ProbeOutcome {
-        let mut cx = ProbeContext::new(target, &self.allow, &self.tls, &self.config);
+        let owners = self.owners();
+        let mut cx = ProbeContext::new(target, &self.allow, &owners, &self.tls, &self.config);
         let started = tokio::time::Instant::now();
         let safety_net = cx.deadline() + Duration::from_millis(100);
         let result = match tokio::time::timeout_at(safety_net, run(&mut cx, target)).await {
@@ -289,6 +332,93 @@ mod tests {
         for service in Service::ALL {
             assert_eq!(service.default_port().is_none(), service == Service::Ping);
         }
+    }
+
+    fn loopback_prober() -> Prober {
+        Prober::new(ProbeConfig {
+            timeout: Duration::from_secs(2),
+            pod_cidrs: vec![],
+            service_cidrs: vec![],
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            ca_file: None,
+            icmp: false,
+        })
+        .unwrap()
+    }
+
+    /// Whether `listener` gets a connection within a short while.
+    async fn connected(listener: &tokio::net::TcpListener) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), listener.accept())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_named_endpoint_at_another_tenants_address_is_never_contacted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let prober = loopback_prober();
+        let mut owners = AddressOwners::default();
+        owners.insert_hosting(addr.ip(), "h-acme-bob-y");
+        prober.set_owners(owners);
+        let named = |own: &str| {
+            Target::new(Service::Ping, addr.ip().to_string(), Some(addr.port())).with_scope(
+                Scope::Named {
+                    own: own.to_owned(),
+                },
+            )
+        };
+        // Alice names Bob's address: refused with a fixed reason, and nothing is sent.
+        let outcome = prober.probe(&named("h-acme-alice-x")).await;
+        assert!(!outcome.up);
+        assert_eq!(outcome.failure, Some("other_tenant"), "{}", outcome.reason);
+        assert!(!connected(&listener).await);
+        // The same address is Bob's own endpoint, and the operator's in-cluster target.
+        let outcome = prober.probe(&named("h-acme-bob-y")).await;
+        assert!(outcome.up, "{}", outcome.reason);
+        assert!(connected(&listener).await);
+        let cluster = named("").with_scope(Scope::Cluster);
+        assert!(prober.probe(&cluster).await.up);
+    }
+
+    #[tokio::test]
+    async fn a_named_endpoint_resolving_to_the_api_server_is_refused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let prober = loopback_prober();
+        let mut owners = AddressOwners::default();
+        owners.insert_control_plane("127.0.0.1".parse().unwrap());
+        prober.set_owners(owners);
+        // By name: resolved, then the resolved address is checked and never connected to.
+        let target = Target::new(Service::Http, "localhost", Some(port)).with_scope(Scope::Named {
+            own: "h-acme-alice-x".into(),
+        });
+        let outcome = prober.probe(&target).await;
+        assert!(!outcome.up);
+        assert!(
+            matches!(outcome.failure, Some("control_plane" | "not_allowed")),
+            "{outcome:?}"
+        );
+        assert!(!connected(&listener).await);
+    }
+
+    #[tokio::test]
+    async fn nodes_are_pinged_outside_the_allow_list_named_endpoints_are_not() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The default ranges: pods and Services only, no loopback.
+        let prober = Prober::new(ProbeConfig {
+            icmp: false,
+            ..ProbeConfig::default()
+        })
+        .unwrap();
+        let target = Target::new(Service::Ping, addr.ip().to_string(), Some(addr.port()));
+        let outcome = prober.probe(&target).await;
+        assert_eq!(outcome.failure, Some("not_allowed"), "{}", outcome.reason);
+        assert!(!connected(&listener).await);
+        let node = target.with_scope(Scope::Node);
+        assert!(prober.probe(&node).await.up);
+        assert!(connected(&listener).await);
     }
 
     #[test]

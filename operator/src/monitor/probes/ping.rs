@@ -138,7 +138,7 @@ impl Probe for PingProbe {
                 host: cx.target().host.clone(),
             });
         };
-        cx.allow().check(ip)?;
+        cx.permit(ip)?;
         cx.findings_mut().address = Some(ip);
         let mut why_tcp = "ICMP disabled by configuration".to_owned();
         if cx.icmp_enabled() {
