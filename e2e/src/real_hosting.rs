@@ -19,10 +19,15 @@ use crate::cluster::{REAL_NODE, repo_root};
 use crate::hosting::{self, wait_phase};
 
 /// Builds the project's images (cached by content, `scripts/build-images.sh`) and imports them
-/// into the real node's containerd: those named, or all of them when `images` is empty.
+/// into the real node's containerd: those named, or all of them when `images` is empty. The
+/// operator's, webhooks' and panel's images take the debug binaries the tests run anyway
+/// (`OEM_PROGRAM_PROFILE=dev`, as `make test` sets it) unless the caller chose otherwise: a
+/// release build here would take half an hour on two cores.
 pub fn import_images(cluster: &Cluster, images: &[&str]) -> anyhow::Result<()> {
     let started = Instant::now();
+    let profile = std::env::var("OEM_PROGRAM_PROFILE").unwrap_or_else(|_| "dev".to_owned());
     let out = Command::new("bash")
+        .env("OEM_PROGRAM_PROFILE", profile)
         .arg(repo_root().join("scripts/build-images.sh"))
         .arg("--import")
         .arg(cluster.containerd_socket())
