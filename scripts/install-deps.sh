@@ -5,7 +5,8 @@ need=()
 for pair in openssl:openssl curl:curl ip:iproute2 unshare:util-linux flock:util-linux \
             setsid:util-linux python3:python3 make:make \
              iptables-save:iptables conntrack:conntrack socat:socat nsenter:util-linux \
-             chromium:chromium chromedriver:chromium-driver; do
+             chromium:chromium chromedriver:chromium-driver \
+            mmdebstrap:mmdebstrap buildah:buildah objcopy:binutils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The real node's test image is busybox-static's one binary (e2e/tests/real_node.rs).

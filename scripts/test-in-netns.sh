@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs inside `unshare --net --mount`: brings loopback up, runs the test suite offline, and
-# stops the local control planes the tests started (the shared kwok cluster, the real-node
-# cluster of e2e/tests/real_node.rs and the `make up` of e2e/tests/make_up.rs), whatever the outcome.
+# Runs inside `unshare --net --mount`: brings loopback up, runs the test suite offline (the
+# real-node tests and the rest side by side, or the tests its arguments select), and stops the
+# local control planes the tests started (the shared kwok cluster, the real-node cluster of the
+# *_real.rs and real_node.rs tests and the `make up` of e2e/tests/make_up.rs), whatever the
+# outcome. A failure's own messages are repeated at the end, where a CI page shows them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
@@ -18,4 +20,51 @@ cleanup() {
 trap cleanup EXIT
 # Fresh state: a previous run's folder would name processes of another network namespace.
 cleanup
-cargo test --workspace --offline "$@" -- --nocapture 2>&1
+# Backtraces bury the failure: an e2e test's error (anyhow) says what it waited for and saw.
+export RUST_BACKTRACE=${OEM_TEST_BACKTRACE:-0} RUST_LIB_BACKTRACE=${OEM_TEST_BACKTRACE:-0}
+logs=$(mktemp -d /tmp/oem-test.XXXXXX)
+# Arguments (e.g. `-p oem-e2e --test quota`) run just those tests, in one group.
+selected() { cargo test --workspace --offline --no-fail-fast "$@" -- --nocapture; }
+# Without arguments, two groups side by side: the real-node tests (a real kubelet and
+# containerd run the project's images; mostly waiting for pods and daemons) and everything else
+# (unit tests and the kwok cluster's end-to-end tests). They share no cluster, folder, port or
+# address.
+real_tests=() kwok_tests=()
+for file in e2e/tests/*.rs; do
+  name=$(basename "$file" .rs)
+  case $name in
+    *_real|real_node|make_up) real_tests+=(--test "$name") ;;
+    *) kwok_tests+=(--test "$name") ;;
+  esac
+done
+real() { cargo test --offline --no-fail-fast -p oem-e2e "${real_tests[@]}" -- --nocapture; }
+other() {
+  local status=0
+  cargo test --workspace --offline --no-fail-fast --exclude oem-e2e -- --nocapture || status=$?
+  cargo test --offline --no-fail-fast -p oem-e2e --lib --bins "${kwok_tests[@]}" -- --nocapture ||
+    status=$?
+  return "$status"
+}
+if [ $# -gt 0 ]; then groups=(selected); else groups=(real other); fi
+declare -A pid_of=()
+for group in "${groups[@]}"; do
+  # Each streams here as it runs, every line marked with its group.
+  { "$group" "$@" 2>&1 && status=0 || status=$?; echo "exit $status" >"$logs/$group.status"; } |
+    sed -u "s/^/[$group] /" | tee "$logs/$group.log" &
+  pid_of[$group]=$!
+done
+failed=()
+for group in "${groups[@]}"; do
+  wait "${pid_of[$group]}" || true
+  [ "$(cat "$logs/$group.status" 2>/dev/null)" = "exit 0" ] || failed+=("$group")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  # The last lines are what a CI page shows: repeat each failure's own words there.
+  say "failed: ${failed[*]}; the failures' messages (whole output: $logs)"
+  for group in "${failed[@]}"; do
+    grep -E -A12 "^\[$group\] (Error: |failures:$|error: |test result: FAILED)|panicked at " \
+      "$logs/$group.log" | cut -c1-400 | tail -80 >&2 || true
+  done
+  exit 1
+fi
+rm -rf "$logs"
