@@ -29,20 +29,22 @@ selected() { cargo test --workspace --offline --no-fail-fast "$@" -- --nocapture
 # containerd run the project's images; mostly waiting for pods and daemons) and everything else
 # (unit tests and the kwok cluster's end-to-end tests). They share no cluster, folder, port or
 # address.
-real_tests=() kwok_tests=()
-for file in e2e/tests/*.rs; do
+# Every group names --workspace: cargo unifies features over the packages it selects, so a
+# narrower selection would compile the dependencies again, differently.
+real_tests=() other_tests=()
+for file in */tests/*.rs; do
   name=$(basename "$file" .rs)
   case $name in
     *_real|real_node|make_up) real_tests+=(--test "$name") ;;
-    *) kwok_tests+=(--test "$name") ;;
+    *) other_tests+=(--test "$name") ;;
   esac
 done
-real() { cargo test --offline --no-fail-fast -p oem-e2e "${real_tests[@]}" -- --nocapture; }
+real() { cargo test --workspace --offline --no-fail-fast "${real_tests[@]}" -- --nocapture; }
 other() {
   local status=0
-  cargo test --workspace --offline --no-fail-fast --exclude oem-e2e -- --nocapture || status=$?
-  cargo test --offline --no-fail-fast -p oem-e2e --lib --bins "${kwok_tests[@]}" -- --nocapture ||
+  cargo test --workspace --offline --no-fail-fast --lib --bins "${other_tests[@]}" -- --nocapture ||
     status=$?
+  cargo test --workspace --offline --doc || status=$?
   return "$status"
 }
 if [ $# -gt 0 ]; then groups=(selected); else groups=(real other); fi
@@ -62,8 +64,9 @@ if [ ${#failed[@]} -gt 0 ]; then
   # The last lines are what a CI page shows: repeat each failure's own words there.
   say "failed: ${failed[*]}; the failures' messages (whole output: $logs)"
   for group in "${failed[@]}"; do
-    grep -E -A12 "^\[$group\] (Error: |failures:$|error: |test result: FAILED)|panicked at " \
-      "$logs/$group.log" | cut -c1-400 | tail -80 >&2 || true
+    grep -E -A8 "^\[$group\] (Error: |thread .* panicked at )" "$logs/$group.log" | cut -c1-400 |
+      tail -80 >&2 || true
+    grep -E "^\[$group\] (test .* \.\.\. FAILED|error: test failed)" "$logs/$group.log" >&2 || true
   done
   exit 1
 fi

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use super::{Daemon, free_ports, lab, lab_dir, require, run_setup};
 
-const START_WITHIN: Duration = Duration::from_secs(30);
+/// A daemon's setup and start: seconds when the machine is idle, but mariadb-install-db took
+/// over 30 s while the real-node tests started their pods beside these tests on two cores.
+const START_WITHIN: Duration = Duration::from_secs(120);
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
     fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
