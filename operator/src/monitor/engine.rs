@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::health::{self, EndUserId, HealthBook};
 use super::probes::{ProbeOutcome, Prober, Target};
-use super::scheduler::Schedule;
+use super::scheduler::{Retry, Schedule};
 use super::targets::{self, MonitoredTarget, TargetKey};
 use crate::context::Context;
 use crate::metrics::ProbeMetrics;
@@ -77,7 +77,12 @@ struct Engine {
 impl Engine {
     fn new(ctx: Arc<Context>, prober: Arc<Prober>) -> Self {
         let monitor = &ctx.config.monitor;
-        let schedule = Schedule::new(monitor.interval, monitor.retry_interval, Instant::now());
+        let retry = Retry {
+            every: monitor.retry_interval,
+            backoff_after: Some(ctx.config.alerting.notify_after),
+            max: monitor.max_retry(),
+        };
+        let schedule = Schedule::new(monitor.interval, retry, Instant::now());
         Self {
             metrics: ctx.metrics.probes.clone(),
             ctx,
