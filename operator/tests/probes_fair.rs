@@ -3,7 +3,8 @@
 //! never accepted, so every connect hangs until the probe timeout), reseller B's target at a
 //! closed port (down at once). The loop is the monitor engine's: at most `SLOTS` probes, due
 //! targets taken from the schedule as slots free up. A's re-checks need more than the slots
-//! can serve; B's re-checks must still start within about one probe timeout of being due.
+//! can serve; B's re-checks must still start within one re-check (plus a probe timeout) of
+//! being due.
 
 mod probes_support;
 
@@ -132,8 +133,7 @@ async fn black_holed_targets_of_one_reseller_leave_anothers_rechecks_on_time() {
         a_timeouts * 10 >= a_probes * 9,
         "{a_timeouts} of {a_probes}"
     );
-    // Once A fills the slots (after its first interval), B's re-checks start within about one
-    // probe timeout of being due.
+    // Once A fills the slots (after its first interval), B's re-checks start on time.
     let crowded: Vec<Duration> = b_late
         .iter()
         .filter(|(due, _)| *due > INTERVAL + RETRY)
@@ -144,8 +144,10 @@ async fn black_holed_targets_of_one_reseller_leave_anothers_rechecks_on_time() {
         "B's worst lateness beside A: {worst:?} over {} re-checks",
         crowded.len()
     );
+    // The bar: at most one re-check (plus a probe timeout) late; the fair share
+    // keeps it near zero (tens of milliseconds), first-in first-out was 6.4 s late here.
     assert!(
-        worst <= SHORT_TIMEOUT + Duration::from_millis(300),
+        worst <= RETRY + SHORT_TIMEOUT,
         "B's re-check started {worst:?} late"
     );
     // About one a second (its retry interval): B is not starved of re-checks.
