@@ -6,6 +6,7 @@ use anyhow::Context;
 use oem_webhooks::cache::Caches;
 use oem_webhooks::claims::Claims;
 use oem_webhooks::config::Config;
+use oem_webhooks::domains::ClusterClaims;
 use oem_webhooks::server::{self, State};
 use oem_webhooks::tls;
 
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
 
     let max_window = jiff::SignedDuration::try_from(config.max_maintenance_window)
         .unwrap_or(oem_webhooks::rules::maintenance::DEFAULT_MAX_WINDOW);
+    let cluster_claims = ClusterClaims::new(client.clone(), config.claim_timeout);
     let caches = Caches::start(client, config.policy.clone(), config.secret_timeout)
         .with_max_maintenance_window(max_window);
     tokio::time::timeout(std::time::Duration::from_secs(60), caches.ready())
@@ -58,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let state = State {
         caches,
         claims: Arc::new(Claims::new(config.claim_ttl)),
+        cluster_claims: Some(cluster_claims),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

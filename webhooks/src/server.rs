@@ -16,6 +16,7 @@ use warp::http::StatusCode;
 
 use crate::cache::Caches;
 use crate::claims::Claims;
+use crate::domains::ClusterClaims;
 use crate::review::{self, Endpoint};
 
 /// What every request shares.
@@ -23,6 +24,8 @@ use crate::review::{self, Endpoint};
 pub struct State {
     pub caches: Caches,
     pub claims: Arc<Claims>,
+    /// The cluster's domain claims (`None`: not recorded, for tests of the HTTP layer only).
+    pub cluster_claims: Option<ClusterClaims>,
 }
 
 /// The largest AdmissionReview accepted (the API server's own object limit is 3 MiB).
@@ -40,8 +43,22 @@ async fn answer(
             let response = match endpoint {
                 Endpoint::Mutate => review::mutate(&req),
                 Endpoint::Validate => {
-                    let view = state.caches.view(review::password_secret(&req)).await;
-                    review::validate(&req, &view, &state.claims)
+                    let secret = review::password_secret(&req, &state.caches.view(None).await);
+                    let view = state.caches.view(secret).await;
+                    let response = review::validate(&req, &view, &state.claims);
+                    match (
+                        review::domains_to_claim(&req, &response),
+                        &state.cluster_claims,
+                    ) {
+                        (Some(wanted), Some(cluster)) => match cluster.claim(&wanted).await {
+                            Ok(()) => response,
+                            Err(refusal) => {
+                                state.claims.lock().release(&wanted.owner());
+                                response.deny(refusal)
+                            }
+                        },
+                        _ => response,
+                    }
                 }
             };
             tracing::info!(
