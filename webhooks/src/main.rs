@@ -66,7 +66,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, "serving admission webhooks");
-    let tls = tls::server_config(serving)?;
+    let client_ca = match &config.client_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the client CA {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = tls::server_config_for_clients(serving, client_ca.as_deref())?;
     tokio::select! {
         () = server::serve(listener, tls, server::routes(state)) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
