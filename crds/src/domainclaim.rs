@@ -17,6 +17,8 @@ pub const LABEL_ENDUSER_NAMESPACE: &str = "hosting.oem.dev/enduser-namespace";
 pub const LABEL_ENDUSER: &str = "hosting.oem.dev/enduser";
 
 /// A domain claim: the end user that serves the domain this object is named after.
+// printcolumn repeats its keys by design, which clippy takes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "hosting.oem.dev",

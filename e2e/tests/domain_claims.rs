@@ -372,7 +372,7 @@ async fn an_end_user_written_past_the_webhooks_is_not_served_a_domain_another_ho
     .await?;
     assert_eq!(
         hosts,
-        [own.clone()],
+        std::slice::from_ref(&own),
         "the held domain is not served to the intruder"
     );
     let events = cluster.kubectl_ok(
