@@ -149,7 +149,7 @@ impl WebhookConfigs {
         let common = |path: &str| {
             json!({
                 "clientConfig": {"url": format!("https://127.0.0.1:{port}/{path}")},
-                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "None",
+                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "NoneOnDryRun",
                 "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
             })
         };
