@@ -266,8 +266,11 @@ async fn provision(
     let admins = super::admin_subjects(&reseller);
     let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, hosting_ns, &admins)
         .map_err(ser("rolebinding"))?;
+    // The operator's own Secret access in the namespace, before `credentials` is written.
+    let own = hosting::rbac::operator_secrets_binding(&reseller_name, hosting_ns, &ctx.identity)
+        .map_err(ser("rolebinding"))?;
     caches
-        .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer])
+        .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
     let mut quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
     let granted = Resources {
