@@ -1,5 +1,5 @@
-//! The hosting.oem.dev API: the Reseller, Course, EndUser, Incident, Maintenance and
-//! ClusterMaintenance custom resources, their shared conditions, and the
+//! The hosting.oem.dev API: the Reseller, Course, EndUser, Incident, Maintenance,
+//! ClusterMaintenance and DomainClaim custom resources, their shared conditions, and the
 //! CustomResourceDefinitions generated from them.
 //!
 //! [`all_crds`] is what gets installed (`crdgen` writes it to `crds/yaml/`): the derived
@@ -8,6 +8,7 @@
 
 pub mod conditions;
 pub mod course;
+pub mod domainclaim;
 pub mod enduser;
 pub mod incident;
 pub mod maintenance;
@@ -25,6 +26,7 @@ use kube::CustomResourceExt;
 
 pub use conditions::{Condition, ConditionStatus};
 pub use course::{Course, CourseSpec, CourseStatus};
+pub use domainclaim::{DomainClaim, DomainClaimSpec};
 pub use enduser::{EndUser, EndUserPhase, EndUserSpec, EndUserStatus};
 pub use incident::{Incident, IncidentPhase, IncidentSpec, IncidentStatus};
 pub use maintenance::{ClusterMaintenance, Maintenance, MaintenancePhase, MaintenanceStatus};
@@ -47,6 +49,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Incident::crd(),
         Maintenance::crd(),
         ClusterMaintenance::crd(),
+        DomainClaim::crd(),
     ]
     .into_iter()
     .map(finish)

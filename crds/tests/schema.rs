@@ -59,6 +59,17 @@ fn every_kind_is_in_the_hosting_category_with_a_short_name_and_status() {
             Some(&["hosting".to_owned()][..])
         );
         assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()));
+        // A DomainClaim is a plain record with nothing observed: the end user's status says
+        // which of its domains it serves.
+        if names.kind == "DomainClaim" {
+            assert!(
+                root(&crd)
+                    .properties
+                    .as_ref()
+                    .is_some_and(|p| !p.contains_key("status"))
+            );
+            continue;
+        }
         let version = &crd.spec.versions[0];
         assert!(
             version

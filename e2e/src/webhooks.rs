@@ -3,7 +3,10 @@
 //! `files/webhooks-clusterrole.yaml` (so a missing permission fails a test), and webhook
 //! configurations pointing at it, scoped by a
 //! label to the test's own namespaces and resellers and deleted again when the guard drops
-//! (also when a test fails), so no other test's objects are ever judged.
+//! (also when a test fails), so no other test's objects are ever judged. The chart's role has
+//! no access to webhook configurations (the chart sets their caBundle); the generated-CA mode
+//! the tests use gets get/update on the test's two configurations only, by `resourceNames`
+//! (a ClusterRole and binding named like them, deleted with them).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +20,7 @@ use kube::Api;
 use serde_json::json;
 
 use crate::cluster::{Cluster, repo_root};
-use crate::operator::{service_account_kubeconfig, target_bin_dir};
+use crate::operator::{OPERATOR_NAMESPACE, service_account_kubeconfig, target_bin_dir};
 
 /// The webhooks' ServiceAccount (in the operator's namespace) and ClusterRole.
 pub const WEBHOOKS_ACCOUNT: &str = "oem-webhooks";
@@ -149,7 +152,7 @@ impl WebhookConfigs {
         let common = |path: &str| {
             json!({
                 "clientConfig": {"url": format!("https://127.0.0.1:{port}/{path}")},
-                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "None",
+                "failurePolicy": "Fail", "matchPolicy": "Equivalent", "sideEffects": "NoneOnDryRun",
                 "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
             })
         };
@@ -177,6 +180,10 @@ impl WebhookConfigs {
                 "rules": rules(&["endusers"], "Namespaced"), "namespaceSelector": selector,
                 "reinvocationPolicy": "Never"}))]
         }))?;
+        cluster.kubectl_ok(
+            &["apply", "--server-side", "-f", "-"],
+            Some(&ca_writer_rbac(name)),
+        )?;
         Api::<ValidatingWebhookConfiguration>::all(client.clone())
             .create(&Default::default(), &validating)
             .await
@@ -220,8 +227,28 @@ impl WebhookConfigs {
     }
 }
 
+/// The ClusterRole `oem-e2e-ca-writer-<name>` (get/update of the two configurations named
+/// `name`, nothing else) and its binding to the webhooks' ServiceAccount.
+fn ca_writer_rbac(name: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: oem-e2e-ca-writer-{name}}}\n\
+         rules:\n- apiGroups: [admissionregistration.k8s.io]\n  \
+         resources: [validatingwebhookconfigurations, mutatingwebhookconfigurations]\n  \
+         verbs: [get, update]\n  resourceNames: [{name}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: oem-e2e-ca-writer-{name}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: oem-e2e-ca-writer-{name}}}\n\
+         subjects: [{{kind: ServiceAccount, name: {WEBHOOKS_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
+    )
+}
+
 impl Drop for WebhookConfigs {
     fn drop(&mut self) {
+        let writer = format!("oem-e2e-ca-writer-{}", self.name);
+        for kind in ["clusterrolebinding", "clusterrole"] {
+            let _ = self
+                .cluster
+                .kubectl(&["delete", kind, &writer, "--ignore-not-found"], None);
+        }
         for kind in [
             "validatingwebhookconfiguration",
             "mutatingwebhookconfiguration",

@@ -107,6 +107,8 @@ fn everything_on(policy: &str) -> Vec<String> {
         "panel.ingress.host=panel.example.net".to_owned(),
         "--set".to_owned(),
         "panel.ingress.tlsSecretName=panel-tls".to_owned(),
+        "--set".to_owned(),
+        "operator.config.usage.kubeletStats=true".to_owned(),
         "--values".to_owned(),
         policy.to_owned(),
     ];
@@ -297,6 +299,34 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
             "{kind} not rendered with every option on"
         );
     }
+    // The node proxy is granted only on request (usage.kubeletStats), by a role of its own.
+    let proxy_roles = |objects: &[Value]| -> BTreeSet<String> {
+        objects
+            .iter()
+            .filter(|o| kind_name(o).0 == "ClusterRole")
+            .filter(|o| {
+                o["rules"].as_sequence().into_iter().flatten().any(|r| {
+                    r["resources"]
+                        .as_sequence()
+                        .into_iter()
+                        .flatten()
+                        .any(|res| res.as_str() == Some("nodes/proxy"))
+                })
+            })
+            .map(|o| kind_name(o).1)
+            .collect()
+    };
+    assert!(proxy_roles(&objects).is_empty(), "nodes/proxy by default");
+    assert_eq!(
+        proxy_roles(&documents(&full)?),
+        BTreeSet::from(["oem-hosting-operator-kubelet-stats".to_owned()])
+    );
+    assert!(
+        full.contains(&format!(
+            "name: {release}-oem-hosting-operator-kubelet-stats"
+        )),
+        "the kubelet-stats role is bound with the value on"
+    );
     dry_run(&full)?;
     let dashboards: Vec<Value> = documents(&full)?
         .into_iter()

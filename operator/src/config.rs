@@ -254,6 +254,9 @@ impl Config {
         if let Some(v) = var("OEM_PROBE_RETRY_INTERVAL") {
             self.monitor.retry_interval = duration("OEM_PROBE_RETRY_INTERVAL", v)?;
         }
+        if let Some(v) = var("OEM_PROBE_MAX_RETRY_INTERVAL") {
+            self.monitor.max_retry_interval = Some(duration("OEM_PROBE_MAX_RETRY_INTERVAL", v)?);
+        }
         if let Some(v) = var("OEM_PROBE_STARTUP_GRACE") {
             self.monitor.startup_grace = duration("OEM_PROBE_STARTUP_GRACE", v)?;
         }
@@ -406,6 +409,7 @@ mod tests {
                 "OEM_PROBE_SERVICE_CIDRS" => "",
                 "OEM_PROBE_CA_FILE" => "/tmp/ca.pem",
                 "OEM_PROBE_STARTUP_GRACE" => "15s",
+                "OEM_PROBE_MAX_RETRY_INTERVAL" => "3s",
                 _ => return None,
             };
             Some(v.to_owned())
@@ -415,6 +419,7 @@ mod tests {
         assert_eq!(c.monitor.retry_interval, Duration::from_secs(1));
         assert_eq!(c.probes.timeout, Duration::from_millis(500));
         assert_eq!(c.monitor.startup_grace, Duration::from_secs(15));
+        assert_eq!(c.monitor.max_retry(), Duration::from_secs(3));
         assert_eq!(c.probes.allow.len(), 2);
         assert_eq!(c.probes.pod_cidrs, vec!["10.42.0.0/16".parse().unwrap()]);
         assert!(c.probes.service_cidrs.is_empty());

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::rbac::v1::Subject;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::clock::SharedClock;
@@ -15,6 +16,9 @@ pub struct Context {
     pub config: Config,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// The operator's own RBAC subject (`identity.rs`): what its per-namespace Secret
+    /// RoleBindings bind.
+    pub identity: Subject,
     recorder: Recorder,
 }
 
@@ -24,6 +28,7 @@ impl Context {
         config: Config,
         clock: SharedClock,
         metrics: Metrics,
+        identity: Subject,
     ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "oem-hosting-operator".into(),
@@ -35,6 +40,7 @@ impl Context {
             config,
             clock,
             metrics,
+            identity,
         })
     }
 

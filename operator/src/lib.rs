@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod error;
 pub mod hosting;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;

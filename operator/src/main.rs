@@ -60,12 +60,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let identity = match oem_operator::identity::own_subject(&client).await {
+        Ok(subject) => subject,
+        Err(error) => {
+            tracing::error!(%error, "cannot learn the operator's own identity");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(kind = %identity.kind, name = %identity.name, "running as");
     let clock: SharedClock = match &config.clock_file {
         Some(path) => Arc::new(FileClock::new(path.clone())),
         None => Arc::new(SystemClock),
     };
     tracing::info!(addr = %config.http_addr, "serving /healthz, /readyz and /metrics");
-    let ctx = Context::new(client, config, clock, metrics);
+    let ctx = Context::new(client, config, clock, metrics, identity);
     state.set_ready(true);
     controllers::run(ctx, inbox).await;
     tracing::info!("shut down");

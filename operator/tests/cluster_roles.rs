@@ -1,6 +1,8 @@
 //! The ClusterRoles the chart installs (`charts/oem-hosting/files/`) grant no wildcard, no
-//! privilege-escalation verb, no unrestricted `bind`, and Secret verbs only as documented
-//! below; a new grant of any of these fails here until it is documented (and in
+//! privilege-escalation verb, no unrestricted `bind`, no `nodes/proxy` by default, no write of
+//! webhook configurations without `resourceNames`, and Secret verbs only as documented below,
+//! cluster-wide (a ClusterRoleBinding of `templates/rbac.yaml`) or per namespace (RoleBindings
+//! the operator makes); a new grant of any of these fails here until it is documented (and in
 //! docs/security.md).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,13 +65,18 @@ fn cluster_roles() -> Vec<ClusterRole> {
 /// Secret verbs each ClusterRole may hold, and why.
 fn documented_secret_verbs() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     BTreeMap::from([
-        // Cluster-wide: reads the password Secret an EndUser names in its reseller's namespace,
-        // writes `<name>-login` there and `credentials` in hosting namespaces, watches the
-        // metadata of its own (labelled) Secrets; never another tenant's by design, but RBAC
-        // cannot say "reseller-* namespaces only".
+        // Cluster-wide, list and watch only: the metadata of its own (labelled) Secrets and of
+        // the hosting namespaces' `tls` Secrets (the caches that restart workloads on a
+        // rotation). RBAC cannot narrow a list to a label or a name, so this still lets it read
+        // any Secret (a known gap in docs/security.md).
+        ("oem-hosting-operator", BTreeSet::from(["list", "watch"])),
+        // Bound by the operator to itself, by RoleBindings in each reseller namespace and each
+        // hosting namespace it manages (never cluster-wide, checked below): reads a password
+        // Secret an EndUser names and a webhook's HMAC key, creates `<name>-login` and
+        // `credentials`, adds a missing key to `credentials`.
         (
-            "oem-hosting-operator",
-            BTreeSet::from(["get", "list", "watch", "create", "patch", "delete"]),
+            "oem-hosting-operator-secrets",
+            BTreeSet::from(["get", "create", "patch"]),
         ),
         // Cluster-wide get of one named Secret: the password Secret's key names.
         ("oem-hosting-webhooks", BTreeSet::from(["get"])),
@@ -116,14 +123,104 @@ fn the_tenant_viewer_reaches_only_the_credentials_secret() {
     }
 }
 
+/// ClusterRoles bound cluster-wide by the chart's ClusterRoleBindings; every other one is
+/// bound only by RoleBindings in namespaces.
+const CLUSTER_WIDE: [&str; 4] = [
+    "oem-hosting-operator",
+    "oem-hosting-operator-kubelet-stats",
+    "oem-hosting-panel",
+    "oem-hosting-webhooks",
+];
+
+/// The only ClusterRole that may reach kubelets through the API server's node proxy, rendered
+/// (with its binding) only when `operator.config.usage.kubeletStats` is on.
+const KUBELET_STATS_ROLE: &str = "oem-hosting-operator-kubelet-stats";
+
+fn rbac_template() -> String {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/oem-hosting/templates/rbac.yaml");
+    std::fs::read_to_string(path).expect("templates/rbac.yaml is readable")
+}
+
+/// The ClusterRoles the chart's ClusterRoleBindings reference (`roleRef` of each binding).
+fn cluster_role_binding_refs(template: &str) -> BTreeSet<String> {
+    let mut refs = BTreeSet::new();
+    for binding in template.split("kind: ClusterRoleBinding").skip(1) {
+        let role = binding
+            .split("roleRef:")
+            .nth(1)
+            .and_then(|r| r.lines().find_map(|l| l.trim().strip_prefix("name: ")))
+            .expect("a ClusterRoleBinding with a roleRef name");
+        refs.insert(role.trim().to_owned());
+    }
+    refs
+}
+
 #[test]
-fn the_chart_installs_the_five_cluster_roles() {
+fn only_the_documented_roles_are_bound_cluster_wide() {
+    let refs = cluster_role_binding_refs(&rbac_template());
+    let expected: BTreeSet<String> = CLUSTER_WIDE.map(String::from).into();
+    assert_eq!(refs, expected);
+}
+
+#[test]
+fn no_default_cluster_role_reaches_the_node_proxy() {
+    for role in cluster_roles() {
+        for rule in &role.rules {
+            let proxy = rule
+                .resources
+                .iter()
+                .any(|r| r == "nodes/proxy" || r.starts_with("nodes/") || r == "pods/proxy");
+            assert!(
+                !proxy || role.metadata.name == KUBELET_STATS_ROLE,
+                "{} reaches the node proxy: {rule:?}",
+                role.metadata.name
+            );
+        }
+    }
+    // The kubelet-stats role and its binding are rendered only when the value is on.
+    let template = rbac_template();
+    let (_, rest) = template
+        .split_once("{{- if .Values.operator.config.usage.kubeletStats }}")
+        .expect("rbac.yaml renders the kubelet-stats role conditionally");
+    let block = rest.split("{{- end }}").next().unwrap_or_default();
+    assert!(block.contains("files/operator-kubelet-stats-clusterrole.yaml"));
+    assert!(block.contains(&format!("name: {KUBELET_STATS_ROLE}")));
+    let outside = template.replace(block, "");
+    assert!(!outside.contains(KUBELET_STATS_ROLE), "{outside}");
+    assert!(!outside.contains("operator-kubelet-stats-clusterrole.yaml"));
+}
+
+#[test]
+fn webhook_configurations_are_written_only_by_name() {
+    for role in cluster_roles() {
+        for rule in &role.rules {
+            let configurations = rule.resources.iter().any(|r| {
+                r == "validatingwebhookconfigurations" || r == "mutatingwebhookconfigurations"
+            });
+            let writes = rule
+                .verbs
+                .iter()
+                .any(|v| matches!(v.as_str(), "update" | "patch" | "delete" | "create"));
+            assert!(
+                !(configurations && writes && rule.resource_names.is_empty()),
+                "{} may rewrite every webhook configuration: {rule:?}",
+                role.metadata.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_chart_installs_the_seven_cluster_roles() {
     let names: BTreeSet<String> = cluster_roles()
         .into_iter()
         .map(|r| r.metadata.name)
         .collect();
     let expected: BTreeSet<String> = [
         "oem-hosting-operator",
+        "oem-hosting-operator-kubelet-stats",
+        "oem-hosting-operator-secrets",
         "oem-hosting-panel",
         "oem-hosting-reseller-admin",
         "oem-hosting-tenant-viewer",
@@ -196,6 +293,12 @@ fn secret_verbs_are_only_those_documented() {
             .flat_map(|r| r.verbs.iter().map(String::as_str))
             .collect();
         let allowed = documented.get(name).cloned().unwrap_or_default();
+        if name == "oem-hosting-operator-secrets" {
+            assert!(
+                !CLUSTER_WIDE.contains(&name),
+                "{name} is bound per namespace only"
+            );
+        }
         let extra: Vec<&&str> = granted.difference(&allowed).collect();
         assert!(
             extra.is_empty(),

@@ -7,9 +7,11 @@
 //! surely caught up (the TTL). The rules see the admitted end users in place of (or besides)
 //! the cached ones, so quotas count them.
 //!
-//! The remaining gap: the lock is per process. With several webhook replicas, two replicas can
-//! each admit one of two simultaneous claims; the operator is the backstop for the quota (it
-//! holds an end user beyond the reseller's pool, see docs/api.md) and reports domain conflicts.
+//! The lock is per process. With several webhook replicas, two replicas can each pass one of
+//! two simultaneous claims of a domain here; the cluster decides between them (`domains`: a
+//! `DomainClaim` per domain, created at most once by the API server), and the operator is the
+//! backstop for the quota (it holds an end user beyond the reseller's pool, see docs/api.md)
+//! and serves a domain only to the end user its claim names.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -102,6 +104,13 @@ impl ClaimGuard<'_> {
                 domain: domain.clone(),
             })
             .collect()
+    }
+
+    /// Drops what an admission of `owner` reserved and admitted: the cluster refused its
+    /// domains after all, so neither its domains nor its share of the quota are held.
+    pub fn release(&mut self, owner: &str) {
+        self.held.domains.retain(|_, (holder, _)| holder != owner);
+        self.held.end_users.remove(owner);
     }
 
     /// Reserves `domains` for `owner` until the TTL ends.

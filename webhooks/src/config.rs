@@ -29,8 +29,15 @@ pub struct Config {
     pub reload_interval: Duration,
     /// `--claim-ttl`: how long an admitted domain stays reserved (seconds).
     pub claim_ttl: Duration,
+    /// `--claim-timeout`: bound of recording one admission's domain claims in the cluster
+    /// (seconds, default 3; under the webhook configurations' 5 s timeout).
+    pub claim_timeout: Duration,
     /// `--secret-timeout`: bound of the password Secret lookup (seconds).
     pub secret_timeout: Duration,
+    /// `--client-ca` / `OEM_WEBHOOKS_CLIENT_CA`: PEM CA certificates; when set, a client must
+    /// present a certificate signed by one of them (the API server's, see docs/webhooks.md),
+    /// and any other connection is refused during the TLS handshake.
+    pub client_ca: Option<PathBuf>,
     /// `--max-maintenance-window`: the longest maintenance window allowed (seconds, default
     /// 86400: 24 h).
     pub max_maintenance_window: Duration,
@@ -103,7 +110,9 @@ impl Config {
             "policy",
             "reload-interval",
             "claim-ttl",
+            "claim-timeout",
             "secret-timeout",
+            "client-ca",
             "max-maintenance-window",
         ];
         if let Some((unknown, _)) = flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
@@ -138,6 +147,8 @@ impl Config {
             policy,
             reload_interval: secs("reload-interval", 5)?,
             claim_ttl: secs("claim-ttl", 30)?,
+            claim_timeout: secs("claim-timeout", 3)?,
+            client_ca: get("client-ca").map(PathBuf::from),
             secret_timeout: secs("secret-timeout", 2)?,
             max_maintenance_window: secs("max-maintenance-window", 24 * 3600)?,
         })

@@ -5,7 +5,8 @@
 //! - [`rules`]: the rules, pure functions of the object and a [`lookup::Lookup`];
 //!   [`defaulting`]: the mutating webhook's patch.
 //! - [`review`]: AdmissionReview decoding, dispatch and responses; [`claims`]: domain
-//!   reservations that close the cache-lag race.
+//!   reservations that close the cache-lag race within one process; [`domains`]: the
+//!   cluster's `DomainClaim`s that decide between replicas.
 //! - [`cache`]: reflector caches answering the lookup; [`tls`]: serving certificates (files
 //!   reloaded on change, or a generated CA); [`server`]: the HTTPS endpoints; [`config`].
 
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod defaulting;
+pub mod domains;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod lookup;

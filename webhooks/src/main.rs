@@ -6,6 +6,7 @@ use anyhow::Context;
 use oem_webhooks::cache::Caches;
 use oem_webhooks::claims::Claims;
 use oem_webhooks::config::Config;
+use oem_webhooks::domains::ClusterClaims;
 use oem_webhooks::server::{self, State};
 use oem_webhooks::tls;
 
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
 
     let max_window = jiff::SignedDuration::try_from(config.max_maintenance_window)
         .unwrap_or(oem_webhooks::rules::maintenance::DEFAULT_MAX_WINDOW);
+    let cluster_claims = ClusterClaims::new(client.clone(), config.claim_timeout);
     let caches = Caches::start(client, config.policy.clone(), config.secret_timeout)
         .with_max_maintenance_window(max_window);
     tokio::time::timeout(std::time::Duration::from_secs(60), caches.ready())
@@ -58,12 +60,20 @@ async fn main() -> anyhow::Result<()> {
     let state = State {
         caches,
         claims: Arc::new(Claims::new(config.claim_ttl)),
+        cluster_claims: Some(cluster_claims),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, "serving admission webhooks");
-    let tls = tls::server_config(serving)?;
+    let client_ca = match &config.client_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading the client CA {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = tls::server_config_for_clients(serving, client_ca.as_deref())?;
     tokio::select! {
         () = server::serve(listener, tls, server::routes(state)) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),

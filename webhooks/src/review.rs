@@ -15,13 +15,15 @@ use serde::de::DeserializeOwned;
 
 use crate::claims::{ClaimGuard, Claims};
 use crate::defaulting::default_end_user;
-use crate::lookup::{Lookup, ReservedDomain, SecretKeys};
+use crate::lookup::{Lookup, ReservedDomain, SecretKeys, reseller_of_namespace};
 use crate::policy::SecurityPolicy;
+use crate::rules::names::normalise_domain;
 use crate::rules::{
     validate_cluster_maintenance, validate_course, validate_end_user, validate_maintenance,
     validate_reseller,
 };
 use crate::verdict::Verdict;
+use oem_crds::enduser::MAX_DOMAINS;
 
 /// Which webhook is answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,14 +42,68 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
 }
 
 /// The password Secret (namespace, name) an end-user validation will need, so the server
-/// can fetch it (bounded) before running the synchronous rules.
-pub fn password_secret(req: &AdmissionRequest<DynamicObject>) -> Option<(String, String)> {
+/// can fetch it (bounded) before running the synchronous rules. Only in the namespace of a
+/// reseller that exists: whoever sends a review, the webhooks never tell whether a Secret
+/// exists anywhere else (kube-system, a hosting namespace).
+pub fn password_secret(
+    req: &AdmissionRequest<DynamicObject>,
+    lookup: &impl Lookup,
+) -> Option<(String, String)> {
     if !judged(req) || req.kind.kind != "EndUser" {
         return None;
     }
+    let namespace = req.namespace.clone()?;
+    lookup.reseller(reseller_of_namespace(&namespace)?)?;
     let eu: EndUser = typed(req.object.as_ref()?, req).ok()?;
     let reference = eu.spec.password_secret_ref?;
-    Some((req.namespace.clone()?, reference.name))
+    Some((namespace, reference.name))
+}
+
+/// The domains an admitted end user holds from now on, to be claimed in the cluster
+/// (`DomainClaim`s) before the admission is answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainsToClaim {
+    pub namespace: String,
+    pub name: String,
+    /// Normalised, at most [`MAX_DOMAINS`].
+    pub domains: Vec<String>,
+}
+
+impl DomainsToClaim {
+    /// `namespace/name`, as the in-process reservations know the end user.
+    pub fn owner(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What an allowed, stored (not dry-run) end-user create or spec change must claim; `None`
+/// when nothing is to be claimed (refused, dry run, another kind, no domains, the spec
+/// unchanged, or more domains than an end user may have).
+pub fn domains_to_claim(
+    req: &AdmissionRequest<DynamicObject>,
+    response: &AdmissionResponse,
+) -> Option<DomainsToClaim> {
+    if !response.allowed || req.dry_run || !judged(req) || req.kind.kind != "EndUser" {
+        return None;
+    }
+    let object = req.object.as_ref()?;
+    if passes_unjudged(object, req.old_object.as_ref()) {
+        return None;
+    }
+    let eu: EndUser = typed(object, req).ok()?;
+    if eu.spec.domains.is_empty() || eu.spec.domains.len() > MAX_DOMAINS {
+        return None;
+    }
+    Some(DomainsToClaim {
+        namespace: req.namespace.clone()?,
+        name: eu.name_any(),
+        domains: eu
+            .spec
+            .domains
+            .iter()
+            .map(|d| normalise_domain(d))
+            .collect(),
+    })
 }
 
 /// The whole exchange for one body: decode, judge, respond.
@@ -257,3 +313,7 @@ impl<L: Lookup> Lookup for Reserving<'_, L> {
 #[cfg(test)]
 #[path = "review_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "review_claim_tests.rs"]
+mod claim_tests;

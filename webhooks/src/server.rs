@@ -16,6 +16,7 @@ use warp::http::StatusCode;
 
 use crate::cache::Caches;
 use crate::claims::Claims;
+use crate::domains::ClusterClaims;
 use crate::review::{self, Endpoint};
 
 /// What every request shares.
@@ -23,6 +24,8 @@ use crate::review::{self, Endpoint};
 pub struct State {
     pub caches: Caches,
     pub claims: Arc<Claims>,
+    /// The cluster's domain claims (`None`: not recorded, for tests of the HTTP layer only).
+    pub cluster_claims: Option<ClusterClaims>,
 }
 
 /// The largest AdmissionReview accepted (the API server's own object limit is 3 MiB).
@@ -40,8 +43,22 @@ async fn answer(
             let response = match endpoint {
                 Endpoint::Mutate => review::mutate(&req),
                 Endpoint::Validate => {
-                    let view = state.caches.view(review::password_secret(&req)).await;
-                    review::validate(&req, &view, &state.claims)
+                    let secret = review::password_secret(&req, &state.caches.view(None).await);
+                    let view = state.caches.view(secret).await;
+                    let response = review::validate(&req, &view, &state.claims);
+                    match (
+                        review::domains_to_claim(&req, &response),
+                        &state.cluster_claims,
+                    ) {
+                        (Some(wanted), Some(cluster)) => match cluster.claim(&wanted).await {
+                            Ok(()) => response,
+                            Err(refusal) => {
+                                state.claims.lock().release(&wanted.owner());
+                                response.deny(refusal)
+                            }
+                        },
+                        _ => response,
+                    }
                 }
             };
             tracing::info!(
@@ -219,6 +236,89 @@ mod tests {
         .with_root_certificates(roots)
         .with_no_client_auth();
         (addr, tokio_rustls::TlsConnector::from(Arc::new(client)))
+    }
+
+    /// A client config trusting `ca_pem`, presenting `client` (cert, key PEM) if given.
+    fn client_config(ca_pem: &str, client: Option<&tls::Generated>) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        match client {
+            None => builder.with_no_client_auth(),
+            Some(c) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(c.cert_pem.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap(),
+                    rustls_pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        }
+    }
+
+    /// Sends one GET over `config`; the status line, or the error.
+    async fn get(
+        addr: std::net::SocketAddr,
+        config: rustls::ClientConfig,
+    ) -> Result<String, String> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        Ok(text.lines().next().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn with_a_client_ca_only_a_client_with_a_certificate_it_signed_is_answered() {
+        let server = tls::generate("").unwrap();
+        // A second CA and its leaf: the client certificate.
+        let clients = tls::generate("").unwrap();
+        let stranger = tls::generate("").unwrap();
+        let key =
+            tls::certified_key(server.cert_pem.as_bytes(), server.key_pem.as_bytes()).unwrap();
+        let config = tls::server_config_for_clients(
+            tls::ServingCert::new(key),
+            Some(clients.ca_pem.as_bytes()),
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, config, warp::any().map(|| "ok")));
+
+        let with_cert = get(addr, client_config(&server.ca_pem, Some(&clients))).await;
+        assert_eq!(with_cert.as_deref(), Ok("HTTP/1.1 200 OK"));
+        let without = get(addr, client_config(&server.ca_pem, None)).await;
+        assert!(
+            without.is_err() || without.as_deref() == Ok(""),
+            "answered without a certificate: {without:?}"
+        );
+        let other_ca = get(addr, client_config(&server.ca_pem, Some(&stranger))).await;
+        assert!(
+            other_ca.is_err() || other_ca.as_deref() == Ok(""),
+            "answered a certificate of another CA: {other_ca:?}"
+        );
     }
 
     #[tokio::test]

@@ -60,11 +60,39 @@ impl ResolvesServerCert for ServingCert {
 
 /// A rustls server configuration serving whatever `cert` holds at each handshake.
 pub fn server_config(cert: Arc<ServingCert>) -> anyhow::Result<Arc<ServerConfig>> {
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(cert);
+    server_config_for_clients(cert, None)
+}
+
+/// [`server_config`] that, given `client_ca_pem` (PEM CA certificates), admits only clients
+/// presenting a certificate signed by one of them: the handshake of any other client fails
+/// before a byte of HTTP is read.
+pub fn server_config_for_clients(
+    cert: Arc<ServingCert>,
+    client_ca_pem: Option<&[u8]>,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_slice_iter(pem) {
+                roots
+                    .add(ca.context("the client CA file is not PEM")?)
+                    .context("a client CA certificate is not valid")?;
+            }
+            anyhow::ensure!(!roots.is_empty(), "the client CA file holds no certificate");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("building the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use oem_e2e::free_port;
 use oem_operator::monitor::probes::{ProbeConfig, Prober, Service, Target};
-use oem_operator::monitor::scheduler::Schedule;
+use oem_operator::monitor::scheduler::{Owner, Retry, Schedule};
 
 const CONCURRENCY: usize = 32;
 const SWEEP_USERS: usize = 10_000;
@@ -372,6 +372,16 @@ async fn compare(n: usize, ports: &Ports, blackbox: (u16, u32)) -> anyhow::Resul
     Ok(())
 }
 
+/// A sweep's target: (end user, service slot), all of one reseller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key(usize, usize);
+
+impl Owner for Key {
+    fn owner(&self) -> &str {
+        "bench"
+    }
+}
+
 /// 10,000 end users × 12 services through the scheduler and prober, compressed into one
 /// `SWEEP_INTERVAL`.
 async fn sweep(ports: &Ports) -> anyhow::Result<()> {
@@ -383,19 +393,23 @@ async fn sweep(ports: &Ports) -> anyhow::Result<()> {
         (Service::Pop3, ports.pop3),
         (Service::Imap, ports.imap),
     ];
-    let mut targets: HashMap<(usize, usize), Target> = HashMap::new();
+    let mut targets: HashMap<Key, Target> = HashMap::new();
     let mut ids = Vec::new();
     for user in 0..SWEEP_USERS {
         for slot in 0..SWEEP_SERVICES {
             let (service, port) = by_slot[slot % by_slot.len()];
-            targets.insert((user, slot), Target::new(service, "127.0.0.1", Some(port)));
-            ids.push(((user, slot), format!("enduser/bench/u{user}/{slot}")));
+            targets.insert(
+                Key(user, slot),
+                Target::new(service, "127.0.0.1", Some(port)),
+            );
+            ids.push((Key(user, slot), format!("enduser/bench/u{user}/{slot}")));
         }
     }
     let total = targets.len();
     let cpu0 = cpu_seconds(&me);
     let started = tokio::time::Instant::now();
-    let mut schedule = Schedule::new(SWEEP_INTERVAL, Duration::from_secs(5), started);
+    let retry = Retry::fixed(Duration::from_secs(5));
+    let mut schedule = Schedule::new(SWEEP_INTERVAL, retry, started);
     schedule.sync(ids.iter().map(|(k, id)| (*k, id.as_str())), started);
     drop(ids);
     let mut running = tokio::task::JoinSet::new();

@@ -58,6 +58,11 @@ pub struct AlertingConfig {
     /// long (the sending rate is measured over a window that still holds the burst).
     #[serde(with = "humantime_serde")]
     pub mail_unlock_grace: Duration,
+    /// Flap damping: a service that falls again within this of its incident's recovery, when
+    /// that incident was too short to be told, reopens it instead of opening another; a
+    /// service flapping all day so makes one Incident. `0s`: every fall is its own.
+    #[serde(with = "humantime_serde")]
+    pub flap_window: Duration,
     /// How notices are delivered: SMTP, retries, backoff (`notify::NotifyConfig`).
     pub notify: serde_json::Value,
 }
@@ -76,6 +81,7 @@ impl Default for AlertingConfig {
             allow_node_cordon: false,
             report_lead_time: Duration::from_secs(2 * 3600),
             mail_unlock_grace: Duration::from_secs(3600),
+            flap_window: Duration::from_secs(3600),
             notify: serde_json::Value::Null,
         }
     }
@@ -92,8 +98,8 @@ impl AlertingConfig {
     }
 
     /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_TOKEN_FILE`,
-    /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_NOTIFY` (the
-    /// `notify` section as YAML or JSON). Errors name the variable.
+    /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_FLAP_WINDOW`,
+    /// `OEM_NOTIFY` (the `notify` section as YAML or JSON). Errors name the variable.
     pub fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let duration = |key: &str, v: String| {
             humantime::parse_duration(&v)
@@ -117,6 +123,7 @@ impl AlertingConfig {
             ("OEM_RESTART_BACKOFF", &mut self.restart_backoff),
             ("OEM_REPORT_LEAD_TIME", &mut self.report_lead_time),
             ("OEM_MAIL_UNLOCK_GRACE", &mut self.mail_unlock_grace),
+            ("OEM_FLAP_WINDOW", &mut self.flap_window),
         ] {
             if let Some(v) = var(key) {
                 *field = duration(key, v)?;

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::calendar::Calendar;
 use super::config::SourceMode;
 use super::flow::{self, Facts, FlowConfig, Remedy};
-use super::incidents::{World, incident_name, is_open, key_of, kind_text, service_text};
+use super::incidents::{Admit, World, admit, is_open, key_of, kind_text, service_text};
 use super::maintenance::Admission;
 use super::notify::{Notifier, NotifyConfig};
 use super::remediation;
@@ -50,6 +50,8 @@ pub struct Alerting {
     pub(super) notifier: Notifier,
     pub(super) notify: NotifyConfig,
     flow: FlowConfig,
+    /// A resolved, untold incident of a key takes the key's next fall within this.
+    flap_window: SignedDuration,
     pub(super) series: HashMap<&'static str, HashSet<Vec<String>>>,
 }
 
@@ -63,6 +65,7 @@ impl Alerting {
         let cfg = &ctx.config.alerting;
         let signed =
             |d: std::time::Duration| SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+        let flap_window = signed(cfg.flap_window);
         let flow = FlowConfig {
             notify_after: signed(cfg.notify_after),
             max_restarts: cfg.max_restarts,
@@ -77,6 +80,7 @@ impl Alerting {
             notifier,
             notify,
             flow,
+            flap_window,
             series: HashMap::new(),
         }
     }
@@ -210,17 +214,15 @@ impl Alerting {
                     continue;
                 }
             }
-            // Mass mail is named by its detection: the same burst may be locked again after
-            // the grace, while its alert still counts from the same moment.
-            let named_at = if key.kind == IncidentKind::MassMail {
-                now
-            } else {
-                *since
+            let name = match admit(&world.incidents, key, *since, now, self.flap_window) {
+                Admit::Known => continue, // this outage was already resolved
+                Admit::New(name) => name,
+                Admit::Reopen(incident) => {
+                    let incident = incident.clone();
+                    self.reopen(world, incident, *since, now).await;
+                    continue;
+                }
             };
-            let name = incident_name(key, named_at);
-            if world.incidents.iter().any(|i| i.name_any() == name) {
-                continue; // this outage was already resolved
-            }
             let detail = enduser
                 .status
                 .as_ref()
@@ -255,6 +257,36 @@ impl Alerting {
                 Err(error) => {
                     tracing::warn!(incident = %name, %error, "opening the incident failed")
                 }
+            }
+        }
+    }
+
+    /// A flap: the resolved incident takes the new fall (`flow::reopen`).
+    async fn reopen(
+        &self,
+        world: &mut World,
+        incident: Incident,
+        since: Timestamp,
+        now: Timestamp,
+    ) {
+        let mut status = incident.status.clone().unwrap_or_default();
+        flow::reopen(&mut status, since.min(now), now);
+        flow::settle(&mut status, &incident, now);
+        let name = incident.name_any();
+        match self.write(&incident, status).await {
+            Ok(updated) => {
+                tracing::info!(namespace = ?incident.namespace(), incident = %name,
+                    "incident reopened: the service fell again within the flap window");
+                if let Some(slot) = world
+                    .incidents
+                    .iter_mut()
+                    .find(|i| i.name_any() == name && i.namespace() == updated.namespace())
+                {
+                    *slot = updated;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(incident = %name, %error, "reopening the incident failed")
             }
         }
     }
@@ -427,9 +459,10 @@ impl Alerting {
         }
         flow::settle(&mut status, &incident, now);
         if unresolved
-            && let (Some(resolved), Some(started)) = (&status.resolved_at, &status.started_at)
+            && let (Some(resolved), Some(started)) =
+                (&status.resolved_at, flow::phase_start(&status))
         {
-            let took = resolved.0.duration_since(started.0).as_secs_f64().max(0.0);
+            let took = resolved.0.duration_since(started).as_secs_f64().max(0.0);
             self.ctx
                 .metrics
                 .alerting

@@ -242,7 +242,8 @@ pub fn step(
     let mut status = incident.status.clone().unwrap_or_default();
     let uid = incident.metadata.uid.clone().unwrap_or_default();
     let now = facts.now;
-    let started = status.started_at.as_ref().map(|t| t.0).unwrap_or(now);
+    // A reopened incident (a flap) counts its threshold and recovery from its latest fall.
+    let started = phase_start(&status).unwrap_or(now);
     let kind = incident.spec.kind;
     let mut remedies = Vec::new();
 
@@ -264,7 +265,7 @@ pub fn step(
     }
 
     // The outage notice, once, when the outage (to now, or to its recovery) reached the
-    // threshold measured from the first failure.
+    // threshold measured from the first failure (of this fall, when the incident reopened).
     let until = status.resolved_at.as_ref().map(|t| t.0).unwrap_or(now);
     if kind != IncidentKind::MassMail
         && !has_event(&status, NotificationEvent::Outage)
@@ -376,6 +377,47 @@ fn remediation(
         out.push(Remedy::Restart);
     }
     out
+}
+
+/// When the current fall of the outage began: the first failure, or the latest one a flap
+/// reopened the incident at.
+pub fn phase_start(status: &IncidentStatus) -> Option<Timestamp> {
+    let started = status.started_at.as_ref().map(|t| t.0)?;
+    let latest = entries(status, event::DOWN).last().map(|e| e.time.0);
+    Some(latest.map_or(started, |at| at.max(started)))
+}
+
+/// Whether a resolved incident of the same key takes a new fall of the service that began at
+/// `since`, instead of a new Incident (flap damping): it is of a service or host outage, it
+/// resolved within `window` before `since`, nobody was told of it (no outage notice queued,
+/// so no report follows) and this fall is not on it yet.
+pub fn takes_flap(incident: &Incident, since: Timestamp, window: SignedDuration) -> bool {
+    let Some(status) = &incident.status else {
+        return false;
+    };
+    let Some(resolved) = status.resolved_at.as_ref().map(|t| t.0) else {
+        return false;
+    };
+    incident.spec.kind != IncidentKind::MassMail
+        && !window.is_zero()
+        && resolved <= since
+        && since.duration_since(resolved) < window
+        && !has_event(status, NotificationEvent::Outage)
+        && !entries(status, event::DOWN).any(|e| e.time.0 >= since)
+}
+
+/// A flap: the resolved incident is open again from `since`, its timeline says so, and the
+/// flow counts the notice threshold from this fall.
+pub fn reopen(status: &mut IncidentStatus, since: Timestamp, now: Timestamp) {
+    status.resolved_at = None;
+    status.report_due_by = None;
+    record(
+        status,
+        since,
+        event::DOWN,
+        Some("down again within the flap window".to_owned()),
+    );
+    record(status, now, event::DETECTED, None);
 }
 
 /// The mass-mail incident once its lock is lifted: resolved, nothing to report.

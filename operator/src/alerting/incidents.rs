@@ -132,6 +132,51 @@ pub fn service_text(service: ServiceName) -> String {
         .unwrap_or_default()
 }
 
+/// What a failing key without an open incident gets.
+#[derive(Debug)]
+pub enum Admit<'a> {
+    /// A new Incident of this name.
+    New(String),
+    /// This resolved one again: the service flaps (`flow::takes_flap`).
+    Reopen(&'a Incident),
+    /// Nothing: this fall already has its Incident (resolved since).
+    Known,
+}
+
+/// Decides how a fall of `key` that began at `since` is recorded: in the incident already
+/// named for it, in a resolved incident of the key that takes the flap, else in a new one.
+/// A service flapping with falls shorter than the notice threshold and rises shorter than
+/// `flap_window` so keeps one Incident however long it flaps.
+pub fn admit<'a>(
+    incidents: &'a [Incident],
+    key: &AlertKey,
+    since: Timestamp,
+    now: Timestamp,
+    flap_window: jiff::SignedDuration,
+) -> Admit<'a> {
+    // Mass mail is named by its detection: the same burst may be locked again after the
+    // grace, while its alert still counts from the same moment.
+    let named_at = if key.kind == IncidentKind::MassMail {
+        now
+    } else {
+        since
+    };
+    let name = incident_name(key, named_at);
+    if incidents.iter().any(|i| i.name_any() == name) {
+        return Admit::Known;
+    }
+    let latest = incidents
+        .iter()
+        .filter(|i| key_of(i) == *key)
+        .max_by_key(|i| i.status.as_ref().and_then(|s| s.started_at.clone()));
+    match latest {
+        Some(incident) if super::flow::takes_flap(incident, since, flap_window) => {
+            Admit::Reopen(incident)
+        }
+        _ => Admit::New(name),
+    }
+}
+
 /// The incident's name: readable, and the same for the same outage (end user, service, kind,
 /// first failure), so a restarted operator finds instead of duplicating it.
 pub fn incident_name(key: &AlertKey, since: Timestamp) -> String {
@@ -165,6 +210,10 @@ pub fn incident_name(key: &AlertKey, since: Timestamp) -> String {
     }
     format!("{readable}-{hash}")
 }
+
+#[cfg(test)]
+#[path = "flap_tests.rs"]
+mod flap_tests;
 
 #[cfg(test)]
 mod tests {

@@ -583,7 +583,13 @@ pub(crate) mod tests {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
         let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
-        let ctx = Context::new(client, Config::default(), Arc::new(SystemClock), metrics);
+        let ctx = Context::new(
+            client,
+            Config::default(),
+            Arc::new(SystemClock),
+            metrics,
+            crate::identity::subject_of("system:serviceaccount:test:operator"),
+        );
         (ctx, handle)
     }
 

@@ -18,6 +18,7 @@ use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
 
 use super::cache::{Caches, Live, LiveStore};
+use super::domains::DOMAIN_CONFLICT;
 use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
 use super::{children, secrets, status};
 use crate::context::Context;
@@ -105,6 +106,8 @@ struct Observed {
     /// Why the reseller's pool holds this end user (`Some(None)`: it does not; `None`: not
     /// known, as after an error, so the condition stays as it was).
     held: Option<Option<String>>,
+    /// Which of its domains another end user holds (`Some(None)`: none; `None`: not known).
+    conflict: Option<Option<String>>,
 }
 
 async fn apply(
@@ -122,6 +125,7 @@ async fn apply(
                 reason: observed.reason,
                 message: observed.message.clone(),
                 held: observed.held.clone(),
+                conflict: observed.conflict.clone(),
             },
             plan.as_ref().map(|p| p.namespace.clone()),
             secret.clone(),
@@ -137,6 +141,7 @@ async fn apply(
                 reason: error.reason(),
                 message: error.to_string(),
                 held: None,
+                conflict: None,
             },
             None,
             None,
@@ -183,6 +188,11 @@ async fn provision(
             reseller: reseller_name.clone(),
         })?;
 
+    // Claimed before anything else, so an end user scheduled or held keeps (and releases)
+    // its domains too; only the domains its claims name are served.
+    let claimed = super::domains::ensure(client, enduser, ctx.clock.now()).await?;
+    let conflict = Some(claimed.conflict());
+
     let today = super::today(ctx, &reseller);
     let start = super::start_date(enduser);
     if start.is_some_and(|start| start > today) {
@@ -196,6 +206,7 @@ async fn provision(
                 reseller.spec.business_calendar.time_zone
             ),
             held: Some(None),
+            conflict,
         };
         return Ok((observed, None, None));
     }
@@ -221,6 +232,7 @@ async fn provision(
                 reason: QUOTA_EXCEEDED,
                 message: why.clone(),
                 held: Some(Some(why)),
+                conflict,
             };
             return Ok((observed, None, None));
         }
@@ -234,6 +246,7 @@ async fn provision(
             Some(why)
         }
     };
+    plan.domains = claimed.served;
     let password_secret = secrets::ensure_login_password(ctx, caches, enduser, &object).await?;
     let config = &ctx.config;
     let ser = |what| move |source| Error::Serialize { what, source };
@@ -253,8 +266,11 @@ async fn provision(
     let admins = super::admin_subjects(&reseller);
     let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, hosting_ns, &admins)
         .map_err(ser("rolebinding"))?;
+    // The operator's own Secret access in the namespace, before `credentials` is written.
+    let own = hosting::rbac::operator_secrets_binding(&reseller_name, hosting_ns, &ctx.identity)
+        .map_err(ser("rolebinding"))?;
     caches
-        .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer])
+        .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
     let mut quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
     let granted = Resources {
@@ -305,6 +321,7 @@ async fn provision(
     let previous = enduser.status.as_ref().and_then(|s| s.phase);
     let mut observed = observe(caches, &plan, previous);
     observed.held = Some(held);
+    observed.conflict = conflict;
     Ok((observed, Some(plan), Some(password_secret)))
 }
 
@@ -321,6 +338,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             reason: "Suspended",
             message: "suspended: nothing is served, all data is kept".into(),
             held: None,
+            conflict: None,
         };
     }
     let sets: Vec<Arc<StatefulSet>> = caches
@@ -354,6 +372,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             reason: "WorkloadsReady",
             message: format!("{} workloads ready", sets.len()),
             held: None,
+            conflict: None,
         }
     } else {
         let serving = matches!(
@@ -373,6 +392,7 @@ fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) 
             reason: WAITING_FOR_WORKLOADS,
             message: format!("waiting for: {}", not_ready.join(", ")),
             held: None,
+            conflict: None,
         }
     }
 }
@@ -430,6 +450,23 @@ async fn write_status(
         Some(None) => conditions.retain(|c| c.type_ != QUOTA_EXCEEDED),
         None => {}
     }
+    let was_conflict = oem_crds::conditions::find(&previous.conditions, DOMAIN_CONFLICT)
+        .map(|c| c.message.clone());
+    match &observed.conflict {
+        Some(Some(why)) => {
+            let conflict = Condition::new(
+                DOMAIN_CONFLICT,
+                ConditionStatus::True,
+                "ClaimedByAnotherEndUser",
+                why.clone(),
+                generation,
+                now,
+            );
+            conditions = merge(&conditions, conflict);
+        }
+        Some(None) => conditions.retain(|c| c.type_ != DOMAIN_CONFLICT),
+        None => {}
+    }
     let mut next = EndUserStatus {
         phase: Some(observed.phase),
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
@@ -472,6 +509,19 @@ async fn write_status(
         )
         .await;
     }
+    if wrote
+        && let Some(Some(why)) = &observed.conflict
+        && was_conflict.as_ref() != Some(why)
+    {
+        ctx.event(
+            &enduser.object_ref(&()),
+            true,
+            DOMAIN_CONFLICT,
+            "Reconcile",
+            why.clone(),
+        )
+        .await;
+    }
     if wrote && previous.phase != next.phase {
         let note = format!(
             "phase {} -> {:?}",
@@ -509,6 +559,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
         enduser: enduser.name_any(),
     };
     let retain = enduser.spec.deletion_policy == DeletionPolicy::Retain;
+    super::domains::release_all(&ctx.client, &ns, &enduser.name_any()).await?;
     for hosting_ns in owner.namespace_names() {
         let deletion =
             children::delete_owned_hosting_namespace(ctx, caches, &hosting_ns, &owner, retain)

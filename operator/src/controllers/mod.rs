@@ -5,6 +5,7 @@
 mod cache;
 mod children;
 pub mod course;
+pub mod domains;
 pub mod enduser;
 pub mod orphans;
 pub mod plan;

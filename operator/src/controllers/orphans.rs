@@ -33,6 +33,11 @@ pub async fn run(ctx: Arc<Context>) {
             Ok(n) => tracing::info!(removed = n, "orphaned hosting namespaces removed"),
             Err(error) => tracing::warn!(%error, "orphan sweep failed"),
         }
+        match super::domains::sweep(&ctx.client, ctx.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "unused domain claims released"),
+            Err(error) => tracing::warn!(%error, "domain claim sweep failed"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(ctx.config.resync_interval) => {}
             _ = crate::shutdown_signal() => return,

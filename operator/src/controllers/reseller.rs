@@ -90,11 +90,15 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
     )
     .await?;
     let admins = super::admin_subjects(reseller);
-    let bindings = if admins.is_empty() {
-        Vec::new()
-    } else {
-        vec![rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?]
-    };
+    // The operator's own Secret access here first: end users' password Secrets and webhook
+    // keys are read, and generated logins written, only through it.
+    let mut bindings = vec![
+        rbac::operator_secrets_binding(&name, &namespace, &ctx.identity)
+            .map_err(ser("rolebinding"))?,
+    ];
+    if !admins.is_empty() {
+        bindings.push(rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?);
+    }
     children::Scope::new(ctx.client.clone(), &namespace, "RoleBinding")
         .converge::<RoleBinding>(ctx, bindings)
         .await?;

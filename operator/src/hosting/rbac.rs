@@ -1,7 +1,9 @@
 //! What a reseller's admins may do, as RoleBindings to the two ClusterRoles the chart installs
 //! (`charts/oem-hosting/files/reseller-clusterroles.yaml`): full control of courses, end users
 //! and maintenance windows in the reseller's namespace, read access to its end users' hosting
-//! namespaces.
+//! namespaces. And the operator's own Secret access (`oem-hosting-operator-secrets`, in
+//! `charts/oem-hosting/files/operator-clusterrole.yaml`), bound to itself in each namespace it
+//! manages, so that cluster-wide it holds only list/watch of Secrets.
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
@@ -12,6 +14,9 @@ use crate::naming;
 
 pub const RESELLER_ADMIN_ROLE: &str = "oem-hosting-reseller-admin";
 pub const TENANT_VIEWER_ROLE: &str = "oem-hosting-tenant-viewer";
+pub const OPERATOR_SECRETS_ROLE: &str = "oem-hosting-operator-secrets";
+/// The name of the operator's own RoleBinding in each namespace it manages.
+pub const OPERATOR_SECRETS_BINDING: &str = "oem-hosting-operator-secrets";
 
 fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -75,6 +80,23 @@ pub fn tenant_viewer_binding(
     )
 }
 
+/// The operator's Secret access (get, create, patch) in one namespace it manages: a reseller
+/// namespace (password Secrets, generated logins, webhook keys) or a hosting namespace (the
+/// `credentials` Secret). Made before any Secret is written there.
+pub fn operator_secrets_binding(
+    reseller: &str,
+    namespace: &str,
+    operator: &Subject,
+) -> Result<RoleBinding, serde_json::Error> {
+    binding(
+        OPERATOR_SECRETS_BINDING,
+        namespace,
+        OPERATOR_SECRETS_ROLE,
+        reseller,
+        std::slice::from_ref(operator),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +116,16 @@ mod tests {
         assert_eq!(b.metadata.namespace.as_deref(), Some("reseller-sakura"));
         assert_eq!(b.role_ref.name, RESELLER_ADMIN_ROLE);
         assert_eq!(b.subjects.unwrap()[0].name, "alice@sakura");
+    }
+
+    #[test]
+    fn the_operator_binds_its_secret_role_to_itself_in_one_namespace() {
+        let me = crate::identity::subject_of("system:serviceaccount:oem-hosting:oem-operator");
+        let b = operator_secrets_binding("sakura", "h-sakura-a-1234abcd", &me).unwrap();
+        assert_eq!(b.metadata.namespace.as_deref(), Some("h-sakura-a-1234abcd"));
+        assert_eq!(b.role_ref.name, OPERATOR_SECRETS_ROLE);
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        assert_eq!(b.subjects.unwrap(), vec![me]);
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub struct MonitorConfig {
     /// After a failure, the target is re-checked this often until it answers.
     #[serde(with = "humantime_serde")]
     pub retry_interval: Duration,
+    /// A target still down once the reseller has been told (`alerting.notifyAfter` after the
+    /// first failure) is re-checked less often, the wait doubling from `retryInterval` up to
+    /// this (default: `interval`, so a down target is never probed less often than an up one).
+    /// Its recovery is then seen within this wait, and its hanging probes leave the capacity
+    /// to others.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_interval: Option<Duration>,
     /// Probes running at once.
     pub concurrency: usize,
     /// How often end users, courses, pods and nodes are listed again.
@@ -39,6 +46,7 @@ impl Default for MonitorConfig {
             enabled: true,
             interval: Duration::from_secs(600),
             retry_interval: Duration::from_secs(60),
+            max_retry_interval: None,
             concurrency: 64,
             refresh_interval: Duration::from_secs(30),
             node_port: 10250,
@@ -48,10 +56,23 @@ impl Default for MonitorConfig {
 }
 
 impl MonitorConfig {
+    /// The longest wait between re-checks of a target that stays down.
+    pub fn max_retry(&self) -> Duration {
+        self.max_retry_interval
+            .unwrap_or(self.interval)
+            .max(self.retry_interval)
+    }
+
     /// Why the configuration cannot work, for the start-up check.
     pub fn validate(&self) -> Result<(), String> {
         if self.interval.is_zero() || self.retry_interval.is_zero() {
             return Err("monitor.interval and monitor.retryInterval must be above zero".into());
+        }
+        if self
+            .max_retry_interval
+            .is_some_and(|max| max < self.retry_interval)
+        {
+            return Err("monitor.maxRetryInterval must be at least monitor.retryInterval".into());
         }
         if self.concurrency == 0 {
             return Err("monitor.concurrency must be at least 1".into());

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::health::{self, EndUserId, HealthBook};
 use super::probes::{ProbeOutcome, Prober, Target};
-use super::scheduler::Schedule;
+use super::scheduler::{Retry, Schedule};
 use super::targets::{self, MonitoredTarget, TargetKey};
 use crate::context::Context;
 use crate::metrics::ProbeMetrics;
@@ -72,12 +72,20 @@ struct Engine {
     /// End users whose status must be written, since when.
     dirty: HashMap<EndUserId, Instant>,
     running: JoinSet<(TargetKey, ProbeOutcome)>,
+    /// The target of each running probe task, so one that panics is still rescheduled (and
+    /// its reseller's share of the slots released).
+    probing: HashMap<tokio::task::Id, TargetKey>,
 }
 
 impl Engine {
     fn new(ctx: Arc<Context>, prober: Arc<Prober>) -> Self {
         let monitor = &ctx.config.monitor;
-        let schedule = Schedule::new(monitor.interval, monitor.retry_interval, Instant::now());
+        let retry = Retry {
+            every: monitor.retry_interval,
+            backoff_after: Some(ctx.config.alerting.notify_after),
+            max: monitor.max_retry(),
+        };
+        let schedule = Schedule::new(monitor.interval, retry, Instant::now());
         Self {
             metrics: ctx.metrics.probes.clone(),
             ctx,
@@ -87,6 +95,7 @@ impl Engine {
             book: HealthBook::default(),
             dirty: HashMap::new(),
             running: JoinSet::new(),
+            probing: HashMap::new(),
         }
     }
 
@@ -117,10 +126,20 @@ impl Engine {
                 wake = wake.min(*first + FLUSH_DELAY);
             }
             tokio::select! {
-                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => {
                     match done {
-                        Ok((key, outcome)) => self.record(key, outcome),
-                        Err(error) => tracing::error!(%error, "a probe task failed"),
+                        Ok((id, (key, outcome))) => {
+                            self.probing.remove(&id);
+                            self.record(key, outcome);
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "a probe task failed");
+                            if let Some(key) = self.probing.remove(&error.id()) {
+                                // Re-checked after the retry interval, like a failed probe;
+                                // the health book is left as it was.
+                                self.schedule.record(&key, false, Instant::now());
+                            }
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(wake) => {}
@@ -130,13 +149,17 @@ impl Engine {
 
     fn spawn(&mut self, key: TargetKey) {
         let Some(target) = self.targets.get(&key).cloned() else {
+            // Not expected (targets and schedule change together); never leave it taken.
+            self.schedule.record(&key, false, Instant::now());
             return;
         };
         let prober = self.prober.clone();
-        self.running.spawn(async move {
+        let task_key = key.clone();
+        let handle = self.running.spawn(async move {
             let outcome = prober.probe(&target).await;
-            (key, outcome)
+            (task_key, outcome)
         });
+        self.probing.insert(handle.id(), key);
     }
 
     /// One finished probe: metrics, the next slot, and the end user's health.

@@ -1,14 +1,26 @@
 //! When each target is probed (pure; time is `tokio::time`, so tests pause it): once per
 //! interval at a stable offset within it (a hash of the target's key), so a sweep is spread
 //! evenly; after a failure every retry interval until the target answers, then back on its
-//! own slot of the interval.
+//! own slot of the interval. A target still down once the reseller has been told (`backoff
+//! after`) is re-checked less and less often, the wait doubling up to a cap, until it answers.
+//!
+//! Probe capacity is shared fairly between owners (resellers, and the provider for nodes):
+//! each free slot goes to the owner with a due target and the fewest probes running, so an
+//! owner whose targets all hang until the timeout holds at most the slots nobody else wants,
+//! and another owner's due target waits for one probe to finish, not for the whole queue.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
+
+/// Whose share of the probe capacity a target uses.
+pub trait Owner {
+    /// The owner's name (a reseller; empty for the provider's own targets).
+    fn owner(&self) -> &str;
+}
 
 /// Where a target stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,16 +31,67 @@ enum Slot {
     Probing,
 }
 
+/// One target: its offset in the interval, where it stands, and its current outage.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: Duration,
+    slot: Slot,
+    /// The end of the first failed probe of the current outage.
+    down_since: Option<Instant>,
+    /// Re-checks backed off so far in this outage.
+    backoffs: u32,
+}
+
+/// How failed targets are re-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The wait after a failure.
+    pub every: Duration,
+    /// A target down this long (the reseller has been told) backs off: each further wait
+    /// doubles. `None`: never.
+    pub backoff_after: Option<Duration>,
+    /// The longest wait between re-checks.
+    pub max: Duration,
+}
+
+impl Retry {
+    /// Every `every`, without back-off.
+    pub fn fixed(every: Duration) -> Self {
+        Self {
+            every,
+            backoff_after: None,
+            max: every,
+        }
+    }
+}
+
+/// The due targets of one owner and its probes running.
+#[derive(Debug)]
+struct Queue<K> {
+    /// Due targets ordered by time (then key).
+    due: BTreeSet<(Instant, K)>,
+    running: usize,
+}
+
+impl<K> Default for Queue<K> {
+    fn default() -> Self {
+        Self {
+            due: BTreeSet::new(),
+            running: 0,
+        }
+    }
+}
+
 /// The probe times of a set of targets.
 #[derive(Debug)]
 pub struct Schedule<K> {
     interval: Duration,
-    retry: Duration,
+    retry: Retry,
     /// The start of the first interval; each target's slots are `epoch + offset + k·interval`.
     epoch: Instant,
-    slots: HashMap<K, (Duration, Slot)>,
-    /// Due targets ordered by time (then key), to find the next ones without a full scan.
-    queue: BTreeSet<(Instant, K)>,
+    slots: HashMap<K, Entry>,
+    /// Each owner's queue (owners with neither due targets nor running probes are dropped).
+    queues: BTreeMap<String, Queue<K>>,
 }
 
 /// The stable offset of `id` within `interval`.
@@ -40,14 +103,14 @@ pub fn offset(id: &str, interval: Duration) -> Duration {
     Duration::from_nanos((u128::from(u64::from_be_bytes(head)) % nanos) as u64)
 }
 
-impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
-    pub fn new(interval: Duration, retry: Duration, now: Instant) -> Self {
+impl<K: Clone + Eq + Hash + Ord + Owner> Schedule<K> {
+    pub fn new(interval: Duration, retry: Retry, now: Instant) -> Self {
         Self {
             interval,
             retry,
             epoch: now,
             slots: HashMap::new(),
-            queue: BTreeSet::new(),
+            queues: BTreeMap::new(),
         }
     }
 
@@ -59,24 +122,51 @@ impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
         self.slots.is_empty()
     }
 
+    fn enqueue(&mut self, key: &K, at: Instant) {
+        let queue = self.queues.entry(key.owner().to_owned()).or_default();
+        queue.due.insert((at, key.clone()));
+    }
+
+    /// Forgets a due time or a running probe of `key` in its owner's queue.
+    fn dequeue(&mut self, key: &K, slot: Slot) {
+        let owner = key.owner();
+        let Some(queue) = self.queues.get_mut(owner) else {
+            return;
+        };
+        match slot {
+            Slot::Due(at) => {
+                queue.due.remove(&(at, key.clone()));
+            }
+            Slot::Probing => queue.running = queue.running.saturating_sub(1),
+        }
+        if queue.due.is_empty() && queue.running == 0 {
+            self.queues.remove(owner);
+        }
+    }
+
     /// Makes the schedule hold exactly `targets` (with their ids): new ones get their first
     /// slot, gone ones are forgotten, the others keep theirs.
     pub fn sync<'a>(&mut self, targets: impl IntoIterator<Item = (K, &'a str)>, now: Instant) {
         let mut keep = HashMap::with_capacity(self.slots.len());
         for (key, id) in targets {
-            if let Some(slot) = self.slots.remove(&key) {
-                keep.insert(key, slot);
+            if let Some(entry) = self.slots.remove(&key) {
+                keep.insert(key, entry);
                 continue;
             }
-            let off = offset(id, self.interval);
-            let due = self.next_slot(off, now);
-            self.queue.insert((due, key.clone()));
-            keep.insert(key, (off, Slot::Due(due)));
+            let offset = offset(id, self.interval);
+            let due = self.next_slot(offset, now);
+            self.enqueue(&key, due);
+            let entry = Entry {
+                offset,
+                slot: Slot::Due(due),
+                down_since: None,
+                backoffs: 0,
+            };
+            keep.insert(key, entry);
         }
-        for (key, (_, slot)) in self.slots.drain() {
-            if let Slot::Due(at) = slot {
-                self.queue.remove(&(at, key));
-            }
+        let gone: Vec<(K, Entry)> = self.slots.drain().collect();
+        for (key, entry) in gone {
+            self.dequeue(&key, entry.slot);
         }
         self.slots = keep;
     }
@@ -94,22 +184,39 @@ impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
 
     /// When the next target is due, if any is waiting.
     pub fn next_due(&self) -> Option<Instant> {
-        self.queue.first().map(|(at, _)| *at)
+        self.queues
+            .values()
+            .filter_map(|q| q.due.first().map(|(at, _)| *at))
+            .min()
     }
 
-    /// Takes up to `limit` targets due at `now`, earliest first, and marks them probing.
+    /// Takes up to `limit` targets due at `now` and marks them probing. Each goes to the owner
+    /// with a due target and the fewest probes running (then the earliest due, then the name),
+    /// and within an owner the earliest due first.
     pub fn take_due(&mut self, now: Instant, limit: usize) -> Vec<K> {
         let mut due = Vec::new();
         while due.len() < limit {
-            match self.queue.first() {
-                Some((at, _)) if *at <= now => {}
-                _ => break,
-            }
-            let Some((_, key)) = self.queue.pop_first() else {
+            let next = self
+                .queues
+                .iter()
+                .filter_map(|(owner, q)| {
+                    let (at, _) = q.due.first()?;
+                    (*at <= now).then_some((q.running, *at, owner))
+                })
+                .min()
+                .map(|(_, _, owner)| owner.clone());
+            let Some(owner) = next else {
                 break;
             };
-            if let Some((_, slot)) = self.slots.get_mut(&key) {
-                *slot = Slot::Probing;
+            let Some(queue) = self.queues.get_mut(&owner) else {
+                break;
+            };
+            let Some((_, key)) = queue.due.pop_first() else {
+                break;
+            };
+            queue.running += 1;
+            if let Some(entry) = self.slots.get_mut(&key) {
+                entry.slot = Slot::Probing;
             }
             due.push(key);
         }
@@ -117,173 +224,38 @@ impl<K: Clone + Eq + Hash + Ord> Schedule<K> {
     }
 
     /// Records a finished probe: up → the target's next slot of the interval; down → again
-    /// after the retry interval. Returns when it is due next (None: no longer scheduled).
+    /// after the retry interval, backed off once the outage is older than `backoff_after`.
+    /// Returns when it is due next (None: no longer scheduled).
     pub fn record(&mut self, key: &K, up: bool, now: Instant) -> Option<Instant> {
-        let (off, slot) = self.slots.get(key).copied()?;
-        if let Slot::Due(at) = slot {
-            self.queue.remove(&(at, key.clone()));
-        }
+        let mut entry = self.slots.get(key).copied()?;
+        self.dequeue(key, entry.slot);
         let due = if up {
+            entry.down_since = None;
+            entry.backoffs = 0;
             // Strictly after now, so a probe that finished inside its own slot does not rerun.
-            self.next_slot(off, now + Duration::from_nanos(1))
+            self.next_slot(entry.offset, now + Duration::from_nanos(1))
         } else {
-            now + self.retry
+            let since = *entry.down_since.get_or_insert(now);
+            let wait = match self.retry.backoff_after {
+                Some(after) if now.saturating_duration_since(since) >= after => {
+                    entry.backoffs = entry.backoffs.saturating_add(1);
+                    let doubled = self
+                        .retry
+                        .every
+                        .saturating_mul(1u32 << entry.backoffs.min(20));
+                    doubled.min(self.retry.max).max(self.retry.every)
+                }
+                _ => self.retry.every,
+            };
+            now + wait
         };
-        self.slots.insert(key.clone(), (off, Slot::Due(due)));
-        self.queue.insert((due, key.clone()));
+        entry.slot = Slot::Due(due);
+        self.slots.insert(key.clone(), entry);
+        self.enqueue(key, due);
         Some(due)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const INTERVAL: Duration = Duration::from_secs(600);
-    const RETRY: Duration = Duration::from_secs(60);
-
-    /// Runs the schedule for `span`, every probe finishing at once with `up(key, now)`;
-    /// returns every (key, time since start) probed.
-    async fn run(
-        schedule: &mut Schedule<String>,
-        span: Duration,
-        up: impl Fn(&str, Duration) -> bool,
-    ) -> Vec<(String, Duration)> {
-        let start = Instant::now();
-        let mut seen = Vec::new();
-        while let Some(next) = schedule.next_due() {
-            if next > start + span {
-                break;
-            }
-            tokio::time::sleep_until(next).await;
-            // The timer wakes on a millisecond tick; the schedule's own time is exact.
-            let now = next;
-            for key in schedule.take_due(now, usize::MAX) {
-                let at = now - start;
-                schedule.record(&key, up(&key, at), now);
-                seen.push((key, at));
-            }
-        }
-        seen
-    }
-
-    fn keys(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("enduser/r/u{i}/http")).collect()
-    }
-
-    fn schedule(keys: &[String]) -> Schedule<String> {
-        let mut s = Schedule::new(INTERVAL, RETRY, Instant::now());
-        s.sync(keys.iter().map(|k| (k.clone(), k.as_str())), Instant::now());
-        s
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ten_targets_over_600s_are_probed_once_each_at_distinct_offsets() {
-        let keys = keys(10);
-        let mut s = schedule(&keys);
-        let seen = run(&mut s, INTERVAL - Duration::from_nanos(1), |_, _| true).await;
-        assert_eq!(seen.len(), 10);
-        let offsets: BTreeSet<Duration> = seen.iter().map(|(_, at)| *at).collect();
-        assert_eq!(offsets.len(), 10, "distinct offsets: {seen:?}");
-        assert!(offsets.iter().all(|o| *o < INTERVAL));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn each_target_keeps_its_offset_every_interval() {
-        let keys = keys(10);
-        let mut s = schedule(&keys);
-        let seen = run(&mut s, INTERVAL * 3, |_, _| true).await;
-        for key in &keys {
-            let times: Vec<Duration> = seen
-                .iter()
-                .filter(|(k, _)| k == key)
-                .map(|(_, t)| *t)
-                .collect();
-            assert!(times.len() >= 3, "{key}: {times:?}");
-            for pair in times.windows(2) {
-                assert_eq!(pair[1] - pair[0], INTERVAL);
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_thousand_targets_are_spread_evenly() {
-        let keys = keys(1000);
-        let mut s = schedule(&keys);
-        let seen = run(&mut s, INTERVAL - Duration::from_nanos(1), |_, _| true).await;
-        assert_eq!(seen.len(), 1000);
-        // Ten buckets of 60 s: each holds roughly a tenth.
-        let mut buckets = [0usize; 10];
-        for (_, at) in &seen {
-            buckets[(at.as_secs() / 60) as usize] += 1;
-        }
-        assert!(
-            buckets.iter().all(|b| (60..=140).contains(b)),
-            "{buckets:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_target_is_rechecked_every_retry_interval_until_it_answers() {
-        let keys = keys(1);
-        let mut s = schedule(&keys);
-        let first = s.next_due().unwrap() - Instant::now();
-        // Down for the first five probes, up afterwards.
-        let recovered = first + RETRY * 4;
-        let seen = run(&mut s, first + RETRY * 4 + INTERVAL * 2, |_, at| {
-            at >= recovered
-        })
-        .await;
-        let times: Vec<Duration> = seen.iter().map(|(_, t)| *t).collect();
-        let gaps: Vec<Duration> = times.windows(2).map(|p| p[1] - p[0]).collect();
-        assert_eq!(&gaps[..4], &[RETRY; 4], "{times:?}");
-        // Recovered: back to its own slot of the interval, then every interval.
-        let after = &times[5..];
-        assert!(!after.is_empty());
-        for t in after {
-            assert_eq!((*t - first).as_nanos() % INTERVAL.as_nanos(), 0, "{t:?}");
-        }
-        for pair in after.windows(2) {
-            assert_eq!(pair[1] - pair[0], INTERVAL);
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_running_probe_is_not_taken_twice_and_limits_are_kept() {
-        let keys = keys(50);
-        let mut s = schedule(&keys);
-        tokio::time::advance(INTERVAL).await;
-        let now = Instant::now();
-        let first = s.take_due(now, 20);
-        assert_eq!(first.len(), 20);
-        let rest = s.take_due(now, usize::MAX);
-        assert_eq!(rest.len(), 30);
-        assert!(s.take_due(now, usize::MAX).is_empty());
-        assert_eq!(s.next_due(), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn targets_that_disappear_are_forgotten_and_new_ones_get_a_slot() {
-        let keys = keys(3);
-        let mut s = schedule(&keys);
-        let now = Instant::now();
-        s.sync(
-            [(keys[0].clone(), keys[0].as_str()), ("new".into(), "new")],
-            now,
-        );
-        assert_eq!(s.len(), 2);
-        tokio::time::advance(INTERVAL).await;
-        let mut due = s.take_due(Instant::now(), usize::MAX);
-        due.sort();
-        assert_eq!(due, [keys[0].clone(), "new".to_string()]);
-        assert_eq!(s.record(&keys[1], true, Instant::now()), None);
-    }
-
-    #[test]
-    fn offsets_are_stable_and_within_the_interval() {
-        let a = offset("enduser/r/u/http", INTERVAL);
-        assert_eq!(a, offset("enduser/r/u/http", INTERVAL));
-        assert!(a < INTERVAL);
-        assert_ne!(a, offset("enduser/r/u/https", INTERVAL));
-    }
-}
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -12,6 +12,7 @@ use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
 
 use super::probes::{AddressOwners, Scope, Service, Target};
+use super::scheduler::Owner;
 use crate::controllers::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::ServiceGroup;
 use crate::naming;
@@ -68,6 +69,16 @@ impl TargetKey {
             } => format!("enduser/{namespace}/{enduser}/{service}"),
             Self::Pod { namespace, pod, .. } => format!("pod/{namespace}/{pod}"),
             Self::Node { node } => format!("node/{node}"),
+        }
+    }
+}
+
+/// Probe capacity is shared by reseller; nodes are the provider's (the empty owner).
+impl Owner for TargetKey {
+    fn owner(&self) -> &str {
+        match self {
+            Self::EndUser { reseller, .. } | Self::Pod { reseller, .. } => reseller,
+            Self::Node { .. } => "",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Usage without Prometheus: memory from the metrics API (`metrics.k8s.io` PodMetrics, served
 //! by metrics-server), disk and traffic from each node's kubelet stats summary, read through
-//! the API server's node proxy. The kubelet counts traffic since each pod started, so without
-//! Prometheus the network figures cover the life of the current pods, not the calendar month.
+//! the API server's node proxy, only when `usage.kubeletStats` is on (`nodes/proxy` lets its
+//! holder reach every kubelet API, so the chart grants it only then); off, disk and traffic
+//! are not measured. The kubelet counts traffic since each pod started, so without Prometheus
+//! the network figures cover the life of the current pods, not the calendar month.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,10 +144,14 @@ async fn get(client: &kube::Client, path: &str) -> Result<String, UsageError> {
         })
 }
 
-/// Memory from the metrics API; disk and traffic from the stats summary of every node that
-/// runs a hosting pod. A node that does not answer makes disk and traffic unmeasured this
-/// time (a partial sum would under-report).
-pub async fn snapshot(client: &kube::Client, time_zones: &BTreeSet<String>) -> Snapshot {
+/// Memory from the metrics API; with `kubelet_stats`, disk and traffic from the stats summary
+/// of every node that runs a hosting pod (without it, they are not measured). A node that does
+/// not answer makes disk and traffic unmeasured this time (a partial sum would under-report).
+pub async fn snapshot(
+    client: &kube::Client,
+    kubelet_stats: bool,
+    time_zones: &BTreeSet<String>,
+) -> Snapshot {
     let memory = match get(client, "/apis/metrics.k8s.io/v1beta1/pods").await {
         Ok(body) => parse_pod_metrics(&body)
             .map_err(|message| tracing::warn!(%message, "reading the metrics API"))
@@ -155,7 +161,11 @@ pub async fn snapshot(client: &kube::Client, time_zones: &BTreeSet<String>) -> S
             None
         }
     };
-    let nodes = hosting_nodes(client).await;
+    let nodes = if kubelet_stats {
+        hosting_nodes(client).await
+    } else {
+        None
+    };
     let mut node_figures = Vec::new();
     let mut complete = nodes.is_some();
     for node in nodes.into_iter().flatten() {

@@ -19,8 +19,13 @@ pub struct UsageConfig {
     pub refresh_interval: Duration,
     /// Prometheus holding the kubelet's volume statistics and cAdvisor's container series
     /// (e.g. `http://prometheus-operated.monitoring.svc:9090`). Without it (and without the
-    /// shared `prometheusUrl`) usage comes from the metrics API and the kubelet stats summary.
+    /// shared `prometheusUrl`) usage comes from the metrics API (memory), and disk and traffic
+    /// from the kubelet stats summary when `kubelet_stats` is on.
     pub prometheus_url: Option<String>,
+    /// Read disk and traffic from each node's kubelet stats summary through the API server's
+    /// node proxy when there is no Prometheus. Off by default: the chart grants `nodes/proxy`
+    /// (which reaches every kubelet API) only when this is on.
+    pub kubelet_stats: bool,
     /// Bound on one query (Prometheus or the API server).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -32,6 +37,7 @@ impl Default for UsageConfig {
             interval: Duration::from_secs(300),
             refresh_interval: Duration::from_secs(30),
             prometheus_url: None,
+            kubelet_stats: false,
             timeout: Duration::from_secs(30),
         }
     }

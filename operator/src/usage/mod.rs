@@ -4,8 +4,8 @@
 //! only, field manager `oem-hosting-usage`, and only when a figure changed), and exported as
 //! metrics for Grafana.
 //!
-//! Sources: Prometheus (`prometheus.rs`) when a URL is configured, else the metrics API and the
-//! kubelet stats summary (`cluster.rs`). The figures themselves are values (`figures.rs`).
+//! Sources: Prometheus (`prometheus.rs`) when a URL is configured, else the metrics API, and
+//! the kubelet stats summary when `usage.kubeletStats` grants the node proxy (`cluster.rs`). The figures themselves are values (`figures.rs`).
 //! Network traffic covers the current calendar month in the reseller's time zone.
 
 mod cluster;
@@ -60,21 +60,28 @@ pub enum UsageError {
 /// Where figures come from.
 enum Source {
     Prometheus(PrometheusSource),
-    Cluster(kube::Client),
+    /// The metrics API, and the kubelets' stats summaries when `kubelet_stats` is on.
+    Cluster {
+        client: kube::Client,
+        kubelet_stats: bool,
+    },
 }
 
 impl Source {
     fn label(&self) -> &'static str {
         match self {
             Source::Prometheus(_) => "prometheus",
-            Source::Cluster(_) => "cluster",
+            Source::Cluster { .. } => "cluster",
         }
     }
 
     async fn snapshot(&self, at: Timestamp, time_zones: &BTreeSet<String>) -> Snapshot {
         match self {
             Source::Prometheus(p) => p.snapshot(at, time_zones).await,
-            Source::Cluster(client) => cluster::snapshot(client, time_zones).await,
+            Source::Cluster {
+                client,
+                kubelet_stats,
+            } => cluster::snapshot(client, *kubelet_stats, time_zones).await,
         }
     }
 }
@@ -94,7 +101,10 @@ pub async fn run(ctx: Arc<Context>) {
                 return;
             }
         },
-        None => Source::Cluster(ctx.client.clone()),
+        None => Source::Cluster {
+            client: ctx.client.clone(),
+            kubelet_stats: config.kubelet_stats,
+        },
     };
     tracing::info!(source = source.label(), interval = ?config.interval, "usage reporter started");
     let mut reporter = Reporter {

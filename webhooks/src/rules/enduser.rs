@@ -105,6 +105,20 @@ fn check_domains(
             taken.insert(normalise_domain(&r.domain), ());
         }
     }
+    // The schema allows at most MAX_DOMAINS, but a request that never went through the API
+    // server's schema (sent to the webhooks directly) must not make them check or claim an
+    // unbounded list either.
+    if new.spec.domains.len() > oem_crds::enduser::MAX_DOMAINS {
+        verdict.deny(
+            "spec.domains",
+            format!(
+                "{} domains exceed the most an end user may have ({})",
+                new.spec.domains.len(),
+                oem_crds::enduser::MAX_DOMAINS
+            ),
+        );
+        return;
+    }
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in new.spec.domains.iter().enumerate() {
         let field = format!("spec.domains[{i}]");

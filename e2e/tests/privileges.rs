@@ -1,0 +1,157 @@
+//! The chart's ClusterRoles as the API server applies them (issue 15 item 10): the operator,
+//! running under `oem-hosting-operator`, provisions an end user (its generated login Secret in
+//! the reseller namespace, the `credentials` Secret in the hosting namespace), which it can
+//! only do through the RoleBindings it makes to itself there (`oem-hosting-operator-secrets`);
+//! the API server then answers that it may not read or write a Secret anywhere else, may not
+//! delete one, and may not reach the node proxy; the webhooks may not rewrite webhook
+//! configurations. What stays cluster-wide (list/watch of Secrets) is asserted too, so a change
+//! shows here and in docs/security.md.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
+use oem_e2e::operator::{OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, Operator, OperatorOptions};
+use oem_e2e::webhooks::WEBHOOKS_ACCOUNT;
+use oem_e2e::{Cluster, wait};
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let cluster = Cluster::shared().await?;
+    let _operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+        },
+    )
+    .await?;
+    let client = cluster.client().await?;
+    let reseller = format!("priv{}", std::process::id() % 100000);
+    let ns = hosting::reseller_with_namespace(
+        &client,
+        &reseller,
+        json!([{"kind": "User", "name": format!("carol@{reseller}")}]),
+    )
+    .await?;
+    apply_course(
+        &client,
+        hosting::course(&ns, "plan", "1Gi", json!({"web": {"phpVersion": "8.4"}})),
+    )
+    .await?;
+    apply_enduser(
+        &client,
+        hosting::enduser(&ns, "kept", "plan", "2025-01-01", json!({})),
+    )
+    .await?;
+    let eu = wait_phase(&client, &ns, "kept", "Active", LIMIT).await?;
+    let hosting_ns = hosting::hosting_namespace(&eu)?;
+    println!("end user Active after {:?}", started.elapsed());
+
+    // Both Secrets were written under the per-namespace grant (the ClusterRole has no create).
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("kept-login")
+        .await?;
+    Api::<Secret>::namespaced(client.clone(), &hosting_ns)
+        .get("credentials")
+        .await?;
+
+    let operator = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
+    let can = |who: &str, verb: &str, resource: &str, ns: Option<&str>| -> anyhow::Result<bool> {
+        let mut args = vec!["auth", "can-i", verb, resource, "--as", who];
+        match ns {
+            Some(ns) => args.extend(["-n", ns]),
+            None => args.push("--all-namespaces"),
+        }
+        let out = cluster.kubectl(&args, None)?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim() == "yes")
+    };
+    // Where it manages: read, create, patch; never delete (owner references and namespace
+    // deletion remove its Secrets).
+    for managed in [ns.as_str(), hosting_ns.as_str()] {
+        for verb in ["get", "create", "patch"] {
+            assert!(
+                can(&operator, verb, "secrets", Some(managed))?,
+                "{verb} secrets in {managed}"
+            );
+        }
+        assert!(!can(&operator, "delete", "secrets", Some(managed))?);
+        assert!(!can(&operator, "update", "secrets", Some(managed))?);
+    }
+    // Anywhere else: nothing but the cluster-wide list/watch of its metadata caches.
+    for other in ["default", "kube-system", OPERATOR_NAMESPACE] {
+        for verb in ["get", "create", "patch", "update", "delete"] {
+            assert!(
+                !can(&operator, verb, "secrets", Some(other))?,
+                "the operator may {verb} secrets in {other}"
+            );
+        }
+    }
+    assert!(can(&operator, "list", "secrets", None)?, "documented gap");
+    assert!(can(&operator, "watch", "secrets", None)?, "documented gap");
+    // (`auth can-i get nodes/proxy` would ask about a node named "proxy".)
+    for verb in ["get", "create"] {
+        let out = cluster.kubectl(
+            &[
+                "auth",
+                "can-i",
+                verb,
+                "nodes",
+                "--subresource=proxy",
+                "--as",
+                &operator,
+            ],
+            None,
+        )?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "no",
+            "the operator may {verb} nodes/proxy"
+        );
+    }
+
+    // The webhooks: the chart's role names no webhook configuration.
+    oem_e2e::webhooks::install(cluster)?;
+    let webhooks = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{WEBHOOKS_ACCOUNT}");
+    for resource in [
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ] {
+        for verb in ["get", "update", "patch"] {
+            assert!(
+                !can(&webhooks, verb, resource, None)?,
+                "the webhooks may {verb} {resource}"
+            );
+        }
+    }
+    assert!(can(&webhooks, "get", "secrets", Some(&ns))?);
+
+    // Cleanup: the end user, then the reseller (bounded).
+    cluster.kubectl_ok(
+        &["delete", "enduser", "kept", "-n", &ns, "--wait=false"],
+        None,
+    )?;
+    wait::until(
+        "the end user gone",
+        LIMIT,
+        Duration::from_millis(500),
+        || async {
+            let out = cluster
+                .kubectl(&["get", "enduser", "kept", "-n", &ns], None)
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    cluster.kubectl_ok(&["delete", "reseller", &reseller, "--wait=false"], None)?;
+    println!("privileges e2e passed in {:?}", started.elapsed());
+    Ok(())
+}
