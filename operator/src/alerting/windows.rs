@@ -141,10 +141,16 @@ async fn write_one<K>(
     if stored == Some(&status) {
         return;
     }
+    let mut body = serde_json::to_value(&status).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        // Owned by the announcer's field manager: left out so this apply neither takes nor drops them.
+        fields.remove("announcedAt");
+        fields.remove("announcements");
+    }
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": status,
+        "status": body,
     });
     match api
         .patch_status(
