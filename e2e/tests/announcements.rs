@@ -303,8 +303,10 @@ async fn each_contact_is_told_of_a_window_once_ahead_of_its_start_even_across_a_
         .await?
         .unwrap_or_default()
         .parse::<Timestamp>()?;
+    // Status times are whole seconds.
+    let lead_second = Timestamp::from_second(lead_reached.as_second())?;
     assert!(
-        when >= lead_reached && when < later_start,
+        when >= lead_second && when < later_start,
         "announced at {when}, lead time reached at {lead_reached}"
     );
     // A few more polls for any duplicate to show.
