@@ -196,9 +196,12 @@ async fn each_contact_is_told_of_a_window_once_ahead_of_its_start_even_across_a_
             "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "ClusterMaintenance",
             "metadata": {"name": platform},
             "spec": {
-                "targets": [{"allEndUsers": true}],
+                // One service no other test opens incidents for, and a short window: were this
+                // test to fail before deleting it, later tests on the shared control plane are
+                // not held by it.
+                "targets": [{"allEndUsers": true, "services": ["ftps"]}],
                 "start": (now + SignedDuration::from_secs(20)).to_string(),
-                "end": (now + SignedDuration::from_mins(30)).to_string(),
+                "end": (now + SignedDuration::from_secs(80)).to_string(),
                 "reason": {"en": "storage firmware update"}
             }
         }),
@@ -259,7 +262,7 @@ async fn each_contact_is_told_of_a_window_once_ahead_of_its_start_even_across_a_
     );
     let provider = announcing(&first, &platform, &night)[0];
     assert!(
-        provider.text.contains("every customer: every service"),
+        provider.text.contains("every customer: ftps"),
         "{}",
         provider.text
     );
