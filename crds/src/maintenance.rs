@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
 use crate::enduser::ServiceName;
+use crate::incident::{Channel, DeliveryState};
 
 /// The most targets one window names.
 pub const MAX_TARGETS: usize = 100;
@@ -203,6 +204,43 @@ pub struct MaintenanceStatus {
     /// The metadata.generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the announcement to the affected resellers' contacts was queued (once per window; a window already started is never announced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_at: Option<Time>,
+    /// One record per affected reseller, contact and channel: recorded before sending, so each is delivered once across restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub announcements: Vec<AnnouncementRecord>,
+}
+
+/// The announcement of a window to one contact of one reseller by one channel.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnnouncementRecord {
+    /// The reseller told.
+    #[schemars(length(min = 1, max = 253))]
+    pub reseller: String,
+    /// email, webhook or fax.
+    pub channel: Channel,
+    /// Where to: the e-mail address, or the webhook URL's host and a digest of its path.
+    #[schemars(length(min = 1, max = 2048))]
+    pub target: String,
+    /// Pending, Sent or Failed.
+    pub state: DeliveryState,
+    /// Delivery attempts made so far.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub attempts: i32,
+    /// When the last attempt was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+    /// Unique key of this announcement (the mail's Message-ID, the webhook's Idempotency-Key).
+    #[schemars(length(min = 1, max = 256))]
+    pub idempotency_key: String,
+    /// The last delivery error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use oem_e2e::hosting::{self, apply_course, apply_enduser, apply_reseller};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{Prometheus, PrometheusOptions, ScrapeTarget};
 use oem_e2e::{Cluster, wait};
+use oem_operator::alerting::rules;
 use oem_operator::naming::hosting_namespace;
 use serde_json::json;
 
@@ -155,9 +156,18 @@ async fn every_dashboard_panel_returns_data_from_the_operator() -> anyhow::Resul
         },
     )
     .await?;
-    // The dashboards' datasource: scrapes the operator every second.
+    // The dashboards' datasource: scrapes the operator every second and evaluates the chart's
+    // rules file (its availability recording rules every second too).
+    let rules_dir = tempfile::tempdir()?;
+    let rules_file = rules_dir.path().join("alert-rules.yaml");
+    let values = [("availabilityInterval".to_owned(), "1s".to_owned())].into();
+    std::fs::write(
+        &rules_file,
+        rules::render(rules::DEFAULT_RULES, &values).map_err(anyhow::Error::msg)?,
+    )?;
     let prometheus = Prometheus::start(PrometheusOptions {
         scrape: vec![ScrapeTarget::new("oem-operator", &operator.http_addr)],
+        rule_files: vec![rules_file],
         ..PrometheusOptions::default()
     })
     .await?;

@@ -63,6 +63,10 @@ pub struct AlertingConfig {
     /// service flapping all day so makes one Incident. `0s`: every fall is its own.
     #[serde(with = "humantime_serde")]
     pub flap_window: Duration,
+    /// Maintenance windows are announced to the affected resellers' contacts this long before
+    /// their start (a window created later is announced at once).
+    #[serde(with = "humantime_serde")]
+    pub announce_lead_time: Duration,
     /// How notices are delivered: SMTP, retries, backoff (`notify::NotifyConfig`).
     pub notify: serde_json::Value,
 }
@@ -82,6 +86,7 @@ impl Default for AlertingConfig {
             report_lead_time: Duration::from_secs(2 * 3600),
             mail_unlock_grace: Duration::from_secs(3600),
             flap_window: Duration::from_secs(3600),
+            announce_lead_time: Duration::from_secs(72 * 3600),
             notify: serde_json::Value::Null,
         }
     }
@@ -98,8 +103,9 @@ impl AlertingConfig {
     }
 
     /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_TOKEN_FILE`,
-    /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_FLAP_WINDOW`,
-    /// `OEM_NOTIFY` (the `notify` section as YAML or JSON). Errors name the variable.
+    /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_MAIL_UNLOCK_GRACE`,
+    /// `OEM_FLAP_WINDOW`, `OEM_ANNOUNCE_LEAD_TIME`, `OEM_NOTIFY` (the `notify` section as YAML or
+    /// JSON). Errors name the variable.
     pub fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let duration = |key: &str, v: String| {
             humantime::parse_duration(&v)
@@ -124,6 +130,7 @@ impl AlertingConfig {
             ("OEM_REPORT_LEAD_TIME", &mut self.report_lead_time),
             ("OEM_MAIL_UNLOCK_GRACE", &mut self.mail_unlock_grace),
             ("OEM_FLAP_WINDOW", &mut self.flap_window),
+            ("OEM_ANNOUNCE_LEAD_TIME", &mut self.announce_lead_time),
         ] {
             if let Some(v) = var(key) {
                 *field = duration(key, v)?;

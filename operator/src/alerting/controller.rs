@@ -34,7 +34,7 @@ pub const LABEL_SERVICE: &str = "hosting.oem.dev/service";
 pub const LABEL_KIND: &str = "hosting.oem.dev/incident-kind";
 
 /// The reseller's calendar; the default (Asia/Tokyo) when its spec cannot be used.
-fn calendar_of(reseller: &Reseller) -> Option<Calendar> {
+pub(super) fn calendar_of(reseller: &Reseller) -> Option<Calendar> {
     Calendar::from_spec(&reseller.spec.business_calendar)
         .or_else(|error| {
             tracing::warn!(reseller = %reseller.name_any(), %error, "business calendar unusable; using the default");
@@ -100,6 +100,7 @@ impl Alerting {
         let nodes =
             windows::nodes_of_failing(&self.ctx.client, &world, observation.as_ref(), now).await;
         windows::write_statuses(&self.ctx.client, &world, observation.as_ref(), &nodes, now).await;
+        self.announce(&world).await;
         if let Some(seen) = &observation {
             self.open_new(&mut world, seen, &nodes, now).await;
         }

@@ -136,25 +136,36 @@ pub async fn target(
     reseller: &Reseller,
     record: &NotificationRecord,
 ) -> Result<(Target, Language), TargetError> {
+    target_of(client, reseller, record.channel, &record.target).await
+}
+
+/// The transport's target of a channel and recorded address of one of the reseller's
+/// contacts, and that contact's language.
+pub async fn target_of(
+    client: &Client,
+    reseller: &Reseller,
+    channel: Channel,
+    address: &str,
+) -> Result<(Target, Language), TargetError> {
     let language = reseller
         .spec
         .contacts
         .iter()
         .find(|c| {
-            c.email.as_deref() == Some(record.target.as_str())
-                || c.fax_gateway_email.as_deref() == Some(record.target.as_str())
+            c.email.as_deref() == Some(address)
+                || c.fax_gateway_email.as_deref() == Some(address)
                 || c.webhook
                     .as_ref()
-                    .is_some_and(|w| redact_url(&w.url) == record.target)
+                    .is_some_and(|w| redact_url(&w.url) == address)
         })
         .map(|c| c.language)
         .unwrap_or_default();
-    let target = match record.channel {
+    let target = match channel {
         Channel::Email => Ok(Target::Email {
-            to: record.target.clone(),
+            to: address.to_owned(),
         }),
         Channel::Fax => Ok(Target::Fax {
-            gateway_email: record.target.clone(),
+            gateway_email: address.to_owned(),
         }),
         Channel::Webhook => {
             let webhook = reseller
@@ -162,10 +173,10 @@ pub async fn target(
                 .contacts
                 .iter()
                 .filter_map(|c| c.webhook.as_ref())
-                .find(|w| redact_url(&w.url) == record.target)
+                .find(|w| redact_url(&w.url) == address)
                 .ok_or_else(|| TargetError::WebhookGone {
                     reseller: reseller.name_any(),
-                    url: record.target.clone(),
+                    url: address.to_owned(),
                 })?;
             let secret = match &webhook.secret_ref {
                 None => None,

@@ -285,6 +285,10 @@ pub fn next_status(
             Condition::ready(ConditionStatus::True, reason, message, generation, now),
         ),
         observed_generation: generation,
+        // The announcer's fields (its own field manager), carried so a comparison with the
+        // stored status sees only what changed here.
+        announced_at: stored.and_then(|s| s.announced_at.clone()),
+        announcements: stored.map(|s| s.announcements.clone()).unwrap_or_default(),
     }
 }
 

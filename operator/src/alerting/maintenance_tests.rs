@@ -268,3 +268,23 @@ fn a_window_ending_on_recovery_ends_once_its_targets_went_down_and_came_back() {
         }
     );
 }
+
+#[test]
+fn the_announcers_fields_are_carried_so_an_announced_window_is_not_rewritten() {
+    let w = window(vec![]);
+    let now = start() - secs(60);
+    let mut stored = next_status(&w, None, Some(1), false, now);
+    stored.announced_at = Some(Time(now - secs(30)));
+    stored.announcements = vec![oem_crds::maintenance::AnnouncementRecord {
+        reseller: "sakura".into(),
+        channel: oem_crds::incident::Channel::Email,
+        target: "noc@sakura.example.jp".into(),
+        state: oem_crds::incident::DeliveryState::Sent,
+        attempts: 1,
+        last_attempt_at: Some(Time(now - secs(29))),
+        idempotency_key: "maintenance-email-00".into(),
+        message: None,
+    }];
+    let next = next_status(&w, Some(&stored), Some(1), false, now + secs(1));
+    assert_eq!(next, stored, "nothing of the phase changed: no write");
+}

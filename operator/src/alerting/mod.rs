@@ -10,9 +10,14 @@
 //! | `incidents` | what one look at the cluster finds; incident keys and names |
 //! | `remediation`, `mail` | level 1 and 2 actions, mail locks |
 //! | `maintenance`, `windows` | maintenance windows: which outages they hold, their phase (pure); node lookup and status writes |
+//! | `announcements`, `announce` | maintenance windows told in advance: when and to whom (pure); queueing and delivering |
 //! | `delivery` | incident → notice and target for the transport |
+//! | `availability` | a month's availability from recorded outages, less maintenance (pure) |
 //! | `calendar`, `notify` | business calendar and notification transport |
 
+mod announce;
+pub mod announcements;
+pub mod availability;
 pub mod calendar;
 pub mod config;
 pub mod controller;

@@ -97,7 +97,8 @@ mod tests {
         );
         assert!(text.contains("for: 10m  # param: hostDownFor=10m"));
         let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        assert!(parsed["groups"].as_sequence().is_some_and(|g| g.len() == 2));
+        // Tenants, operator, availability (each sample) and availability (30 days).
+        assert!(parsed["groups"].as_sequence().is_some_and(|g| g.len() == 4));
     }
 
     #[test]

@@ -127,6 +127,17 @@ pub async fn write_statuses(
     }
 }
 
+/// The status as this field manager applies it: without the announcer's fields
+/// (`announce.rs`), so this apply neither takes them over nor drops them.
+fn phase_fields(status: &MaintenanceStatus) -> serde_json::Value {
+    let mut body = serde_json::to_value(status).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("announcedAt");
+        fields.remove("announcements");
+    }
+    body
+}
+
 async fn write_one<K>(
     api: &Api<K>,
     window: &K,
@@ -144,7 +155,7 @@ async fn write_one<K>(
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": status,
+        "status": phase_fields(&status),
     });
     match api
         .patch_status(
@@ -203,6 +214,19 @@ mod tests {
             complete: true,
             ..Observation::default()
         }
+    }
+
+    #[test]
+    fn the_phase_write_leaves_the_announcers_fields_alone() {
+        let status = MaintenanceStatus {
+            phase: Some(oem_crds::maintenance::MaintenancePhase::Scheduled),
+            announced_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(start())),
+            ..MaintenanceStatus::default()
+        };
+        let body = phase_fields(&status);
+        assert_eq!(body["phase"], "Scheduled");
+        assert!(body.get("announcedAt").is_none(), "{body}");
+        assert!(body.get("announcements").is_none(), "{body}");
     }
 
     #[test]

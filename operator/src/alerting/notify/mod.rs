@@ -4,6 +4,7 @@
 //! Retries, and recording each delivery so it happens once, belong to the incident controller;
 //! this module gives it the idempotency key, the backoff and whether an error is retryable.
 
+mod announcement;
 mod config;
 mod email;
 mod error;
@@ -18,6 +19,7 @@ use jiff::tz::TimeZone;
 use oem_crds::incident::{Channel, IncidentKind, NotificationEvent};
 use sha2::{Digest, Sha256};
 
+pub use announcement::{AnnouncedTarget, Announcement, announcement_body, render_announcement};
 pub use config::{NotifyConfig, StartTls};
 pub use email::IDEMPOTENCY_MAIL_HEADER;
 pub use error::{NotifyError, http_status_is_retryable, redact_url};
@@ -151,24 +153,48 @@ pub fn idempotency_key(
     channel: Channel,
     target: &str,
 ) -> String {
+    let event = event_name(event);
+    keyed(
+        &event.to_ascii_lowercase(),
+        channel,
+        &[incident_uid, event, channel_name(channel), target],
+    )
+}
+
+/// The stable key of one maintenance announcement to one target of one reseller: hash of the
+/// window's uid, the reseller, channel and target; it reads `maintenance-<channel>-<32 hex>`.
+pub fn announcement_key(
+    window_uid: &str,
+    reseller: &str,
+    channel: Channel,
+    target: &str,
+) -> String {
+    keyed(
+        MAINTENANCE_EVENT,
+        channel,
+        &[
+            window_uid,
+            MAINTENANCE_EVENT,
+            reseller,
+            channel_name(channel),
+            target,
+        ],
+    )
+}
+
+/// `<prefix>-<channel>-<32 hex of the parts, each ended by a NUL>`.
+fn keyed(prefix: &str, channel: Channel, parts: &[&str]) -> String {
     let mut hash = Sha256::new();
-    for part in [
-        incident_uid,
-        event_name(event),
-        channel_name(channel),
-        target,
-    ] {
+    for part in parts {
         hash.update(part.as_bytes());
         hash.update([0u8]);
     }
     let digest = hash.finalize();
-    format!(
-        "{}-{}-{}",
-        event_name(event).to_ascii_lowercase(),
-        channel_name(channel),
-        hex(&digest[..16])
-    )
+    format!("{prefix}-{}-{}", channel_name(channel), hex(&digest[..16]))
 }
+
+/// The event name of a maintenance announcement (webhook body, metrics).
+pub const MAINTENANCE_EVENT: &str = "maintenance";
 
 /// The event as it is spelled in the Incident's status and the webhook body.
 pub fn event_name(event: NotificationEvent) -> &'static str {

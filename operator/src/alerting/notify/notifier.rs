@@ -8,8 +8,17 @@ use oem_crds::reseller::Language;
 
 use super::config::NotifyConfig;
 use super::error::NotifyError;
-use super::{Notice, Target, email, render, webhook, webhook_body};
+use super::{
+    Announcement, Notice, Rendered, Target, announcement_body, email, render, render_announcement,
+    webhook, webhook_body,
+};
 use crate::clock::{SharedClock, SystemClock};
+
+/// What goes to a target: text for mail and fax, JSON for a webhook.
+enum Message {
+    Text(Rendered),
+    Json(serde_json::Value),
+}
 
 pub struct Notifier {
     config: NotifyConfig,
@@ -92,17 +101,49 @@ impl Notifier {
         language: Language,
         idempotency_key: &str,
     ) -> Result<(), NotifyError> {
-        match target {
-            Target::Email { to } | Target::Fax { gateway_email: to } => {
-                let rendered = render(notice, language);
-                let message =
-                    email::message(&self.from, &notice.brand, to, &rendered, idempotency_key)?;
+        let message = match target {
+            Target::Email { .. } | Target::Fax { .. } => Message::Text(render(notice, language)),
+            Target::Webhook { .. } => Message::Json(webhook_body(notice, idempotency_key)),
+        };
+        self.transmit(target, &notice.brand, message, idempotency_key)
+            .await
+    }
+
+    /// One delivery attempt of a maintenance announcement, like [`Notifier::deliver_in`].
+    pub async fn announce_in(
+        &self,
+        target: &Target,
+        announcement: &Announcement,
+        language: Language,
+        idempotency_key: &str,
+    ) -> Result<(), NotifyError> {
+        let message = match target {
+            Target::Email { .. } | Target::Fax { .. } => {
+                Message::Text(render_announcement(announcement, language))
+            }
+            Target::Webhook { .. } => {
+                Message::Json(announcement_body(announcement, idempotency_key))
+            }
+        };
+        self.transmit(target, &announcement.brand, message, idempotency_key)
+            .await
+    }
+
+    async fn transmit(
+        &self,
+        target: &Target,
+        brand: &str,
+        message: Message,
+        idempotency_key: &str,
+    ) -> Result<(), NotifyError> {
+        match (target, message) {
+            (Target::Email { to } | Target::Fax { gateway_email: to }, Message::Text(rendered)) => {
+                let message = email::message(&self.from, brand, to, &rendered, idempotency_key)?;
                 let password = self.password().await?;
                 email::send(&self.config, self.tls.as_ref(), password, message, to).await
             }
-            Target::Webhook { url, secret } => {
-                let body = serde_json::to_vec(&webhook_body(notice, idempotency_key))
-                    .map_err(NotifyError::Encode)?;
+            (Target::Webhook { url, secret }, Message::Json(body)) => {
+                let body = serde_json::to_vec(&body).map_err(NotifyError::Encode)?;
                 webhook::post(
                     &self.http,
                     self.config.plain_http_webhooks,
@@ -114,6 +155,9 @@ impl Notifier {
                 )
                 .await
             }
+            _ => Err(NotifyError::Config(
+                "a message was built for another channel than its target's".into(),
+            )),
         }
     }
 

@@ -1,0 +1,317 @@
+//! Sending the maintenance announcements (`announcements.rs` decides): when a window is due,
+//! one Pending record per affected reseller, contact and channel is written to its status
+//! first (`announcedAt`, `announcements`), then each record is delivered like an incident's
+//! notice (`deliver.rs`): the attempt recorded before the transport is called, the outcome
+//! after, retries with the transport's backoff up to its `maxAttempts`, the same idempotency
+//! key on every attempt. So each contact gets one announcement per window across restarts.
+//! These two status fields have their own field manager (`oem-hosting-announcer`), so the
+//! window's phase writes (`windows.rs`) and these never undo each other.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::SignedDuration;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use oem_crds::incident::DeliveryState;
+use oem_crds::maintenance::{AnnouncementRecord, MaintenanceReason, MaintenanceStatus};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::announcements::{self, Affected, Tenant};
+use super::controller::{Alerting, calendar_of};
+use super::incidents::World;
+use super::maintenance::Window;
+use super::notify::{self, AnnouncedTarget, Announcement};
+use super::{delivery, flow};
+use crate::naming;
+
+/// The field manager of `status.announcedAt` and `status.announcements`.
+pub const ANNOUNCER: &str = "oem-hosting-announcer";
+
+/// A window of either kind with what announcing it needs.
+struct Subject<'a, K> {
+    api: Api<K>,
+    object: &'a K,
+    view: Window,
+    reason: &'a MaintenanceReason,
+    stored: Option<&'a MaintenanceStatus>,
+}
+
+impl Alerting {
+    /// Queues and delivers the announcements of every window.
+    pub(super) async fn announce(&self, world: &World) {
+        let tenants = tenants(world);
+        for window in &world.maintenances {
+            let subject = Subject {
+                api: Api::namespaced(
+                    self.ctx.client.clone(),
+                    &window.namespace().unwrap_or_default(),
+                ),
+                object: window,
+                view: Window::of_maintenance(window),
+                reason: &window.spec.reason,
+                stored: window.status.as_ref(),
+            };
+            self.announce_one(world, &tenants, subject).await;
+        }
+        for window in &world.cluster_maintenances {
+            let subject = Subject {
+                api: Api::all(self.ctx.client.clone()),
+                object: window,
+                view: Window::of_cluster_maintenance(window),
+                reason: &window.spec.reason,
+                stored: window.status.as_ref(),
+            };
+            self.announce_one(world, &tenants, subject).await;
+        }
+    }
+
+    async fn announce_one<K>(&self, world: &World, tenants: &[Tenant], subject: Subject<'_, K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    {
+        let now = self.ctx.clock.now();
+        let lead = SignedDuration::try_from(self.ctx.config.alerting.announce_lead_time)
+            .unwrap_or(SignedDuration::MAX);
+        let mut current = subject.stored.cloned().unwrap_or_default();
+        if announcements::due(&subject.view, current.announced_at.is_some(), lead, now) {
+            let on_node = self
+                .pods_on(&announcements::nodes(&subject.view.covers))
+                .await;
+            let Some(on_node) = on_node else {
+                return; // not announced blind: next tick
+            };
+            let audience = announcements::audience(&subject.view.covers, tenants, &on_node);
+            let told: Vec<_> = audience
+                .keys()
+                .filter_map(|r| world.resellers.get(r))
+                .map(|r| (r.name_any(), delivery::recipients(r)))
+                .collect();
+            let uid = subject.object.meta().uid.clone().unwrap_or_default();
+            current.announced_at = Some(Time(now));
+            current.announcements = announcements::records(&uid, &told);
+            tracing::info!(window = %subject.view.name, resellers = told.len(),
+                records = current.announcements.len(), "maintenance window announced");
+            if !self.record(&subject, &current).await {
+                return;
+            }
+        }
+        for index in 0..current.announcements.len() {
+            let record = current.announcements[index].clone();
+            if record.state != DeliveryState::Pending || !self.retry_due(&record) {
+                continue;
+            }
+            let now = self.ctx.clock.now();
+            current.announcements[index].attempts += 1;
+            current.announcements[index].last_attempt_at = Some(Time(now));
+            // The attempt is on record before it is made.
+            if !self.record(&subject, &current).await {
+                return;
+            }
+            let outcome = self.send(world, tenants, &subject, &record).await;
+            let entry = &mut current.announcements[index];
+            let result = match outcome {
+                Ok(()) => {
+                    entry.state = DeliveryState::Sent;
+                    entry.message = None;
+                    tracing::info!(window = %subject.view.name, reseller = %record.reseller,
+                        channel = notify::channel_name(record.channel), "maintenance announcement delivered");
+                    "sent"
+                }
+                Err((retryable, message)) => {
+                    let give_up = !retryable
+                        || u32::try_from(entry.attempts).unwrap_or(u32::MAX)
+                            >= self.notify.max_attempts;
+                    entry.state = if give_up {
+                        DeliveryState::Failed
+                    } else {
+                        DeliveryState::Pending
+                    };
+                    entry.message = Some(flow::truncate(&message));
+                    tracing::warn!(window = %subject.view.name, reseller = %record.reseller,
+                        channel = notify::channel_name(record.channel), attempts = entry.attempts,
+                        %message, give_up, "maintenance announcement failed");
+                    if give_up { "failed" } else { "retry" }
+                }
+            };
+            self.ctx
+                .metrics
+                .alerting
+                .notifications
+                .with_label_values(&[
+                    notify::channel_name(record.channel),
+                    notify::MAINTENANCE_EVENT,
+                    result,
+                ])
+                .inc();
+            if !self.record(&subject, &current).await {
+                return;
+            }
+        }
+    }
+
+    /// Whether a Pending record's backoff has passed.
+    fn retry_due(&self, record: &AnnouncementRecord) -> bool {
+        let (true, Some(last)) = (record.attempts > 0, &record.last_attempt_at) else {
+            return true;
+        };
+        let next = u32::try_from(record.attempts)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let wait = SignedDuration::try_from(notify::backoff(&self.notify, next))
+            .unwrap_or(SignedDuration::MAX);
+        last.0
+            .checked_add(wait)
+            .is_ok_and(|at| self.ctx.clock.now() >= at)
+    }
+
+    /// One delivery attempt of one record; the error says whether to retry.
+    async fn send<K>(
+        &self,
+        world: &World,
+        tenants: &[Tenant],
+        subject: &Subject<'_, K>,
+        record: &AnnouncementRecord,
+    ) -> Result<(), (bool, String)> {
+        let Some(reseller) = world.resellers.get(&record.reseller) else {
+            return Err((false, format!("reseller {} is gone", record.reseller)));
+        };
+        let (target, language) =
+            delivery::target_of(&self.ctx.client, reseller, record.channel, &record.target)
+                .await
+                .map_err(|e| (true, e.to_string()))?;
+        let zone = calendar_of(reseller)
+            .map(|c| c.time_zone().clone())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        // What this reseller is told is affected, as when it was queued (node pods looked up again).
+        let on_node = self
+            .pods_on(&announcements::nodes(&subject.view.covers))
+            .await
+            .unwrap_or_default();
+        let affected = announcements::audience(&subject.view.covers, tenants, &on_node)
+            .remove(&record.reseller)
+            .unwrap_or_default();
+        let announcement = Announcement {
+            window: subject.view.name.clone(),
+            brand: reseller.spec.display_name.clone(),
+            start: subject.view.start,
+            end: subject.view.end,
+            end_when_recovered: subject.view.end_when_recovered,
+            reason_ja: subject.reason.ja.clone(),
+            reason_en: subject.reason.en.clone(),
+            targets: affected.into_iter().map(announced).collect(),
+            time_zone: zone,
+        };
+        self.notifier
+            .announce_in(&target, &announcement, language, &record.idempotency_key)
+            .await
+            .map_err(|e| (e.is_retryable(), e.to_string()))
+    }
+
+    /// Writes the announcer's two status fields; false (logged) when the write failed.
+    async fn record<K>(&self, subject: &Subject<'_, K>, status: &MaintenanceStatus) -> bool
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    {
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": {
+                "announcedAt": status.announced_at,
+                "announcements": status.announcements,
+            },
+        });
+        match subject
+            .api
+            .patch_status(
+                &subject.object.name_any(),
+                &PatchParams::apply(ANNOUNCER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(window = %subject.view.name, %error,
+                    "recording a maintenance announcement failed; not sending");
+                false
+            }
+        }
+    }
+
+    /// The hosting namespaces with a pod on each node; `None` when a list failed.
+    async fn pods_on(
+        &self,
+        nodes: &BTreeSet<String>,
+    ) -> Option<BTreeMap<String, BTreeSet<String>>> {
+        let mut out = BTreeMap::new();
+        let pods: Api<Pod> = Api::all(self.ctx.client.clone());
+        for node in nodes {
+            let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
+            match pods.list_metadata(&lp).await {
+                Ok(list) => {
+                    let namespaces = list
+                        .items
+                        .into_iter()
+                        .filter_map(|p| p.metadata.namespace)
+                        .collect();
+                    out.insert(node.clone(), namespaces);
+                }
+                Err(error) => {
+                    tracing::warn!(%node, %error, "listing the pods on a node for an announcement failed");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Every end user of every reseller, as the audience decision sees it.
+fn tenants(world: &World) -> Vec<Tenant> {
+    world
+        .endusers
+        .iter()
+        .filter_map(|((namespace, name), enduser)| {
+            let reseller = naming::reseller_of_namespace(namespace)?;
+            Some(Tenant {
+                reseller: reseller.to_owned(),
+                end_user: name.clone(),
+                label: Some(enduser.spec.login_id.clone())
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or_else(|| name.clone()),
+                hosting_namespace: enduser
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.hosting_namespace.clone())
+                    .unwrap_or_else(|| naming::hosting_namespace(reseller, name)),
+            })
+        })
+        .collect()
+}
+
+fn announced(affected: Affected) -> AnnouncedTarget {
+    let names = |services: Vec<oem_crds::enduser::ServiceName>| {
+        services
+            .into_iter()
+            .filter_map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+            })
+            .collect()
+    };
+    match affected {
+        Affected::EveryEndUser { services } => AnnouncedTarget {
+            end_user: None,
+            services: names(services),
+        },
+        Affected::EndUser { label, services } => AnnouncedTarget {
+            end_user: Some(label),
+            services: names(services),
+        },
+    }
+}
