@@ -1,7 +1,8 @@
 //! The end user's panel in a real browser: headless Chromium driven through WebDriver logs in
 //! with the keyboard alone, sees its services, switches language, changes its password and
 //! logs in with the new one; every page is written as a screenshot at a desktop and a phone
-//! width, in Japanese and English, to docs/panels/.
+//! width, in Japanese and English: into the build folder (`target/panels/`), or into
+//! docs/panels/ with `OEM_UPDATE_SCREENSHOTS=1`, so a test run leaves the tree as it was.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,14 @@ const DESKTOP: u32 = 1280;
 const PHONE: u32 = 390;
 
 fn shots_dir() -> anyhow::Result<PathBuf> {
-    let dir = repo_root().join("docs/panels");
+    let dir = if std::env::var_os("OEM_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        repo_root().join("docs/panels")
+    } else {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("panels")
+    };
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
