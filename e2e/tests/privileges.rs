@@ -24,7 +24,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let cluster = Cluster::shared().await?;
-    let _operator = Operator::start(
+    let operator_process = Operator::start(
         cluster,
         OperatorOptions {
             env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
@@ -176,6 +176,47 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
             "the webhooks may {verb} secrets cluster-wide"
         );
     }
+
+    // The configuration emptied: the operator removes the webhooks' binding (converged with
+    // the other bindings of the reseller namespace), and their Secret get with it.
+    drop(operator_process);
+    let _operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![
+                ("OEM_MONITOR_ENABLED".into(), "false".into()),
+                ("OEM_WEBHOOKS_SERVICE_ACCOUNT".into(), String::new()),
+            ],
+        },
+    )
+    .await?;
+    wait::until(
+        "the webhooks' binding removed",
+        LIMIT,
+        Duration::from_millis(500),
+        || async {
+            let out = cluster
+                .kubectl(
+                    &[
+                        "get",
+                        "rolebinding",
+                        "oem-hosting-webhooks-secrets",
+                        "-n",
+                        &ns,
+                    ],
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    assert!(!can(&webhooks, "get", "secrets", Some(&ns))?);
+    println!("webhooks' binding removed after {:?}", started.elapsed());
 
     // Cleanup: the end user, then the reseller (bounded).
     cluster.kubectl_ok(
