@@ -137,6 +137,7 @@ stop_process operator "$dir"
 KUBECONFIG=$dir/oem-operator.kubeconfig OEM_CONFIG=$dir/operator.yaml \
   OEM_PROBE_CA_FILE=$dir/pki/provider-ca.crt \
   OEM_HTTP_ADDR=127.0.0.1:$metrics_port OEM_MONITOR_NAMESPACE=$system_ns \
+  OEM_WEBHOOKS_SERVICE_ACCOUNT=$system_ns/oem-webhooks \
   start_process operator "$dir" "$target_dir/debug/oem-operator"
 for _ in $(seq 1 60); do
   curl -fsS --max-time 2 "http://127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && break

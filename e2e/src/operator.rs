@@ -83,7 +83,12 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
     let root = repo_root();
     install_crds(cluster)?;
     let rbac = root.join("charts/oem-hosting/files");
-    for file in ["operator-clusterrole.yaml", "reseller-clusterroles.yaml"] {
+    // The webhooks' roles too: the operator binds oem-hosting-webhooks-secrets to them.
+    for file in [
+        "operator-clusterrole.yaml",
+        "reseller-clusterroles.yaml",
+        "webhooks-clusterrole.yaml",
+    ] {
         cluster.kubectl_ok(
             &[
                 "apply",
@@ -212,6 +217,12 @@ impl Operator {
             .env("OEM_CLOCK_FILE", &clock_file)
             .env("OEM_MONITOR_NAMESPACE", OPERATOR_NAMESPACE)
             .env("OEM_CLUSTER_DIR", &cluster.state_dir)
+            // The webhooks' identity (e2e/src/webhooks.rs): the operator binds their Secret
+            // role to it in each reseller namespace, as the chart configures it.
+            .env(
+                "OEM_WEBHOOKS_SERVICE_ACCOUNT",
+                format!("{OPERATOR_NAMESPACE}/{}", crate::webhooks::WEBHOOKS_ACCOUNT),
+            )
             .env("RUST_LOG", "info,oem_operator=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

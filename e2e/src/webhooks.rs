@@ -7,6 +7,10 @@
 //! no access to webhook configurations (the chart sets their caBundle); the generated-CA mode
 //! the tests use gets get/update on the test's two configurations only, by `resourceNames`
 //! (a ClusterRole and binding named like them, deleted with them).
+//!
+//! Their Secret access (`oem-hosting-webhooks-secrets`) is bound per reseller namespace: by the
+//! operator when a test runs one (`e2e/src/operator.rs` names the webhooks' ServiceAccount to
+//! it), else by the test itself with [`bind_secrets`].
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +29,8 @@ use crate::operator::{OPERATOR_NAMESPACE, service_account_kubeconfig, target_bin
 /// The webhooks' ServiceAccount (in the operator's namespace) and ClusterRole.
 pub const WEBHOOKS_ACCOUNT: &str = "oem-webhooks";
 pub const WEBHOOKS_ROLE: &str = "oem-hosting-webhooks";
+/// Their Secret role, bound per reseller namespace.
+pub const WEBHOOKS_SECRETS_ROLE: &str = "oem-hosting-webhooks-secrets";
 
 /// Applies the chart's webhooks ClusterRole and returns a kubeconfig of a ServiceAccount
 /// bound to it.
@@ -46,6 +52,22 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
         WEBHOOKS_ROLE,
         "webhooks.kubeconfig",
     )
+}
+
+/// The RoleBinding the operator makes in each reseller namespace (operator/src/hosting/rbac.rs),
+/// made by a test that runs the webhooks without an operator: `oem-hosting-webhooks-secrets`
+/// bound to the webhooks' ServiceAccount in `namespace`.
+pub fn bind_secrets(cluster: &Cluster, namespace: &str) -> anyhow::Result<()> {
+    let binding = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+         metadata: {{name: {WEBHOOKS_SECRETS_ROLE}, namespace: {namespace}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {WEBHOOKS_SECRETS_ROLE}}}\n\
+         subjects: [{{kind: ServiceAccount, name: {WEBHOOKS_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
+    );
+    cluster
+        .kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&binding))
+        .with_context(|| format!("binding the webhooks' Secret role in {namespace}"))?;
+    Ok(())
 }
 
 /// The label that selects what the test's webhook configurations judge: namespaces carrying

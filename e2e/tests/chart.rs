@@ -197,6 +197,22 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     assert_eq!(config.network.monitor_namespace, namespace);
     assert_eq!(config.monitor.interval, Duration::from_secs(600));
     assert_eq!(config.http_addr.port(), 8080);
+    // The webhooks' ServiceAccount, to which the operator binds their Secret role in each
+    // reseller namespace; none without webhooks.
+    let webhooks = config
+        .webhooks_service_account
+        .clone()
+        .context("no webhooksServiceAccount rendered")?;
+    assert_eq!(webhooks.namespace, namespace);
+    assert!(
+        objects
+            .iter()
+            .any(|o| kind_name(o) == ("ServiceAccount".into(), webhooks.name.clone())),
+        "webhooksServiceAccount names no rendered ServiceAccount: {}",
+        webhooks.name
+    );
+    let without = template(&["--set", "webhooks.enabled=false"])?;
+    assert!(!without.contains("webhooksServiceAccount"), "{without}");
     // Restricted security context and probes on every container.
     for object in objects.iter().filter(|o| kind_name(o).0 == "Deployment") {
         let pod = &object["spec"]["template"]["spec"];

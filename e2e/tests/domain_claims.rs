@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use oem_crds::{Course, DomainClaim, EndUser, Reseller};
 use oem_e2e::operator::{Operator, OperatorOptions};
-use oem_e2e::webhooks::{SCOPE_LABEL, WebhookConfigs, WebhookServer};
+use oem_e2e::webhooks::{self, SCOPE_LABEL, WebhookConfigs, WebhookServer};
 use oem_e2e::{Cluster, free_port, hosting, wait};
 use serde_json::{Value, json};
 
@@ -65,8 +65,14 @@ fn typed<K: serde::de::DeserializeOwned>(v: Value) -> K {
 }
 
 /// A reseller whose objects (and namespace) only the webhooks of `scope` judge, with a
-/// course `basic`.
-async fn scoped_reseller(client: &Client, name: &str, scope: &str) -> anyhow::Result<String> {
+/// course `basic` and the webhooks' Secret role bound in its namespace (what the operator
+/// does; none runs here).
+async fn scoped_reseller(
+    cluster: &Cluster,
+    client: &Client,
+    name: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
     let mut r = hosting::reseller(name, json!([]));
     r["metadata"]["labels"] = json!({SCOPE_LABEL: scope});
     Api::<Reseller>::all(client.clone())
@@ -81,6 +87,7 @@ async fn scoped_reseller(client: &Client, name: &str, scope: &str) -> anyhow::Re
                 "metadata": {"name": ns, "labels": {SCOPE_LABEL: scope}}})),
         )
         .await?;
+    webhooks::bind_secrets(cluster, &ns)?;
     let course = hosting::course(&ns, "basic", "1Gi", json!({"web": {"phpVersion": "8.4"}}));
     Api::<Course>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &typed(course))
@@ -143,7 +150,7 @@ async fn two_webhook_replicas_admit_one_domain_for_exactly_one_of_two_resellers(
         Duration::from_secs(60),
         Duration::from_millis(500),
         || async {
-            scoped_reseller(&client, &r1, &scope1)
+            scoped_reseller(cluster, &client, &r1, &scope1)
                 .await
                 .map_err(|e| e.to_string())
         },
@@ -155,7 +162,7 @@ async fn two_webhook_replicas_admit_one_domain_for_exactly_one_of_two_resellers(
         Duration::from_secs(60),
         Duration::from_millis(500),
         || async {
-            scoped_reseller(&client, &r2, &scope2)
+            scoped_reseller(cluster, &client, &r2, &scope2)
                 .await
                 .map_err(|e| e.to_string())
         },

@@ -4,7 +4,8 @@
 //! only do through the RoleBindings it makes to itself there (`oem-hosting-operator-secrets`);
 //! the API server then answers that it may not read or write a Secret anywhere else, may not
 //! delete one, and may not reach the node proxy; the webhooks may not rewrite webhook
-//! configurations. What stays cluster-wide (list/watch of Secrets) is asserted too, so a change
+//! configurations, and may get Secrets only in the reseller namespace, where the operator bound
+//! `oem-hosting-webhooks-secrets` to them (not in default, kube-system or a hosting namespace). What stays cluster-wide (list/watch of Secrets) is asserted too, so a change
 //! shows here and in docs/security.md.
 
 use std::time::Duration;
@@ -23,7 +24,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let cluster = Cluster::shared().await?;
-    let _operator = Operator::start(
+    let operator_process = Operator::start(
         cluster,
         OperatorOptions {
             env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
@@ -128,7 +129,94 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
             );
         }
     }
-    assert!(can(&webhooks, "get", "secrets", Some(&ns))?);
+    // Their Secret get only in the reseller namespace, through the RoleBinding the operator
+    // made there to their ServiceAccount (its OEM_WEBHOOKS_SERVICE_ACCOUNT, e2e/src/operator.rs).
+    let binding = cluster.kubectl_ok(
+        &[
+            "get",
+            "rolebinding",
+            "oem-hosting-webhooks-secrets",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.roleRef.name} {.subjects[0].kind} {.subjects[0].namespace}/{.subjects[0].name}",
+        ],
+        None,
+    )?;
+    assert_eq!(
+        binding.trim(),
+        format!(
+            "oem-hosting-webhooks-secrets ServiceAccount {OPERATOR_NAMESPACE}/{WEBHOOKS_ACCOUNT}"
+        )
+    );
+    assert!(
+        can(&webhooks, "get", "secrets", Some(&ns))?,
+        "the webhooks may not get secrets in {ns}"
+    );
+    for verb in ["list", "watch", "create", "patch", "update", "delete"] {
+        assert!(
+            !can(&webhooks, verb, "secrets", Some(&ns))?,
+            "the webhooks may {verb} secrets in {ns}"
+        );
+    }
+    for other in [
+        "default",
+        "kube-system",
+        OPERATOR_NAMESPACE,
+        hosting_ns.as_str(),
+    ] {
+        assert!(
+            !can(&webhooks, "get", "secrets", Some(other))?,
+            "the webhooks may get secrets in {other}"
+        );
+    }
+    for verb in ["get", "list", "watch"] {
+        assert!(
+            !can(&webhooks, verb, "secrets", None)?,
+            "the webhooks may {verb} secrets cluster-wide"
+        );
+    }
+
+    // The configuration emptied: the operator removes the webhooks' binding (converged with
+    // the other bindings of the reseller namespace), and their Secret get with it.
+    drop(operator_process);
+    let _operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![
+                ("OEM_MONITOR_ENABLED".into(), "false".into()),
+                ("OEM_WEBHOOKS_SERVICE_ACCOUNT".into(), String::new()),
+            ],
+        },
+    )
+    .await?;
+    wait::until(
+        "the webhooks' binding removed",
+        LIMIT,
+        Duration::from_millis(500),
+        || async {
+            let out = cluster
+                .kubectl(
+                    &[
+                        "get",
+                        "rolebinding",
+                        "oem-hosting-webhooks-secrets",
+                        "-n",
+                        &ns,
+                    ],
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    assert!(!can(&webhooks, "get", "secrets", Some(&ns))?);
+    println!("webhooks' binding removed after {:?}", started.elapsed());
 
     // Cleanup: the end user, then the reseller (bounded).
     cluster.kubectl_ok(

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use oem_crds::{Course, EndUser, Reseller};
-use oem_e2e::webhooks::{SCOPE_LABEL, WebhookConfigs, WebhookServer};
+use oem_e2e::webhooks::{self, SCOPE_LABEL, WebhookConfigs, WebhookServer};
 use oem_e2e::{Cluster, free_port, hosting, wait};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -168,8 +168,10 @@ fn end_user(ns: &str, name: &str, course: &str, domains: &[&str]) -> EndUser {
     typed(v)
 }
 
-/// A reseller of the test's own with its namespace labelled into the webhooks' scope.
+/// A reseller of the test's own with its namespace labelled into the webhooks' scope, and the
+/// webhooks' Secret role bound there (what the operator does; none runs here).
 async fn scoped_reseller(
+    cluster: &Cluster,
     client: &Client,
     name: &str,
     scope: &str,
@@ -190,6 +192,7 @@ async fn scoped_reseller(
                 "metadata": {"name": ns, "labels": {SCOPE_LABEL: scope}}})),
         )
         .await?;
+    webhooks::bind_secrets(cluster, &ns)?;
     accepted(
         &Api::<Course>::namespaced(client.clone(), &ns),
         &course(&ns, "basic", "1"),
@@ -240,10 +243,10 @@ async fn webhooks_refuse_each_broken_rule_and_accept_its_valid_twin() -> anyhow:
         "spec.contacts[0].email: noc..desk@example.jp is not a valid email address",
     )
     .await?;
-    let a = scoped_reseller(&client, &name("a"), &scope, 100, "100").await?;
-    let b = scoped_reseller(&client, &name("b"), &scope, 100, "100").await?;
-    let c = scoped_reseller(&client, &name("c"), &scope, 1, "100").await?;
-    let d = scoped_reseller(&client, &name("d"), &scope, 100, "2").await?;
+    let a = scoped_reseller(cluster, &client, &name("a"), &scope, 100, "100").await?;
+    let b = scoped_reseller(cluster, &client, &name("b"), &scope, 100, "100").await?;
+    let c = scoped_reseller(cluster, &client, &name("c"), &scope, 1, "100").await?;
+    let d = scoped_reseller(cluster, &client, &name("d"), &scope, 100, "2").await?;
     let courses_a: Api<Course> = Api::namespaced(client.clone(), &a);
     let users = |ns: &str| Api::<EndUser>::namespaced(client.clone(), ns);
 

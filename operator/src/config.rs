@@ -102,6 +102,45 @@ impl Default for NetworkConfig {
     }
 }
 
+/// A ServiceAccount by namespace and name.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ServiceAccountRef {
+    /// `namespace/name`; empty is none.
+    fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.split_once('/') {
+            Some((namespace, name))
+                if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+            {
+                Ok(Some(Self {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                }))
+            }
+            _ => Err(format!("{text:?} is not namespace/name")),
+        }
+    }
+
+    /// As an RBAC subject.
+    pub fn subject(&self) -> k8s_openapi::api::rbac::v1::Subject {
+        k8s_openapi::api::rbac::v1::Subject {
+            kind: "ServiceAccount".into(),
+            name: self.name.clone(),
+            namespace: Some(self.namespace.clone()),
+            api_group: None,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -147,6 +186,11 @@ pub struct Config {
     /// The most orphaned hosting namespaces one orphan sweep deletes; the rest wait for the
     /// next sweep (see `controllers/orphans.rs`). 0 deletes none (they are only logged).
     pub orphan_sweep_cap: usize,
+    /// The admission webhooks' ServiceAccount: the Reseller controller binds
+    /// `oem-hosting-webhooks-secrets` to it in each reseller namespace (their only Secret
+    /// access: the key names of password Secrets). `None`: no such binding (and any made
+    /// before is removed); the webhooks then only warn about password Secrets.
+    pub webhooks_service_account: Option<ServiceAccountRef>,
 }
 
 impl Default for Config {
@@ -171,6 +215,7 @@ impl Default for Config {
             usage: UsageConfig::default(),
             alerting: AlertingConfig::default(),
             orphan_sweep_cap: 10,
+            webhooks_service_account: None,
         }
     }
 }
@@ -305,6 +350,10 @@ impl Config {
         if let Some(v) = var("OEM_USAGE_REFRESH_INTERVAL") {
             self.usage.refresh_interval = duration("OEM_USAGE_REFRESH_INTERVAL", v)?;
         }
+        if let Some(v) = var("OEM_WEBHOOKS_SERVICE_ACCOUNT") {
+            self.webhooks_service_account = ServiceAccountRef::parse(&v)
+                .map_err(|message| invalid("OEM_WEBHOOKS_SERVICE_ACCOUNT", message))?;
+        }
         self.alerting.apply_env(&var).map_err(|message| {
             let field = message.split(':').next().unwrap_or("alerting").to_owned();
             ConfigError::Invalid { field, message }
@@ -343,6 +392,14 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return invalid("prometheusUrl", "must start with http:// or https://");
+        }
+        if let Some(account) = &self.webhooks_service_account
+            && (account.namespace.trim().is_empty() || account.name.trim().is_empty())
+        {
+            return invalid(
+                "webhooksServiceAccount",
+                "needs both namespace and name (or leave it out)",
+            );
         }
         if let Err(message) = self.alerting.validate() {
             return invalid("alerting", &message);
@@ -394,6 +451,43 @@ mod tests {
             .apply_env(|k| (k == "OEM_RESYNC_INTERVAL").then(|| "soon".into()))
             .unwrap_err();
         assert!(err.to_string().contains("OEM_RESYNC_INTERVAL"), "{err}");
+    }
+
+    #[test]
+    fn the_webhooks_service_account_comes_from_the_file_or_the_environment() {
+        let mut c: Config =
+            serde_yaml::from_str("webhooksServiceAccount: {namespace: oem, name: hooks}\n")
+                .unwrap();
+        c.validate().unwrap();
+        let expected = ServiceAccountRef {
+            namespace: "oem".into(),
+            name: "hooks".into(),
+        };
+        assert_eq!(c.webhooks_service_account.as_ref(), Some(&expected));
+        c.apply_env(|k| (k == "OEM_WEBHOOKS_SERVICE_ACCOUNT").then(|| "sys/wh".into()))
+            .unwrap();
+        let account = c.webhooks_service_account.clone().unwrap();
+        assert_eq!(
+            (account.namespace.as_str(), account.name.as_str()),
+            ("sys", "wh")
+        );
+        let subject = account.subject();
+        assert_eq!(subject.kind, "ServiceAccount");
+        assert_eq!(subject.namespace.as_deref(), Some("sys"));
+        // Empty: no binding.
+        c.apply_env(|k| (k == "OEM_WEBHOOKS_SERVICE_ACCOUNT").then(String::new))
+            .unwrap();
+        assert_eq!(c.webhooks_service_account, None);
+        let err = c
+            .apply_env(|k| (k == "OEM_WEBHOOKS_SERVICE_ACCOUNT").then(|| "hooks".into()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("OEM_WEBHOOKS_SERVICE_ACCOUNT"),
+            "{err}"
+        );
+        let c: Config =
+            serde_yaml::from_str("webhooksServiceAccount: {namespace: oem, name: ''}\n").unwrap();
+        assert!(c.validate().is_err());
     }
 
     #[test]

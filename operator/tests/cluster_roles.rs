@@ -78,8 +78,11 @@ fn documented_secret_verbs() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "oem-hosting-operator-secrets",
             BTreeSet::from(["get", "create", "patch"]),
         ),
-        // Cluster-wide get of one named Secret: the password Secret's key names.
-        ("oem-hosting-webhooks", BTreeSet::from(["get"])),
+        // Bound by the operator to the webhooks' ServiceAccount, by a RoleBinding in each
+        // reseller namespace (never cluster-wide, checked below): get of the password Secret
+        // an EndUser names, for its key names. The webhooks' cluster-wide role
+        // (`oem-hosting-webhooks`) holds no Secret verb at all.
+        ("oem-hosting-webhooks-secrets", BTreeSet::from(["get"])),
         // The end users' panel: watches Secrets' metadata (password versions), reads the login
         // password and credentials Secrets of the end user logged in, and patches them on a
         // password change or a rotation (docs/panels.md; narrowing it is a known gap in
@@ -130,6 +133,13 @@ const CLUSTER_WIDE: [&str; 4] = [
     "oem-hosting-operator-kubelet-stats",
     "oem-hosting-panel",
     "oem-hosting-webhooks",
+];
+
+/// The Secret roles the operator binds by RoleBindings in the namespaces it manages, never by a
+/// ClusterRoleBinding.
+const PER_NAMESPACE: [&str; 2] = [
+    "oem-hosting-operator-secrets",
+    "oem-hosting-webhooks-secrets",
 ];
 
 /// The only ClusterRole that may reach kubelets through the API server's node proxy, rendered
@@ -212,7 +222,7 @@ fn webhook_configurations_are_written_only_by_name() {
 }
 
 #[test]
-fn the_chart_installs_the_seven_cluster_roles() {
+fn the_chart_installs_the_eight_cluster_roles() {
     let names: BTreeSet<String> = cluster_roles()
         .into_iter()
         .map(|r| r.metadata.name)
@@ -225,10 +235,36 @@ fn the_chart_installs_the_seven_cluster_roles() {
         "oem-hosting-reseller-admin",
         "oem-hosting-tenant-viewer",
         "oem-hosting-webhooks",
+        "oem-hosting-webhooks-secrets",
     ]
     .map(String::from)
     .into();
     assert_eq!(names, expected);
+}
+
+#[test]
+fn the_webhooks_read_no_secret_cluster_wide() {
+    let role = cluster_roles()
+        .into_iter()
+        .find(|r| r.metadata.name == "oem-hosting-webhooks")
+        .expect("the webhooks' ClusterRole");
+    for rule in &role.rules {
+        assert!(
+            !rule.resources.iter().any(|r| r == "secrets"),
+            "the webhooks' cluster-wide role reaches Secrets: {rule:?}"
+        );
+    }
+    // Their Secret get comes only from the per-namespace role, which the operator may bind.
+    let operator = cluster_roles()
+        .into_iter()
+        .find(|r| r.metadata.name == "oem-hosting-operator")
+        .expect("the operator's ClusterRole");
+    assert!(operator.rules.iter().any(|r| {
+        r.verbs.iter().any(|v| v == "bind")
+            && r.resource_names
+                .iter()
+                .any(|n| n == "oem-hosting-webhooks-secrets")
+    }));
 }
 
 #[test]
@@ -293,7 +329,7 @@ fn secret_verbs_are_only_those_documented() {
             .flat_map(|r| r.verbs.iter().map(String::as_str))
             .collect();
         let allowed = documented.get(name).cloned().unwrap_or_default();
-        if name == "oem-hosting-operator-secrets" {
+        if PER_NAMESPACE.contains(&name) {
             assert!(
                 !CLUSTER_WIDE.contains(&name),
                 "{name} is bound per namespace only"

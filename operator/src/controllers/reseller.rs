@@ -96,6 +96,14 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
         rbac::operator_secrets_binding(&name, &namespace, &ctx.identity)
             .map_err(ser("rolebinding"))?,
     ];
+    // The webhooks' get of password Secrets (their key names), when the configuration names
+    // their ServiceAccount; converged with the others, so emptying it removes the binding.
+    if let Some(webhooks) = &ctx.config.webhooks_service_account {
+        bindings.push(
+            rbac::webhooks_secrets_binding(&name, &webhooks.subject())
+                .map_err(ser("rolebinding"))?,
+        );
+    }
     if !admins.is_empty() {
         bindings.push(rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?);
     }

@@ -3,7 +3,10 @@
 //! and maintenance windows in the reseller's namespace, read access to its end users' hosting
 //! namespaces. And the operator's own Secret access (`oem-hosting-operator-secrets`, in
 //! `charts/oem-hosting/files/operator-clusterrole.yaml`), bound to itself in each namespace it
-//! manages, so that cluster-wide it holds only list/watch of Secrets.
+//! manages, so that cluster-wide it holds only list/watch of Secrets. And the admission
+//! webhooks' Secret access (`oem-hosting-webhooks-secrets`, in
+//! `charts/oem-hosting/files/webhooks-clusterrole.yaml`), bound to their ServiceAccount in each
+//! reseller namespace, so that cluster-wide they hold no Secret verb.
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
@@ -17,6 +20,9 @@ pub const TENANT_VIEWER_ROLE: &str = "oem-hosting-tenant-viewer";
 pub const OPERATOR_SECRETS_ROLE: &str = "oem-hosting-operator-secrets";
 /// The name of the operator's own RoleBinding in each namespace it manages.
 pub const OPERATOR_SECRETS_BINDING: &str = "oem-hosting-operator-secrets";
+pub const WEBHOOKS_SECRETS_ROLE: &str = "oem-hosting-webhooks-secrets";
+/// The name of the webhooks' RoleBinding in each reseller namespace.
+pub const WEBHOOKS_SECRETS_BINDING: &str = "oem-hosting-webhooks-secrets";
 
 fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -97,6 +103,21 @@ pub fn operator_secrets_binding(
     )
 }
 
+/// The admission webhooks' Secret access (get) in a reseller's namespace: they read the key
+/// names of the password Secret an EndUser names, and only in a reseller namespace.
+pub fn webhooks_secrets_binding(
+    reseller: &str,
+    webhooks: &Subject,
+) -> Result<RoleBinding, serde_json::Error> {
+    binding(
+        WEBHOOKS_SECRETS_BINDING,
+        &naming::reseller_namespace(reseller),
+        WEBHOOKS_SECRETS_ROLE,
+        reseller,
+        std::slice::from_ref(webhooks),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +147,31 @@ mod tests {
         assert_eq!(b.role_ref.name, OPERATOR_SECRETS_ROLE);
         assert_eq!(b.role_ref.kind, "ClusterRole");
         assert_eq!(b.subjects.unwrap(), vec![me]);
+    }
+
+    #[test]
+    fn the_webhooks_get_their_secret_role_only_in_the_reseller_namespace() {
+        let webhooks = crate::config::ServiceAccountRef {
+            namespace: "oem-hosting".into(),
+            name: "oem-hosting-webhooks".into(),
+        }
+        .subject();
+        let b = webhooks_secrets_binding("sakura", &webhooks).unwrap();
+        assert_eq!(b.metadata.name.as_deref(), Some(WEBHOOKS_SECRETS_BINDING));
+        assert_eq!(b.metadata.namespace.as_deref(), Some("reseller-sakura"));
+        assert_eq!(b.role_ref.name, WEBHOOKS_SECRETS_ROLE);
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        assert_ne!(WEBHOOKS_SECRETS_BINDING, OPERATOR_SECRETS_BINDING);
+        let subjects = b.subjects.unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(subjects[0].name, "oem-hosting-webhooks");
+        assert_eq!(subjects[0].namespace.as_deref(), Some("oem-hosting"));
+        let labels = b.metadata.labels.unwrap();
+        assert_eq!(
+            labels.get(naming::LABEL_RESELLER).map(String::as_str),
+            Some("sakura")
+        );
     }
 
     #[test]
