@@ -102,6 +102,16 @@ pub async fn ensure(client: &Client, enduser: &EndUser, now: jiff::Timestamp) ->
 /// Creates the claim of `domain` for `ns/name`; whether the claim is theirs afterwards.
 async fn claim(api: &Api<DomainClaim>, domain: &str, ns: &str, name: &str) -> Result<bool> {
     let wanted = DomainClaim::for_end_user(domain, ns, name);
+    // Read first: a domain another end user holds is refused on every resync without a
+    // create the API server would refuse (a steady state writes nothing, not even refused
+    // writes).
+    if let Some(existing) =
+        api.get_opt(domain)
+            .await
+            .map_err(Error::kube("get", "DomainClaim", domain))?
+    {
+        return Ok(existing.is_held_by(ns, name));
+    }
     // Two rounds: a claim released between the create and the get is created again once.
     for _ in 0..2 {
         match api.create(&PostParams::default(), &wanted).await {
