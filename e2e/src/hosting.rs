@@ -70,7 +70,9 @@ pub fn enduser(namespace: &str, name: &str, course: &str, start: &str, extra: Va
         "contractName": format!("{name} Co., Ltd."),
         "contactEmail": format!("{name}@example.jp"),
         "courseRef": {"name": course},
-        "domains": [format!("{name}.example.jp")],
+        // Under the reseller's namespace: domains are unique cluster-wide (DomainClaims), and
+        // tests sharing the kwok cluster reuse end-user names.
+        "domains": [format!("{name}.{namespace}.example.jp")],
         "contractDate": "2025-01-01",
         "startDate": start
     });

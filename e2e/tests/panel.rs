@@ -41,7 +41,7 @@ async fn the_issued_password_logs_in_and_the_overview_shows_the_hosting() -> any
     for expected in [
         format!("{} hosting", f.reseller),
         "standard".to_owned(),
-        "shop.example.jp".to_owned(),
+        format!("shop.{}.example.jp", f.namespace),
         "192.0.2.80".to_owned(),
         "10 mx.example.net.".to_owned(),
         "稼働中".to_owned(),

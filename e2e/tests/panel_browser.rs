@@ -154,7 +154,10 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
     browser.keys(ENTER).await?;
     at(&browser, &home).await?;
     let overview = browser.source().await?;
-    assert!(overview.contains("web.example.jp"), "the domain is shown");
+    assert!(
+        overview.contains(&format!("web.{}.example.jp", f.namespace)),
+        "the domain is shown"
+    );
     assert!(
         overview.contains(&format!("{} hosting", f.reseller)),
         "the brand is shown"
