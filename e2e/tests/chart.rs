@@ -366,20 +366,16 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
         );
     }
 
-    // Install: the chart's ClusterRoles replace the copies other tests applied.
-    cluster.kubectl_ok(
-        &[
-            "delete",
-            "clusterrole",
-            "--ignore-not-found",
-            "oem-hosting-operator",
-            "oem-hosting-reseller-admin",
-            "oem-hosting-tenant-viewer",
-            "oem-hosting-webhooks",
-            "oem-hosting-panel",
-        ],
-        None,
-    )?;
+    // Install: the chart's ClusterRoles (every one it renders) replace the copies other tests
+    // applied from the same files.
+    let roles: Vec<String> = objects
+        .iter()
+        .filter(|o| kind_name(o).0 == "ClusterRole")
+        .map(|o| kind_name(o).1)
+        .collect();
+    let mut delete = vec!["delete", "clusterrole", "--ignore-not-found"];
+    delete.extend(roles.iter().map(String::as_str));
+    cluster.kubectl_ok(&delete, None)?;
     let guard = Release {
         cluster: cluster.clone(),
         release: release.into(),
