@@ -344,11 +344,21 @@ fn make_up_serves_the_example_site_refuses_bad_yaml_and_make_down_leaves_nothing
     let (printed, first) = script("up.sh")?;
     let before = check_running()?;
     check_panel(&printed)?;
-    let (_, again) = script("up.sh")?;
+    let (second, again) = script("up.sh")?;
     let after = check_running()?;
     ensure!(
         after > before,
-        "a second make up keeps the site's database: visits {before} then {after}"
+        "a second make up keeps the site's database: visits {before} then {after}; the second \
+         make up said:\n{}",
+        second
+            .lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let containers = container_ids()?;
     let (_, down) = script("down.sh")?;
