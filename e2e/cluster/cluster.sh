@@ -85,9 +85,24 @@ wait_for() { # $1 what, $2 seconds, rest: command that succeeds when ready
   done
 }
 
+# Kills what of this state folder still runs without a PID file (a process that outlived an
+# earlier `down`, or whose file was lost): it would hold its port, and clients would talk to it
+# instead of the new one.
+stray() { # $1 component name (the binary's)
+  local pid
+  for pid in $(pgrep -f -- "$DIR/" 2>/dev/null); do
+    [ "$(cat "$DIR/pids/$1.pid" 2>/dev/null)" = "$pid" ] && continue
+    if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")" = "$1" ]; then
+      log "$1: a stray process of this folder (pid $pid) stopped"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
 start() { # $1 component, rest: command line; runs detached, its PID recorded
   local name=$1; shift
   if alive "$name"; then return; fi
+  stray "$name"
   setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$DIR/pids/$name.pid"
   log "$name started (pid $!)"
@@ -313,6 +328,7 @@ down() {
   node_down
   # ...then the control plane in reverse start order: clients, API server, etcd.
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_pid "${COMPONENTS[$i]}"; done
+  for name in "${COMPONENTS[@]}"; do stray "$name"; done
   rm -rf "$DIR"
   log "removed $DIR"
 }
