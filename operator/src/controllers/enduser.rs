@@ -433,39 +433,39 @@ async fn write_status(
         now,
     );
     let mut conditions = merge_ready(&previous.conditions, ready);
-    let was_held =
-        oem_crds::conditions::find(&previous.conditions, QUOTA_EXCEEDED).map(|c| c.message.clone());
-    match &observed.held {
-        Some(Some(why)) => {
-            let held = Condition::new(
-                QUOTA_EXCEEDED,
-                ConditionStatus::True,
-                "ResellerPoolExhausted",
-                why.clone(),
-                generation,
-                now,
-            );
-            conditions = merge(&conditions, held);
+    // Conditions that hold while the operator says why: the reseller's pool, another end
+    // user's domain claims.
+    let tracked = [
+        (QUOTA_EXCEEDED, "ResellerPoolExhausted", &observed.held),
+        (
+            DOMAIN_CONFLICT,
+            "ClaimedByAnotherEndUser",
+            &observed.conflict,
+        ),
+    ];
+    let mut told = Vec::new();
+    for (type_, reason, why) in tracked {
+        let was =
+            oem_crds::conditions::find(&previous.conditions, type_).map(|c| c.message.clone());
+        match why {
+            Some(Some(why)) => {
+                let condition = Condition::new(
+                    type_,
+                    ConditionStatus::True,
+                    reason,
+                    why.clone(),
+                    generation,
+                    now,
+                );
+                conditions = merge(&conditions, condition);
+                // A Warning event when the reason is new, not on every resync.
+                if was.as_ref() != Some(why) {
+                    told.push((type_, why.clone()));
+                }
+            }
+            Some(None) => conditions.retain(|c| c.type_ != type_),
+            None => {}
         }
-        Some(None) => conditions.retain(|c| c.type_ != QUOTA_EXCEEDED),
-        None => {}
-    }
-    let was_conflict = oem_crds::conditions::find(&previous.conditions, DOMAIN_CONFLICT)
-        .map(|c| c.message.clone());
-    match &observed.conflict {
-        Some(Some(why)) => {
-            let conflict = Condition::new(
-                DOMAIN_CONFLICT,
-                ConditionStatus::True,
-                "ClaimedByAnotherEndUser",
-                why.clone(),
-                generation,
-                now,
-            );
-            conditions = merge(&conditions, conflict);
-        }
-        Some(None) => conditions.retain(|c| c.type_ != DOMAIN_CONFLICT),
-        None => {}
     }
     let mut next = EndUserStatus {
         phase: Some(observed.phase),
@@ -496,31 +496,11 @@ async fn write_status(
         &["services", "usage", "mailLocked"],
     )
     .await?;
-    if wrote
-        && let Some(Some(why)) = &observed.held
-        && was_held.as_ref() != Some(why)
-    {
-        ctx.event(
-            &enduser.object_ref(&()),
-            true,
-            QUOTA_EXCEEDED,
-            "Reconcile",
-            why.clone(),
-        )
-        .await;
-    }
-    if wrote
-        && let Some(Some(why)) = &observed.conflict
-        && was_conflict.as_ref() != Some(why)
-    {
-        ctx.event(
-            &enduser.object_ref(&()),
-            true,
-            DOMAIN_CONFLICT,
-            "Reconcile",
-            why.clone(),
-        )
-        .await;
+    if wrote {
+        for (type_, why) in told {
+            ctx.event(&enduser.object_ref(&()), true, type_, "Reconcile", why)
+                .await;
+        }
     }
     if wrote && previous.phase != next.phase {
         let note = format!(
