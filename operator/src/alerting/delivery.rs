@@ -10,12 +10,48 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use oem_crds::enduser::EndUser;
-use oem_crds::incident::{Channel, Incident, NotificationEvent, NotificationRecord, event};
+use oem_crds::incident::{
+    Channel, DeliveryState, Incident, NotificationEvent, NotificationRecord, event,
+};
 use oem_crds::reseller::{Language, Reseller};
 
 use super::calendar::Calendar;
 use super::flow::{MAIL_UNLOCKED, Recipient};
 use super::notify::{Notice, Target, redact_url};
+
+/// What one delivery attempt made of its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub state: DeliveryState,
+    /// The error of a failed attempt (kept short), none once sent.
+    pub message: Option<String>,
+    /// The notifications metric's result: sent, retry or failed.
+    pub result: &'static str,
+}
+
+/// A record after an attempt (its `attempts` already counting it): sent, retried later, or
+/// given up when the error is permanent or `max_attempts` are used up.
+pub fn settle(outcome: Result<(), (bool, String)>, attempts: i32, max_attempts: u32) -> Settled {
+    match outcome {
+        Ok(()) => Settled {
+            state: DeliveryState::Sent,
+            message: None,
+            result: "sent",
+        },
+        Err((retryable, message)) => {
+            let give_up = !retryable || u32::try_from(attempts).unwrap_or(u32::MAX) >= max_attempts;
+            Settled {
+                state: if give_up {
+                    DeliveryState::Failed
+                } else {
+                    DeliveryState::Pending
+                },
+                message: Some(super::flow::truncate(&message)),
+                result: if give_up { "failed" } else { "retry" },
+            }
+        }
+    }
+}
 
 /// Every channel of every contact of the reseller.
 pub fn recipients(reseller: &Reseller) -> Vec<Recipient> {
@@ -213,6 +249,24 @@ pub async fn target_of(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_attempt_is_sent_retried_or_given_up() {
+        assert_eq!(settle(Ok(()), 1, 3).state, DeliveryState::Sent);
+        let retry = settle(Err((true, "451 busy".into())), 1, 3);
+        assert_eq!(
+            (retry.state, retry.result),
+            (DeliveryState::Pending, "retry")
+        );
+        assert_eq!(retry.message.as_deref(), Some("451 busy"));
+        let spent = settle(Err((true, "451 busy".into())), 3, 3);
+        assert_eq!(
+            (spent.state, spent.result),
+            (DeliveryState::Failed, "failed")
+        );
+        let permanent = settle(Err((false, "550 no such user".into())), 1, 3);
+        assert_eq!(permanent.state, DeliveryState::Failed);
+    }
 
     #[test]
     fn every_channel_of_every_contact_is_a_recipient() {
