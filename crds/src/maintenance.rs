@@ -211,6 +211,20 @@ pub struct MaintenanceStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
     pub announcements: Vec<AnnouncementRecord>,
+    /// The start and planned end the last announcement told; a window moved or lengthened before its start is announced again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_times: Option<WindowTimes>,
+    /// On a repeated announcement: the start and planned end told before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescheduled_from: Option<WindowTimes>,
+}
+
+/// A window's start and planned end, as announced.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowTimes {
+    pub start: Time,
+    pub end: Time,
 }
 
 /// The announcement of a window to one contact of one reseller by one channel.

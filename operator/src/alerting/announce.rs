@@ -15,17 +15,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::DeliveryState;
-use oem_crds::maintenance::{AnnouncementRecord, MaintenanceReason, MaintenanceStatus};
+use oem_crds::maintenance::{
+    AnnouncementRecord, MaintenanceReason, MaintenanceStatus, WindowTimes,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::announcements::{self, Affected, Tenant};
 use super::controller::{Alerting, calendar_of};
+use super::delivery;
 use super::incidents::World;
 use super::maintenance::Window;
 use super::notify::{self, AnnouncedTarget, Announcement};
-use super::{delivery, flow};
 use crate::naming;
 
 /// The field manager of `status.announcedAt` and `status.announcements`.
@@ -77,7 +79,13 @@ impl Alerting {
         let lead = SignedDuration::try_from(self.ctx.config.alerting.announce_lead_time)
             .unwrap_or(SignedDuration::MAX);
         let mut current = subject.stored.cloned().unwrap_or_default();
-        if announcements::due(&subject.view, current.announced_at.is_some(), lead, now) {
+        let told = current.announced_at.as_ref().map(|_| {
+            current
+                .announced_times
+                .as_ref()
+                .map(|t| (t.start.0, t.end.0))
+        });
+        if announcements::due(&subject.view, told, lead, now) {
             let on_node = self
                 .pods_on(&announcements::nodes(&subject.view.covers))
                 .await;
@@ -92,7 +100,12 @@ impl Alerting {
                 .collect();
             let uid = subject.object.meta().uid.clone().unwrap_or_default();
             current.announced_at = Some(Time(now));
-            current.announcements = announcements::records(&uid, &told);
+            current.rescheduled_from = current.announced_times.take();
+            current.announced_times = Some(WindowTimes {
+                start: Time(subject.view.start),
+                end: Time(subject.view.end),
+            });
+            current.announcements = announcements::records(&uid, subject.view.start, &told);
             tracing::info!(window = %subject.view.name, resellers = told.len(),
                 records = current.announcements.len(), "maintenance window announced");
             if !self.record(&subject, &current).await {
@@ -101,7 +114,9 @@ impl Alerting {
         }
         for index in 0..current.announcements.len() {
             let record = current.announcements[index].clone();
-            if record.state != DeliveryState::Pending || !self.retry_due(&record) {
+            if record.state != DeliveryState::Pending
+                || !self.retry_due(record.attempts, record.last_attempt_at.as_ref())
+            {
                 continue;
             }
             let now = self.ctx.clock.now();
@@ -111,32 +126,25 @@ impl Alerting {
             if !self.record(&subject, &current).await {
                 return;
             }
-            let outcome = self.send(world, tenants, &subject, &record).await;
+            let rescheduled_from = current
+                .rescheduled_from
+                .as_ref()
+                .map(|t| (t.start.0, t.end.0));
+            let outcome = self
+                .send(world, tenants, &subject, &record, rescheduled_from)
+                .await;
             let entry = &mut current.announcements[index];
-            let result = match outcome {
-                Ok(()) => {
-                    entry.state = DeliveryState::Sent;
-                    entry.message = None;
-                    tracing::info!(window = %subject.view.name, reseller = %record.reseller,
-                        channel = notify::channel_name(record.channel), "maintenance announcement delivered");
-                    "sent"
-                }
-                Err((retryable, message)) => {
-                    let give_up = !retryable
-                        || u32::try_from(entry.attempts).unwrap_or(u32::MAX)
-                            >= self.notify.max_attempts;
-                    entry.state = if give_up {
-                        DeliveryState::Failed
-                    } else {
-                        DeliveryState::Pending
-                    };
-                    entry.message = Some(flow::truncate(&message));
-                    tracing::warn!(window = %subject.view.name, reseller = %record.reseller,
-                        channel = notify::channel_name(record.channel), attempts = entry.attempts,
-                        %message, give_up, "maintenance announcement failed");
-                    if give_up { "failed" } else { "retry" }
-                }
-            };
+            let settled = delivery::settle(outcome, entry.attempts, self.notify.max_attempts);
+            (entry.state, entry.message) = (settled.state, settled.message.clone());
+            let channel = notify::channel_name(record.channel);
+            match &settled.message {
+                None => tracing::info!(window = %subject.view.name, reseller = %record.reseller,
+                    channel, "maintenance announcement delivered"),
+                Some(message) => tracing::warn!(window = %subject.view.name,
+                    reseller = %record.reseller, channel, attempts = entry.attempts, %message,
+                    result = settled.result, "maintenance announcement failed"),
+            }
+            let result = settled.result;
             self.ctx
                 .metrics
                 .alerting
@@ -153,12 +161,12 @@ impl Alerting {
         }
     }
 
-    /// Whether a Pending record's backoff has passed.
-    fn retry_due(&self, record: &AnnouncementRecord) -> bool {
-        let (true, Some(last)) = (record.attempts > 0, &record.last_attempt_at) else {
+    /// Whether a Pending record's backoff has passed, after `attempts` attempts.
+    pub(super) fn retry_due(&self, attempts: i32, last_attempt_at: Option<&Time>) -> bool {
+        let (true, Some(last)) = (attempts > 0, last_attempt_at) else {
             return true;
         };
-        let next = u32::try_from(record.attempts)
+        let next = u32::try_from(attempts)
             .unwrap_or(u32::MAX)
             .saturating_add(1);
         let wait = SignedDuration::try_from(notify::backoff(&self.notify, next))
@@ -175,6 +183,7 @@ impl Alerting {
         tenants: &[Tenant],
         subject: &Subject<'_, K>,
         record: &AnnouncementRecord,
+        rescheduled_from: Option<(jiff::Timestamp, jiff::Timestamp)>,
     ) -> Result<(), (bool, String)> {
         let Some(reseller) = world.resellers.get(&record.reseller) else {
             return Err((false, format!("reseller {} is gone", record.reseller)));
@@ -200,6 +209,7 @@ impl Alerting {
             start: subject.view.start,
             end: subject.view.end,
             end_when_recovered: subject.view.end_when_recovered,
+            rescheduled_from,
             reason_ja: subject.reason.ja.clone(),
             reason_en: subject.reason.en.clone(),
             targets: affected.into_iter().map(announced).collect(),
@@ -222,6 +232,8 @@ impl Alerting {
             "status": {
                 "announcedAt": status.announced_at,
                 "announcements": status.announcements,
+                "announcedTimes": status.announced_times,
+                "rescheduledFrom": status.rescheduled_from,
             },
         });
         match subject

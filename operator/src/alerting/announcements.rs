@@ -17,16 +17,25 @@ use super::maintenance::{Cover, Window};
 use super::notify;
 use crate::naming;
 
-/// Whether the window is to be announced now: not yet announced, its start ahead, and the
-/// lead time reached (a window created inside the lead time goes at once).
-pub fn due(window: &Window, announced: bool, lead: SignedDuration, now: Timestamp) -> bool {
-    if announced || now >= window.start {
+/// What a window's status says was announced: nothing, or the times told (`None`: announced
+/// before the times were recorded, taken as unchanged).
+pub type Told = Option<Option<(Timestamp, Timestamp)>>;
+
+/// Whether the window is to be announced now. Never once started. Not yet announced: once the
+/// lead time before its start is reached (a window created inside the lead time goes at once).
+/// Announced with other times (moved or lengthened): at once, again.
+pub fn due(window: &Window, told: Told, lead: SignedDuration, now: Timestamp) -> bool {
+    if now >= window.start {
         return false;
     }
-    window
-        .start
-        .checked_sub(lead)
-        .map_or(true, |from| now >= from)
+    match told {
+        Some(Some(times)) => times != (window.start, window.end),
+        Some(None) => false,
+        None => window
+            .start
+            .checked_sub(lead)
+            .map_or(true, |from| now >= from),
+    }
 }
 
 /// One end user of a reseller as the audience decision sees it.
@@ -122,8 +131,15 @@ pub fn nodes(covers: &[Cover]) -> BTreeSet<String> {
         .collect()
 }
 
-/// One Pending record per recipient of each reseller told, keyed by the window's uid.
-pub fn records(window_uid: &str, told: &[(String, Vec<Recipient>)]) -> Vec<AnnouncementRecord> {
+/// One Pending record per recipient of each reseller told, keyed by the window's uid and the
+/// start announced (a repeated announcement has keys of its own).
+pub fn records(
+    window_uid: &str,
+    start: Timestamp,
+    told: &[(String, Vec<Recipient>)],
+) -> Vec<AnnouncementRecord> {
+    let announced = format!("{window_uid}@{start}");
+    let announced = announced.as_str();
     told.iter()
         .flat_map(|(reseller, recipients)| {
             recipients.iter().map(move |r| AnnouncementRecord {
@@ -134,7 +150,7 @@ pub fn records(window_uid: &str, told: &[(String, Vec<Recipient>)]) -> Vec<Annou
                 attempts: 0,
                 last_attempt_at: None,
                 idempotency_key: notify::announcement_key(
-                    window_uid, reseller, r.channel, &r.target,
+                    announced, reseller, r.channel, &r.target,
                 ),
                 message: None,
             })

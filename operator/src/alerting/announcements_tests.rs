@@ -7,6 +7,10 @@ fn at(s: &str) -> Timestamp {
 
 const LEAD: SignedDuration = SignedDuration::from_hours(72);
 
+fn start() -> Timestamp {
+    at("2026-12-09T17:00:00Z")
+}
+
 fn window(covers: Vec<Cover>) -> Window {
     Window {
         name: "upgrade".into(),
@@ -48,35 +52,78 @@ fn tenants() -> Vec<Tenant> {
 fn a_window_is_announced_once_the_lead_time_before_its_start() {
     let w = shop_window();
     assert!(
-        !due(&w, false, LEAD, at("2026-12-06T16:59:59Z")),
+        !due(&w, None, LEAD, at("2026-12-06T16:59:59Z")),
         "too early"
     );
     assert!(
-        due(&w, false, LEAD, at("2026-12-06T17:00:00Z")),
+        due(&w, None, LEAD, at("2026-12-06T17:00:00Z")),
         "at the lead time"
     );
-    assert!(due(&w, false, LEAD, at("2026-12-08T00:00:00Z")));
+    assert!(due(&w, None, LEAD, at("2026-12-08T00:00:00Z")));
     assert!(
-        !due(&w, true, LEAD, at("2026-12-08T00:00:00Z")),
+        !due(&w, Some(None), LEAD, at("2026-12-08T00:00:00Z")),
         "already announced: never twice"
     );
 }
 
 #[test]
+fn a_window_moved_or_lengthened_after_its_announcement_is_announced_again_at_once() {
+    let w = shop_window();
+    let now = at("2026-12-08T00:00:00Z");
+    assert!(
+        !due(&w, Some(Some((w.start, w.end))), LEAD, now),
+        "told as it is"
+    );
+    let earlier_start = w.start - SignedDuration::from_hours(1);
+    assert!(
+        due(&w, Some(Some((earlier_start, w.end))), LEAD, now),
+        "moved"
+    );
+    let shorter_end = w.end - SignedDuration::from_mins(30);
+    assert!(
+        due(&w, Some(Some((w.start, shorter_end))), LEAD, now),
+        "lengthened"
+    );
+    assert!(
+        !due(&w, Some(Some((earlier_start, w.end))), LEAD, w.start),
+        "never once started"
+    );
+    // Moved from earlier to far ahead, beyond the lead time: told at once all the same.
+    let mut far = shop_window();
+    far.start += SignedDuration::from_hours(24 * 30);
+    far.end += SignedDuration::from_hours(24 * 30);
+    assert!(due(&far, Some(Some((w.start, w.end))), LEAD, now));
+}
+
+#[test]
+fn a_repeated_announcement_has_keys_of_its_own() {
+    let told = vec![(
+        "sakura".to_owned(),
+        vec![Recipient {
+            channel: Channel::Email,
+            target: "noc@sakura.example.jp".into(),
+        }],
+    )];
+    let first = records("uid-1", start(), &told);
+    let again = records("uid-1", start() + SignedDuration::from_hours(1), &told);
+    assert_ne!(first[0].idempotency_key, again[0].idempotency_key);
+}
+
+#[test]
 fn a_window_created_inside_the_lead_time_is_announced_at_once() {
     let w = shop_window();
-    assert!(due(&w, false, LEAD, at("2026-12-09T16:59:59Z")));
+    assert!(due(&w, None, LEAD, at("2026-12-09T16:59:59Z")));
 }
 
 #[test]
 fn a_window_already_started_or_ended_is_not_announced() {
     let w = shop_window();
     assert!(
-        !due(&w, false, LEAD, at("2026-12-09T17:00:00Z")),
+        !due(&w, None, LEAD, at("2026-12-09T17:00:00Z")),
         "at its start"
     );
-    assert!(!due(&w, false, LEAD, at("2026-12-09T18:00:00Z")), "open");
-    assert!(!due(&w, false, LEAD, at("2026-12-10T00:00:00Z")), "ended");
+    assert!(!due(&w, None, LEAD, at("2026-12-09T18:00:00Z")), "open");
+    assert!(!due(&w, None, LEAD, at("2026-12-10T00:00:00Z")), "ended");
 }
 
 #[test]
@@ -84,7 +131,7 @@ fn a_lead_time_reaching_before_the_epoch_means_at_once() {
     let w = shop_window();
     assert!(due(
         &w,
-        false,
+        None,
         SignedDuration::MAX,
         at("2000-01-01T00:00:00Z")
     ));
@@ -164,7 +211,7 @@ fn one_pending_record_per_reseller_contact_and_channel_with_distinct_stable_keys
         ),
         ("sakura".to_owned(), vec![email("noc@momiji.example")]),
     ];
-    let first = records("uid-1", &told);
+    let first = records("uid-1", start(), &told);
     assert_eq!(first.len(), 3);
     assert!(
         first
@@ -178,9 +225,9 @@ fn one_pending_record_per_reseller_contact_and_channel_with_distinct_stable_keys
         "the same address at two resellers is two records"
     );
     assert!(first[0].idempotency_key.starts_with("maintenance-email-"));
-    assert_eq!(records("uid-1", &told), first, "stable");
+    assert_eq!(records("uid-1", start(), &told), first, "stable");
     assert_ne!(
-        records("uid-2", &told)[0].idempotency_key,
+        records("uid-2", start(), &told)[0].idempotency_key,
         first[0].idempotency_key
     );
 }

@@ -289,6 +289,8 @@ pub fn next_status(
         // stored status sees only what changed here.
         announced_at: stored.and_then(|s| s.announced_at.clone()),
         announcements: stored.map(|s| s.announcements.clone()).unwrap_or_default(),
+        announced_times: stored.and_then(|s| s.announced_times.clone()),
+        rescheduled_from: stored.and_then(|s| s.rescheduled_from.clone()),
     }
 }
 

@@ -132,8 +132,14 @@ pub async fn write_statuses(
 fn phase_fields(status: &MaintenanceStatus) -> serde_json::Value {
     let mut body = serde_json::to_value(status).unwrap_or_default();
     if let Some(fields) = body.as_object_mut() {
-        fields.remove("announcedAt");
-        fields.remove("announcements");
+        for field in [
+            "announcedAt",
+            "announcements",
+            "announcedTimes",
+            "rescheduledFrom",
+        ] {
+            fields.remove(field);
+        }
     }
     body
 }

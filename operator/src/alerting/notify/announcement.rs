@@ -32,6 +32,8 @@ pub struct Announcement {
     pub end: Timestamp,
     /// The work may end earlier, once every target answers again.
     pub end_when_recovered: bool,
+    /// A repeated announcement: the start and planned end told before.
+    pub rescheduled_from: Option<(Timestamp, Timestamp)>,
     pub reason_ja: Option<String>,
     pub reason_en: Option<String>,
     pub targets: Vec<AnnouncedTarget>,
@@ -51,6 +53,8 @@ impl Announcement {
 
 struct Words {
     subject: &'static str,
+    subject_changed: &'static str,
+    changed: &'static str,
     intro: &'static str,
     start: &'static str,
     end: &'static str,
@@ -65,6 +69,8 @@ struct Words {
 
 const JA: Words = Words {
     subject: "メンテナンスのお知らせ",
+    subject_changed: "メンテナンス日時変更のお知らせ",
+    changed: "先にお知らせしたメンテナンスの日時が変更になりました。変更前",
     intro: "下記の日時にメンテナンスを実施いたします。作業中は下記のサービスがご利用いただけない場合があります。",
     start: "開始日時",
     end: "終了予定日時",
@@ -79,6 +85,8 @@ const JA: Words = Words {
 
 const EN: Words = Words {
     subject: "Planned maintenance",
+    subject_changed: "Planned maintenance rescheduled",
+    changed: "The maintenance announced before has new times. It was announced for",
     intro: "Maintenance work is planned at the times below. The services listed may be unavailable while it runs.",
     start: "Begins",
     end: "Planned end",
@@ -102,17 +110,22 @@ pub fn render_announcement(announcement: &Announcement, language: Language) -> R
             .strftime("%Y-%m-%d %H:%M %Z")
             .to_string()
     };
+    let title = if announcement.rescheduled_from.is_some() {
+        w.subject_changed
+    } else {
+        w.subject
+    };
     let subject = match language {
         Language::Ja => format!(
             "【{}】{}: {}",
             announcement.brand,
-            w.subject,
+            title,
             time(announcement.start)
         ),
         Language::En => format!(
             "[{}] {}: {}",
             announcement.brand,
-            w.subject,
+            title,
             time(announcement.start)
         ),
     };
@@ -122,6 +135,9 @@ pub fn render_announcement(announcement: &Announcement, language: Language) -> R
         Language::Ja => writeln!(text, "{} ご担当者様\n", announcement.brand),
         Language::En => writeln!(text, "Dear {} contact,\n", announcement.brand),
     };
+    if let Some((start, end)) = announcement.rescheduled_from {
+        let _ = writeln!(text, "{}: {} – {}\n", w.changed, time(start), time(end));
+    }
     let _ = writeln!(text, "{}\n", w.intro);
     let _ = writeln!(text, "  {}: {}", w.start, time(announcement.start));
     let _ = writeln!(text, "  {}: {}", w.end, time(announcement.end));
@@ -160,6 +176,9 @@ pub fn announcement_body(announcement: &Announcement, idempotency_key: &str) -> 
         "start": announcement.start.to_string(),
         "end": announcement.end.to_string(),
         "endWhenRecovered": announcement.end_when_recovered,
+        "rescheduledFrom": announcement.rescheduled_from.map(|(start, end)| {
+            json!({"start": start.to_string(), "end": end.to_string()})
+        }),
         "reason": {"ja": announcement.reason_ja, "en": announcement.reason_en},
         "targets": targets,
         "timeZone": announcement.time_zone.iana_name(),
@@ -177,6 +196,7 @@ mod tests {
             start: "2026-12-09T17:00:00Z".parse().unwrap(),
             end: "2026-12-09T19:00:00Z".parse().unwrap(),
             end_when_recovered: true,
+            rescheduled_from: None,
             reason_ja: Some("データベースの更新".into()),
             reason_en: None,
             targets: vec![
@@ -220,6 +240,35 @@ mod tests {
         assert!(r.text.contains("Work: データベースの更新"), "{}", r.text);
         assert!(r.text.contains("Planned end: 2026-12-10 04:00 JST"));
         assert!(!r.text.to_lowercase().contains("oem"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_rescheduled_window_says_so_with_the_times_told_before() {
+        let mut moved = announcement();
+        moved.rescheduled_from = Some((
+            "2026-12-08T17:00:00Z".parse().unwrap(),
+            "2026-12-08T19:00:00Z".parse().unwrap(),
+        ));
+        let ja = render_announcement(&moved, Language::Ja);
+        assert_eq!(
+            ja.subject,
+            "【さくらウェブ】メンテナンス日時変更のお知らせ: 2026-12-10 02:00 JST"
+        );
+        assert!(
+            ja.text
+                .contains("変更前: 2026-12-09 02:00 JST – 2026-12-09 04:00 JST"),
+            "{}",
+            ja.text
+        );
+        let en = render_announcement(&moved, Language::En);
+        assert!(
+            en.subject.contains("Planned maintenance rescheduled"),
+            "{}",
+            en.subject
+        );
+        let body = announcement_body(&moved, "k");
+        assert_eq!(body["rescheduledFrom"]["start"], "2026-12-08T17:00:00Z");
+        assert!(announcement_body(&announcement(), "k")["rescheduledFrom"].is_null());
     }
 
     #[test]
