@@ -7,9 +7,14 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
+use oem_crds::incident::IncidentKind;
+
 use super::controller::Alerting;
-use super::incidents::{World, is_open, key_of, kind_text};
+use super::incidents::{World, is_open, key_of, kind_text, service_text};
+use super::maintenance::{Phase, Target, covering};
+use super::source::AlertKey;
 use super::{flow, mail};
+use crate::naming;
 
 #[derive(Clone)]
 pub struct AlertingMetrics {
@@ -23,6 +28,7 @@ pub struct AlertingMetrics {
     pub source_polls: IntCounterVec,
     pub mail_locked: GaugeVec,
     pub mail_rate_limit: GaugeVec,
+    pub maintenance_active: GaugeVec,
 }
 
 impl AlertingMetrics {
@@ -93,6 +99,11 @@ impl AlertingMetrics {
                 "The end user's course limit of mails sent per hour (HostingMassMail compares)",
                 &["reseller", "enduser"],
             )?,
+            maintenance_active: gauge(
+                "oem_maintenance_active",
+                "1 while an open maintenance window covers the end user's service (the availability rules leave these samples out)",
+                &["reseller", "enduser", "service"],
+            )?,
         };
         registry.register(Box::new(m.incidents_open.clone()))?;
         registry.register(Box::new(m.incidents_total.clone()))?;
@@ -104,6 +115,7 @@ impl AlertingMetrics {
         registry.register(Box::new(m.source_polls.clone()))?;
         registry.register(Box::new(m.mail_locked.clone()))?;
         registry.register(Box::new(m.mail_rate_limit.clone()))?;
+        registry.register(Box::new(m.maintenance_active.clone()))?;
         Ok(m)
     }
 }
@@ -143,6 +155,24 @@ impl Alerting {
         );
     }
 
+    /// `oem_maintenance_active` of every end user's service an open window covers now (a
+    /// provider's node window: of the end users seen failing on that node, whose nodes the
+    /// loop looked up).
+    pub(super) fn export_maintenance(
+        &mut self,
+        world: &World,
+        nodes: &HashMap<AlertKey, Vec<String>>,
+        now: Timestamp,
+    ) {
+        let covered = covered_services(world, nodes, now);
+        let m = &self.ctx.metrics.alerting;
+        sync_gauge(
+            &m.maintenance_active,
+            self.series.entry("maintenance").or_default(),
+            covered,
+        );
+    }
+
     pub(super) fn export_incidents(&mut self, world: &World, now: Timestamp) {
         let mut open: HashMap<Vec<String>, f64> = HashMap::new();
         let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
@@ -178,9 +208,91 @@ impl Alerting {
     }
 }
 
+/// (reseller, end user, service) of every service an open window covers at `now`, valued 1.
+fn covered_services(
+    world: &World,
+    nodes: &HashMap<AlertKey, Vec<String>>,
+    now: Timestamp,
+) -> HashMap<Vec<String>, f64> {
+    let mut out = HashMap::new();
+    if !world.windows.iter().any(|w| w.phase(now) == Phase::Open) {
+        return out;
+    }
+    for ((namespace, name), enduser) in &world.endusers {
+        let Some(reseller) = naming::reseller_of_namespace(namespace) else {
+            continue;
+        };
+        let services = enduser.status.iter().flat_map(|s| &s.services);
+        for health in services {
+            let key = AlertKey {
+                namespace: namespace.clone(),
+                enduser: name.clone(),
+                service: health.service,
+                kind: IncidentKind::ServiceDown,
+            };
+            let on = nodes.get(&key).map(Vec::as_slice).unwrap_or_default();
+            if covering(&world.windows, &Target::of(&key, on), now).is_some() {
+                out.insert(
+                    vec![
+                        reseller.to_owned(),
+                        name.clone(),
+                        service_text(health.service),
+                    ],
+                    1.0,
+                );
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_window_marks_the_services_it_covers_and_no_other() {
+        use crate::alerting::maintenance::{Cover, Window};
+        use oem_crds::enduser::{EndUser, ServiceName};
+        let enduser: EndUser = serde_json::from_value(serde_json::json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+            "metadata": {"name": "shop", "namespace": "reseller-sakura"},
+            "spec": {"loginId": "shop", "contractName": "Shop", "contactEmail": "a@example.jp",
+                "courseRef": {"name": "c"}, "contractDate": "2026-01-01", "startDate": "2026-01-01"},
+            "status": {"services": [
+                {"service": "http", "state": "Down"}, {"service": "smtp", "state": "Up"}
+            ]}
+        }))
+        .unwrap();
+        let start: Timestamp = "2026-12-09T17:00:00Z".parse().unwrap();
+        let world = World {
+            resellers: HashMap::new(),
+            endusers: HashMap::from([(("reseller-sakura".into(), "shop".into()), enduser)]),
+            courses: HashMap::new(),
+            incidents: Vec::new(),
+            maintenances: Vec::new(),
+            cluster_maintenances: Vec::new(),
+            windows: vec![Window {
+                name: "reseller-sakura/w".into(),
+                covers: vec![Cover::EndUser {
+                    namespace: "reseller-sakura".into(),
+                    end_user: "shop".into(),
+                    services: vec![ServiceName::Http],
+                }],
+                start,
+                end: start + jiff::SignedDuration::from_hours(1),
+                end_when_recovered: false,
+                first_down_at: None,
+                recovered_at: None,
+            }],
+        };
+        let inside = start + jiff::SignedDuration::from_mins(5);
+        let covered = covered_services(&world, &HashMap::new(), inside);
+        let expected = vec!["sakura".to_owned(), "shop".to_owned(), "http".to_owned()];
+        assert_eq!(covered, HashMap::from([(expected, 1.0)]));
+        let after = start + jiff::SignedDuration::from_hours(2);
+        assert!(covered_services(&world, &HashMap::new(), after).is_empty());
+    }
 
     #[test]
     fn a_synced_gauge_keeps_exactly_the_given_series() {
