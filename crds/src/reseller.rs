@@ -3,11 +3,13 @@
 
 use jiff::civil::Date;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::conditions::Condition;
+use crate::incident::DeliveryState;
 use crate::usage::Usage;
 
 /// The namespace prefix of every reseller's own namespace: `reseller-<name>`.
@@ -254,6 +256,60 @@ pub struct ResellerStatus {
     /// The metadata.generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The monthly availability reports of the last twelve months, newest last: each month's figures and its delivery to every e-mail contact (written by the reporter, field manager oem-hosting-reporter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 12))]
+    pub reports: Vec<MonthlyReport>,
+}
+
+/// One month's availability report of a reseller, made once on the first business day of the
+/// next month.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthlyReport {
+    /// The calendar month in the reseller's time zone, as YYYY-MM.
+    #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$"))]
+    pub month: String,
+    /// When the report was made.
+    pub generated_at: Time,
+    /// Availability of all the reseller's end users' services together (total downtime over total time measured, maintenance left out), in percent rounded down to three decimals, e.g. "99.987".
+    #[schemars(length(max = 16))]
+    pub availability_percent: String,
+    /// Downtime outside maintenance windows, summed over every end user's services, in seconds.
+    #[schemars(range(min = 0))]
+    pub downtime_seconds: i64,
+    /// Incidents of the month (outages and mass mail).
+    #[schemars(range(min = 0))]
+    pub incidents: i32,
+    /// One delivery per e-mail address of the reseller's contacts: recorded before sending, so each address gets the month's report once across restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub deliveries: Vec<ReportDelivery>,
+}
+
+/// The report's e-mail to one address.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportDelivery {
+    /// The e-mail address.
+    #[schemars(length(min = 1, max = 320))]
+    pub to: String,
+    /// Pending, Sent or Failed.
+    pub state: DeliveryState,
+    /// Delivery attempts made so far.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub attempts: i32,
+    /// When the last attempt was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+    /// Unique key of this mail (its Message-ID).
+    #[schemars(length(min = 1, max = 256))]
+    pub idempotency_key: String,
+    /// The last delivery error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }
 
 impl Reseller {

@@ -95,6 +95,26 @@ impl Calendar {
         date.tomorrow().unwrap_or(date)
     }
 
+    /// The first business day on or after `date`.
+    pub fn business_day_from(&self, date: Date) -> Date {
+        if self.is_business_day(date) {
+            date
+        } else {
+            self.next_business_day(date)
+        }
+    }
+
+    /// When business hours begin on `date` (the first period's start, local time).
+    pub fn opening_of_business(&self, date: Date) -> Timestamp {
+        let start = self.hours.first().map(|&(start, _)| start).unwrap_or(0);
+        Time::new((start / 60) as i8, (start % 60) as i8, 0, 0)
+            .map(|t| date.to_datetime(t))
+            .and_then(|dt: DateTime| dt.to_zoned(self.time_zone.clone()))
+            .map(|z| z.timestamp())
+            // Only dates at the edge of jiff's range (year 9999) fail.
+            .unwrap_or(Timestamp::MAX)
+    }
+
     /// When business hours end on `date` (the last period's end, local time).
     pub fn close_of_business(&self, date: Date) -> Timestamp {
         let end = self

@@ -100,7 +100,9 @@ impl Alerting {
         let nodes =
             windows::nodes_of_failing(&self.ctx.client, &world, observation.as_ref(), now).await;
         windows::write_statuses(&self.ctx.client, &world, observation.as_ref(), &nodes, now).await;
+        self.export_maintenance(&world, &nodes, now);
         self.announce(&world).await;
+        self.report(&world).await;
         if let Some(seen) = &observation {
             self.open_new(&mut world, seen, &nodes, now).await;
         }

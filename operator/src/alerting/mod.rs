@@ -13,6 +13,7 @@
 //! | `announcements`, `announce` | maintenance windows told in advance: when and to whom (pure); queueing and delivering |
 //! | `delivery` | incident → notice and target for the transport |
 //! | `availability` | a month's availability from recorded outages, less maintenance (pure) |
+//! | `report`, `reporter` | the monthly availability report: when it is due and what it says (pure); recording and delivering it |
 //! | `calendar`, `notify` | business calendar and notification transport |
 
 mod announce;
@@ -31,6 +32,8 @@ pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod remediation;
+pub mod report;
+mod reporter;
 pub mod rules;
 pub mod source;
 pub mod windows;

@@ -138,9 +138,16 @@ async fn write_status(
         ..previous
     };
     let api: Api<Reseller> = Api::all(ctx.client.clone());
-    // `usage` belongs to the usage reporter (its own field manager): a stale copy sent here
-    // would undo its writes.
-    status::write_except(&api, reseller, reseller.status.as_ref(), &next, &["usage"]).await?;
+    // `usage` belongs to the usage reporter and `reports` to the availability reporter (their
+    // own field managers): a stale copy sent here would undo their writes.
+    status::write_except(
+        &api,
+        reseller,
+        reseller.status.as_ref(),
+        &next,
+        &["usage", "reports"],
+    )
+    .await?;
     Ok(())
 }
 

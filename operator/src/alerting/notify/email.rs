@@ -2,7 +2,7 @@
 //! identified by the notice's idempotency key, sent through the configured SMTP relay.
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Attachment, Mailbox, Message, MessageBuilder, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -31,8 +31,28 @@ impl Header for IdempotencyKeyHeader {
     }
 }
 
-/// The message: From is the configured address under the brand's name; the Message-ID is
-/// `<key@sender domain>`, the same for every attempt, so a receiver can drop a duplicate.
+/// The message head: From is the configured address under the brand's name; the Message-ID
+/// is `<key@sender domain>`, the same for every attempt, so a receiver can drop a duplicate.
+fn head(
+    from: &Address,
+    brand: &str,
+    to: &str,
+    subject: &str,
+    idempotency_key: &str,
+) -> Result<MessageBuilder, NotifyError> {
+    let recipient: Mailbox = to.parse().map_err(|source| NotifyError::Address {
+        address: to.to_owned(),
+        source,
+    })?;
+    Ok(Message::builder()
+        .from(Mailbox::new(Some(brand.to_owned()), from.clone()))
+        .to(recipient)
+        .subject(subject.to_owned())
+        .message_id(Some(format!("<{idempotency_key}@{}>", from.domain())))
+        .header(IdempotencyKeyHeader(idempotency_key.to_owned())))
+}
+
+/// A plain-text message.
 pub(super) fn message(
     from: &Address,
     brand: &str,
@@ -40,22 +60,47 @@ pub(super) fn message(
     rendered: &Rendered,
     idempotency_key: &str,
 ) -> Result<Message, NotifyError> {
-    let recipient: Mailbox = to.parse().map_err(|source| NotifyError::Address {
-        address: to.to_owned(),
-        source,
-    })?;
-    Message::builder()
-        .from(Mailbox::new(Some(brand.to_owned()), from.clone()))
-        .to(recipient)
-        .subject(rendered.subject.clone())
-        .message_id(Some(format!("<{idempotency_key}@{}>", from.domain())))
-        .header(IdempotencyKeyHeader(idempotency_key.to_owned()))
+    head(from, brand, to, &rendered.subject, idempotency_key)?
         .header(ContentType::TEXT_PLAIN)
         .body(rendered.text.clone())
         .map_err(|source| NotifyError::Message {
             to: to.to_owned(),
             source,
         })
+}
+
+/// A text message with one HTML file attached (`multipart/mixed`).
+pub(super) fn message_with_html(
+    from: &Address,
+    brand: &str,
+    to: &str,
+    rendered: &Rendered,
+    attachment: &HtmlAttachment,
+    idempotency_key: &str,
+) -> Result<Message, NotifyError> {
+    let html_type = ContentType::parse("text/html; charset=utf-8").map_err(|e| {
+        NotifyError::Config(format!("the attachment's content type is not valid: {e}"))
+    })?;
+    head(from, brand, to, &rendered.subject, idempotency_key)?
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(rendered.text.clone()))
+                .singlepart(
+                    Attachment::new(attachment.file_name.clone())
+                        .body(attachment.html.clone(), html_type),
+                ),
+        )
+        .map_err(|source| NotifyError::Message {
+            to: to.to_owned(),
+            source,
+        })
+}
+
+/// An HTML document sent as a file.
+#[derive(Debug, Clone)]
+pub struct HtmlAttachment {
+    pub file_name: String,
+    pub html: String,
 }
 
 /// The TLS settings for STARTTLS: system roots plus the configured extra CA.
@@ -157,6 +202,32 @@ mod tests {
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(raw.contains("<notice@mail.example.jp>"), "{raw}");
         assert!(!raw.to_lowercase().contains("oem-hosting"), "{raw}");
+    }
+
+    #[test]
+    fn a_report_mail_carries_its_text_and_the_html_file() {
+        let from: Address = "notice@mail.example.jp".parse().unwrap();
+        let attachment = HtmlAttachment {
+            file_name: "availability-2026-11.html".into(),
+            html: "<!DOCTYPE html><p>稼働率</p>".into(),
+        };
+        let message = message_with_html(
+            &from,
+            "さくらウェブ",
+            "ops@reseller.jp",
+            &rendered(),
+            &attachment,
+            "k1",
+        )
+        .unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(
+            raw.contains("attachment; filename=\"availability-2026-11.html\""),
+            "{raw}"
+        );
+        assert!(raw.contains("text/html; charset=utf-8"), "{raw}");
+        assert!(raw.contains("Message-ID: <k1@mail.example.jp>"), "{raw}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod email;
 mod error;
 mod notifier;
 mod render;
+mod report;
 mod webhook;
 
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub use email::IDEMPOTENCY_MAIL_HEADER;
 pub use error::{NotifyError, http_status_is_retryable, redact_url};
 pub use notifier::Notifier;
 pub use render::render;
+pub use report::{
+    AvailabilityReport, ReportIncident, ReportLine, escape, render_report_html, render_report_mail,
+};
 pub use webhook::{sign, webhook_body};
 
 /// The webhook header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256>` (see [`sign`]).
@@ -195,6 +199,17 @@ fn keyed(prefix: &str, channel: Channel, parts: &[&str]) -> String {
 
 /// The event name of a maintenance announcement (webhook body, metrics).
 pub const MAINTENANCE_EVENT: &str = "maintenance";
+/// The notifications metric's event of a monthly availability report.
+pub const REPORT_EVENT: &str = "monthlyReport";
+
+/// The key of one reseller's report of one month to one address.
+pub fn report_key(reseller_uid: &str, month: &str, to: &str) -> String {
+    keyed(
+        REPORT_EVENT,
+        Channel::Email,
+        &[reseller_uid, REPORT_EVENT, month, to],
+    )
+}
 
 /// The event as it is spelled in the Incident's status and the webhook body.
 pub fn event_name(event: NotificationEvent) -> &'static str {

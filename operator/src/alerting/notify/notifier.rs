@@ -9,8 +9,8 @@ use oem_crds::reseller::Language;
 use super::config::NotifyConfig;
 use super::error::NotifyError;
 use super::{
-    Announcement, Notice, Rendered, Target, announcement_body, email, render, render_announcement,
-    webhook, webhook_body,
+    Announcement, AvailabilityReport, Notice, Rendered, Target, announcement_body, email, render,
+    render_announcement, render_report_html, render_report_mail, webhook, webhook_body,
 };
 use crate::clock::{SharedClock, SystemClock};
 
@@ -127,6 +127,32 @@ impl Notifier {
         };
         self.transmit(target, &announcement.brand, message, idempotency_key)
             .await
+    }
+
+    /// One delivery attempt of a monthly availability report by e-mail: the summary as text,
+    /// the report as an attached HTML file, in the contact's `language`.
+    pub async fn report_in(
+        &self,
+        to: &str,
+        report: &AvailabilityReport,
+        language: Language,
+        idempotency_key: &str,
+    ) -> Result<(), NotifyError> {
+        let rendered = render_report_mail(report, language);
+        let attachment = email::HtmlAttachment {
+            file_name: report.file_name(),
+            html: render_report_html(report, language),
+        };
+        let message = email::message_with_html(
+            &self.from,
+            &report.brand,
+            to,
+            &rendered,
+            &attachment,
+            idempotency_key,
+        )?;
+        let password = self.password().await?;
+        email::send(&self.config, self.tls.as_ref(), password, message, to).await
     }
 
     async fn transmit(

@@ -1,0 +1,561 @@
+//! The monthly availability report (issue 17), end to end on the local control plane with a
+//! real PostgreSQL and the real SMTP sink, time-shifted through the operator's clock file: a few
+//! minutes before the month ends the database server hangs (SIGSTOP), a maintenance window covers
+//! part of the outage, and the server comes back; once the clock is past the first business day
+//! of the next month each contact gets one mail in its language with the report attached as
+//! HTML, whose figures match the recorded outage less the window; a restarted operator sends
+//! nothing twice.
+
+#[path = "../../operator/tests/probes_support/mod.rs"]
+mod probes_support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use kube::Client;
+use kube::api::{Api, DeleteParams};
+use oem_crds::enduser::EndUser;
+use oem_crds::incident::Incident;
+use oem_crds::maintenance::Maintenance;
+use oem_crds::reseller::Reseller;
+use oem_e2e::hosting::{self, apply_course, apply_enduser};
+use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
+use oem_e2e::{Cluster, free_port, wait};
+use serde_json::json;
+
+/// One part of a received mail: its headers and decoded body.
+#[derive(Debug)]
+struct Part {
+    head: String,
+    body: String,
+}
+
+fn header(head: &str, name: &str) -> String {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut lines = head
+        .lines()
+        .skip_while(|l| !l.to_ascii_lowercase().starts_with(&prefix));
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let mut value = first[prefix.len()..].trim().to_owned();
+    for more in lines.take_while(|l| l.starts_with([' ', '\t'])) {
+        value.push(' ');
+        value.push_str(more.trim());
+    }
+    value
+}
+
+/// RFC 2047 base64 words, joined before decoding (a word may end inside a character).
+fn decode_words(value: &str) -> String {
+    let mut bytes = Vec::new();
+    for word in value.split_whitespace() {
+        let inner = word
+            .strip_prefix("=?utf-8?b?")
+            .or_else(|| word.strip_prefix("=?UTF-8?B?"))
+            .and_then(|w| w.strip_suffix("?="));
+        match inner {
+            Some(b64) => bytes.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap_or_default(),
+            ),
+            None => {
+                if !bytes.is_empty() {
+                    bytes.push(b' ');
+                }
+                bytes.extend(word.as_bytes());
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Quoted-printable: soft line breaks and `=XX` bytes.
+fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\n", "");
+    let raw = joined.as_bytes();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'='
+            && i + 2 < raw.len()
+            && let Some(byte) = std::str::from_utf8(&raw[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn decode(head: &str, body: &str) -> String {
+    match header(head, "Content-Transfer-Encoding")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "base64" => {
+            let joined: String = body.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(joined)
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+        }
+        "quoted-printable" => quoted_printable(body),
+        _ => body.to_owned(),
+    }
+}
+
+/// The mail's top headers and its parts (one part for a single-part mail).
+fn parse(raw: &str) -> (String, Vec<Part>) {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let content_type = header(head, "Content-Type");
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"').to_owned());
+    let Some(boundary) = boundary else {
+        return (
+            head.to_owned(),
+            vec![Part {
+                head: head.to_owned(),
+                body: decode(head, body),
+            }],
+        );
+    };
+    let parts = body
+        .split(&format!("--{boundary}"))
+        .skip(1)
+        .filter(|p| !p.starts_with("--"))
+        .filter_map(|p| {
+            let p = p.trim_start_matches('\n');
+            let (h, b) = p.split_once("\n\n")?;
+            Some(Part {
+                head: h.to_owned(),
+                body: decode(h, b),
+            })
+        })
+        .collect();
+    (head.to_owned(), parts)
+}
+
+/// A report mail: recipient, subject, text and attached HTML.
+#[derive(Debug)]
+struct ReportMail {
+    to: String,
+    subject: String,
+    text: String,
+    file_name: String,
+    html: String,
+}
+
+fn report_mails(smtp: &SmtpSink, reseller_domain: &str) -> anyhow::Result<Vec<ReportMail>> {
+    let mut out = Vec::new();
+    for raw in smtp.messages()? {
+        let (head, parts) = parse(&raw);
+        let to = header(&head, "X-Sink-Rcpt-To");
+        let subject = decode_words(&header(&head, "Subject"));
+        if !to.ends_with(reseller_domain)
+            || !(subject.contains("稼働率レポート") || subject.contains("Availability report"))
+        {
+            continue;
+        }
+        let text = parts
+            .iter()
+            .find(|p| header(&p.head, "Content-Type").starts_with("text/plain"))
+            .map(|p| p.body.clone())
+            .unwrap_or_default();
+        let attachment = parts
+            .iter()
+            .find(|p| header(&p.head, "Content-Disposition").starts_with("attachment"));
+        out.push(ReportMail {
+            to,
+            subject,
+            text,
+            file_name: attachment
+                .map(|p| header(&p.head, "Content-Disposition"))
+                .unwrap_or_default(),
+            html: attachment.map(|p| p.body.clone()).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Stops or continues a server and its children (a hung server and its recovery).
+fn signal_tree(pid: u32, signal: i32) -> anyhow::Result<()> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
+    let mut pids: Vec<i32> = children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    pids.push(i32::try_from(pid)?);
+    for p in pids {
+        // SAFETY: signals processes this test started.
+        if unsafe { libc::kill(p, signal) } != 0 {
+            anyhow::bail!(
+                "signal {signal} to {p}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn start_operator(cluster: &Cluster, smtp: &SmtpSink) -> anyhow::Result<Operator> {
+    let notify = json!({
+        "smtpHost": "127.0.0.1", "smtpPort": smtp.port, "starttls": "none",
+        "from": "noc@provider.example", "timeout": "5s",
+        "maxAttempts": 10, "backoffBase": "1s", "backoffMax": "2s"
+    });
+    let env = [
+        ("OEM_HTTP_ADDR", format!("127.0.0.1:{}", free_port()?)),
+        ("OEM_PROBE_INTERVAL", "2s".into()),
+        ("OEM_PROBE_RETRY_INTERVAL", "1s".into()),
+        ("OEM_PROBE_TIMEOUT", "1s".into()),
+        ("OEM_PROBE_ALLOW", "127.0.0.0/8".into()),
+        ("OEM_ALERT_POLL_INTERVAL", "1s".into()),
+        ("OEM_RESYNC_INTERVAL", "20s".into()),
+        // No outage notice or restart in these two minutes: the report is what is tested.
+        ("OEM_NOTIFY_AFTER", "1h".into()),
+        ("OEM_RESTART_BACKOFF", "1h".into()),
+        ("OEM_FLAP_WINDOW", "0s".into()),
+        ("OEM_NOTIFY", notify.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Operator::start(cluster, OperatorOptions { env }).await
+}
+
+/// The shift that makes the operator's "now" `target`.
+fn shift_to(target: Timestamp) -> String {
+    format!("{:+}s", target.duration_since(Timestamp::now()).as_secs())
+}
+
+/// Availability in percent rounded down to three decimals, as the report writes it.
+fn percent(down: SignedDuration, measured: SignedDuration) -> String {
+    let ratio = 1.0 - down.as_secs_f64() / measured.as_secs_f64();
+    format!("{:.3}", (ratio * 100.0 * 1000.0).floor() / 1000.0)
+}
+
+#[tokio::test]
+async fn a_months_report_goes_once_to_each_contact_with_figures_less_maintenance()
+-> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let client: Client = cluster.client().await?;
+    let smtp = SmtpSink::start(SmtpSinkOptions::default()).await?;
+    let postgres = probes_support::daemons::postgres();
+    let postmaster_file = probes_support::lab_dir("postgres")
+        .map_err(anyhow::Error::msg)?
+        .join("data/postmaster.pid");
+    let postmaster: u32 = std::fs::read_to_string(&postmaster_file)?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()?;
+    let mut operator = start_operator(cluster, &smtp).await?;
+
+    let id = std::process::id() % 100000;
+    let name = format!("rep{id}");
+    let domain = format!("@{name}.example.jp");
+    let mut spec = hosting::reseller(&name, json!([]));
+    spec["spec"]["displayName"] = json!("うめホスティング");
+    spec["spec"]["contacts"] = json!([
+        {"name": "desk", "email": format!("desk{domain}"), "language": "ja"},
+        {"name": "night", "email": format!("night{domain}"), "language": "en"}
+    ]);
+    let ns = hosting::apply_reseller(&client, spec).await?;
+    apply_course(
+        &client,
+        hosting::course(
+            &ns,
+            "db",
+            "1Gi",
+            json!({"database": {"engine": "postgresql"}}),
+        ),
+    )
+    .await?;
+    let endpoints = json!({"monitoring": {"endpoints": [
+        {"service": "postgresql", "host": "127.0.0.1", "port": postgres},
+        {"service": "ping", "host": "127.0.0.1"}
+    ]}});
+    apply_enduser(
+        &client,
+        hosting::enduser(&ns, "shop", "db", "2025-01-01", endpoints),
+    )
+    .await?;
+    let endusers: Api<EndUser> = Api::namespaced(client.clone(), &ns);
+    let db_state = || async {
+        let eu = endusers.get("shop").await.map_err(|e| e.to_string())?;
+        let v = serde_json::to_value(&eu).map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            v["status"]["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["service"] == "postgresql")
+                .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default(),
+        )
+    };
+    wait::until(
+        "postgresql Up",
+        Duration::from_secs(90),
+        Duration::from_millis(300),
+        || async {
+            match db_state().await? {
+                s if s == "Up" => Ok(()),
+                s => Err(s),
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+
+    // Six minutes before the end of the month the end user began in (Tokyo).
+    let tokyo = TimeZone::get("Asia/Tokyo")?;
+    let created = endusers
+        .get("shop")
+        .await?
+        .metadata
+        .creation_timestamp
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
+    let first_of_month = created.to_zoned(tokyo.clone()).date().first_of_month();
+    let next_month = first_of_month.checked_add(1.month())?;
+    let month_end = next_month.to_zoned(tokyo.clone())?.timestamp();
+    anyhow::ensure!(
+        month_end - SignedDuration::from_mins(6) > Timestamp::now(),
+        "the month ends in less than six minutes; run again"
+    );
+    let shift = shift_to(month_end - SignedDuration::from_mins(6));
+    operator.shift_clock(&shift)?;
+    let shifted_now = month_end - SignedDuration::from_mins(6);
+
+    // A window over the outage's middle: the hang lasts from about 10 s to about 100 s after
+    // the shift, the window from 40 s to 70 s.
+    let windows: Api<Maintenance> = Api::namespaced(client.clone(), &ns);
+    let window_start =
+        Timestamp::from_second((shifted_now + SignedDuration::from_secs(40)).as_second())?;
+    let window_end = window_start + SignedDuration::from_secs(30);
+    hosting::apply(
+        &windows,
+        json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Maintenance",
+            "metadata": {"name": "db-upgrade", "namespace": ns},
+            "spec": {
+                "targets": [{"endUser": "shop", "services": ["postgresql"]}],
+                "start": window_start.to_string(),
+                "end": window_end.to_string(),
+                "reason": {"ja": "データベースの更新", "en": "database upgrade"}
+            }
+        }),
+    )
+    .await?;
+
+    // The hang.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    signal_tree(postmaster, libc::SIGSTOP)?;
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    signal_tree(postmaster, libc::SIGCONT)?;
+    let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
+    let incident = wait::until(
+        "the postgresql incident resolved",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let all = incidents
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mine: Vec<Incident> = all
+                .items
+                .into_iter()
+                .filter(|i| i.spec.end_user == "shop")
+                .collect();
+            match mine.as_slice() {
+                [one] if one.status.as_ref().is_some_and(|s| s.resolved_at.is_some()) => {
+                    Ok(one.clone())
+                }
+                other => Err(format!(
+                    "{} incidents: {:?}",
+                    other.len(),
+                    other.first().map(|i| &i.status)
+                )),
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+    let status = incident.status.clone().unwrap_or_default();
+    let down_at = status
+        .timeline
+        .iter()
+        .find(|e| e.event == "Down")
+        .map(|e| e.time.0)
+        .ok_or_else(|| anyhow::anyhow!("no Down in {:?}", status.timeline))?;
+    let up_at = status
+        .timeline
+        .iter()
+        .rfind(|e| e.event == "Recovered")
+        .map(|e| e.time.0)
+        .ok_or_else(|| anyhow::anyhow!("no Recovered in {:?}", status.timeline))?;
+    assert!(
+        down_at < window_start && up_at > window_end && up_at <= month_end,
+        "the hang ({down_at} to {up_at}) spans the window ({window_start} to {window_end}) inside the month"
+    );
+    assert!(
+        !status.timeline.iter().any(|e| e.event == "Notified"),
+        "no notice within notifyAfter"
+    );
+
+    // Nothing before the report is due.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        report_mails(&smtp, &domain)?.is_empty(),
+        "no report before it is due"
+    );
+
+    // The 15th of the next month, noon in Tokyo: past its first business day.
+    let fifteenth = next_month
+        .checked_add(14.days())?
+        .at(12, 0, 0, 0)
+        .to_zoned(tokyo.clone())?
+        .timestamp();
+    operator.shift_clock(&shift_to(fifteenth))?;
+    let mails = wait::until(
+        "one report mail per contact",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || async {
+            let mails = report_mails(&smtp, &domain).map_err(|e| e.to_string())?;
+            if mails.len() >= 2 {
+                Ok(mails)
+            } else {
+                Err(format!("{} report mails", mails.len()))
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+
+    // The figures: postgresql measured from creation to the month's end less the window, down
+    // from the recorded fall to the recovery less the window; ping never went down.
+    let measured_from = created.max(first_of_month.to_zoned(tokyo.clone())?.timestamp());
+    let window = window_end.duration_since(window_start);
+    let db_measured = month_end.duration_since(measured_from) - window;
+    let db_down = up_at.duration_since(down_at) - window;
+    let db_percent = percent(db_down, db_measured);
+    let services = endusers
+        .get("shop")
+        .await?
+        .status
+        .map(|s| s.services.len())
+        .unwrap_or_default();
+    let total_measured = month_end.duration_since(measured_from) * services as i32 - window;
+    let total_percent = percent(db_down, total_measured);
+    let month_label = format!("{}-{:02}", first_of_month.year(), first_of_month.month());
+
+    let ja = mails
+        .iter()
+        .find(|m| m.to == format!("desk{domain}"))
+        .ok_or_else(|| anyhow::anyhow!("no mail to desk: {mails:?}"))?;
+    let month_ja = format!("{}年{}月", first_of_month.year(), first_of_month.month());
+    assert_eq!(
+        ja.subject,
+        format!("【うめホスティング】{month_ja}の稼働率レポート")
+    );
+    assert!(
+        ja.text
+            .contains(&format!("全体の稼働率: {total_percent} %")),
+        "{}",
+        ja.text
+    );
+    assert!(
+        ja.file_name
+            .contains(&format!("availability-{month_label}.html")),
+        "{}",
+        ja.file_name
+    );
+    let row = format!("<td>ushop</td><td>postgresql</td><td class=\"num\">{db_percent} %</td>");
+    assert!(ja.html.contains(&row), "{row} in\n{}", ja.html);
+    assert!(
+        ja.html.contains(&format!(
+            "<dd class=\"total\" id=\"total\">{total_percent} %</dd>"
+        )),
+        "{}",
+        ja.html
+    );
+    assert!(
+        ja.html
+            .contains(&incident.metadata.name.clone().unwrap_or_default())
+    );
+    assert!(ja.html.contains("<td>サービス停止</td>"), "{}", ja.html);
+    let en = mails
+        .iter()
+        .find(|m| m.to == format!("night{domain}"))
+        .ok_or_else(|| anyhow::anyhow!("no mail to night: {mails:?}"))?;
+    assert!(
+        en.subject.contains("Availability report for"),
+        "{}",
+        en.subject
+    );
+    assert!(en.html.contains("<html lang=\"en\">"));
+    assert!(en.html.contains(&row), "{}", en.html);
+
+    let resellers: Api<Reseller> = Api::all(client.clone());
+    let recorded = resellers
+        .get(&name)
+        .await?
+        .status
+        .unwrap_or_default()
+        .reports;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].month, month_label);
+    assert_eq!(recorded[0].availability_percent, total_percent);
+    assert_eq!(recorded[0].incidents, 1);
+    assert_eq!(recorded[0].downtime_seconds, db_down.as_secs());
+    assert!(
+        recorded[0]
+            .deliveries
+            .iter()
+            .all(|d| format!("{:?}", d.state) == "Sent" && d.attempts == 1),
+        "{:?}",
+        recorded[0].deliveries
+    );
+
+    // `OEM_WRITE_EXAMPLES=1` refreshes the documented example from this run.
+    if std::env::var_os("OEM_WRITE_EXAMPLES").is_some() {
+        let docs = oem_e2e::cluster::repo_root().join("docs");
+        std::fs::write(docs.join("availability-report-example.html"), &ja.html)?;
+    }
+
+    // A restart on the same day: nothing is sent again.
+    operator.kill()?;
+    let operator = start_operator(cluster, &smtp).await?;
+    operator.shift_clock(&shift_to(fifteenth))?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let again = report_mails(&smtp, &domain)?;
+    assert_eq!(
+        again.len(),
+        2,
+        "one report per contact across a restart: {again:?}"
+    );
+
+    windows
+        .delete("db-upgrade", &DeleteParams::default())
+        .await?;
+    endusers.delete("shop", &DeleteParams::default()).await?;
+    Ok(())
+}
