@@ -3,7 +3,8 @@
 //! window is told to its reseller's contacts once the lead time before its start, in each
 //! contact's language under the reseller's brand; one created inside the lead time at once;
 //! one already started never; the provider's window for every end user reaches the resellers
-//! with end users and no other; and an operator restarted in between sends nothing twice.
+//! with end users and no other; an operator restarted in between sends nothing twice; and a
+//! window moved after it was told is told again, once, naming the times told before.
 
 use std::time::Duration;
 
@@ -339,6 +340,53 @@ async fn each_contact_is_told_of_a_window_once_ahead_of_its_start_even_across_a_
             .all(|r| format!("{:?}", r.state) == "Sent" && r.attempts == 1),
         "{:?}",
         status.announcements
+    );
+
+    // Moved by ten minutes after it was told: told again at once, saying so, once each.
+    hosting::apply(
+        &windows,
+        window(&ns, "later", later_start + SignedDuration::from_mins(10), 30),
+    )
+    .await?;
+    let rescheduled = |all: &[Mail], to: &str| {
+        announcing(all, &later, to)
+            .into_iter()
+            .filter(|m| m.subject.contains("変更のお知らせ") || m.subject.contains("rescheduled"))
+            .count()
+    };
+    wait::until(
+        "the moved window's announcements",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || async {
+            let all = mails(&smtp).map_err(|e| e.to_string())?;
+            match (rescheduled(&all, &desk), rescheduled(&all, &night)) {
+                (1.., 1..) => Ok(()),
+                counts => Err(format!("{counts:?}")),
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.context(operator.log_tail(40)))?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let all = mails(&smtp)?;
+    assert_eq!(
+        (rescheduled(&all, &desk), rescheduled(&all, &night)),
+        (1, 1),
+        "one repeat per contact"
+    );
+    let repeat = announcing(&all, &later, &desk)
+        .into_iter()
+        .find(|m| m.subject.contains("変更のお知らせ"))
+        .map(|m| m.text.clone())
+        .unwrap_or_default();
+    let told_before = later_start
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Tokyo")?)
+        .strftime("%Y-%m-%d %H:%M JST")
+        .to_string();
+    assert!(
+        repeat.contains(&format!("変更前: {told_before}")),
+        "{repeat}"
     );
 
     for name in ["later", "soon", "started"] {

@@ -463,3 +463,51 @@ async fn a_client_trickling_its_headers_or_idling_is_cut_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_overview_tells_of_planned_work_on_this_end_user_or_on_everyone() {
+    let (app, mut w) = panel_and_writers().await;
+    let now = jiff::Timestamp::now();
+    let at = |hours: i64| (now + jiff::SignedDuration::from_hours(hours)).to_string();
+    let window = |name: &str, end_user: &str, start: i64, end: i64, ja: &str| {
+        serde_json::from_value::<oem_crds::maintenance::Maintenance>(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Maintenance",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"targets": [{"endUser": end_user, "services": ["http"]}],
+                     "start": at(start), "end": at(end), "reason": {"ja": ja}}
+        }))
+        .unwrap()
+    };
+    for m in [
+        window("shop-web", "shop", 48, 50, "ウェブサーバーの<更新>"),
+        window("cafe-web", "cafe", 24, 26, "カフェの作業"),
+        window("shop-past", "shop", -5, -3, "終わった作業"),
+    ] {
+        w.maintenances.apply_watcher_event(&Event::Apply(m));
+    }
+    let everyone: oem_crds::maintenance::ClusterMaintenance = serde_json::from_value(json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "ClusterMaintenance",
+        "metadata": {"name": "storage"},
+        "spec": {"targets": [{"allEndUsers": true}], "start": at(-1), "end": at(1),
+                 "reason": {"en": "storage firmware"}}
+    }))
+    .unwrap();
+    w.cluster_maintenances
+        .apply_watcher_event(&Event::Apply(everyone));
+    let (cookie, _) = shop_session(&app).await;
+    let html = body(&get(&app, "/u/reseller-sakura/shop", &cookie).await);
+    let section = html
+        .split("id=\"h-maintenance\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_default();
+    assert!(section.contains("ウェブサーバーの&lt;更新&gt;"), "{section}");
+    assert!(section.contains("storage firmware"), "falls back to English: {section}");
+    assert!(section.contains("すべてのサービス"), "{section}");
+    assert!(section.contains("作業中") && section.contains("予定"), "{section}");
+    assert!(!section.contains("カフェ"), "another end user's window: {section}");
+    assert!(!section.contains("終わった"), "an ended window: {section}");
+    let under_way = section.find("storage firmware").unwrap_or(usize::MAX);
+    let later = section.find("ウェブサーバー").unwrap_or(0);
+    assert!(under_way < later, "soonest first: {section}");
+}

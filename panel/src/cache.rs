@@ -1,5 +1,5 @@
-//! What the panel reads, from one watch per kind: EndUsers, Courses, Resellers and Incidents in
-//! full (managed fields dropped), Secrets as metadata only (their resourceVersion says when a
+//! What the panel reads, from one watch per kind: EndUsers, Courses, Resellers, Incidents and
+//! maintenance windows (both kinds) in full (managed fields dropped), Secrets as metadata only (their resourceVersion says when a
 //! password changed; their values are read only when needed, never kept). Pages are served from
 //! these stores, never with an API call per request.
 
@@ -13,6 +13,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use oem_crds::reseller::NAMESPACE_PREFIX;
+use oem_crds::enduser::ServiceName;
+use oem_crds::maintenance::{ClusterMaintenance, Maintenance, MaintenancePhase, MaintenanceReason};
 use oem_crds::{Course, EndUser, Incident, Reseller};
 use serde::de::DeserializeOwned;
 
@@ -23,6 +25,8 @@ pub struct Caches {
     pub courses: Store<Course>,
     pub resellers: Store<Reseller>,
     pub incidents: Store<Incident>,
+    pub maintenances: Store<Maintenance>,
+    pub cluster_maintenances: Store<ClusterMaintenance>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
 }
 
@@ -32,6 +36,8 @@ pub struct Writers {
     pub courses: reflector::store::Writer<Course>,
     pub resellers: reflector::store::Writer<Reseller>,
     pub incidents: reflector::store::Writer<Incident>,
+    pub maintenances: reflector::store::Writer<Maintenance>,
+    pub cluster_maintenances: reflector::store::Writer<ClusterMaintenance>,
     pub secrets: reflector::store::Writer<PartialObjectMeta<Secret>>,
 }
 
@@ -41,6 +47,8 @@ pub fn stores() -> (Caches, Writers) {
     let (courses, course_writer) = reflector::store();
     let (resellers, reseller_writer) = reflector::store();
     let (incidents, incident_writer) = reflector::store();
+    let (maintenances, maintenance_writer) = reflector::store();
+    let (cluster_maintenances, cluster_maintenance_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
     (
         Caches {
@@ -48,6 +56,8 @@ pub fn stores() -> (Caches, Writers) {
             courses,
             resellers,
             incidents,
+            maintenances,
+            cluster_maintenances,
             secrets,
         },
         Writers {
@@ -55,6 +65,8 @@ pub fn stores() -> (Caches, Writers) {
             courses: course_writer,
             resellers: reseller_writer,
             incidents: incident_writer,
+            maintenances: maintenance_writer,
+            cluster_maintenances: cluster_maintenance_writer,
             secrets: secret_writer,
         },
     )
@@ -108,6 +120,8 @@ pub async fn run(client: Client, writers: Writers) {
         _ = reflect(client.clone(), writers.courses) => {}
         _ = reflect(client.clone(), writers.resellers) => {}
         _ = reflect(client.clone(), writers.incidents) => {}
+        _ = reflect(client.clone(), writers.maintenances) => {}
+        _ = reflect(client.clone(), writers.cluster_maintenances) => {}
         _ = secrets => {}
     }
 }
@@ -119,6 +133,8 @@ impl Caches {
         self.courses.wait_until_ready().await?;
         self.resellers.wait_until_ready().await?;
         self.incidents.wait_until_ready().await?;
+        self.maintenances.wait_until_ready().await?;
+        self.cluster_maintenances.wait_until_ready().await?;
         self.secrets.wait_until_ready().await
     }
 
@@ -161,10 +177,91 @@ impl Caches {
         found
     }
 
+    /// The maintenance windows not yet ended that name this end user (its reseller's) or every
+    /// end user (the provider's), soonest first. The provider's node windows are not shown:
+    /// which node an end user's pods run on is not the end user's concern.
+    pub fn maintenance_for(
+        &self,
+        namespace: &str,
+        enduser: &str,
+        now: jiff::Timestamp,
+    ) -> Vec<PlannedWork> {
+        let ended = |end: jiff::Timestamp, phase: Option<MaintenancePhase>| {
+            end <= now || phase == Some(MaintenancePhase::Ended)
+        };
+        let mut found: Vec<PlannedWork> = Vec::new();
+        for window in self.maintenances.state() {
+            let phase = window.status.as_ref().and_then(|s| s.phase);
+            if window.namespace().as_deref() != Some(namespace)
+                || ended(window.spec.end.0, phase)
+            {
+                continue;
+            }
+            for target in window.spec.targets.iter().filter(|t| t.end_user == enduser) {
+                found.push(PlannedWork::new(
+                    &window.spec.reason,
+                    window.spec.start.0,
+                    window.spec.end.0,
+                    &target.services,
+                    now,
+                ));
+            }
+        }
+        for window in self.cluster_maintenances.state() {
+            let phase = window.status.as_ref().and_then(|s| s.phase);
+            if ended(window.spec.end.0, phase) {
+                continue;
+            }
+            for target in window.spec.targets.iter().filter(|t| t.all_end_users) {
+                found.push(PlannedWork::new(
+                    &window.spec.reason,
+                    window.spec.start.0,
+                    window.spec.end.0,
+                    &target.services,
+                    now,
+                ));
+            }
+        }
+        found.sort_by_key(|w| (w.start, w.end));
+        found
+    }
+
     /// The resourceVersion of a Secret, if it exists.
     pub fn secret_version(&self, namespace: &str, name: &str) -> Option<String> {
         self.secrets
             .get(&ObjectRef::new(name).within(namespace))
             .and_then(|s| s.resource_version())
+    }
+}
+
+/// A maintenance window as the end user is told of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWork {
+    pub start: jiff::Timestamp,
+    pub end: jiff::Timestamp,
+    /// Empty: every service.
+    pub services: Vec<ServiceName>,
+    pub reason_ja: Option<String>,
+    pub reason_en: Option<String>,
+    /// Under way now.
+    pub open: bool,
+}
+
+impl PlannedWork {
+    fn new(
+        reason: &MaintenanceReason,
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+        services: &[ServiceName],
+        now: jiff::Timestamp,
+    ) -> Self {
+        Self {
+            start,
+            end,
+            services: services.to_vec(),
+            reason_ja: reason.ja.clone(),
+            reason_en: reason.en.clone(),
+            open: start <= now,
+        }
     }
 }

@@ -4,7 +4,8 @@ use anyhow::bail;
 use oem_e2e::cluster::Cluster;
 
 /// The panel's ServiceAccount, as the chart names it for release `oem`, holds exactly what
-/// `files/panel-clusterrole.yaml` grants: it reads what the pages show, patches Secrets and
+/// `files/panel-clusterrole.yaml` grants: it reads what the pages show (maintenance windows
+/// included), patches Secrets and
 /// EndUsers (password, credentials, the lock annotation) and nothing more.
 pub fn check_panel_rights(cluster: &Cluster, namespace: &str) -> anyhow::Result<()> {
     let subject = format!("system:serviceaccount:{namespace}:oem-oem-hosting-panel");
@@ -43,6 +44,8 @@ pub fn check_panel_rights(cluster: &Cluster, namespace: &str) -> anyhow::Result<
         ("get", "resellers.hosting.oem.dev"),
         ("watch", "courses.hosting.oem.dev"),
         ("watch", "incidents.hosting.oem.dev"),
+        ("watch", "maintenances.hosting.oem.dev"),
+        ("watch", "clustermaintenances.hosting.oem.dev"),
         ("watch", "secrets"),
         ("get", "secrets"),
         ("patch", "secrets"),
@@ -57,6 +60,7 @@ pub fn check_panel_rights(cluster: &Cluster, namespace: &str) -> anyhow::Result<
         ("patch", "endusers.hosting.oem.dev/status"),
         ("patch", "resellers.hosting.oem.dev"),
         ("patch", "courses.hosting.oem.dev"),
+        ("patch", "maintenances.hosting.oem.dev"),
         ("create", "secrets"),
         ("delete", "secrets"),
         ("create", "pods"),

@@ -1,5 +1,5 @@
 //! The end user's overview, all from the caches: its phase and each service's state
-//! (`status.services`), its course and limits, usage against the course, its domains with the
+//! (`status.services`), the maintenance planned for it, its course and limits, usage against the course, its domains with the
 //! DNS records they need, and the incidents that concern it.
 
 use std::fmt::Write;
@@ -12,9 +12,12 @@ use oem_crds::incident::{IncidentKind, IncidentPhase};
 use oem_crds::quantity;
 
 use super::{dns, time_zone, user_page, when};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use crate::app::{App, UserRequest};
+use crate::cache::PlannedWork;
 use crate::html::esc;
-use crate::i18n::Texts;
+use crate::i18n::{Lang, Texts};
 use crate::web::Reply;
 
 pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
@@ -71,6 +74,10 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
     }
     body.push_str("</section>");
 
+    let planned = app
+        .caches
+        .maintenance_for(ns, &user.session.owner.name, jiff::Timestamp::now());
+    body.push_str(&maintenance_section(texts, user.lang, &planned, &tz));
     body.push_str(&course_section(texts, course.as_deref()));
     body.push_str(&usage_section(texts, course.as_deref(), &status.usage, &tz));
 
@@ -155,6 +162,66 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
         body.push_str("</section>");
     }
     user_page(app, user, StatusCode::OK, texts.overview, &body)
+}
+
+/// The maintenance windows that concern the end user, told in advance (SPEC §3).
+fn maintenance_section(
+    texts: &Texts,
+    lang: Lang,
+    planned: &[PlannedWork],
+    tz: &jiff::tz::TimeZone,
+) -> String {
+    let mut out = format!(
+        "<section aria-labelledby=\"h-maintenance\"><h2 id=\"h-maintenance\">{}</h2>",
+        esc(texts.maintenance_title)
+    );
+    if planned.is_empty() {
+        let _ = write!(out, "<p>{}</p></section>", esc(texts.maintenance_none));
+        return out;
+    }
+    let _ = write!(
+        out,
+        "<table><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
+         <th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+        esc(texts.maintenance_start),
+        esc(texts.maintenance_end),
+        esc(texts.service),
+        esc(texts.maintenance_work),
+        esc(texts.state)
+    );
+    for work in planned {
+        let services = if work.services.is_empty() {
+            texts.maintenance_every_service.to_owned()
+        } else {
+            work.services
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (first, second) = match lang {
+            Lang::Ja => (&work.reason_ja, &work.reason_en),
+            Lang::En => (&work.reason_en, &work.reason_ja),
+        };
+        let reason = first.as_deref().or(second.as_deref()).unwrap_or("-");
+        let (class, state) = if work.open {
+            ("down", texts.maintenance_open)
+        } else {
+            ("unknown", texts.maintenance_scheduled)
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td><span class=\"state {class}\">{}</span></td></tr>",
+            when(Some(&Time(work.start)), tz),
+            when(Some(&Time(work.end)), tz),
+            esc(&services),
+            esc(reason),
+            esc(state)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    out
 }
 
 fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {

@@ -73,6 +73,8 @@ struct Words {
     total: &'static str,
     downtime: &'static str,
     maintenance: &'static str,
+    maintenance_column: &'static str,
+    outage: &'static str,
     incident_count: &'static str,
     per_service: &'static str,
     end_user: &'static str,
@@ -103,6 +105,8 @@ const JA: Words = Words {
     total: "全体の稼働率",
     downtime: "停止時間の合計",
     maintenance: "計画メンテナンス（稼働率の計算から除外）",
+    maintenance_column: "計画メンテナンス",
+    outage: "停止時間",
     incident_count: "障害件数",
     per_service: "お客様・サービスごとの稼働率",
     end_user: "ユーザーID",
@@ -117,7 +121,7 @@ const JA: Words = Words {
     not_resolved: "未復旧",
     cause: "原因",
     cause_unknown: "調査中",
-    method: "稼働率 = 1 − 停止時間 ÷ 計測時間。監視で記録した停止から復旧までの時間を数え、計画メンテナンスの時間は停止時間と計測時間の両方から除いています。月の途中でご契約が始まったお客様は開始時点から計測します。小数点以下第3位未満は切り捨てです。",
+    method: "稼働率 = 1 − 停止時間 ÷ 計測時間。監視で記録した停止から復旧までの時間を数え、計画メンテナンスの時間は停止時間と計測時間の両方から除いています。月の途中でご契約が始まったお客様は開始時点から計測します。小数点以下第3位未満は切り捨てです。障害一覧の停止時間は、その障害の当月内の停止時間です（計画メンテナンス中の時間を含みます）。",
     closing: "今後ともよろしくお願い申し上げます。",
     kind_text: |kind| match kind {
         IncidentKind::ServiceDown => "サービス停止",
@@ -144,6 +148,8 @@ const EN: Words = Words {
     total: "Overall availability",
     downtime: "Total downtime",
     maintenance: "Planned maintenance (left out of availability)",
+    maintenance_column: "Maintenance",
+    outage: "Outage",
     incident_count: "Incidents",
     per_service: "Availability per customer and service",
     end_user: "User ID",
@@ -158,7 +164,7 @@ const EN: Words = Words {
     not_resolved: "not restored",
     cause: "Cause",
     cause_unknown: "under investigation",
-    method: "Availability = 1 − downtime ÷ time measured. Downtime runs from the failure the monitor recorded to the recovery it recorded; planned maintenance is left out of both the downtime and the time measured. A customer whose contract began during the month is measured from its start. Figures are rounded down to three decimals.",
+    method: "Availability = 1 − downtime ÷ time measured. Downtime runs from the failure the monitor recorded to the recovery it recorded; planned maintenance is left out of both the downtime and the time measured. A customer whose contract began during the month is measured from its start. Figures are rounded down to three decimals. An incident's outage is its downtime within the month, maintenance included.",
     closing: "Thank you for your business.",
     kind_text: |kind| match kind {
         IncidentKind::ServiceDown => "service down",
@@ -317,7 +323,7 @@ pub fn render_report_html(report: &AvailabilityReport, language: Language) -> St
         escape(w.service),
         escape(w.availability),
         escape(w.downtime),
-        escape(w.maintenance),
+        escape(w.maintenance_column),
     );
     for line in &report.lines {
         let class = if line.down > SignedDuration::ZERO {
@@ -354,7 +360,7 @@ pub fn render_report_html(report: &AvailabilityReport, language: Language) -> St
             escape(w.kind),
             escape(w.started),
             escape(w.resolved),
-            escape(w.downtime),
+            escape(w.outage),
             escape(w.cause),
         );
         for incident in &report.incidents {
