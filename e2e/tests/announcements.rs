@@ -345,7 +345,12 @@ async fn each_contact_is_told_of_a_window_once_ahead_of_its_start_even_across_a_
     // Moved by ten minutes after it was told: told again at once, saying so, once each.
     hosting::apply(
         &windows,
-        window(&ns, "later", later_start + SignedDuration::from_mins(10), 30),
+        window(
+            &ns,
+            "later",
+            later_start + SignedDuration::from_mins(10),
+            30,
+        ),
     )
     .await?;
     let rescheduled = |all: &[Mail], to: &str| {

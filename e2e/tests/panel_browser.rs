@@ -10,6 +10,7 @@ use std::time::Duration;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use oem_crds::EndUser;
+use oem_crds::maintenance::Maintenance;
 use oem_e2e::cluster::repo_root;
 use oem_e2e::wait;
 use oem_e2e::webdriver::{Browser, ENTER, TAB};
@@ -65,6 +66,25 @@ async fn observed(client: &Client, namespace: &str, name: &str) -> anyhow::Resul
             name,
             &PatchParams::apply("e2e-monitor").force(),
             &Patch::Apply(&status),
+        )
+        .await?;
+    // A window the reseller planned for this end user, two days ahead.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let window = json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Maintenance",
+        "metadata": {"name": format!("{name}-upgrade"), "namespace": namespace},
+        "spec": {
+            "targets": [{"endUser": name, "services": ["http", "https"]}],
+            "start": start.to_string(),
+            "end": (start + jiff::SignedDuration::from_hours(2)).to_string(),
+            "reason": {"ja": "ウェブサーバーの更新", "en": "web server upgrade"}
+        }
+    });
+    Api::<Maintenance>::namespaced(client.clone(), namespace)
+        .patch(
+            &format!("{name}-upgrade"),
+            &PatchParams::apply("e2e-reseller").force(),
+            &Patch::Apply(&window),
         )
         .await?;
     Ok(())
@@ -162,8 +182,16 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
         overview.contains(&format!("{} hosting", f.reseller)),
         "the brand is shown"
     );
-    // The panel's cache shows what the monitor wrote: each service's state, the usage.
-    for expected in ["稼働中", "停止中", "connection refused", "2Gi (20%)", "3Gi"] {
+    // The panel's cache shows what the monitor wrote (each service's state, the usage) and the
+    // maintenance the reseller planned.
+    for expected in [
+        "稼働中",
+        "停止中",
+        "connection refused",
+        "2Gi (20%)",
+        "3Gi",
+        "ウェブサーバーの更新",
+    ] {
         assert!(
             overview.contains(expected),
             "{expected} missing from the overview"

@@ -501,11 +501,23 @@ async fn the_overview_tells_of_planned_work_on_this_end_user_or_on_everyone() {
         .nth(1)
         .and_then(|rest| rest.split("</section>").next())
         .unwrap_or_default();
-    assert!(section.contains("ウェブサーバーの&lt;更新&gt;"), "{section}");
-    assert!(section.contains("storage firmware"), "falls back to English: {section}");
+    assert!(
+        section.contains("ウェブサーバーの&lt;更新&gt;"),
+        "{section}"
+    );
+    assert!(
+        section.contains("storage firmware"),
+        "falls back to English: {section}"
+    );
     assert!(section.contains("すべてのサービス"), "{section}");
-    assert!(section.contains("作業中") && section.contains("予定"), "{section}");
-    assert!(!section.contains("カフェ"), "another end user's window: {section}");
+    assert!(
+        section.contains("作業中") && section.contains("予定"),
+        "{section}"
+    );
+    assert!(
+        !section.contains("カフェ"),
+        "another end user's window: {section}"
+    );
     assert!(!section.contains("終わった"), "an ended window: {section}");
     let under_way = section.find("storage firmware").unwrap_or(usize::MAX);
     let later = section.find("ウェブサーバー").unwrap_or(0);

@@ -12,9 +12,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use oem_crds::reseller::NAMESPACE_PREFIX;
 use oem_crds::enduser::ServiceName;
 use oem_crds::maintenance::{ClusterMaintenance, Maintenance, MaintenancePhase, MaintenanceReason};
+use oem_crds::reseller::NAMESPACE_PREFIX;
 use oem_crds::{Course, EndUser, Incident, Reseller};
 use serde::de::DeserializeOwned;
 
@@ -192,9 +192,7 @@ impl Caches {
         let mut found: Vec<PlannedWork> = Vec::new();
         for window in self.maintenances.state() {
             let phase = window.status.as_ref().and_then(|s| s.phase);
-            if window.namespace().as_deref() != Some(namespace)
-                || ended(window.spec.end.0, phase)
-            {
+            if window.namespace().as_deref() != Some(namespace) || ended(window.spec.end.0, phase) {
                 continue;
             }
             for target in window.spec.targets.iter().filter(|t| t.end_user == enduser) {

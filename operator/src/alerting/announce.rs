@@ -221,7 +221,7 @@ impl Alerting {
             .map_err(|e| (e.is_retryable(), e.to_string()))
     }
 
-    /// Writes the announcer's two status fields; false (logged) when the write failed.
+    /// Writes the announcer's status fields; false (logged) when the write failed.
     async fn record<K>(&self, subject: &Subject<'_, K>, status: &MaintenanceStatus) -> bool
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
@@ -229,12 +229,7 @@ impl Alerting {
         let patch = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
-            "status": {
-                "announcedAt": status.announced_at,
-                "announcements": status.announcements,
-                "announcedTimes": status.announced_times,
-                "rescheduledFrom": status.rescheduled_from,
-            },
+            "status": announcer_fields(status),
         });
         match subject
             .api
@@ -282,6 +277,18 @@ impl Alerting {
     }
 }
 
+/// Only the announcer's fields, absent ones left out: the schema takes no nulls, and a field
+/// this manager no longer sends (an earlier `rescheduledFrom`) is removed by the apply.
+fn announcer_fields(status: &MaintenanceStatus) -> MaintenanceStatus {
+    MaintenanceStatus {
+        announced_at: status.announced_at.clone(),
+        announcements: status.announcements.clone(),
+        announced_times: status.announced_times.clone(),
+        rescheduled_from: status.rescheduled_from.clone(),
+        ..MaintenanceStatus::default()
+    }
+}
+
 /// Every end user of every reseller, as the audience decision sees it.
 fn tenants(world: &World) -> Vec<Tenant> {
     world
@@ -325,5 +332,21 @@ fn announced(affected: Affected) -> AnnouncedTarget {
             end_user: Some(label),
             services: names(services),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcer_sends_its_fields_only_and_never_a_null() {
+        let status = MaintenanceStatus {
+            phase: Some(oem_crds::maintenance::MaintenancePhase::Scheduled),
+            announced_at: Some(Time("2026-12-01T00:00:00Z".parse().unwrap())),
+            ..MaintenanceStatus::default()
+        };
+        let body = serde_json::to_value(announcer_fields(&status)).unwrap();
+        assert_eq!(body, json!({"announcedAt": "2026-12-01T00:00:00Z"}));
     }
 }

@@ -29,7 +29,11 @@ pub fn due(window: &Window, told: Told, lead: SignedDuration, now: Timestamp) ->
         return false;
     }
     match told {
-        Some(Some(times)) => times != (window.start, window.end),
+        // Status times keep whole seconds; a spec may carry fractions.
+        Some(Some((start, end))) => {
+            start.as_second() != window.start.as_second()
+                || end.as_second() != window.end.as_second()
+        }
         Some(None) => false,
         None => window
             .start

@@ -74,6 +74,12 @@ fn a_window_moved_or_lengthened_after_its_announcement_is_announced_again_at_onc
         !due(&w, Some(Some((w.start, w.end))), LEAD, now),
         "told as it is"
     );
+    let mut fraction = shop_window();
+    fraction.start += SignedDuration::from_millis(250);
+    assert!(
+        !due(&fraction, Some(Some((w.start, w.end))), LEAD, now),
+        "status times are whole seconds: a spec's fraction is no change"
+    );
     let earlier_start = w.start - SignedDuration::from_hours(1);
     assert!(
         due(&w, Some(Some((earlier_start, w.end))), LEAD, now),
