@@ -34,7 +34,14 @@ pub const MAX_DOMAINS: usize = 100;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Domains", type_ = "string", json_path = ".spec.domains"),
+    printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domains[0]"),
+    printcolumn(name = "Domains", type_ = "integer", json_path = ".status.domainCount"),
+    printcolumn(
+        name = "All Domains",
+        type_ = "string",
+        json_path = ".spec.domains",
+        priority = 1
+    ),
     printcolumn(
         name = "Start",
         type_ = "string",
@@ -314,6 +321,10 @@ pub struct EndUserStatus {
     /// Name of the Secret holding the login password (never the password itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
+    /// How many domains spec.domains lists (kubectl's Domains column; the Domain column shows the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub domain_count: Option<i32>,
     /// Health of each monitored service, written by the monitor when a state changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 13))]

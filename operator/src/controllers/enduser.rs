@@ -471,6 +471,7 @@ async fn write_status(
         phase: Some(observed.phase),
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
         password_secret: password_secret.or(previous.password_secret.clone()),
+        domain_count: Some(i32::try_from(enduser.spec.domains.len()).unwrap_or(i32::MAX)),
         observed_generation: enduser.meta().generation,
         conditions,
         ..previous.clone()
