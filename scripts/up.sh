@@ -36,6 +36,11 @@ say "network namespace $up_netns"
 if ! holder_alive; then
   # A previous run's state without its namespace (the machine restarted, a crash): clean it.
   if [ -d "$OEM_CLUSTER_DIR" ]; then
+    holder_pid=$(cat "$(holder_pidfile)" 2>/dev/null || true)
+    echo "network namespace $up_netns: its holder (pid ${holder_pid:-none recorded}) is gone" \
+      "($(tr '\0' ' ' < "/proc/${holder_pid:-0}/cmdline" 2>/dev/null || echo "no such process")," \
+      "/run/netns/$up_netns $([ -e "/run/netns/$up_netns" ] && echo present || echo absent));" \
+      "starting afresh" >&2
     bash "$repo/scripts/down.sh"
   fi
   if [ -e "/run/netns/$up_netns" ]; then

@@ -349,7 +349,12 @@ fn make_up_serves_the_example_site_refuses_bad_yaml_and_make_down_leaves_nothing
     ensure!(
         after > before,
         "a second make up keeps the site's database: visits {before} then {after}; the second \
-         make up said:\n{}",
+         make up said about its namespace:\n{}\n… and ended with:\n{}",
+        second
+            .lines()
+            .filter(|l| l.contains("network namespace") || l.contains("holder"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         second
             .lines()
             .rev()
