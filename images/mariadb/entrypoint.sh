@@ -49,6 +49,8 @@ init=/tmp/oem-init.sql
 )
 
 oem_traps
+# Two malloc arenas, not one per thread: a few MiB less at idle, nothing measurable in speed.
+export MALLOC_ARENA_MAX=2
 oem_start mariadbd mariadbd --defaults-file="$cnf" --init-file="$init"
 oem_wait_until 120 "mariadbd" mariadb --defaults-extra-file=/tmp/oem-root.cnf -e 'SELECT 1'
 rm -f "$init"
