@@ -157,11 +157,24 @@ pub fn service_account_kubeconfig(
 }
 
 fn stop_recorded(pid_file: &Path) {
+    stop_recorded_program(pid_file, "oem-operator");
+}
+
+/// Kills the process a pid file records, if it still runs `program`: a stale file's PID may
+/// belong to another process by now (PIDs wrap at 32768 here), which must be left alone.
+pub fn stop_recorded_program(pid_file: &Path, program: &str) {
     let Ok(pid) = std::fs::read_to_string(pid_file) else {
         return;
     };
     let pid = pid.trim();
-    if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+    let runs_it = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .next()
+                .is_some_and(|arg0| arg0.ends_with(program.as_bytes()))
+        })
+        .unwrap_or(false);
+    if !pid.is_empty() && runs_it {
         let _ = Command::new("kill").args(["-KILL", pid]).status();
     }
     let _ = std::fs::remove_file(pid_file);

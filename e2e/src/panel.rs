@@ -46,12 +46,7 @@ impl Panel {
         let kubeconfig =
             service_account_kubeconfig(cluster, PANEL_ACCOUNT, PANEL_ROLE, "panel.kubeconfig")?;
         let pid_file = cluster.state_dir.join("pids/panel.pid");
-        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-            let pid = pid.trim();
-            if !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
+        crate::operator::stop_recorded_program(&pid_file, "oem-panel");
         let port = free_port()?;
         let config_file = cluster.state_dir.join("panel.yaml");
         std::fs::write(
