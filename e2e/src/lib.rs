@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod dashboards;
 pub mod hosting;
+pub mod mail;
 pub mod operator;
 pub mod panel;
 pub mod prometheus;

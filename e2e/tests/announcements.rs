@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, DeleteParams};
 use oem_crds::maintenance::{ClusterMaintenance, Maintenance};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
+use oem_e2e::mail::{decode_words, header, parse};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
 use oem_e2e::{Cluster, free_port, wait};
@@ -29,70 +29,18 @@ struct Mail {
     text: String,
 }
 
-/// A header's value, continuation lines unfolded.
-fn header(head: &str, name: &str) -> String {
-    let prefix = format!("{name}: ");
-    let mut lines = head.lines().skip_while(|l| !l.starts_with(&prefix));
-    let Some(first) = lines.next() else {
-        return String::new();
-    };
-    let mut value = first[prefix.len()..].to_owned();
-    for more in lines.take_while(|l| l.starts_with([' ', '\t'])) {
-        value.push(' ');
-        value.push_str(more.trim());
-    }
-    value
-}
-
-/// Decodes RFC 2047 `=?utf-8?b?…?=` words (the only kind lettre writes for UTF-8); a word
-/// may end inside a character, so the bytes are joined before decoding.
-fn decode_words(value: &str) -> String {
-    let mut bytes = Vec::new();
-    for word in value.split_whitespace() {
-        let inner = word
-            .strip_prefix("=?utf-8?b?")
-            .or_else(|| word.strip_prefix("=?UTF-8?B?"))
-            .and_then(|w| w.strip_suffix("?="));
-        match inner {
-            Some(b64) => bytes.extend(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .unwrap_or_default(),
-            ),
-            None => {
-                if !bytes.is_empty() {
-                    bytes.push(b' ');
-                }
-                bytes.extend(word.as_bytes());
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Splits the raw message and decodes its base64 or quoted-printable body.
-fn parse(raw: &str) -> Mail {
-    let raw = raw.replace("\r\n", "\n");
-    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
-    let encoding = header(head, "Content-Transfer-Encoding").to_ascii_lowercase();
-    let text = if encoding == "base64" {
-        let joined: String = body.split_whitespace().collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(joined)
-            .unwrap_or_default();
-        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
-    } else {
-        body.replace("=\n", "").replace("=3D", "=")
-    };
+/// Recipient, subject and decoded text of a single-part mail.
+fn parse_mail(raw: &str) -> Mail {
+    let (head, parts) = parse(raw);
     Mail {
-        to: header(head, "X-Sink-Rcpt-To"),
-        subject: decode_words(&header(head, "Subject")),
-        text,
+        to: header(&head, "X-Sink-Rcpt-To"),
+        subject: decode_words(&header(&head, "Subject")),
+        text: parts.into_iter().next().map(|p| p.body).unwrap_or_default(),
     }
 }
 
 fn mails(smtp: &SmtpSink) -> anyhow::Result<Vec<Mail>> {
-    Ok(smtp.messages()?.iter().map(|m| parse(m)).collect())
+    Ok(smtp.messages()?.iter().map(|m| parse_mail(m)).collect())
 }
 
 /// The mails announcing `reference` to `to`.
