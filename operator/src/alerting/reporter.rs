@@ -8,9 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::{Channel, DeliveryState};
 use oem_crds::reseller::{MonthlyReport, ReportDelivery, Reseller};
@@ -23,6 +22,7 @@ use super::incidents::World;
 use super::maintenance::Cover;
 use super::notify::{self, AvailabilityReport};
 use super::report::{self, EndUserInput, Month, ReportInput};
+use super::windows;
 use crate::naming;
 
 /// The field manager of `Reseller.status.reports`.
@@ -239,21 +239,14 @@ impl Alerting {
         })
     }
 
-    /// The nodes the pods of a hosting namespace run on; `None` when the list failed.
+    /// The nodes the pods of a hosting namespace run on; `None` (logged) when the list failed.
     async fn nodes_of(&self, hosting: &str) -> Option<Vec<String>> {
-        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), hosting);
-        match pods.list(&ListParams::default()).await {
-            Ok(list) => Some(
-                list.items
-                    .into_iter()
-                    .filter_map(|p| p.spec.and_then(|s| s.node_name))
-                    .collect(),
-            ),
-            Err(error) => {
+        windows::pod_nodes(&self.ctx.client, hosting)
+            .await
+            .inspect_err(|error| {
                 tracing::warn!(namespace = %hosting, %error, "listing pods for the monthly report failed");
-                None
-            }
-        }
+            })
+            .ok()
     }
 
     /// One delivery attempt; the error says whether to retry.

@@ -57,24 +57,27 @@ pub async fn nodes_of_failing(
             .and_then(|s| s.hosting_namespace.clone())
             .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser));
         if !by_namespace.contains_key(&hosting) {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), &hosting);
-            let found = match pods.list(&ListParams::default()).await {
-                Ok(list) => list
-                    .items
-                    .into_iter()
-                    .filter_map(|p| p.spec.and_then(|s| s.node_name))
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(namespace = %hosting, %error, "listing pods for a node window failed");
-                    Vec::new()
-                }
-            };
+            let found = pod_nodes(client, &hosting).await.unwrap_or_else(|error| {
+                tracing::warn!(namespace = %hosting, %error, "listing pods for a node window failed");
+                Vec::new()
+            });
             by_namespace.insert(hosting.clone(), found);
         }
         let found = by_namespace.get(&hosting).cloned().unwrap_or_default();
         nodes.insert(key, found);
     }
     nodes
+}
+
+/// The nodes the pods of a hosting namespace run on.
+pub async fn pod_nodes(client: &kube::Client, hosting: &str) -> Result<Vec<String>, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), hosting);
+    let list = pods.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| p.spec.and_then(|s| s.node_name))
+        .collect())
 }
 
 /// Whether an open window holds this outage now, and which.
