@@ -3,8 +3,9 @@
 //! - Bandwidth (SPEC §4): the operator puts the course's limit on the hosting pods as the
 //!   `kubernetes.io/{ingress,egress}-bandwidth` annotations; containerd hands them to the CNI
 //!   `bandwidth` plugin, which shapes the pod's traffic with TBF (egress through an IFB
-//!   device). A download from the site is measured after the token bucket's burst is spent:
-//!   it runs near the course's rate, and a course with a ten times higher limit is faster.
+//!   device). A download from the site is measured once the kernel says the token bucket is
+//!   empty (its overlimits counter moves): it runs near the course's rate, and a course with a
+//!   ten times higher limit is faster.
 //! - Deletion (SPEC §1): deleting an end user removes its hosting namespace, pods (their
 //!   containers gone from the node's runtime), Services, claims and volumes; with
 //!   `deletionPolicy: Retain` the volume stays, marked, with the site's files on the node.
@@ -71,12 +72,46 @@ struct Download {
     steady_rate: f64,
 }
 
-/// Streams `url`, sampling every 250 ms: once a sample runs below three times `limit_bps`
-/// (the burst is spent), measures the rate over the next `window`; then stops reading.
+/// How often the kernel's token bucket filters shaping at `limit_bps` found their bucket empty
+/// (`overlimits`, summed over every TBF qdisc with that rate; the bandwidth plugin puts one on
+/// each pod's host veth and one on its IFB device). The node's veths live in this test's network
+/// namespace, so `tc` sees them.
+fn tbf_overlimits(limit_bps: f64) -> anyhow::Result<u64> {
+    let out = Command::new("tc")
+        .args(["-j", "-s", "qdisc", "show"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running tc -j -s qdisc show")?;
+    ensure!(out.status.success(), "tc -j -s qdisc show: {}", out.status);
+    let qdiscs: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).context("tc's JSON")?;
+    let shaping = qdiscs.iter().filter(|q| {
+        q["kind"] == "tbf"
+            && q["options"]["rate"]
+                .as_f64()
+                .is_some_and(|bytes| (bytes * 8.0 - limit_bps).abs() < 1.0)
+    });
+    let (mut count, mut sum) = (0, 0);
+    for q in shaping {
+        count += 1;
+        sum += q["overlimits"].as_u64().unwrap_or(0);
+    }
+    ensure!(
+        count > 0,
+        "no TBF qdisc shapes at {limit_bps} bit/s: the bandwidth plugin did not shape the pods"
+    );
+    Ok(sum)
+}
+
+/// Streams `url`, sampling every 250 ms. The burst is spent once the kernel's token bucket
+/// at `limit_bps` runs empty (its overlimits counter moves; a rate threshold would mistake a
+/// slow unshaped transfer on a busy machine for the shaped one). Then measures the rate over
+/// the next `window` and stops reading.
 async fn measure_download(url: &str, limit_bps: f64, window: Duration) -> anyhow::Result<Download> {
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(180))
         .build()?;
+    let overlimits_before = tbf_overlimits(limit_bps)?;
     let mut response = http
         .get(url)
         .send()
@@ -88,9 +123,10 @@ async fn measure_download(url: &str, limit_bps: f64, window: Duration) -> anyhow
         response.status()
     );
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(90);
+    let deadline = started + Duration::from_secs(150);
     let mut total: u64 = 0;
-    let (mut sample_at, mut sample_bytes) = (started, 0u64);
+    let mut sample_at = started;
+    let mut spent_at: Option<Instant> = None;
     let mut steady: Option<(Instant, u64)> = None;
     let mut burst = (0u64, 0f64);
     while let Some(chunk) = response.chunk().await.context("reading the download")? {
@@ -98,7 +134,7 @@ async fn measure_download(url: &str, limit_bps: f64, window: Duration) -> anyhow
         let now = Instant::now();
         ensure!(
             now < deadline,
-            "no steady rate within 90 s: {total} bytes read"
+            "no steady rate within 150 s: {total} bytes read"
         );
         if let Some((from, bytes)) = steady {
             if now - from >= window {
@@ -109,16 +145,18 @@ async fn measure_download(url: &str, limit_bps: f64, window: Duration) -> anyhow
                     steady_rate: rate,
                 });
             }
-            continue;
-        }
-        if now - sample_at >= Duration::from_millis(250) {
-            let rate = (total - sample_bytes) as f64 * 8.0 / (now - sample_at).as_secs_f64();
-            if rate < 3.0 * limit_bps {
-                let elapsed = (sample_at - started).as_secs_f64().max(0.001);
-                burst = (sample_bytes, sample_bytes as f64 * 8.0 / elapsed);
+        } else if let Some(spent) = spent_at {
+            // One second for the queue the burst left to drain at the course's rate.
+            if now - spent >= Duration::from_secs(1) {
                 steady = Some((now, total));
             }
-            (sample_at, sample_bytes) = (now, total);
+        } else if now - sample_at >= Duration::from_millis(250) {
+            sample_at = now;
+            if tbf_overlimits(limit_bps)? > overlimits_before {
+                let elapsed = (now - started).as_secs_f64().max(0.001);
+                burst = (total, total as f64 * 8.0 / elapsed);
+                spent_at = Some(now);
+            }
         }
     }
     bail!("the download ended after {total} bytes, before a steady rate was measured")
