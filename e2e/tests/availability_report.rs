@@ -70,26 +70,6 @@ fn report_mails(smtp: &SmtpSink, reseller_domain: &str) -> anyhow::Result<Vec<Re
     Ok(out)
 }
 
-/// Stops or continues a server and its children (a hung server and its recovery).
-fn signal_tree(pid: u32, signal: i32) -> anyhow::Result<()> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))?;
-    let mut pids: Vec<i32> = children
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    pids.push(i32::try_from(pid)?);
-    for p in pids {
-        // SAFETY: signals processes this test started.
-        if unsafe { libc::kill(p, signal) } != 0 {
-            anyhow::bail!(
-                "signal {signal} to {p}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `notifyAfter`, scaled from 10 minutes.
 const NOTIFY_AFTER: SignedDuration = SignedDuration::from_secs(15);
 
@@ -137,15 +117,6 @@ async fn a_window_holds_an_outage_its_end_opens_it_and_the_months_report_goes_on
     let client: Client = cluster.client().await?;
     let smtp = SmtpSink::start(SmtpSinkOptions::default()).await?;
     let postgres = probes_support::daemons::postgres();
-    let postmaster_file = probes_support::lab_dir("postgres")
-        .map_err(anyhow::Error::msg)?
-        .join("data/postmaster.pid");
-    let postmaster: u32 = std::fs::read_to_string(&postmaster_file)?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .parse()?;
     let mut operator = start_operator(cluster, &smtp).await?;
 
     let id = std::process::id() % 100000;
@@ -248,7 +219,7 @@ async fn a_window_holds_an_outage_its_end_opens_it_and_the_months_report_goes_on
     )
     .await?;
     tokio::time::sleep_until((shifted_at + Duration::from_secs(30)).into()).await;
-    signal_tree(postmaster, libc::SIGSTOP)?;
+    let hung = probes_support::daemons::hang_postgres().map_err(anyhow::Error::msg)?;
     let incidents: Api<Incident> = Api::namespaced(client.clone(), &ns);
     let shops = || async {
         Ok::<_, String>(
@@ -330,7 +301,7 @@ async fn a_window_holds_an_outage_its_end_opens_it_and_the_months_report_goes_on
         notified.is_some_and(|n| n.duration_since(window_end) >= NOTIFY_AFTER),
         "notified at {notified:?}, the window ended at {window_end}"
     );
-    signal_tree(postmaster, libc::SIGCONT)?;
+    hung.resume().map_err(anyhow::Error::msg)?;
     let incident = wait::until(
         "the postgresql incident resolved",
         Duration::from_secs(60),

@@ -1,6 +1,7 @@
-//! Test servers of the incident tests, all on 127.0.0.1: a fake PostgreSQL that the monitor's
-//! probe finds alive (stopping it is the outage), a webhook receiver that records every POST
-//! and can answer 503 for a while, and a mail server exporter serving `oem_mail_sent_total`.
+//! Test servers of the incident tests, all on 127.0.0.1: the reseller's side of the webhook (a
+//! receiver that records every POST and can answer 503 for a while) and a mail server
+//! exporter serving `oem_mail_sent_total`. The database whose outage is the incident is the
+//! real PostgreSQL of the probe tests (`operator/tests/probes_support`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,66 +10,6 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-/// A PostgreSQL server as far as the probe goes: `N` to the SSLRequest, then an
-/// authentication request (cleartext password) to the StartupMessage.
-pub struct FakePostgres {
-    pub port: u16,
-    task: Option<JoinHandle<()>>,
-}
-
-impl FakePostgres {
-    pub async fn start(port: u16) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-        let task = tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut ssl = [0u8; 8];
-                    if conn.read_exact(&mut ssl).await.is_err()
-                        || conn.write_all(b"N").await.is_err()
-                    {
-                        return;
-                    }
-                    let mut len = [0u8; 4];
-                    if conn.read_exact(&mut len).await.is_err() {
-                        return;
-                    }
-                    let mut rest = vec![
-                        0u8;
-                        (u32::from_be_bytes(len) as usize)
-                            .saturating_sub(4)
-                            .min(8192)
-                    ];
-                    if conn.read_exact(&mut rest).await.is_err() {
-                        return;
-                    }
-                    let _ = conn.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        Ok(Self {
-            port,
-            task: Some(task),
-        })
-    }
-
-    /// Stops listening: probes find the port closed.
-    pub async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for FakePostgres {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
 
 /// One POST the webhook receiver got, and what it answered.
 #[derive(Debug, Clone)]

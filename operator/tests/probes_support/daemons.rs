@@ -420,3 +420,69 @@ fn start_mariadb() -> Result<(Daemon, u16), String> {
     daemon.wait_listening(&[port], START_WITHIN)?;
     Ok((daemon, port))
 }
+
+/// The shared PostgreSQL hung: its postmaster and every child stopped (SIGSTOP), so its port
+/// still accepts connections (the kernel's backlog) but nothing answers, as a wedged server
+/// does. [`HungPostgres::resume`] continues them (SIGCONT); so does dropping the guard, so a
+/// failing test leaves no stopped server behind for the next one.
+pub struct HungPostgres {
+    postmaster: u32,
+    resumed: bool,
+}
+
+/// Hangs the shared PostgreSQL (started first if need be).
+pub fn hang_postgres() -> Result<HungPostgres, String> {
+    postgres();
+    let pid_file = lab_dir("postgres")?.join("data/postmaster.pid");
+    let text = fs::read_to_string(&pid_file)
+        .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
+    let postmaster = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .map_err(|e| format!("the postmaster's pid in {}: {e}", pid_file.display()))?;
+    signal_tree(postmaster, libc::SIGSTOP)?;
+    Ok(HungPostgres {
+        postmaster,
+        resumed: false,
+    })
+}
+
+impl HungPostgres {
+    /// Continues the server: it answers again.
+    pub fn resume(mut self) -> Result<(), String> {
+        self.resumed = true;
+        signal_tree(self.postmaster, libc::SIGCONT)
+    }
+}
+
+impl Drop for HungPostgres {
+    fn drop(&mut self) {
+        if !self.resumed {
+            let _ = signal_tree(self.postmaster, libc::SIGCONT);
+        }
+    }
+}
+
+/// Signals a process and its children.
+fn signal_tree(pid: u32, signal: i32) -> Result<(), String> {
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map_err(|e| format!("the children of {pid}: {e}"))?;
+    let mut pids: Vec<i32> = children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    pids.push(i32::try_from(pid).map_err(|e| e.to_string())?);
+    for p in pids {
+        // SAFETY: signals processes this test process started.
+        if unsafe { libc::kill(p, signal) } != 0 {
+            return Err(format!(
+                "signal {signal} to {p}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
