@@ -63,7 +63,7 @@ pub struct Placement {
 /// How a course's cpu and memory are split between the service groups, in percent. Groups
 /// that are not enabled give their share to the others in proportion.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ResourceSplit {
     pub web: u32,
     pub mail: u32,
@@ -82,7 +82,7 @@ impl Default for ResourceSplit {
 
 /// Where traffic into hosting namespaces may come from.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Namespace of the ingress controller.
     pub ingress_namespace: String,
@@ -143,7 +143,7 @@ impl ServiceAccountRef {
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Config {
     /// Address of /healthz, /readyz and /metrics.
     pub http_addr: SocketAddr,
@@ -429,6 +429,35 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_key_in_any_section_stops_the_start_naming_it() {
+        for (yaml, key) in [
+            ("resyncIntervl: 30s\n", "resyncIntervl"),
+            ("monitor:\n  intervl: 1m\n", "intervl"),
+            ("probes:\n  timout: 5s\n", "timout"),
+            ("alerting:\n  notifyAfer: 5m\n", "notifyAfer"),
+            ("usage:\n  intervall: 1m\n", "intervall"),
+            ("network:\n  ingresClass: traefik\n", "ingresClass"),
+            ("resourceSplit:\n  wbe: 50\n", "wbe"),
+            ("placement:\n  nodeSelectr: {}\n", "nodeSelectr"),
+        ] {
+            let error = serde_yaml::from_str::<Config>(yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("unknown field `{key}`")),
+                "{yaml}: {error}"
+            );
+        }
+        // alerting.notify is read as it is used: validation names its unknown keys too.
+        let c: Config = serde_yaml::from_str("alerting:\n  notify:\n    smtpHots: mx\n").unwrap();
+        let error = c.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("alerting.notify") && error.contains("smtpHots"),
+            "{error}"
+        );
     }
 
     #[test]

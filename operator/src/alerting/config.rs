@@ -27,7 +27,7 @@ pub enum SourceMode {
 
 /// `alerting:` in the operator's configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AlertingConfig {
     pub source: SourceMode,
     /// Base URL of Prometheus, e.g. `http://prometheus:9090`.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 /// Embedded in the operator's configuration as `monitor:`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Whether the monitor runs at all (default true). Off only where something else watches
     /// the services, or in tests of provisioning alone.

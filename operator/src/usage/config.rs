@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// Embedded in the operator's configuration as `usage:`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UsageConfig {
     /// How often usage is measured and written. Figures are taken at instants aligned to this
     /// interval (for 5m: :00, :05, :10…), so every replica and every restart measures the same

@@ -21,7 +21,7 @@ pub enum StartTls {
 
 /// Meant for the operator's configuration as `notify:` (wired in by the incident controller).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// The SMTP relay's host name (also the name its certificate must carry).
     pub smtp_host: String,

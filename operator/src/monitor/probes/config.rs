@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// How probes run. Embedded in the operator's configuration as `probes:`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ProbeConfig {
     /// The whole exchange of one probe, connection included.
     #[serde(with = "humantime_serde")]
