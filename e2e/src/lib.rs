@@ -7,6 +7,7 @@ pub mod hosting;
 pub mod mail;
 pub mod operator;
 pub mod panel;
+pub mod process;
 pub mod prometheus;
 pub mod real_hosting;
 pub mod tenant_scrape;

@@ -205,6 +205,14 @@ pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
 impl Operator {
     /// Installs what the operator needs, then starts it and waits until `/readyz` answers.
     pub async fn start(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {
+        let operator = Self::spawn(cluster, options)?;
+        operator.wait_ready(Duration::from_secs(60)).await?;
+        Ok(operator)
+    }
+
+    /// Installs what the operator needs and starts it, without waiting for anything (a test
+    /// of a start that must fail).
+    pub fn spawn(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {
         let kubeconfig = install(cluster)?;
         let pid_file = cluster.state_dir.join("pids/operator.pid");
         stop_recorded(&pid_file);
@@ -252,15 +260,13 @@ impl Operator {
         }
         let child = command.spawn().context("starting the operator")?;
         std::fs::write(&pid_file, child.id().to_string())?;
-        let operator = Operator {
+        Ok(Operator {
             child,
             http_addr,
             clock_file,
             pid_file,
             log_file,
-        };
-        operator.wait_ready(Duration::from_secs(60)).await?;
-        Ok(operator)
+        })
     }
 
     async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
@@ -300,6 +306,29 @@ impl Operator {
         let text = std::fs::read_to_string(&self.log_file).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// SIGTERM, as a kubelet stopping the pod sends it; waits at most `limit` for the exit
+    /// (see [`crate::process::terminate`]).
+    pub fn terminate(
+        &mut self,
+        limit: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, Duration)> {
+        let outcome = crate::process::terminate(&mut self.child, limit);
+        let _ = std::fs::remove_file(&self.pid_file);
+        outcome
+    }
+
+    /// Waits at most `limit` for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the operator still runs after {limit:?}")
     }
 
     /// SIGKILL, as a crash would.

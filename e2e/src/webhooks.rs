@@ -124,6 +124,19 @@ impl WebhookServer {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// SIGTERM, as a kubelet stopping the pod sends it; waits at most `limit` for the exit
+    /// (see [`crate::process::terminate`]).
+    pub fn terminate(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, std::time::Duration)> {
+        let mut child = self
+            .child
+            .take()
+            .context("the server was stopped already")?;
+        crate::process::terminate(&mut child, limit)
+    }
+
     /// Stops the server (SIGKILL, as a crash would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

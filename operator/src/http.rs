@@ -2,7 +2,6 @@
 //! API server), `/metrics` (Prometheus text format) and, when a token is configured,
 //! `POST /alertmanager/webhook` (Alertmanager's webhook receiver, bearer-token authenticated).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -163,14 +162,21 @@ impl Default for Timeouts {
     }
 }
 
-/// Serves the routes on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, state: State) {
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => serve_on(listener, state, Timeouts::default()).await,
-        Err(error) => {
-            tracing::error!(%addr, %error, "cannot listen for /healthz, /readyz and /metrics")
-        }
+/// Serves the routes on `listener` until `stop`; `/readyz` answers 503 from the moment a stop
+/// is asked (a part ended, or the stop signal came), so no traffic is sent to a stopping
+/// operator.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: State,
+    stop: oem_supervisor::Stop,
+) -> Result<(), String> {
+    let unready = state.clone();
+    let stopping = stop.requested();
+    tokio::select! {
+        _ = serve_on(listener, state, Timeouts::default()) => {}
+        _ = stopping => unready.set_ready(false),
     }
+    Ok(())
 }
 
 /// Serves the routes on every connection `listener` accepts, bounded by `timeouts`.
@@ -221,6 +227,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: State, timeouts:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[tokio::test]
     async fn readyz_reports_unavailable_until_marked_ready() {

@@ -1,5 +1,6 @@
 //! oem-operator: loads the configuration, connects to the API server, serves health and
-//! metrics, and runs the controllers until SIGINT/SIGTERM.
+//! metrics, and runs its parts (controllers, monitor, usage reporter, alert controller) under
+//! one supervisor until SIGINT/SIGTERM; a part that ends first stops the process non-zero.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +10,11 @@ use oem_operator::config::Config;
 use oem_operator::context::Context;
 use oem_operator::metrics::Metrics;
 use oem_operator::{controllers, http, telemetry};
+use oem_supervisor::Supervisor;
+
+/// How long the parts get to end after SIGTERM (or after one of them ended) before they are
+/// aborted: within the pod's grace period and the 10 s an SRE expects a stop to take.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -52,7 +58,19 @@ async fn main() -> ExitCode {
             alert_for: config.alerting.alert_for,
         });
     }
-    tokio::spawn(http::serve(config.http_addr, state.clone()));
+    let listener = match tokio::net::TcpListener::bind(config.http_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(addr = %config.http_addr, %error,
+                "cannot listen for /healthz, /readyz and /metrics (httpAddr)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut supervisor = Supervisor::new(STOP_GRACE);
+    supervisor.add(
+        "HTTP server",
+        http::serve(listener, state.clone(), supervisor.stop()),
+    );
     match client.apiserver_version().await {
         Ok(info) => tracing::info!(version = %info.git_version, "connected to the API server"),
         Err(error) => {
@@ -74,8 +92,16 @@ async fn main() -> ExitCode {
     };
     tracing::info!(addr = %config.http_addr, "serving /healthz, /readyz and /metrics");
     let ctx = Context::new(client, config, clock, metrics, identity);
+    controllers::add_parts(&mut supervisor, &ctx, inbox);
     state.set_ready(true);
-    controllers::run(ctx, inbox).await;
-    tracing::info!("shut down");
-    ExitCode::SUCCESS
+    match supervisor.run(oem_supervisor::stop_signal()).await {
+        Ok(()) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "the operator stops: one of its parts ended");
+            ExitCode::from(1)
+        }
+    }
 }

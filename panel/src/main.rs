@@ -78,28 +78,9 @@ async fn main() -> ExitCode {
             tracing::error!("the watches ended");
             ExitCode::from(1)
         }
-        _ = shutdown() => {
+        _ = oem_supervisor::stop_signal() => {
             tracing::info!("shut down");
             ExitCode::SUCCESS
         }
-    }
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -1,14 +1,20 @@
-//! The webhook server: configuration, caches, certificate, then the HTTPS endpoints.
+//! The webhook server: configuration, caches, certificate, then the HTTPS endpoints until
+//! SIGINT/SIGTERM.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use oem_supervisor::Supervisor;
 use oem_webhooks::cache::Caches;
 use oem_webhooks::claims::Claims;
 use oem_webhooks::config::Config;
 use oem_webhooks::domains::ClusterClaims;
 use oem_webhooks::server::{self, State};
 use oem_webhooks::tls;
+
+/// How long the server gets to end after SIGTERM before it is aborted: well within the pod's
+/// grace period and the 10 s a stop should take.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -74,9 +80,19 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let tls = tls::server_config_for_clients(serving, client_ca.as_deref())?;
-    tokio::select! {
-        () = server::serve(listener, tls, server::routes(state)) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
-    }
+    let mut supervisor = Supervisor::new(STOP_GRACE);
+    let stop = supervisor.stop();
+    supervisor.add("HTTPS server", async move {
+        tokio::select! {
+            () = server::serve(listener, tls, server::routes(state)) => {}
+            _ = stop.requested() => {}
+        }
+        Ok(())
+    });
+    supervisor
+        .run(oem_supervisor::stop_signal())
+        .await
+        .context("the webhook server stopped")?;
+    tracing::info!("shut down");
     Ok(())
 }

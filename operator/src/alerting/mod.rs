@@ -45,9 +45,13 @@ pub use source::AlertInbox;
 
 use crate::context::Context;
 
-/// Runs the alert controller until SIGINT/SIGTERM. Exits the process when the notification
-/// transport cannot be set up: an operator that cannot tell resellers must not look healthy.
-pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
+/// Runs the alert controller until `stop`. Fails when the notification transport cannot be set
+/// up: an operator that cannot tell resellers must not look healthy.
+pub async fn run(
+    ctx: Arc<Context>,
+    inbox: AlertInbox,
+    stop: oem_supervisor::Stop,
+) -> Result<(), String> {
     let cfg = &ctx.config.alerting;
     if cfg.mode() == SourceMode::Embedded && !ctx.config.monitor.enabled {
         // The embedded source is the monitor's history: with the monitor off it would act on
@@ -55,7 +59,8 @@ pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
         tracing::warn!(
             "the alert controller is idle: embedded mode needs the monitor (monitor.enabled: false)"
         );
-        return;
+        stop.requested().await;
+        return Ok(());
     }
     let notifier = cfg
         .notify_config()
@@ -68,8 +73,9 @@ pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
     let (notify_config, notifier) = match notifier {
         Ok(pair) => pair,
         Err(error) => {
-            tracing::error!(%error, "the notification transport cannot be set up (alerting.notify)");
-            std::process::exit(2);
+            return Err(format!(
+                "the notification transport cannot be set up (alerting.notify): {error}"
+            ));
         }
     };
     tracing::info!(mode = ?cfg.mode(), poll = ?cfg.poll_interval, notify_after = ?cfg.notify_after,
@@ -78,14 +84,14 @@ pub async fn run(ctx: Arc<Context>, inbox: AlertInbox) {
     let mut alerting = controller::Alerting::new(ctx.clone(), inbox, notify_config, notifier);
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = crate::shutdown_signal();
-    tokio::pin!(stop);
+    let stopped = stop.requested();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             _ = ticker.tick() => alerting.tick().await,
-            _ = &mut stop => {
+            _ = &mut stopped => {
                 tracing::info!("alert controller stopped");
-                return;
+                return Ok(());
             }
         }
     }

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "course";
 
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until `stop`; its watch ending first is an error of the caller's.
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
     let client = ctx.client.clone();
     Controller::new(
         Api::<Course>::all(client.clone()),
@@ -37,10 +38,11 @@ pub async fn run(ctx: Arc<Context>) {
     // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
     // them once the burst settles saves a reconcile per change.
     .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
-    .shutdown_on_signal()
+    .graceful_shutdown_on(stop.requested())
     .run(reconcile, error_policy, ctx)
     .for_each(|_| async {})
     .await;
+    Ok(())
 }
 
 fn error_policy(course: Arc<Course>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -40,8 +40,8 @@ pub struct EndUserContext {
     end_users: Store<EndUser>,
 }
 
-/// Runs the controller until shutdown.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until `stop`.
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<EndUser>::all(client.clone()),
@@ -52,8 +52,7 @@ pub async fn run(ctx: Arc<Context>) {
     let end_users = controller.store();
     let (caches, woken) = Caches::start(&client, end_users.clone());
     if !caches.ready().await {
-        tracing::error!("a watch ended before its first list; the EndUser controller stops");
-        return;
+        return Err("a watch of its caches ended before its first list".to_owned());
     }
     let context = Arc::new(EndUserContext {
         ctx: ctx.clone(),
@@ -65,7 +64,7 @@ pub async fn run(ctx: Arc<Context>) {
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
         )
         .reconcile_on(woken)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop.requested())
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -73,6 +72,7 @@ pub async fn run(ctx: Arc<Context>) {
             }
         })
         .await;
+    Ok(())
 }
 
 async fn reconcile(enduser: Arc<EndUser>, context: Arc<EndUserContext>) -> Result<Action> {

@@ -1,6 +1,6 @@
 //! The controllers: Reseller, Course and EndUser, plus the orphan sweep that removes hosting
-//! namespaces whose EndUser disappeared while the operator was not looking; `run` also starts
-//! the monitor and the usage reporter.
+//! namespaces whose EndUser disappeared while the operator was not looking; `add_parts` adds
+//! them, the monitor, the usage reporter and the alert controller to the operator's parts.
 
 mod cache;
 mod children;
@@ -21,6 +21,7 @@ use jiff::tz::TimeZone;
 use k8s_openapi::api::rbac::v1::Subject;
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
+use oem_supervisor::Supervisor;
 
 use crate::context::Context;
 
@@ -28,18 +29,34 @@ use crate::context::Context;
 /// counting (each new change within it waits again).
 pub const COUNT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Runs every controller, the monitor, the usage reporter and the alert controller (fed by
-/// `inbox` in Alertmanager mode) until the process is asked to stop.
-pub async fn run(ctx: Arc<Context>, inbox: crate::alerting::AlertInbox) {
-    tokio::join!(
-        crate::alerting::run(ctx.clone(), inbox),
-        reseller::run(ctx.clone()),
-        course::run(ctx.clone()),
-        enduser::run(ctx.clone()),
-        crate::monitor::run(ctx.clone()),
-        crate::usage::run(ctx.clone()),
-        orphans::run(ctx),
+/// Adds every controller, the orphan sweep, the monitor, the usage reporter and the alert
+/// controller (fed by `inbox` in Alertmanager mode) to the operator's parts: each runs until
+/// the supervisor's stop, and one ending before it stops the operator.
+pub fn add_parts(
+    supervisor: &mut Supervisor,
+    ctx: &Arc<Context>,
+    inbox: crate::alerting::AlertInbox,
+) {
+    let stop = supervisor.stop();
+    supervisor.add(
+        "alert controller",
+        crate::alerting::run(ctx.clone(), inbox, stop.clone()),
     );
+    supervisor.add(
+        "Reseller controller",
+        reseller::run(ctx.clone(), stop.clone()),
+    );
+    supervisor.add("Course controller", course::run(ctx.clone(), stop.clone()));
+    supervisor.add(
+        "EndUser controller",
+        enduser::run(ctx.clone(), stop.clone()),
+    );
+    supervisor.add("monitor", crate::monitor::run(ctx.clone(), stop.clone()));
+    supervisor.add(
+        "usage reporter",
+        crate::usage::run(ctx.clone(), stop.clone()),
+    );
+    supervisor.add("orphan sweep", orphans::run(ctx.clone(), stop));
 }
 
 /// Today's date in the reseller's time zone (Asia/Tokyo by default), by the injected clock.

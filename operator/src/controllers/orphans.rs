@@ -25,7 +25,7 @@ use crate::naming::{self, HostingOwner};
 
 /// Sweeps at start and then every resync interval: two lists per sweep, whatever the number
 /// of end users.
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
     let mut suspects = BTreeSet::new();
     loop {
         match sweep(&ctx, &mut suspects).await {
@@ -40,7 +40,7 @@ pub async fn run(ctx: Arc<Context>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(ctx.config.resync_interval) => {}
-            _ = crate::shutdown_signal() => return,
+            _ = stop.requested() => return Ok(()),
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::naming;
 pub const FINALIZER: &str = "hosting.oem.dev/reseller-cleanup";
 const CONTROLLER: &str = "reseller";
 
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until `stop`; its watch ending first is an error of the caller's.
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
     let client = ctx.client.clone();
     Controller::new(
         Api::<Reseller>::all(client.clone()),
@@ -45,10 +46,11 @@ pub async fn run(ctx: Arc<Context>) {
     // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
     // them once the burst settles saves a reconcile per change.
     .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
-    .shutdown_on_signal()
+    .graceful_shutdown_on(stop.requested())
     .run(reconcile, error_policy, ctx)
     .for_each(|_| async {})
     .await;
+    Ok(())
 }
 
 async fn reconcile(reseller: Arc<Reseller>, ctx: Arc<Context>) -> Result<Action> {

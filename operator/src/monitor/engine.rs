@@ -34,18 +34,20 @@ pub const FIELD_MANAGER: &str = "oem-hosting-monitor";
 /// services probed together go out in one write.
 const FLUSH_DELAY: Duration = Duration::from_millis(500);
 
-/// Runs the monitor until SIGINT/SIGTERM. Exits the process when the probes' TLS roots cannot
-/// be loaded: monitoring with a wrong trust store would report every TLS service down.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the monitor until `stop`. Fails when the probes' TLS roots cannot be loaded:
+/// monitoring with a wrong trust store would report every TLS service down.
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
     if !ctx.config.monitor.enabled {
         tracing::warn!("the monitor is disabled (monitor.enabled: false): no service is probed");
-        return;
+        stop.requested().await;
+        return Ok(());
     }
     let prober = match Prober::new(ctx.config.probes.clone()) {
         Ok(prober) => Arc::new(prober),
         Err(error) => {
-            tracing::error!(%error, "the monitor cannot load its TLS roots (probes.caFile)");
-            std::process::exit(2);
+            return Err(format!(
+                "the monitor cannot load its TLS roots (probes.caFile): {error}"
+            ));
         }
     };
     tracing::info!(
@@ -58,8 +60,9 @@ pub async fn run(ctx: Arc<Context>) {
     let mut engine = Engine::new(ctx, prober);
     tokio::select! {
         _ = engine.run() => {}
-        _ = crate::shutdown_signal() => tracing::info!("monitor stopped"),
+        _ = stop.requested() => tracing::info!("monitor stopped"),
     }
+    Ok(())
 }
 
 struct Engine {

@@ -86,8 +86,9 @@ impl Source {
     }
 }
 
-/// Measures and reports every interval until SIGINT/SIGTERM.
-pub async fn run(ctx: Arc<Context>) {
+/// Measures and reports every interval until `stop`. Fails when the Prometheus it is told to
+/// read cannot be used.
+pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
     let config = &ctx.config.usage;
     let url = config
         .prometheus_url
@@ -97,8 +98,7 @@ pub async fn run(ctx: Arc<Context>) {
         Some(url) => match PrometheusSource::new(url, config.timeout) {
             Ok(p) => Source::Prometheus(p),
             Err(error) => {
-                tracing::error!(%error, "usage reporting disabled");
-                return;
+                return Err(format!("usage.prometheusUrl (or prometheusUrl): {error}"));
             }
         },
         None => Source::Cluster {
@@ -115,8 +115,9 @@ pub async fn run(ctx: Arc<Context>) {
     };
     tokio::select! {
         _ = reporter.run() => {}
-        _ = crate::shutdown_signal() => tracing::info!("usage reporter stopped"),
+        _ = stop.requested() => tracing::info!("usage reporter stopped"),
     }
+    Ok(())
 }
 
 /// An end user whose hosting exists, with what its figures need.
