@@ -151,6 +151,19 @@ impl Daemon {
         })
     }
 
+    fn signal(&self, signal: i32) -> anyhow::Result<()> {
+        let pid = i32::try_from(self.child.id())?;
+        // SAFETY: signals a child of this process that has not been reaped (Drop reaps it).
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            bail!(
+                "signal {signal} to {} ({pid}): {}",
+                self.name,
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
     fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
@@ -181,6 +194,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A paused daemon is continued first, so it can die and be reaped.
+        let _ = self.signal(libc::SIGCONT);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -317,6 +332,17 @@ impl Prometheus {
     /// The last lines of Prometheus's log.
     pub fn log_tail(&self, lines: usize) -> String {
         self.daemon.log_tail(lines)
+    }
+
+    /// Hangs Prometheus (SIGSTOP): its port still accepts connections, nothing answers, as a
+    /// wedged or overloaded server does. [`Prometheus::resume`] continues it with its state.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.daemon.signal(libc::SIGSTOP)
+    }
+
+    /// Continues a paused Prometheus (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.daemon.signal(libc::SIGCONT)
     }
 
     async fn api<T: serde::de::DeserializeOwned>(

@@ -1,7 +1,10 @@
 //! Test servers of the incident tests, all on 127.0.0.1: the reseller's side of the webhook (a
 //! receiver that records every POST and can answer 503 for a while) and a mail server
 //! exporter serving `oem_mail_sent_total`. The database whose outage is the incident is the
-//! real PostgreSQL of the probe tests (`operator/tests/probes_support`).
+//! real PostgreSQL of the probe tests (`operator/tests/probes_support`). The scenario of a hung
+//! Prometheus is in `frozen.rs`.
+
+pub mod frozen;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

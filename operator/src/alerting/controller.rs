@@ -43,6 +43,15 @@ pub(super) fn calendar_of(reseller: &Reseller) -> Option<Calendar> {
         .ok()
 }
 
+/// The alert source's name in metrics and messages.
+fn source_label(mode: SourceMode) -> &'static str {
+    match mode {
+        SourceMode::Prometheus => "prometheus",
+        SourceMode::Alertmanager => "alertmanager",
+        SourceMode::Embedded | SourceMode::Auto => "embedded",
+    }
+}
+
 pub struct Alerting {
     pub(super) ctx: Arc<Context>,
     inbox: AlertInbox,
@@ -136,7 +145,8 @@ impl Alerting {
 
     async fn observe(&self, world: &World, now: Timestamp) -> Option<Observation> {
         let mode = self.ctx.config.alerting.mode();
-        let (label, seen) = match mode {
+        let label = source_label(mode);
+        let seen = match mode {
             SourceMode::Prometheus => {
                 let base = self
                     .ctx
@@ -146,26 +156,29 @@ impl Alerting {
                     .clone()
                     .unwrap_or_default();
                 match source::prometheus(&self.http, &base, now).await {
-                    Ok(seen) => ("prometheus", Some(seen)),
+                    Ok(seen) => Some(seen),
                     Err(error) => {
-                        tracing::warn!(%error, "reading alerts failed; open incidents are kept as they are");
-                        ("prometheus", None)
+                        tracing::warn!(%error, "reading alerts failed; open incidents are frozen (no remediation, no notice) until it answers");
+                        None
                     }
                 }
             }
-            SourceMode::Alertmanager => ("alertmanager", Some(self.inbox.observe())),
+            SourceMode::Alertmanager => Some(self.inbox.observe()),
             SourceMode::Embedded | SourceMode::Auto => {
                 let endusers: Vec<EndUser> = world.endusers.values().cloned().collect();
-                ("embedded", Some(embedded::evaluate(&endusers, now)))
+                Some(embedded::evaluate(&endusers, now))
             }
         };
         let result = if seen.is_some() { "ok" } else { "error" };
-        self.ctx
-            .metrics
-            .alerting
+        let metrics = &self.ctx.metrics.alerting;
+        metrics
             .source_polls
             .with_label_values(&[label, result])
             .inc();
+        metrics
+            .source_up
+            .with_label_values(&[label])
+            .set(if seen.is_some() { 1.0 } else { 0.0 });
         seen
     }
 
@@ -398,6 +411,18 @@ impl Alerting {
             },
         };
         let unresolved = is_open(&incident);
+        if seen.is_none() && unresolved && key.kind != IncidentKind::MassMail && enduser.is_some() {
+            let mode = source_label(self.ctx.config.alerting.mode());
+            let status = flow::freeze(&incident, mode, now);
+            let written = match self.write(&incident, status).await {
+                Ok(written) => written,
+                Err(error) => {
+                    tracing::warn!(incident = %incident.name_any(), %error, "writing the incident status failed");
+                    return None;
+                }
+            };
+            return Some(self.deliver(written, reseller, enduser, &calendar).await);
+        }
         let hosting_ns = enduser.map(|e| {
             e.status
                 .as_ref()
@@ -461,6 +486,9 @@ impl Alerting {
             }
         }
         flow::settle(&mut status, &incident, now);
+        if seen.is_some() {
+            flow::thaw(&mut status, incident.metadata.generation, now);
+        }
         if unresolved
             && let (Some(resolved), Some(started)) =
                 (&status.resolved_at, flow::phase_start(&status))

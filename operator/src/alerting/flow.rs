@@ -530,6 +530,49 @@ pub fn settle(status: &mut IncidentStatus, incident: &Incident, now: Timestamp) 
     status.observed_generation = incident.metadata.generation;
 }
 
+/// The condition an open incident carries while the alert source cannot be read.
+pub const SOURCE_CONDITION: &str = "AlertSourceReadable";
+
+/// An open outage while the alert source cannot be read: nothing is known of it, so it is
+/// frozen as it was (no remediation, no new notice, no recovery) and says so in the
+/// `AlertSourceReadable` condition. Blindness never counts as "still failing": an outage would
+/// otherwise reach its notice or its next restart on no evidence.
+pub fn freeze(incident: &Incident, mode: &str, now: Timestamp) -> IncidentStatus {
+    let mut status = incident.status.clone().unwrap_or_default();
+    let condition = Condition::new(
+        SOURCE_CONDITION,
+        ConditionStatus::False,
+        "AlertSourceUnreadable",
+        format!(
+            "the alert source ({mode}) cannot be read: remediation and notices wait until it answers"
+        ),
+        incident.metadata.generation,
+        now,
+    );
+    status.conditions = merge(&status.conditions, condition);
+    status
+}
+
+/// After a step with the alert source readable: a frozen incident's condition turns True (an
+/// incident never frozen gets no such condition).
+pub fn thaw(status: &mut IncidentStatus, generation: Option<i64>, now: Timestamp) {
+    if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == SOURCE_CONDITION && c.status != ConditionStatus::True)
+    {
+        let condition = Condition::new(
+            SOURCE_CONDITION,
+            ConditionStatus::True,
+            "AlertSourceReadable",
+            "the alert source answers",
+            generation,
+            now,
+        );
+        status.conditions = merge(&status.conditions, condition);
+    }
+}
+
 #[cfg(test)]
 #[path = "flow_tests.rs"]
 mod tests;

@@ -496,3 +496,77 @@ async fn an_outage_through_a_maintenance_window_opens_at_its_end_and_is_notified
     assert_eq!(restarts_at.first(), Some(&1));
     assert_eq!(notified_at, Some(600));
 }
+
+/// The alert source unreadable from minute 2 to minute 30 of an outage: the incident stays
+/// as it was (no restart, no notice, not resolved), its condition says why; when the source
+/// answers again with the service still down, the flow goes on from where the outage is.
+#[test]
+fn an_unreadable_source_freezes_the_outage_and_the_flow_resumes_when_it_answers() {
+    let now = |s: i64| t0() + SignedDuration::from_secs(s);
+    let mut i = incident(IncidentKind::ServiceDown, ServiceName::Imap, t0(), t0());
+    run_step(&mut i, &facts(now(60), true));
+    let restarts = count(&i, event::RESTARTED);
+    for minute in 2..30 {
+        let frozen = freeze(&i, "prometheus", now(minute * 60));
+        i.status = Some(frozen);
+    }
+    let status = i.status.as_ref().unwrap();
+    assert_eq!(
+        count(&i, event::RESTARTED),
+        restarts,
+        "no remediation while blind"
+    );
+    assert_eq!(
+        outage_notices(&i),
+        0,
+        "no notice while blind, past the 10 minutes"
+    );
+    assert!(status.resolved_at.is_none(), "blindness is no recovery");
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == SOURCE_CONDITION)
+        .unwrap();
+    assert_eq!(condition.status, ConditionStatus::False);
+    assert!(
+        condition.message.contains("prometheus"),
+        "{}",
+        condition.message
+    );
+    assert_eq!(
+        condition.last_transition_time.0,
+        now(120),
+        "frozen since the first look that failed"
+    );
+    // A second freeze changes nothing, so nothing is written.
+    assert_eq!(&freeze(&i, "prometheus", now(1900)), status);
+
+    // The source answers: still down, so the notice the outage is due goes out now.
+    let f = facts(now(1800), true);
+    let (mut status, _) = step(&i, &f, &cfg(), due);
+    thaw(&mut status, i.metadata.generation, f.now);
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == SOURCE_CONDITION)
+        .unwrap();
+    assert_eq!(condition.status, ConditionStatus::True);
+    assert!(
+        status
+            .notifications
+            .iter()
+            .any(|n| n.event == NotificationEvent::Outage),
+        "the outage notice follows once the source shows the outage"
+    );
+
+    // An incident never frozen gets no such condition.
+    let fresh = incident(IncidentKind::ServiceDown, ServiceName::Imap, t0(), t0());
+    let (mut status, _) = step(&fresh, &facts(now(60), true), &cfg(), due);
+    thaw(&mut status, fresh.metadata.generation, now(60));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .all(|c| c.type_ != SOURCE_CONDITION)
+    );
+}

@@ -26,6 +26,7 @@ pub struct AlertingMetrics {
     pub remediations: IntCounterVec,
     pub reports_overdue: GaugeVec,
     pub source_polls: IntCounterVec,
+    pub source_up: GaugeVec,
     pub mail_locked: GaugeVec,
     pub mail_rate_limit: GaugeVec,
     pub maintenance_active: GaugeVec,
@@ -89,6 +90,11 @@ impl AlertingMetrics {
                 "Looks at the alert source, by mode and result (ok, error)",
                 &["mode", "result"],
             )?,
+            source_up: gauge(
+                "oem_alert_source_up",
+                "1 when the last look at the alert source succeeded, 0 while it cannot be read (open incidents are frozen: no remediation, no notice)",
+                &["mode"],
+            )?,
             mail_locked: gauge(
                 "oem_mail_locked",
                 "1 while the end user's outbound mail is locked after mass mailing",
@@ -113,6 +119,7 @@ impl AlertingMetrics {
         registry.register(Box::new(m.remediations.clone()))?;
         registry.register(Box::new(m.reports_overdue.clone()))?;
         registry.register(Box::new(m.source_polls.clone()))?;
+        registry.register(Box::new(m.source_up.clone()))?;
         registry.register(Box::new(m.mail_locked.clone()))?;
         registry.register(Box::new(m.mail_rate_limit.clone()))?;
         registry.register(Box::new(m.maintenance_active.clone()))?;
