@@ -67,9 +67,18 @@ pub struct AlertingConfig {
     /// their start (a window created later is announced at once).
     #[serde(with = "humantime_serde")]
     pub announce_lead_time: Duration,
+    /// A finished incident (reported, or resolved with nothing to report) is deleted this long
+    /// after it ended, so incidents do not pile up without bound. At least 62 days: the
+    /// monthly availability report reads the previous month's incidents.
+    #[serde(with = "humantime_serde")]
+    pub incident_retention: Duration,
     /// How notices are delivered: SMTP, retries, backoff (`notify::NotifyConfig`).
     pub notify: serde_json::Value,
 }
+
+/// The shortest incident retention: two months, so the monthly report finds every incident of
+/// the month it covers.
+pub const MIN_INCIDENT_RETENTION: Duration = Duration::from_secs(62 * 86400);
 
 impl Default for AlertingConfig {
     fn default() -> Self {
@@ -87,6 +96,7 @@ impl Default for AlertingConfig {
             mail_unlock_grace: Duration::from_secs(3600),
             flap_window: Duration::from_secs(3600),
             announce_lead_time: Duration::from_secs(72 * 3600),
+            incident_retention: Duration::from_secs(90 * 86400),
             notify: serde_json::Value::Null,
         }
     }
@@ -104,8 +114,8 @@ impl AlertingConfig {
 
     /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_TOKEN_FILE`,
     /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_MAIL_UNLOCK_GRACE`,
-    /// `OEM_FLAP_WINDOW`, `OEM_ANNOUNCE_LEAD_TIME`, `OEM_NOTIFY` (the `notify` section as YAML or
-    /// JSON). Errors name the variable.
+    /// `OEM_FLAP_WINDOW`, `OEM_ANNOUNCE_LEAD_TIME`, `OEM_INCIDENT_RETENTION`, `OEM_NOTIFY` (the
+    /// `notify` section as YAML or JSON). Errors name the variable.
     pub fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         let duration = |key: &str, v: String| {
             humantime::parse_duration(&v)
@@ -131,6 +141,7 @@ impl AlertingConfig {
             ("OEM_MAIL_UNLOCK_GRACE", &mut self.mail_unlock_grace),
             ("OEM_FLAP_WINDOW", &mut self.flap_window),
             ("OEM_ANNOUNCE_LEAD_TIME", &mut self.announce_lead_time),
+            ("OEM_INCIDENT_RETENTION", &mut self.incident_retention),
         ] {
             if let Some(v) = var(key) {
                 *field = duration(key, v)?;
@@ -182,6 +193,13 @@ impl AlertingConfig {
         self.notify_config()?;
         if self.poll_interval.is_zero() {
             return Err("alerting.pollInterval must be above zero".into());
+        }
+        if self.incident_retention < MIN_INCIDENT_RETENTION {
+            return Err(format!(
+                "alerting.incidentRetention {} is below 62d: the monthly report reads the previous \
+                 month's incidents",
+                humantime::format_duration(self.incident_retention)
+            ));
         }
         if self.mode() == SourceMode::Prometheus && self.prometheus_url.is_none() {
             return Err("alerting.source prometheus needs alerting.prometheusUrl".into());

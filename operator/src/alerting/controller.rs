@@ -140,6 +140,7 @@ impl Alerting {
                 *slot = updated;
             }
         }
+        super::retention::collect(&self.ctx, &world.incidents, now).await;
         self.export_incidents(&world, self.ctx.clock.now());
     }
 

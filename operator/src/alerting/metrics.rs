@@ -20,6 +20,7 @@ use crate::naming;
 pub struct AlertingMetrics {
     pub incidents_open: GaugeVec,
     pub incidents_total: IntCounterVec,
+    pub incidents_deleted: IntCounterVec,
     pub time_to_notify: HistogramVec,
     pub time_to_recover: HistogramVec,
     pub notifications: IntCounterVec,
@@ -55,6 +56,11 @@ impl AlertingMetrics {
                 "oem_incidents_total",
                 "Incidents opened, by reseller and kind",
                 &["reseller", "kind"],
+            )?,
+            incidents_deleted: counter(
+                "oem_incidents_deleted_total",
+                "Finished incidents deleted after alerting.incidentRetention, by reseller",
+                &["reseller"],
             )?,
             time_to_notify: histogram(
                 "oem_incident_time_to_notify_seconds",
@@ -113,6 +119,7 @@ impl AlertingMetrics {
         };
         registry.register(Box::new(m.incidents_open.clone()))?;
         registry.register(Box::new(m.incidents_total.clone()))?;
+        registry.register(Box::new(m.incidents_deleted.clone()))?;
         registry.register(Box::new(m.time_to_notify.clone()))?;
         registry.register(Box::new(m.time_to_recover.clone()))?;
         registry.register(Box::new(m.notifications.clone()))?;

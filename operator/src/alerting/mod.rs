@@ -34,6 +34,7 @@ pub mod notify;
 pub mod remediation;
 pub mod report;
 mod reporter;
+pub mod retention;
 pub mod rules;
 pub mod source;
 pub mod windows;
