@@ -6,8 +6,10 @@
 //! records the cause → the report e-mail. In embedded mode (with the operator killed between
 //! detection and notification), in Prometheus mode (real Prometheus loading the chart's rules;
 //! plus mass mail: a mail counter above the course's rate locks the account until the reseller
-//! lifts the lock) and in Alertmanager mode (with the reseller's webhook down for a while).
-//! Real SMTP (aiosmtpd with STARTTLS and AUTH), Prometheus and Alertmanager from Debian.
+//! lifts the lock) and in Alertmanager mode (with the reseller's webhook down for a while, the
+//! operator killed after the notice, and resolves never pushed: the new operator learns the
+//! outage and its end from Alertmanager's API). Real SMTP (aiosmtpd with STARTTLS and AUTH),
+//! Prometheus and Alertmanager from Debian.
 
 mod incidents_support;
 #[path = "../../operator/tests/probes_support/mod.rs"]
@@ -153,14 +155,18 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
             let am_config = format!(
                 "route:\n  receiver: oem\n  group_by: [alertname, reseller, enduser, service]\n  \
                  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1m\nreceivers:\n- name: oem\n  \
-                 webhook_configs:\n  - url: http://{op_addr}/alertmanager/webhook\n    send_resolved: true\n    \
+                 webhook_configs:\n  - url: http://{op_addr}/alertmanager/webhook\n    send_resolved: false\n    \
                  http_config:\n      authorization:\n        type: Bearer\n        credentials: {token}\n"
             );
             let am = Alertmanager::start(&am_config).await?;
             alertmanagers.push(am.addr.clone());
+            let am_url = am.url();
             alertmanager = Some(am);
             env.push(("OEM_ALERT_SOURCE".into(), "alertmanager".into()));
             env.push(("OEM_ALERTMANAGER_TOKEN".into(), token.into()));
+            // Resolves are not pushed (send_resolved: false): they reach the operator only
+            // through Alertmanager's API, read every poll, as after a restart.
+            env.push(("OEM_ALERTMANAGER_URL".into(), am_url));
         }
         let prom = Prometheus::start(PrometheusOptions {
             scrape,
@@ -227,6 +233,27 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
 }
 
 impl Bench {
+    /// SIGKILL, as a crash would, then a new operator with the same settings.
+    async fn restart_operator(&mut self, mode: Mode, outage: Instant) -> anyhow::Result<()> {
+        self.operator.kill()?;
+        eprintln!(
+            "[{mode:?}] operator killed {:?} after the outage began",
+            outage.elapsed()
+        );
+        self.operator = Operator::start(
+            self.cluster,
+            OperatorOptions {
+                env: self.env.clone(),
+            },
+        )
+        .await?;
+        eprintln!(
+            "[{mode:?}] operator back {:?} after the outage began",
+            outage.elapsed()
+        );
+        Ok(())
+    }
+
     fn context(&self, e: anyhow::Error) -> anyhow::Error {
         e.context(format!("operator log:\n{}", self.operator.log_tail(40)))
     }
@@ -373,9 +400,19 @@ fn delivered_hooks(bench: &Bench, event: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The whole flow of one outage; `kill_before_notice` kills and restarts the operator between
+/// When a scenario kills the operator (SIGKILL, as a crash) and starts it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    Never,
+    /// Between detection and the outage notice.
+    BeforeNotice,
+    /// After the notice, while the service is still down: the recovery comes to the new one.
+    BeforeRecovery,
+}
+
+/// The whole flow of one outage; `crash` kills and restarts the operator between
 /// detection and notification.
-async fn outage(mut bench: Bench, mode: Mode, kill_before_notice: bool) -> anyhow::Result<Bench> {
+async fn outage(mut bench: Bench, mode: Mode, crash: Crash) -> anyhow::Result<Bench> {
     let api: Api<EndUser> = Api::namespaced(bench.client.clone(), &bench.ns);
     wait::until(
         "postgresql Up",
@@ -433,27 +470,12 @@ async fn outage(mut bench: Bench, mode: Mode, kill_before_notice: bool) -> anyho
         )));
     }
 
-    if kill_before_notice {
+    if crash == Crash::BeforeNotice {
         assert!(
             v["status"]["notifiedAt"].is_null(),
             "killed before the notice"
         );
-        bench.operator.kill()?;
-        eprintln!(
-            "[{mode:?}] operator killed {:?} after the stop",
-            clock.elapsed()
-        );
-        bench.operator = Operator::start(
-            bench.cluster,
-            OperatorOptions {
-                env: bench.env.clone(),
-            },
-        )
-        .await?;
-        eprintln!(
-            "[{mode:?}] operator back {:?} after the stop",
-            clock.elapsed()
-        );
+        bench.restart_operator(mode, clock).await?;
     }
 
     if mode != Mode::Alertmanager {
@@ -531,6 +553,10 @@ async fn outage(mut bench: Bench, mode: Mode, kill_before_notice: bool) -> anyho
     )
     .await
     .map_err(|e| bench.context(e))?;
+
+    if crash == Crash::BeforeRecovery {
+        bench.restart_operator(mode, clock).await?;
+    }
 
     // The service answers again.
     let restarted_at = Instant::now();
@@ -692,7 +718,10 @@ async fn embedded_mode_outage_notified_once_even_when_the_operator_is_killed() -
     let _one = SERIAL.lock().await;
     let t = Instant::now();
     let bench = bench(Mode::Embedded, "e", false).await?;
-    outage(bench, Mode::Embedded, true).await?.retire().await?;
+    outage(bench, Mode::Embedded, Crash::BeforeNotice)
+        .await?
+        .retire()
+        .await?;
     eprintln!("embedded mode: {:?}", t.elapsed());
     Ok(())
 }
@@ -703,7 +732,7 @@ async fn alertmanager_mode_outage_with_the_webhook_receiver_down_for_a_while() -
     let _one = SERIAL.lock().await;
     let t = Instant::now();
     let bench = bench(Mode::Alertmanager, "a", true).await?;
-    outage(bench, Mode::Alertmanager, false)
+    outage(bench, Mode::Alertmanager, Crash::BeforeRecovery)
         .await?
         .retire()
         .await?;
@@ -716,7 +745,7 @@ async fn prometheus_mode_outage_and_mass_mail_lock() -> anyhow::Result<()> {
     let _one = SERIAL.lock().await;
     let t = Instant::now();
     let bench = bench(Mode::Prometheus, "p", false).await?;
-    let bench = outage(bench, Mode::Prometheus, false).await?;
+    let bench = outage(bench, Mode::Prometheus, Crash::Never).await?;
     eprintln!("prometheus mode outage: {:?}", t.elapsed());
     incident_panels_have_data(&bench).await?;
     mass_mail(&bench).await?;

@@ -37,6 +37,10 @@ pub struct AlertingConfig {
     pub poll_interval: Duration,
     /// File holding the bearer token Alertmanager must present (`OEM_ALERTMANAGER_TOKEN` too).
     pub alertmanager_token_file: Option<PathBuf>,
+    /// Base URL of Alertmanager's API, e.g. `http://alertmanager:9093`. In Alertmanager mode
+    /// its active alerts are read every poll, so what the webhook pushed is not lost with a
+    /// restart (or a resolve pushed while the operator was down); unset: the webhook alone.
+    pub alertmanager_url: Option<String>,
     /// The `for:` of HostingServiceDown / HostingHostDown: in Alertmanager mode an alert's
     /// `startsAt` is when it began firing, so the first failure is `startsAt - alertFor`.
     #[serde(with = "humantime_serde")]
@@ -87,6 +91,7 @@ impl Default for AlertingConfig {
             prometheus_url: None,
             poll_interval: Duration::from_secs(15),
             alertmanager_token_file: None,
+            alertmanager_url: None,
             alert_for: Duration::from_secs(600),
             notify_after: Duration::from_secs(600),
             max_restarts: 3,
@@ -112,7 +117,8 @@ impl AlertingConfig {
         }
     }
 
-    /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_TOKEN_FILE`,
+    /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_URL`,
+    /// `OEM_ALERTMANAGER_TOKEN_FILE`,
     /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_MAIL_UNLOCK_GRACE`,
     /// `OEM_FLAP_WINDOW`, `OEM_ANNOUNCE_LEAD_TIME`, `OEM_INCIDENT_RETENTION`, `OEM_NOTIFY` (the
     /// `notify` section as YAML or JSON). Errors name the variable.
@@ -128,6 +134,9 @@ impl AlertingConfig {
         }
         if let Some(v) = var("OEM_PROMETHEUS_URL") {
             self.prometheus_url = Some(v);
+        }
+        if let Some(v) = var("OEM_ALERTMANAGER_URL") {
+            self.alertmanager_url = Some(v);
         }
         if let Some(v) = var("OEM_ALERTMANAGER_TOKEN_FILE") {
             self.alertmanager_token_file = Some(PathBuf::from(v));
@@ -204,12 +213,15 @@ impl AlertingConfig {
         if self.mode() == SourceMode::Prometheus && self.prometheus_url.is_none() {
             return Err("alerting.source prometheus needs alerting.prometheusUrl".into());
         }
-        if let Some(url) = &self.prometheus_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(format!(
-                "alerting.prometheusUrl {url:?} is not an http(s) URL"
-            ));
+        for (field, url) in [
+            ("prometheusUrl", &self.prometheus_url),
+            ("alertmanagerUrl", &self.alertmanager_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(format!("alerting.{field} {url:?} is not an http(s) URL"));
+            }
         }
         Ok(())
     }

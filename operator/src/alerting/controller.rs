@@ -164,7 +164,20 @@ impl Alerting {
                     }
                 }
             }
-            SourceMode::Alertmanager => Some(self.inbox.observe()),
+            SourceMode::Alertmanager => match &self.ctx.config.alerting.alertmanager_url {
+                Some(base) => match source::alertmanager(&self.http, base).await {
+                    Ok(listed) => Some(self.inbox.sync(
+                        &listed,
+                        self.ctx.config.alerting.alert_for,
+                        now,
+                    )),
+                    Err(error) => {
+                        tracing::warn!(%error, "reading alerts failed; open incidents are frozen (no remediation, no notice) until it answers");
+                        None
+                    }
+                },
+                None => Some(self.inbox.observe()),
+            },
             SourceMode::Embedded | SourceMode::Auto => {
                 let endusers: Vec<EndUser> = world.endusers.values().cloned().collect();
                 Some(embedded::evaluate(&endusers, now))

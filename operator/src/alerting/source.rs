@@ -49,9 +49,10 @@ pub struct Observation {
 /// Why a look at a source failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// `url` is the Prometheus base URL as [`redact_url`] shows it (never its credentials).
-    #[error("reading alerts from Prometheus {url}: {source}")]
+    /// `url` is the source's base URL as [`redact_url`] shows it (never its credentials).
+    #[error("reading alerts from {source_name} {url}: {source}")]
     Http {
+        source_name: &'static str,
         url: String,
         #[source]
         source: reqwest::Error,
@@ -114,6 +115,7 @@ pub async fn prometheus(
     let url = format!("{}/api/v1/alerts", base.trim_end_matches('/'));
     let shown = redact_url(base);
     let http_error = |source: reqwest::Error| SourceError::Http {
+        source_name: "Prometheus",
         url: shown.clone(),
         source: source.without_url(),
     };
@@ -158,6 +160,54 @@ pub async fn prometheus(
         *entry = (*entry).min(since);
     }
     Ok(seen)
+}
+
+/// Reads Alertmanager's alerts that notify now (`GET /api/v2/alerts`: active, neither silenced
+/// nor inhibited) — the whole picture, where the webhook tells only changes — as one
+/// notification of firing alerts for [`AlertInbox::sync`].
+pub async fn alertmanager(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<PushedNotification, SourceError> {
+    let url = format!(
+        "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
+        base.trim_end_matches('/')
+    );
+    let http_error = |source: reqwest::Error| SourceError::Http {
+        source_name: "Alertmanager",
+        url: redact_url(base),
+        source: source.without_url(),
+    };
+    let listed: Vec<ListedAlert> = http
+        .get(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(http_error)?
+        .json()
+        .await
+        .map_err(http_error)?;
+    Ok(PushedNotification {
+        alerts: listed
+            .into_iter()
+            .map(|a| PushedAlert {
+                status: "firing".to_owned(),
+                labels: a.labels,
+                starts_at: a.starts_at,
+                ends_at: None,
+            })
+            .collect(),
+    })
+}
+
+/// One alert as Alertmanager's API v2 lists it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedAlert {
+    #[serde(default)]
+    labels: HashMap<String, String>,
+    starts_at: Option<String>,
 }
 
 /// One alert of an Alertmanager webhook notification (version 4).
@@ -221,6 +271,40 @@ impl AlertInbox {
             taken += 1;
         }
         taken
+    }
+
+    /// Takes in Alertmanager's whole list of firing alerts (`alertmanager`): those it lists are
+    /// taken as pushed, and any entry it no longer lists recovered at `now` — a resolve that
+    /// was pushed while the operator was down, or never pushed, is not lost. Returns the
+    /// observation, complete: a key neither listed nor recovered has no outage.
+    pub fn sync(
+        &self,
+        listed: &PushedNotification,
+        alert_for: Duration,
+        now: Timestamp,
+    ) -> Observation {
+        self.receive(listed, alert_for, now);
+        let listed_keys: std::collections::HashSet<AlertKey> = listed
+            .alerts
+            .iter()
+            .filter_map(|a| {
+                key_of(
+                    a.labels.get("alertname").map(String::as_str).unwrap_or(""),
+                    &a.labels,
+                )
+            })
+            .collect();
+        if let Ok(mut entries) = self.entries.lock() {
+            for (key, entry) in entries.iter_mut() {
+                if entry.recovered.is_none() && !listed_keys.contains(key) {
+                    entry.recovered = Some(now);
+                }
+            }
+        }
+        Observation {
+            complete: true,
+            ..self.observe()
+        }
     }
 
     /// What is firing and what recovered; recovered entries are handed out once.
@@ -321,5 +405,54 @@ mod tests {
         assert!(seen.active.is_empty());
         assert_eq!(seen.recovered.len(), 1);
         assert!(inbox.observe().recovered.is_empty(), "handed out once");
+    }
+
+    fn firing(enduser: &str, service: &str) -> serde_json::Value {
+        serde_json::json!({"status": "firing", "startsAt": "2026-03-02T01:10:00Z",
+            "labels": {"alertname": "HostingServiceDown", "reseller": "sakura",
+                       "enduser": enduser, "service": service}})
+    }
+
+    #[test]
+    fn alertmanagers_list_completes_the_inbox_across_a_restart_and_a_lost_resolve() {
+        let (alert_for, now) = (
+            Duration::from_secs(600),
+            "2026-03-02T01:15:00Z".parse::<Timestamp>().unwrap(),
+        );
+        let inbox = AlertInbox::default();
+        let pushed: PushedNotification = serde_json::from_value(
+            serde_json::json!({"alerts": [firing("shop", "imap"), firing("blog", "http")]}),
+        )
+        .unwrap();
+        inbox.receive(&pushed, alert_for, now);
+        // Alertmanager now lists only shop's imap: blog's resolve was never pushed.
+        let listed: PushedNotification =
+            serde_json::from_value(serde_json::json!({"alerts": [firing("shop", "imap")]}))
+                .unwrap();
+        let seen = inbox.sync(&listed, alert_for, now);
+        assert!(seen.complete);
+        let names = |m: &HashMap<AlertKey, Timestamp>| {
+            let mut v: Vec<String> = m.keys().map(|k| k.enduser.clone()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&seen.active), ["shop"]);
+        assert_eq!(names(&seen.recovered), ["blog"]);
+        assert_eq!(seen.recovered.values().next(), Some(&now));
+
+        // A restarted operator's empty inbox learns shop's outage, from its first failure.
+        let fresh = AlertInbox::default();
+        let seen = fresh.sync(&listed, alert_for, now);
+        assert!(seen.complete);
+        assert_eq!(
+            seen.active.values().next().unwrap().to_string(),
+            "2026-03-02T01:00:00Z"
+        );
+        // Nothing listed at all: everything it knew recovered, once.
+        let empty = PushedNotification { alerts: Vec::new() };
+        let seen = fresh.sync(&empty, alert_for, now);
+        assert!(seen.active.is_empty());
+        assert_eq!(names(&seen.recovered), ["shop"]);
+        assert!(fresh.sync(&empty, alert_for, now).recovered.is_empty());
     }
 }
