@@ -100,6 +100,17 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
             None,
         )?;
     }
+    // What the operator may write of cluster-wide RBAC, as the chart installs it.
+    let guard = std::fs::read_to_string(rbac.join("operator-rbac-guard.yaml"))
+        .context("reading operator-rbac-guard.yaml")?
+        .replace(
+            "OPERATOR_USERNAME",
+            &format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"),
+        );
+    cluster.kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&guard),
+    )?;
     service_account_kubeconfig(
         cluster,
         OPERATOR_ACCOUNT,

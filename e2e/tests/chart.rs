@@ -376,6 +376,17 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     let mut delete = vec!["delete", "clusterrole", "--ignore-not-found"];
     delete.extend(roles.iter().map(String::as_str));
     cluster.kubectl_ok(&delete, None)?;
+    // And the policy guarding the operator's cluster-wide RBAC, which other tests applied from
+    // the same file for their operator's ServiceAccount.
+    cluster.kubectl_ok(
+        &[
+            "delete",
+            "validatingadmissionpolicy,validatingadmissionpolicybinding",
+            "oem-hosting-operator-rbac-guard",
+            "--ignore-not-found",
+        ],
+        None,
+    )?;
     let guard = Release {
         cluster: cluster.clone(),
         release: release.into(),

@@ -316,6 +316,39 @@ fn no_cluster_role_escalates_or_binds_freely() {
     }
 }
 
+/// Writing cluster-wide RBAC is held only by the operator, and only under the admission policy
+/// that limits it to each reseller's own read of its Reseller (operator-rbac-guard.yaml, which
+/// the chart installs with the operator's ServiceAccount and the e2e harness too).
+#[test]
+fn cluster_rbac_is_written_only_by_the_operator_under_its_guard() {
+    let writers: Vec<String> = cluster_roles()
+        .into_iter()
+        .filter(|role| {
+            role.rules.iter().any(|rule| {
+                rule.resources
+                    .iter()
+                    .any(|r| r == "clusterroles" || r == "clusterrolebindings")
+                    && rule
+                        .verbs
+                        .iter()
+                        .any(|v| matches!(v.as_str(), "create" | "patch" | "update"))
+            })
+        })
+        .map(|role| role.metadata.name)
+        .collect();
+    assert_eq!(writers, ["oem-hosting-operator"]);
+    let guard = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../charts/oem-hosting/files/operator-rbac-guard.yaml"),
+    )
+    .expect("operator-rbac-guard.yaml");
+    let prefix = oem_operator::hosting::rbac::RESELLER_SELF_PREFIX;
+    assert!(guard.contains(&format!("request.name.startsWith('{prefix}')")));
+    assert!(guard.contains(&format!("request.name.substring({})", prefix.len())));
+    assert!(guard.contains("request.userInfo.username == 'OPERATOR_USERNAME'"));
+    assert!(rbac_template().contains("operator-rbac-guard.yaml"));
+}
+
 #[test]
 fn secret_verbs_are_only_those_documented() {
     let documented = documented_secret_verbs();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
@@ -112,6 +112,20 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
     children::Scope::new(ctx.client.clone(), &namespace, "RoleBinding")
         .converge::<RoleBinding>(ctx, bindings)
         .await?;
+    // Its read of its own (cluster-scoped) Reseller, for `kubectl get reseller <name>`.
+    let uid = reseller.uid().unwrap_or_default();
+    children::apply(
+        ctx,
+        &Api::<ClusterRole>::all(ctx.client.clone()),
+        &rbac::reseller_self_role(&name, &uid),
+    )
+    .await?;
+    children::apply(
+        ctx,
+        &Api::<ClusterRoleBinding>::all(ctx.client.clone()),
+        &rbac::reseller_self_binding(&name, &uid, &admins),
+    )
+    .await?;
     let end_users = count_end_users(ctx, &namespace).await?;
     let ready = Condition::ready(
         ConditionStatus::True,

@@ -9,7 +9,10 @@
 //! reseller namespace, so that cluster-wide they hold no Secret verb.
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{RoleBinding, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -23,6 +26,11 @@ pub const OPERATOR_SECRETS_BINDING: &str = "oem-hosting-operator-secrets";
 pub const WEBHOOKS_SECRETS_ROLE: &str = "oem-hosting-webhooks-secrets";
 /// The name of the webhooks' RoleBinding in each reseller namespace.
 pub const WEBHOOKS_SECRETS_BINDING: &str = "oem-hosting-webhooks-secrets";
+
+/// The prefix of each reseller's own ClusterRole and ClusterRoleBinding (its read of its own
+/// Reseller); `charts/oem-hosting/files/operator-rbac-guard.yaml` lets the operator write no
+/// other ClusterRole or ClusterRoleBinding.
+pub const RESELLER_SELF_PREFIX: &str = "oem-hosting-reseller-self-";
 
 fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -105,6 +113,58 @@ pub fn operator_secrets_binding(
 
 /// The admission webhooks' Secret access (get) in a reseller's namespace: they read the key
 /// names of the password Secret an EndUser names, and only in a reseller namespace.
+/// The metadata of a reseller's own ClusterRole or ClusterRoleBinding: named after it, owned by
+/// its Reseller (so deleting the Reseller deletes them).
+fn self_metadata(reseller: &str, reseller_uid: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(format!("{RESELLER_SELF_PREFIX}{reseller}")),
+        labels: Some(reseller_labels(reseller)),
+        owner_references: Some(vec![OwnerReference {
+            api_version: "hosting.oem.dev/v1alpha1".into(),
+            kind: "Reseller".into(),
+            name: reseller.into(),
+            uid: reseller_uid.into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Read (get, watch) of the one Reseller object `reseller`: cluster-scoped, so a reseller's
+/// namespace roles cannot reach it; `kubectl get reseller <name>` shows its quota, totals,
+/// usage and reports.
+pub fn reseller_self_role(reseller: &str, reseller_uid: &str) -> ClusterRole {
+    ClusterRole {
+        metadata: self_metadata(reseller, reseller_uid),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["hosting.oem.dev".into()]),
+            resources: Some(vec!["resellers".into()]),
+            resource_names: Some(vec![reseller.into()]),
+            verbs: vec!["get".into(), "watch".into()],
+            ..PolicyRule::default()
+        }]),
+        ..ClusterRole::default()
+    }
+}
+
+/// The reseller's admins bound to [`reseller_self_role`] (no subject when it has no admin).
+pub fn reseller_self_binding(
+    reseller: &str,
+    reseller_uid: &str,
+    admins: &[Subject],
+) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: self_metadata(reseller, reseller_uid),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: format!("{RESELLER_SELF_PREFIX}{reseller}"),
+        },
+        subjects: (!admins.is_empty()).then(|| admins.to_vec()),
+    }
+}
+
 pub fn webhooks_secrets_binding(
     reseller: &str,
     webhooks: &Subject,
@@ -171,6 +231,35 @@ mod tests {
         assert_eq!(
             labels.get(naming::LABEL_RESELLER).map(String::as_str),
             Some("sakura")
+        );
+    }
+
+    #[test]
+    fn a_reseller_reads_its_own_reseller_object_and_no_other() {
+        let role = reseller_self_role("sakura", "uid-1");
+        assert_eq!(
+            role.metadata.name.as_deref(),
+            Some("oem-hosting-reseller-self-sakura")
+        );
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["sakura".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "watch"]);
+        let owner = &role.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Reseller", "uid-1")
+        );
+        let binding = reseller_self_binding("sakura", "uid-1", &alice());
+        assert_eq!(binding.role_ref.name, "oem-hosting-reseller-self-sakura");
+        assert_eq!(binding.subjects.unwrap()[0].name, "alice@sakura");
+        assert!(
+            reseller_self_binding("sakura", "uid-1", &[])
+                .subjects
+                .is_none()
         );
     }
 
