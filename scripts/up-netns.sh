@@ -64,6 +64,10 @@ json.dump(cfg, sys.stdout)' "$token" "$1" > "$dir/$1.kubeconfig"
 account oem-operator oem-hosting-operator
 account oem-webhooks oem-hosting-webhooks
 account oem-panel oem-hosting-panel
+# What the operator may write of cluster-wide RBAC (each reseller's read of its own Reseller),
+# as the chart installs it.
+sed "s/OPERATOR_USERNAME/system:serviceaccount:$system_ns:oem-operator/" \
+  "$repo/charts/oem-hosting/files/operator-rbac-guard.yaml" | apply -f - >/dev/null
 
 say "admission webhooks"
 # A serving certificate for https://127.0.0.1:$webhooks_port from the cluster's CA, which the
