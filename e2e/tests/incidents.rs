@@ -233,6 +233,33 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
 }
 
 impl Bench {
+    /// Until the end user's postgresql is Up (and its hosting namespace known).
+    async fn wait_db_up(&self) -> anyhow::Result<()> {
+        let api: Api<EndUser> = Api::namespaced(self.client.clone(), &self.ns);
+        wait::until(
+            "postgresql Up",
+            Duration::from_secs(120),
+            Duration::from_millis(300),
+            || async {
+                let eu = api.get("shop").await.map_err(|e| e.to_string())?;
+                let v = serde_json::to_value(&eu).map_err(|e| e.to_string())?;
+                let up = v["status"]["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| text(s, &["service"]) == "postgresql" && text(s, &["state"]) == "Up");
+                let sts = v["status"]["hostingNamespace"].as_str().is_some();
+                if up && sts {
+                    Ok(())
+                } else {
+                    Err(format!("{}", v["status"]))
+                }
+            },
+        )
+        .await
+        .map_err(|e| self.context(e))
+    }
+
     /// SIGKILL, as a crash would, then a new operator with the same settings.
     async fn restart_operator(&mut self, mode: Mode, outage: Instant) -> anyhow::Result<()> {
         self.operator.kill()?;
@@ -413,29 +440,7 @@ enum Crash {
 /// The whole flow of one outage; `crash` kills and restarts the operator between
 /// detection and notification.
 async fn outage(mut bench: Bench, mode: Mode, crash: Crash) -> anyhow::Result<Bench> {
-    let api: Api<EndUser> = Api::namespaced(bench.client.clone(), &bench.ns);
-    wait::until(
-        "postgresql Up",
-        Duration::from_secs(120),
-        Duration::from_millis(300),
-        || async {
-            let eu = api.get("shop").await.map_err(|e| e.to_string())?;
-            let v = serde_json::to_value(&eu).map_err(|e| e.to_string())?;
-            let up = v["status"]["services"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|s| text(s, &["service"]) == "postgresql" && text(s, &["state"]) == "Up");
-            let sts = v["status"]["hostingNamespace"].as_str().is_some();
-            if up && sts {
-                Ok(())
-            } else {
-                Err(format!("{}", v["status"]))
-            }
-        },
-    )
-    .await
-    .map_err(|e| bench.context(e))?;
+    bench.wait_db_up().await?;
 
     let stopped_at = jiff::Timestamp::now();
     let clock = Instant::now();

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use oem_e2e::wait;
 use serde_json::Value;
 
 use crate::probes_support::daemons;
@@ -35,29 +34,7 @@ async fn prometheus_mode_a_hung_prometheus_freezes_the_outage_until_it_answers()
         .prometheus
         .take()
         .ok_or_else(|| anyhow::anyhow!("Prometheus mode runs a Prometheus"))?;
-    let up = |v: &Value| {
-        v["status"]["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|s| text(s, &["service"]) == "postgresql" && text(s, &["state"]) == "Up")
-    };
-    let api: kube::Api<oem_crds::EndUser> = kube::Api::namespaced(bench.client.clone(), &bench.ns);
-    wait::until(
-        "postgresql Up",
-        Duration::from_secs(120),
-        Duration::from_millis(300),
-        || async {
-            let eu = api.get("shop").await.map_err(|e| e.to_string())?;
-            let v = serde_json::to_value(&eu).map_err(|e| e.to_string())?;
-            if up(&v) {
-                Ok(())
-            } else {
-                Err(format!("{}", v["status"]))
-            }
-        },
-    )
-    .await?;
+    bench.wait_db_up().await?;
 
     let clock = Instant::now();
     bench.hung = Some(daemons::hang_postgres().map_err(anyhow::Error::msg)?);

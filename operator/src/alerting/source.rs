@@ -105,22 +105,20 @@ struct PromAlert {
     active_at: Option<String>,
 }
 
-/// Reads `/api/v1/alerts`. Service and host alerts count from `pending` (their `activeAt` is
-/// the first failed scrape); mass mail only once firing (its `for` is the tolerance).
-pub async fn prometheus(
+/// GETs `base` + `path` (within 10 s) as JSON; errors name the source and its URL without its
+/// credentials.
+async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
+    source_name: &'static str,
     base: &str,
-    now: Timestamp,
-) -> Result<Observation, SourceError> {
-    let url = format!("{}/api/v1/alerts", base.trim_end_matches('/'));
-    let shown = redact_url(base);
+    path: &str,
+) -> Result<T, SourceError> {
     let http_error = |source: reqwest::Error| SourceError::Http {
-        source_name: "Prometheus",
-        url: shown.clone(),
+        source_name,
+        url: redact_url(base),
         source: source.without_url(),
     };
-    let body: PromAlerts = http
-        .get(&url)
+    http.get(format!("{}{path}", base.trim_end_matches('/')))
         .timeout(Duration::from_secs(10))
         .send()
         .await
@@ -128,7 +126,18 @@ pub async fn prometheus(
         .map_err(http_error)?
         .json()
         .await
-        .map_err(http_error)?;
+        .map_err(http_error)
+}
+
+/// Reads `/api/v1/alerts`. Service and host alerts count from `pending` (their `activeAt` is
+/// the first failed scrape); mass mail only once firing (its `for` is the tolerance).
+pub async fn prometheus(
+    http: &reqwest::Client,
+    base: &str,
+    now: Timestamp,
+) -> Result<Observation, SourceError> {
+    let shown = redact_url(base);
+    let body: PromAlerts = get_json(http, "Prometheus", base, "/api/v1/alerts").await?;
     if body.status != "success" {
         return Err(SourceError::Status {
             url: shown,
@@ -169,25 +178,8 @@ pub async fn alertmanager(
     http: &reqwest::Client,
     base: &str,
 ) -> Result<PushedNotification, SourceError> {
-    let url = format!(
-        "{}/api/v2/alerts?active=true&silenced=false&inhibited=false",
-        base.trim_end_matches('/')
-    );
-    let http_error = |source: reqwest::Error| SourceError::Http {
-        source_name: "Alertmanager",
-        url: redact_url(base),
-        source: source.without_url(),
-    };
-    let listed: Vec<ListedAlert> = http
-        .get(&url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(http_error)?
-        .json()
-        .await
-        .map_err(http_error)?;
+    let path = "/api/v2/alerts?active=true&silenced=false&inhibited=false";
+    let listed: Vec<ListedAlert> = get_json(http, "Alertmanager", base, path).await?;
     Ok(PushedNotification {
         alerts: listed
             .into_iter()
