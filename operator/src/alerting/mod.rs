@@ -89,9 +89,19 @@ pub async fn run(
     tokio::pin!(stopped);
     loop {
         tokio::select! {
-            _ = ticker.tick() => alerting.tick().await,
+            _ = ticker.tick() => {}
             _ = &mut stopped => {
                 tracing::info!("alert controller stopped");
+                return Ok(());
+            }
+        }
+        // A look over hundreds of incidents takes seconds: a stop ends it where it is. What it
+        // left undone is level-triggered and done by the next look (or the next leader); a
+        // notice cut mid-send is the case its idempotency key covers.
+        tokio::select! {
+            _ = alerting.tick() => {}
+            _ = &mut stopped => {
+                tracing::info!("alert controller stopped in the middle of a look");
                 return Ok(());
             }
         }

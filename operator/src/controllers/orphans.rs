@@ -28,20 +28,28 @@ use crate::naming::{self, HostingOwner};
 pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
     let mut suspects = BTreeSet::new();
     loop {
-        match sweep(&ctx, &mut suspects).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "orphaned hosting namespaces removed"),
-            Err(error) => tracing::warn!(%error, "orphan sweep failed"),
-        }
-        match super::domains::sweep(&ctx.client, ctx.clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(released = n, "unused domain claims released"),
-            Err(error) => tracing::warn!(%error, "domain claim sweep failed"),
+        tokio::select! {
+            _ = sweep_once(&ctx, &mut suspects) => {}
+            _ = stop.requested() => return Ok(()),
         }
         tokio::select! {
             _ = tokio::time::sleep(ctx.config.resync_interval) => {}
             _ = stop.requested() => return Ok(()),
         }
+    }
+}
+
+/// One sweep of orphaned namespaces and unused domain claims, its outcome logged.
+async fn sweep_once(ctx: &Context, suspects: &mut BTreeSet<String>) {
+    match sweep(ctx, suspects).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "orphaned hosting namespaces removed"),
+        Err(error) => tracing::warn!(%error, "orphan sweep failed"),
+    }
+    match super::domains::sweep(&ctx.client, ctx.clock.now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "unused domain claims released"),
+        Err(error) => tracing::warn!(%error, "domain claim sweep failed"),
     }
 }
 
