@@ -10,7 +10,14 @@ use oem_e2e::cluster::repo_root;
 const NAMESPACE: &str = "reseller-invalid-test";
 const MANAGER: &str = "e2e-invalid-manifests";
 
+/// The tests of this file run side by side and each installs: one at a time, or both create
+/// the namespace at once and one gets AlreadyExists.
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn install_crds(cluster: &Cluster) -> anyhow::Result<()> {
+    let _one = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     oem_e2e::operator::install_crds(cluster)?;
     let namespace = cluster.kubectl_ok(
         &[
@@ -23,7 +30,7 @@ fn install_crds(cluster: &Cluster) -> anyhow::Result<()> {
         ],
         None,
     )?;
-    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&namespace))?;
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&namespace))?;
     Ok(())
 }
 
