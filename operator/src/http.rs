@@ -116,7 +116,8 @@ pub fn routes(
             };
             let taken = receiver
                 .inbox
-                .receive(&note, receiver.alert_for, jiff::Timestamp::now());
+                .receive(&note, receiver.alert_for, jiff::Timestamp::now())
+                .len();
             tracing::debug!(
                 alerts = note.alerts.len(),
                 taken,

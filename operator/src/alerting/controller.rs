@@ -147,40 +147,28 @@ impl Alerting {
     async fn observe(&self, world: &World, now: Timestamp) -> Option<Observation> {
         let mode = self.ctx.config.alerting.mode();
         let label = source_label(mode);
-        let seen = match mode {
+        let cfg = &self.ctx.config.alerting;
+        let read = match mode {
             SourceMode::Prometheus => {
-                let base = self
-                    .ctx
-                    .config
-                    .alerting
-                    .prometheus_url
-                    .clone()
-                    .unwrap_or_default();
-                match source::prometheus(&self.http, &base, now).await {
-                    Ok(seen) => Some(seen),
-                    Err(error) => {
-                        tracing::warn!(%error, "reading alerts failed; open incidents are frozen (no remediation, no notice) until it answers");
-                        None
-                    }
-                }
+                let base = cfg.prometheus_url.as_deref().unwrap_or_default();
+                source::prometheus(&self.http, base, now).await
             }
-            SourceMode::Alertmanager => match &self.ctx.config.alerting.alertmanager_url {
-                Some(base) => match source::alertmanager(&self.http, base).await {
-                    Ok(listed) => Some(self.inbox.sync(
-                        &listed,
-                        self.ctx.config.alerting.alert_for,
-                        now,
-                    )),
-                    Err(error) => {
-                        tracing::warn!(%error, "reading alerts failed; open incidents are frozen (no remediation, no notice) until it answers");
-                        None
-                    }
-                },
-                None => Some(self.inbox.observe()),
+            SourceMode::Alertmanager => match &cfg.alertmanager_url {
+                Some(base) => source::alertmanager(&self.http, base)
+                    .await
+                    .map(|listed| self.inbox.sync(&listed, cfg.alert_for, now)),
+                None => Ok(self.inbox.observe()),
             },
             SourceMode::Embedded | SourceMode::Auto => {
                 let endusers: Vec<EndUser> = world.endusers.values().cloned().collect();
-                Some(embedded::evaluate(&endusers, now))
+                Ok(embedded::evaluate(&endusers, now))
+            }
+        };
+        let seen = match read {
+            Ok(seen) => Some(seen),
+            Err(error) => {
+                tracing::warn!(%error, "reading alerts failed; open incidents are frozen (no remediation, no notice) until it answers");
+                None
             }
         };
         let result = if seen.is_some() { "ok" } else { "error" };
@@ -428,14 +416,9 @@ impl Alerting {
         if seen.is_none() && unresolved && key.kind != IncidentKind::MassMail && enduser.is_some() {
             let mode = source_label(self.ctx.config.alerting.mode());
             let status = flow::freeze(&incident, mode, now);
-            let written = match self.write(&incident, status).await {
-                Ok(written) => written,
-                Err(error) => {
-                    tracing::warn!(incident = %incident.name_any(), %error, "writing the incident status failed");
-                    return None;
-                }
-            };
-            return Some(self.deliver(written, reseller, enduser, &calendar).await);
+            return self
+                .write_and_deliver(&incident, status, reseller, enduser, &calendar)
+                .await;
         }
         let hosting_ns = enduser.map(|e| {
             e.status
@@ -516,14 +499,28 @@ impl Alerting {
                 .observe(took);
             tracing::info!(incident = %incident.name_any(), seconds = took, "incident resolved");
         }
-        let written = match self.write(&incident, status).await {
+        self.write_and_deliver(&incident, status, reseller, enduser, &calendar)
+            .await
+    }
+
+    /// Writes the incident's next status (if it changed) and delivers the notices it holds as
+    /// Pending; `None` when the write failed (the next look tries again).
+    async fn write_and_deliver(
+        &self,
+        incident: &Incident,
+        status: IncidentStatus,
+        reseller: &Reseller,
+        enduser: Option<&EndUser>,
+        calendar: &Calendar,
+    ) -> Option<Incident> {
+        let written = match self.write(incident, status).await {
             Ok(written) => written,
             Err(error) => {
                 tracing::warn!(incident = %incident.name_any(), %error, "writing the incident status failed");
                 return None;
             }
         };
-        Some(self.deliver(written, reseller, enduser, &calendar).await)
+        Some(self.deliver(written, reseller, enduser, calendar).await)
     }
 
     async fn remedy(

@@ -4,7 +4,7 @@
 //! incident opens on the first failure, not ten minutes later), and Alertmanager's webhook
 //! (`inbox`, fed by the operator's HTTP server).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -235,13 +235,19 @@ pub struct AlertInbox {
 
 impl AlertInbox {
     /// Takes in one notification. Alertmanager's `startsAt` is when the alert began firing,
-    /// after its `for:`; the outage began `alert_for` earlier. Returns the alerts taken.
-    pub fn receive(&self, note: &PushedNotification, alert_for: Duration, now: Timestamp) -> usize {
+    /// after its `for:`; the outage began `alert_for` earlier. Returns the keys of the alerts
+    /// taken (those that open incidents).
+    pub fn receive(
+        &self,
+        note: &PushedNotification,
+        alert_for: Duration,
+        now: Timestamp,
+    ) -> HashSet<AlertKey> {
         let back = SignedDuration::try_from(alert_for).unwrap_or(SignedDuration::ZERO);
+        let mut taken = HashSet::new();
         let Ok(mut entries) = self.entries.lock() else {
-            return 0;
+            return taken;
         };
-        let mut taken = 0;
         for alert in &note.alerts {
             let name = alert.labels.get("alertname").cloned().unwrap_or_default();
             let Some(key) = key_of(&name, &alert.labels) else {
@@ -256,11 +262,11 @@ impl AlertInbox {
             let recovered =
                 (alert.status == "resolved").then(|| parse(&alert.ends_at).unwrap_or(now).min(now));
             let entry = entries
-                .entry(key)
+                .entry(key.clone())
                 .or_insert(InboxEntry { since, recovered });
             entry.since = entry.since.min(since);
             entry.recovered = recovered;
-            taken += 1;
+            taken.insert(key);
         }
         taken
     }
@@ -275,17 +281,7 @@ impl AlertInbox {
         alert_for: Duration,
         now: Timestamp,
     ) -> Observation {
-        self.receive(listed, alert_for, now);
-        let listed_keys: std::collections::HashSet<AlertKey> = listed
-            .alerts
-            .iter()
-            .filter_map(|a| {
-                key_of(
-                    a.labels.get("alertname").map(String::as_str).unwrap_or(""),
-                    &a.labels,
-                )
-            })
-            .collect();
+        let listed_keys = self.receive(listed, alert_for, now);
         if let Ok(mut entries) = self.entries.lock() {
             for (key, entry) in entries.iter_mut() {
                 if entry.recovered.is_none() && !listed_keys.contains(key) {
@@ -378,7 +374,7 @@ mod tests {
         }))
         .unwrap();
         let now: Timestamp = "2026-03-02T01:10:05Z".parse().unwrap();
-        assert_eq!(inbox.receive(&note, Duration::from_secs(600), now), 1);
+        assert_eq!(inbox.receive(&note, Duration::from_secs(600), now).len(), 1);
         let seen = inbox.observe();
         assert_eq!(
             seen.active.values().next().unwrap().to_string(),
