@@ -332,14 +332,8 @@ impl Operator {
 
     /// Waits at most `limit` for the process to exit by itself.
     pub fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
-        let started = std::time::Instant::now();
-        while started.elapsed() < limit {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("the operator still runs after {limit:?}")
+        crate::process::wait_exit(&mut self.child, limit)?
+            .with_context(|| format!("the operator still runs after {limit:?}"))
     }
 
     /// SIGKILL, as a crash would.

@@ -152,16 +152,7 @@ impl Daemon {
     }
 
     fn signal(&self, signal: i32) -> anyhow::Result<()> {
-        let pid = i32::try_from(self.child.id())?;
-        // SAFETY: signals a child of this process that has not been reaped (Drop reaps it).
-        if unsafe { libc::kill(pid, signal) } != 0 {
-            bail!(
-                "signal {signal} to {} ({pid}): {}",
-                self.name,
-                std::io::Error::last_os_error()
-            );
-        }
-        Ok(())
+        crate::process::signal(&self.child, signal).with_context(|| self.name)
     }
 
     fn log_tail(&self, lines: usize) -> String {
