@@ -15,6 +15,23 @@ use crate::usage::Usage;
 /// The namespace prefix of every reseller's own namespace: `reseller-<name>`.
 pub const NAMESPACE_PREFIX: &str = "reseller-";
 
+/// The user the resellers' panel impersonates when it acts for a reseller: the operator binds
+/// it wherever it binds the reseller's admins, and lets only the panel impersonate it, so the
+/// panel can do no more than the reseller could with kubectl.
+pub fn panel_user(reseller: &str) -> String {
+    format!("oem-hosting:reseller-panel:{reseller}")
+}
+
+/// The Secret, in the provider's namespace, holding a reseller's panel logins: each key a login
+/// ID, each value its password (the operator generates the `admin` login and fills any empty
+/// value; `docs/panels.md`).
+pub fn panel_accounts_secret(reseller: &str) -> String {
+    format!("oem-hosting-panel-{reseller}")
+}
+
+/// The login the operator creates in a new panel accounts Secret.
+pub const FIRST_PANEL_LOGIN: &str = "admin";
+
 /// A reseller: a company that resells hosting under its own brand. The operator gives it the
 /// namespace `reseller-<name>`, where it manages its courses and end users.
 // printcolumn repeats its keys by design, which clippy takes for duplicated attributes.

@@ -255,6 +255,8 @@ impl Operator {
                 "OEM_WEBHOOKS_SERVICE_ACCOUNT",
                 format!("{OPERATOR_NAMESPACE}/{}", crate::webhooks::WEBHOOKS_ACCOUNT),
             )
+            // Where the resellers' panel logins live, as the chart configures it.
+            .env("OEM_PANEL_ACCOUNTS_NAMESPACE", OPERATOR_NAMESPACE)
             .env("RUST_LOG", "info,oem_operator=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -191,6 +191,10 @@ pub struct Config {
     /// access: the key names of password Secrets). `None`: no such binding (and any made
     /// before is removed); the webhooks then only warn about password Secrets.
     pub webhooks_service_account: Option<ServiceAccountRef>,
+    /// The provider's namespace where the Reseller controller keeps each reseller's panel
+    /// logins, the Secret `oem-hosting-panel-<reseller>` (login ID → generated password), for
+    /// the reseller's panel to check. `None`: no panel logins.
+    pub panel_accounts_namespace: Option<String>,
 }
 
 impl Default for Config {
@@ -216,6 +220,7 @@ impl Default for Config {
             alerting: AlertingConfig::default(),
             orphan_sweep_cap: 10,
             webhooks_service_account: None,
+            panel_accounts_namespace: None,
         }
     }
 }
@@ -354,6 +359,9 @@ impl Config {
             self.webhooks_service_account = ServiceAccountRef::parse(&v)
                 .map_err(|message| invalid("OEM_WEBHOOKS_SERVICE_ACCOUNT", message))?;
         }
+        if let Some(v) = var("OEM_PANEL_ACCOUNTS_NAMESPACE") {
+            self.panel_accounts_namespace = Some(v).filter(|v| !v.is_empty());
+        }
         self.alerting.apply_env(&var).map_err(|message| {
             let field = message.split(':').next().unwrap_or("alerting").to_owned();
             ConfigError::Invalid { field, message }
@@ -399,6 +407,14 @@ impl Config {
             return invalid(
                 "webhooksServiceAccount",
                 "needs both namespace and name (or leave it out)",
+            );
+        }
+        if let Some(namespace) = &self.panel_accounts_namespace
+            && !oem_crds::schema::is_dns_label(namespace)
+        {
+            return invalid(
+                "panelAccountsNamespace",
+                "must be a namespace name (a DNS label of at most 63 characters)",
             );
         }
         if let Err(message) = self.alerting.validate() {

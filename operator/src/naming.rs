@@ -132,15 +132,7 @@ impl HostingOwner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn is_dns_label(s: &str) -> bool {
-        !s.is_empty()
-            && s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    }
+    use oem_crds::schema::is_dns_label;
 
     #[test]
     fn hosting_namespace_is_deterministic_and_readable() {

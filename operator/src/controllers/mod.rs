@@ -19,6 +19,7 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use k8s_openapi::api::rbac::v1::Subject;
+use kube::ResourceExt;
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 use oem_supervisor::Supervisor;
@@ -72,10 +73,17 @@ pub fn start_date(enduser: &EndUser) -> Option<Date> {
     enduser.spec.start_date.to_string().parse().ok()
 }
 
-/// The reseller's admins as RBAC subjects. A `system:` identity is never bound, whatever the
+/// The reseller's admins as RBAC subjects, and the user its panel acts as
+/// ([`oem_crds::reseller::panel_user`]). A `system:` identity is never bound, whatever the
 /// stored object says (the schema refuses it; this holds for objects older than that rule):
 /// `system:authenticated` would give every user the reseller's access.
 pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
+    let panel = Subject {
+        api_group: Some("rbac.authorization.k8s.io".to_owned()),
+        kind: "User".to_owned(),
+        name: oem_crds::reseller::panel_user(&reseller.name_any()),
+        namespace: None,
+    };
     reseller
         .spec
         .admins
@@ -95,6 +103,7 @@ pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
                 },
             }
         })
+        .chain(std::iter::once(panel))
         .collect()
 }
 
@@ -121,6 +130,12 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, ["alice@sakura.example.jp"]);
+        assert_eq!(
+            names,
+            [
+                "alice@sakura.example.jp",
+                "oem-hosting:reseller-panel:sakura"
+            ]
+        );
     }
 }

@@ -126,6 +126,23 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
         &rbac::reseller_self_binding(&name, &uid, &admins),
     )
     .await?;
+    // Its panel: the right to act as its panel user (aggregated into the panel's role) and its
+    // panel logins in the provider's namespace, where the operator needs its Secret access.
+    children::apply(
+        ctx,
+        &Api::<ClusterRole>::all(ctx.client.clone()),
+        &rbac::reseller_panel_role(&name, &uid),
+    )
+    .await?;
+    if let Some(accounts) = &ctx.config.panel_accounts_namespace {
+        children::apply(
+            ctx,
+            &Api::<RoleBinding>::namespaced(ctx.client.clone(), accounts),
+            &rbac::panel_accounts_binding(accounts, &ctx.identity).map_err(ser("rolebinding"))?,
+        )
+        .await?;
+        super::secrets::ensure_panel_accounts(ctx, reseller, accounts).await?;
+    }
     let end_users = count_end_users(ctx, &namespace).await?;
     let ready = Condition::ready(
         ConditionStatus::True,

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::enduser::{EndUser, PasswordSecretRef};
+use oem_crds::reseller::{FIRST_PANEL_LOGIN, Reseller, panel_accounts_secret};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 
@@ -202,6 +203,70 @@ pub fn first_mailbox(plan: &HostingPlan) -> String {
         Some(domain) => format!("info@{domain}"),
         None => format!("postmaster@{}", plan.mail_hostname()),
     }
+}
+
+/// A reseller's panel logins, `oem-hosting-panel-<reseller>` in the provider's `namespace`:
+/// created with the login `admin` and a generated password, owned by the Reseller (so it goes
+/// with it); afterwards every key with an empty value gets a generated password (the provider
+/// adds a login, or rotates one, by setting its value to ""), and nothing else is changed. Read
+/// once per reconcile (a Reseller resyncs every few minutes); written only when a value is
+/// missing.
+pub async fn ensure_panel_accounts(
+    ctx: &Context,
+    reseller: &Reseller,
+    namespace: &str,
+) -> Result<()> {
+    let name = panel_accounts_secret(&reseller.name_any());
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let current = api.get_opt(&name).await.map_err(Error::kube(
+        "get",
+        "Secret",
+        format!("{namespace}/{name}"),
+    ))?;
+    let Some(current) = current else {
+        let owner = reseller.controller_owner_ref(&()).map(|o| vec![o]);
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {naming::LABEL_MANAGED_BY: naming::MANAGED_BY, naming::LABEL_RESELLER: reseller.name_any()},
+                "ownerReferences": owner,
+            },
+            "type": "Opaque",
+            "stringData": {FIRST_PANEL_LOGIN: password()}
+        }))
+        .map_err(|source| Error::Serialize { what: "panel accounts", source })?;
+        if create_once(&api, &secret).await?.is_some() {
+            tracing::info!(secret = %format!("{namespace}/{name}"), "generated the reseller's panel login");
+        }
+        return Ok(());
+    };
+    let empty: BTreeMap<String, String> = current
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, value)| value.0.is_empty())
+        .map(|(login, _)| (login, password()))
+        .collect();
+    if empty.is_empty() {
+        return Ok(());
+    }
+    let logins: Vec<&String> = empty.keys().collect();
+    // A merge patch of those keys only, on the version read: a concurrent edit makes it fail
+    // (409) and the next reconcile looks again, instead of overwriting a value just set.
+    let patch = json!({
+        "metadata": {"resourceVersion": current.metadata.resource_version},
+        "stringData": empty,
+    });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube(
+            "patch",
+            "Secret",
+            format!("{namespace}/{name}"),
+        ))?;
+    tracing::info!(secret = %format!("{namespace}/{name}"), ?logins, "generated panel passwords for logins without one");
+    Ok(())
 }
 
 /// Creates `secret` unless it exists. Returns the new Secret's resourceVersion, or `None` when

@@ -32,6 +32,12 @@ pub const WEBHOOKS_SECRETS_BINDING: &str = "oem-hosting-webhooks-secrets";
 /// other ClusterRole or ClusterRoleBinding.
 pub const RESELLER_SELF_PREFIX: &str = "oem-hosting-reseller-self-";
 
+/// The prefix of each reseller's panel ClusterRole: the right to impersonate that reseller's
+/// panel user ([`oem_crds::reseller::panel_user`]), aggregated into the panel's
+/// `oem-hosting-panel-impersonation` by the label [`PANEL_AGGREGATION_LABEL`].
+pub const RESELLER_PANEL_PREFIX: &str = "oem-hosting-reseller-panel-";
+pub const PANEL_AGGREGATION_LABEL: &str = "hosting.oem.dev/aggregate-to-panel-impersonation";
+
 fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (naming::LABEL_MANAGED_BY.into(), naming::MANAGED_BY.into()),
@@ -111,13 +117,36 @@ pub fn operator_secrets_binding(
     )
 }
 
+/// The operator's Secret access in the provider's namespace that holds the resellers' panel
+/// logins (shared by every reseller, so labelled with none).
+pub fn panel_accounts_binding(
+    namespace: &str,
+    operator: &Subject,
+) -> Result<RoleBinding, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": OPERATOR_SECRETS_BINDING,
+            "namespace": namespace,
+            "labels": {naming::LABEL_MANAGED_BY: naming::MANAGED_BY},
+        },
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_SECRETS_ROLE},
+        "subjects": [operator]
+    }))
+}
+
 /// The admission webhooks' Secret access (get) in a reseller's namespace: they read the key
 /// names of the password Secret an EndUser names, and only in a reseller namespace.
 /// The metadata of a reseller's own ClusterRole or ClusterRoleBinding: named after it, owned by
 /// its Reseller (so deleting the Reseller deletes them).
 fn self_metadata(reseller: &str, reseller_uid: &str) -> ObjectMeta {
+    owned_metadata(RESELLER_SELF_PREFIX, reseller, reseller_uid)
+}
+
+fn owned_metadata(prefix: &str, reseller: &str, reseller_uid: &str) -> ObjectMeta {
     ObjectMeta {
-        name: Some(format!("{RESELLER_SELF_PREFIX}{reseller}")),
+        name: Some(format!("{prefix}{reseller}")),
         labels: Some(reseller_labels(reseller)),
         owner_references: Some(vec![OwnerReference {
             api_version: "hosting.oem.dev/v1alpha1".into(),
@@ -162,6 +191,27 @@ pub fn reseller_self_binding(
             name: format!("{RESELLER_SELF_PREFIX}{reseller}"),
         },
         subjects: (!admins.is_empty()).then(|| admins.to_vec()),
+    }
+}
+
+/// Impersonation of the reseller's panel user and nothing else; the label adds it to the
+/// panel's aggregated ClusterRole, so only the panel's ServiceAccount holds it.
+pub fn reseller_panel_role(reseller: &str, reseller_uid: &str) -> ClusterRole {
+    let mut metadata = owned_metadata(RESELLER_PANEL_PREFIX, reseller, reseller_uid);
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(PANEL_AGGREGATION_LABEL.into(), "true".into());
+    ClusterRole {
+        metadata,
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["".into()]),
+            resources: Some(vec!["users".into()]),
+            resource_names: Some(vec![oem_crds::reseller::panel_user(reseller)]),
+            verbs: vec!["impersonate".into()],
+            ..PolicyRule::default()
+        }]),
+        ..ClusterRole::default()
     }
 }
 
@@ -232,6 +282,33 @@ mod tests {
             labels.get(naming::LABEL_RESELLER).map(String::as_str),
             Some("sakura")
         );
+    }
+
+    #[test]
+    fn the_panel_may_act_as_one_resellers_panel_user_only() {
+        let role = reseller_panel_role("sakura", "uid-1");
+        assert_eq!(
+            role.metadata.name.as_deref(),
+            Some("oem-hosting-reseller-panel-sakura")
+        );
+        let labels = role.metadata.labels.clone().unwrap();
+        assert_eq!(
+            labels.get(PANEL_AGGREGATION_LABEL).map(String::as_str),
+            Some("true")
+        );
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].verbs, ["impersonate"]);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["users".to_owned()][..])
+        );
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["oem-hosting:reseller-panel:sakura".to_owned()][..])
+        );
+        let owner = &role.metadata.owner_references.unwrap()[0];
+        assert_eq!(owner.kind, "Reseller");
     }
 
     #[test]
