@@ -2,6 +2,7 @@
 //! page passes first (a live session, of this end user, with the CSRF token on a POST).
 //! Anything else is 404, including another end user's page.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,11 +11,11 @@ use jiff::Timestamp;
 use kube::Client;
 use oem_crds::EndUser;
 use oem_crds::enduser::PasswordSecretRef;
-use oem_crds::reseller::NAMESPACE_PREFIX;
+use oem_crds::reseller::{NAMESPACE_PREFIX, panel_accounts_secret, panel_user};
 
 use crate::auth::limiter::Limiter;
 use crate::auth::password::{Digest, Hasher, Hashes, SecretKey};
-use crate::auth::session::{self, Owner, Session, Sessions};
+use crate::auth::session::{self, Owner, Role, Session, Sessions};
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::html::{self, Frame};
@@ -43,6 +44,9 @@ pub struct App {
     pub hasher: Hasher,
     /// A digest of no one's password (see `Digest::decoy`).
     pub decoy: Digest,
+    /// The panel's own connection settings, from which the clients acting as resellers are made.
+    kube_config: Option<kube::Config>,
+    acting: Mutex<HashMap<String, Client>>,
 }
 
 /// A request of a logged-in end user, checked.
@@ -68,7 +72,15 @@ impl App {
             ready: AtomicBool::new(false),
             hasher,
             decoy: Digest::decoy(),
+            kube_config: None,
+            acting: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The connection settings the clients acting as resellers start from.
+    pub fn with_kube_config(mut self, config: kube::Config) -> Self {
+        self.kube_config = Some(config);
+        self
     }
 
     pub fn set_ready(&self) {
@@ -102,6 +114,9 @@ impl App {
     pub fn session(&self, req: &Request) -> Option<(Session, Arc<EndUser>)> {
         let id = req.cookie(self.cookies().session_name())?;
         let session = self.auth().sessions.get(id, Timestamp::now())?;
+        if session.owner.role != Role::EndUser {
+            return None;
+        }
         let owner = &session.owner;
         let enduser = self.caches.enduser(&owner.namespace, &owner.name);
         let current = enduser.as_ref().and_then(|eu| {
@@ -117,6 +132,48 @@ impl App {
                 None
             }
         }
+    }
+
+    /// The live reseller's session the request's cookie names, if its panel logins Secret has
+    /// not changed since login (a change, e.g. a rotated password, ends the session).
+    pub fn reseller_session(&self, req: &Request) -> Option<Session> {
+        let id = req.cookie(self.cookies().session_name())?;
+        let session = self.auth().sessions.get(id, Timestamp::now())?;
+        if session.owner.role != Role::Reseller {
+            return None;
+        }
+        let accounts = panel_accounts_secret(session.owner.reseller_name());
+        let current = self
+            .caches
+            .secret_version(&self.config.resellers.accounts_namespace, &accounts);
+        if current.as_deref() == Some(session.secret_version.as_str()) {
+            Some(session)
+        } else {
+            self.auth().sessions.revoke(id);
+            None
+        }
+    }
+
+    /// A client acting as the reseller's panel user (impersonation), so a reseller's request
+    /// can do no more than the reseller could with kubectl. One per reseller, made on first use.
+    pub fn acting_as(&self, reseller: &str) -> Result<Client, String> {
+        let mut clients = self
+            .acting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(reseller) {
+            return Ok(client.clone());
+        }
+        let Some(base) = &self.kube_config else {
+            return Err("no Kubernetes configuration to act as a reseller".to_owned());
+        };
+        let mut config = base.clone();
+        config.auth_info.impersonate = Some(panel_user(reseller));
+        config.auth_info.impersonate_groups = None;
+        let client = Client::try_from(config)
+            .map_err(|error| format!("a client acting as reseller {reseller}: {error}"))?;
+        clients.insert(reseller.to_owned(), client.clone());
+        Ok(client)
     }
 
     /// The reply's finishing touches shared by every page.
@@ -182,9 +239,12 @@ async fn route(app: &App, req: &Request) -> Reply {
             cacheable: true,
             ..Reply::text(StatusCode::OK, CSS)
         },
-        (&Method::GET, [""]) => match app.session(req) {
-            Some((session, _)) => Reply::redirect(&pages::home_of(&session.owner)),
-            None => status_page(lang, StatusCode::NOT_FOUND),
+        (&Method::GET, [""]) => match (app.session(req), app.reseller_session(req)) {
+            (Some((session, _)), _) => Reply::redirect(&pages::home_of(&session.owner)),
+            (None, Some(session)) => {
+                Reply::redirect(&crate::reseller::home_of(session.owner.reseller_name()))
+            }
+            (None, None) => status_page(lang, StatusCode::NOT_FOUND),
         },
         (&Method::GET, ["lang", code]) => match Lang::from_code(code) {
             Some(chosen) => {
@@ -203,6 +263,9 @@ async fn route(app: &App, req: &Request) -> Reply {
         (&Method::POST, ["logout"]) => pages::login::logout(app, req),
         (_, ["u", namespace, name, rest @ ..]) => {
             enduser_page(app, req, lang, namespace, name, rest).await
+        }
+        (_, ["r", reseller, rest @ ..]) => {
+            crate::reseller::route(app, req, lang, reseller, rest).await
         }
         _ => status_page(lang, StatusCode::NOT_FOUND),
     }
@@ -227,10 +290,7 @@ async fn enduser_page(
             _ => status_page(lang, StatusCode::NOT_FOUND),
         };
     };
-    let asked = Owner {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-    };
+    let asked = Owner::end_user(namespace, name);
     if session.owner != asked {
         return status_page(lang, StatusCode::NOT_FOUND);
     }

@@ -76,7 +76,28 @@ fn drop_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
+/// Keeps who owns what of the object itself (the resellers' panel shows a field another
+/// applier owns as theirs and leaves it alone), drops the status writers' entries.
+fn keep_spec_managers<K: Resource>(object: &mut K) {
+    if let Some(fields) = object.meta_mut().managed_fields.as_mut() {
+        fields.retain(|entry| entry.subresource.as_deref().is_none_or(str::is_empty));
+    }
+}
+
 async fn reflect<K>(client: Client, writer: reflector::store::Writer<K>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    reflect_with(client, writer, drop_managed_fields).await
+}
+
+async fn reflect_with<K>(client: Client, writer: reflector::store::Writer<K>, trim: fn(&mut K))
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -89,7 +110,7 @@ where
     let api: Api<K> = Api::all(client);
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(drop_managed_fields)
+        .modify(trim)
         .reflect(writer)
         .for_each(|event| async move {
             if let Err(error) = event {
@@ -116,8 +137,8 @@ pub async fn run(client: Client, writers: Writers) {
             .await;
     };
     tokio::select! {
-        _ = reflect(client.clone(), writers.endusers) => {}
-        _ = reflect(client.clone(), writers.courses) => {}
+        _ = reflect_with(client.clone(), writers.endusers, keep_spec_managers) => {}
+        _ = reflect_with(client.clone(), writers.courses, keep_spec_managers) => {}
         _ = reflect(client.clone(), writers.resellers) => {}
         _ = reflect(client.clone(), writers.incidents) => {}
         _ = reflect(client.clone(), writers.maintenances) => {}
@@ -222,6 +243,48 @@ impl Caches {
         }
         found.sort_by_key(|w| (w.start, w.end));
         found
+    }
+
+    /// A reseller's end users, by name.
+    pub fn endusers_in(&self, namespace: &str) -> Vec<Arc<EndUser>> {
+        let mut found: Vec<Arc<EndUser>> = self
+            .endusers
+            .state()
+            .into_iter()
+            .filter(|eu| eu.namespace().as_deref() == Some(namespace))
+            .collect();
+        found.sort_by_key(|eu| eu.name_any());
+        found
+    }
+
+    /// A reseller's courses, by name.
+    pub fn courses_in(&self, namespace: &str) -> Vec<Arc<Course>> {
+        let mut found: Vec<Arc<Course>> = self
+            .courses
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace().as_deref() == Some(namespace))
+            .collect();
+        found.sort_by_key(|c| c.name_any());
+        found
+    }
+
+    /// A reseller's incidents, newest first.
+    pub fn incidents_in(&self, namespace: &str) -> Vec<Arc<Incident>> {
+        let mut found: Vec<Arc<Incident>> = self
+            .incidents
+            .state()
+            .into_iter()
+            .filter(|i| i.namespace().as_deref() == Some(namespace))
+            .collect();
+        found.sort_by_key(|i| {
+            std::cmp::Reverse(i.status.as_ref().and_then(|s| s.started_at.clone()))
+        });
+        found
+    }
+
+    pub fn incident(&self, namespace: &str, name: &str) -> Option<Arc<Incident>> {
+        self.incidents.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// The resourceVersion of a Secret, if it exists.

@@ -153,6 +153,31 @@ pub struct Config {
     pub front_door: FrontDoor,
     pub timeouts: ServerTimeouts,
     pub hash_cost: HashCost,
+    pub resellers: ResellerPanelConfig,
+}
+
+/// The resellers' panel.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ResellerPanelConfig {
+    /// The provider's namespace holding each reseller's panel logins
+    /// (`oem-hosting-panel-<reseller>`, written by the operator's `panelAccountsNamespace`).
+    pub accounts_namespace: String,
+    /// Prometheus's HTTP API, for the usage charts (the operator's `oem_usage_*` series);
+    /// none: the usage page shows the latest figures without charts.
+    pub prometheus_url: Option<String>,
+    /// Rows per page of the customer list.
+    pub page_size: usize,
+}
+
+impl Default for ResellerPanelConfig {
+    fn default() -> Self {
+        Self {
+            accounts_namespace: "oem-hosting-system".to_owned(),
+            prometheus_url: None,
+            page_size: 50,
+        }
+    }
 }
 
 impl Default for Config {
@@ -165,6 +190,7 @@ impl Default for Config {
             front_door: FrontDoor::default(),
             timeouts: ServerTimeouts::default(),
             hash_cost: HashCost::default(),
+            resellers: ResellerPanelConfig::default(),
         }
     }
 }
@@ -205,6 +231,12 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("OEM_PANEL_HTTP_ADDR", format!("{addr:?} is not ip:port")))?;
         }
+        if let Some(namespace) = var("OEM_PANEL_ACCOUNTS_NAMESPACE") {
+            self.resellers.accounts_namespace = namespace;
+        }
+        if let Some(url) = var("OEM_PANEL_PROMETHEUS_URL") {
+            self.resellers.prometheus_url = Some(url).filter(|u| !u.is_empty());
+        }
         if let Some(secure) = var("OEM_PANEL_SECURE_COOKIES") {
             self.session.secure_cookies = secure.parse().map_err(|_| {
                 invalid(
@@ -240,6 +272,23 @@ impl Config {
                 "hashCost",
                 "at least 8192 KiB of memory, one pass and one worker",
             ));
+        }
+        if !oem_crds::schema::is_dns_label(&self.resellers.accounts_namespace) {
+            return Err(invalid(
+                "resellers.accountsNamespace",
+                "must be a namespace name (a DNS label)",
+            ));
+        }
+        if let Some(url) = &self.resellers.prometheus_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "resellers.prometheusUrl",
+                "must start with http:// or https://",
+            ));
+        }
+        if !(1..=500).contains(&self.resellers.page_size) {
+            return Err(invalid("resellers.pageSize", "must be between 1 and 500"));
         }
         if let Some(header) = &self.client_address_header
             && http::HeaderName::from_bytes(header.as_bytes()).is_err()

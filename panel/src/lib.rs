@@ -12,6 +12,7 @@ pub mod config;
 pub mod html;
 pub mod i18n;
 pub mod pages;
+pub mod reseller;
 pub mod server;
 pub mod web;
 pub mod writes;

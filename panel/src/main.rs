@@ -30,10 +30,17 @@ async fn main() -> ExitCode {
         tracing::info!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    let client = match kube::Client::try_default().await {
+    let kube_config = match kube::Config::infer().await {
+        Ok(kube_config) => kube_config,
+        Err(error) => {
+            tracing::error!(%error, "no Kubernetes configuration (kubeconfig or in-cluster)");
+            return ExitCode::from(1);
+        }
+    };
+    let client = match kube::Client::try_from(kube_config.clone()) {
         Ok(client) => client,
         Err(error) => {
-            tracing::error!(%error, "cannot build a Kubernetes client (kubeconfig or in-cluster)");
+            tracing::error!(%error, "cannot build a Kubernetes client");
             return ExitCode::from(1);
         }
     };
@@ -54,7 +61,9 @@ async fn main() -> ExitCode {
     let (caches, writers) = cache::stores();
     let timeouts = config.timeouts;
     let addr = config.http_addr;
-    let app = Arc::new(App::new(config, caches.clone(), client.clone(), hasher));
+    let app = Arc::new(
+        App::new(config, caches.clone(), client.clone(), hasher).with_kube_config(kube_config),
+    );
     tokio::spawn(server::serve_on(listener, app.clone(), timeouts));
     tracing::info!(%addr, "serving the panel; filling the caches");
     let watches = cache::run(client, writers);

@@ -14,8 +14,13 @@ use serde_json::json;
 
 use crate::auth::limiter::LOCK_ANNOTATION;
 
-/// The field manager of every write of the panel.
+/// The field manager of the panel's writes: the resellers' edits of their end users,
+/// courses and incidents (server-side apply, acting as the reseller) and the end users'
+/// Secret changes.
 pub const FIELD_MANAGER: &str = "oem-hosting-panel";
+/// The field manager of the login lock annotation alone: an apply under [`FIELD_MANAGER`]
+/// naming only the annotation would drop the spec fields a reseller set through the panel.
+pub const LOCK_FIELD_MANAGER: &str = "oem-hosting-panel-lock";
 
 /// The hosting namespace's credentials Secret (the operator creates it; see
 /// docs/credentials.md) and its keys.
@@ -118,7 +123,11 @@ pub async fn publish_lock(
         "kind": "EndUser",
         "metadata": metadata,
     });
-    api.patch(&name, &params().force(), &Patch::Apply(apply))
+    let params = PatchParams {
+        field_manager: Some(LOCK_FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&name, &params.force(), &Patch::Apply(apply))
         .await
         .map_err(failed("apply", "EndUser", &namespace, &name))?;
     Ok(())

@@ -13,9 +13,44 @@ use crate::config::SessionConfig;
 /// Whose session it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    /// Namespace and name of the EndUser.
+    /// An end user: namespace and name of the EndUser. A reseller: the reseller's namespace
+    /// and the panel login ID.
     pub namespace: String,
     pub name: String,
+    pub role: Role,
+}
+
+/// Which panel a session belongs to; a session of one never opens a page of the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    EndUser,
+    Reseller,
+}
+
+impl Owner {
+    pub fn end_user(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            role: Role::EndUser,
+        }
+    }
+
+    /// A reseller's panel login `login` of reseller `reseller`.
+    pub fn reseller(reseller: &str, login: &str) -> Self {
+        Self {
+            namespace: format!("{}{reseller}", oem_crds::reseller::NAMESPACE_PREFIX),
+            name: login.to_owned(),
+            role: Role::Reseller,
+        }
+    }
+
+    /// The reseller's name (from its namespace).
+    pub fn reseller_name(&self) -> &str {
+        self.namespace
+            .strip_prefix(oem_crds::reseller::NAMESPACE_PREFIX)
+            .unwrap_or_default()
+    }
 }
 
 /// A live session.
@@ -129,6 +164,7 @@ mod tests {
 
     fn owner(name: &str) -> Owner {
         Owner {
+            role: Role::EndUser,
             namespace: "reseller-sakura".into(),
             name: name.into(),
         }

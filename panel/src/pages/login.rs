@@ -11,6 +11,7 @@ use oem_crds::EndUser;
 
 use crate::app::{App, password_secret, status_page};
 use crate::auth::limiter::{LoginKey, Verdict};
+use crate::auth::password::SecretKey;
 use crate::auth::session::Owner;
 use crate::auth::{random_token, same_secret};
 use crate::html::{self, Frame, esc, url_segment};
@@ -184,10 +185,7 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
             Some(texts.login_failed),
         );
     };
-    let owner = Owner {
-        namespace: eu.namespace().unwrap_or_default(),
-        name: eu.name_any(),
-    };
+    let owner = Owner::end_user(&eu.namespace().unwrap_or_default(), &eu.name_any());
     let id = {
         let mut auth = app.auth();
         auth.limiter.succeeded(&key);
@@ -229,7 +227,17 @@ pub async fn check_password(
     enduser: &EndUser,
     given: &str,
 ) -> Result<Option<String>, ()> {
-    let secret = password_secret(enduser);
+    check_secret_password(app, &password_secret(enduser), given).await
+}
+
+/// Whether `given` is the password in `secret` (see [`check_password`]); also the resellers'
+/// logins, each a key of their panel accounts Secret.
+pub async fn check_secret_password(
+    app: &App,
+    secret: &SecretKey,
+    given: &str,
+) -> Result<Option<String>, ()> {
+    let secret = secret.clone();
     let cached = app.caches.secret_version(&secret.namespace, &secret.name);
     let known = cached.as_ref().and_then(|v| {
         app.auth()
@@ -278,8 +286,10 @@ pub async fn check_password(
 pub fn logout(app: &App, req: &Request) -> Reply {
     let cookies = app.cookies();
     let lang = app.lang(req);
-    let Some((session, _)) = app.session(req) else {
-        return status_page(lang, StatusCode::FORBIDDEN);
+    let session = match (app.session(req), app.reseller_session(req)) {
+        (Some((session, _)), _) => session,
+        (None, Some(session)) => session,
+        (None, None) => return status_page(lang, StatusCode::FORBIDDEN),
     };
     let presented = req.form().get("csrf").cloned();
     if !crate::auth::session::csrf_ok(&session, presented.as_deref()) {
@@ -288,14 +298,10 @@ pub fn logout(app: &App, req: &Request) -> Reply {
     if let Some(id) = req.cookie(cookies.session_name()) {
         app.auth().sessions.revoke(id);
     }
-    let reseller = session
-        .owner
-        .namespace
-        .strip_prefix(oem_crds::reseller::NAMESPACE_PREFIX)
-        .unwrap_or_default();
-    Reply::redirect(&format!("/login/{}?m=out", url_segment(reseller))).with_cookie(cookies.set(
-        cookies.session_name(),
-        "",
-        None,
-    ))
+    let reseller = url_segment(session.owner.reseller_name());
+    let login_page = match session.owner.role {
+        crate::auth::session::Role::EndUser => format!("/login/{reseller}?m=out"),
+        crate::auth::session::Role::Reseller => format!("/r/{reseller}/login?m=out"),
+    };
+    Reply::redirect(&login_page).with_cookie(cookies.set(cookies.session_name(), "", None))
 }

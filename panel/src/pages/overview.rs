@@ -224,7 +224,7 @@ fn maintenance_section(
     out
 }
 
-fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {
+pub fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {
     match phase {
         EndUserPhase::Scheduled => texts.phase_scheduled,
         EndUserPhase::Provisioning => texts.phase_provisioning,

@@ -1,0 +1,317 @@
+//! The resellers' panel's request flow on hand-filled caches, through the real warp routes:
+//! sign-in with a provider-issued login, pages scoped to the session's reseller (another
+//! reseller's path is 404, whatever the URL says), CSRF, search and sort, lockout, and a
+//! rotated login ending the session. Writes need the API server: `e2e/tests/panel_reseller.rs`.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event;
+use oem_crds::{EndUser, Reseller};
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::password::{self, SecretKey};
+use crate::cache;
+use crate::config::{Config, HashCost};
+use crate::server::routes;
+
+const CHEAP: HashCost = HashCost {
+    memory_kib: 8 * 1024,
+    passes: 1,
+    workers: 2,
+};
+const ACCOUNTS_NS: &str = "oem-hosting-system";
+const PASSWORD: &str = "provider-issued-1";
+
+fn reseller(name: &str, brand: &str) -> Reseller {
+    serde_json::from_value(json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Reseller",
+        "metadata": {"name": name},
+        "spec": {"displayName": brand, "contacts": [{"name": "desk", "email": "d@example.jp"}],
+                 "quota": {"maxEndUsers": 10, "totalCpu": "4", "totalMemory": "8Gi", "totalStorage": "100Gi"}}
+    }))
+    .unwrap()
+}
+
+fn enduser(namespace: &str, name: &str, contract: &str, domain: &str) -> EndUser {
+    serde_json::from_value(json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"loginId": name, "contractName": contract, "contactEmail": "a@example.jp",
+                 "courseRef": {"name": "basic"}, "domains": [domain, "www.example.jp"],
+                 "contractDate": "2026-01-01", "startDate": "2026-02-01", "customerNumber": "C-7"},
+        "status": {"phase": "Active", "services": [{"service": "http", "state": "Up"}, {"service": "ftp", "state": "Down"}]}
+    }))
+    .unwrap()
+}
+
+fn accounts(reseller: &str, version: &str) -> PartialObjectMeta<Secret> {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("oem-hosting-panel-{reseller}"), "namespace": ACCOUNTS_NS,
+                     "resourceVersion": version}
+    }))
+    .unwrap()
+}
+
+/// Resellers sakura (end users shop, cafe) and ume (end user tea), each with an `admin`
+/// login whose digest is known for Secret version 1.
+async fn panel() -> (Arc<App>, cache::Writers) {
+    let (caches, mut w) = cache::stores();
+    w.resellers
+        .apply_watcher_event(&Event::Apply(reseller("sakura", "さくらウェブ")));
+    w.resellers
+        .apply_watcher_event(&Event::Apply(reseller("ume", "梅ホスティング")));
+    for (ns, name, contract, domain) in [
+        (
+            "reseller-sakura",
+            "shop",
+            "Tanaka Shoten",
+            "shop.example.jp",
+        ),
+        ("reseller-sakura", "cafe", "Cafe Mori", "cafe.example.jp"),
+        ("reseller-ume", "tea", "Ocha Ya", "tea.example.jp"),
+    ] {
+        w.endusers
+            .apply_watcher_event(&Event::Apply(enduser(ns, name, contract, domain)));
+    }
+    for r in ["sakura", "ume"] {
+        w.secrets
+            .apply_watcher_event(&Event::Apply(accounts(r, "1")));
+    }
+    let config = Config {
+        hash_cost: CHEAP,
+        ..Config::default()
+    };
+    let client =
+        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    let hasher = password::Hasher::start(CHEAP).unwrap();
+    let digest = hasher.hash(PASSWORD).await.unwrap();
+    let app = Arc::new(App::new(config, caches, client, hasher));
+    for r in ["sakura", "ume"] {
+        let key = SecretKey {
+            namespace: ACCOUNTS_NS.into(),
+            name: format!("oem-hosting-panel-{r}"),
+            key: "admin".into(),
+        };
+        app.auth().hashes.insert(key, "1".into(), digest.clone());
+    }
+    app.set_ready();
+    (app, w)
+}
+
+type Response = http::Response<bytes::Bytes>;
+
+async fn get(app: &Arc<App>, path: &str, cookie: &str) -> Response {
+    warp::test::request()
+        .path(path)
+        .header("cookie", cookie)
+        .reply(&routes(app.clone()))
+        .await
+}
+
+async fn post(app: &Arc<App>, path: &str, cookie: &str, body: &str) -> Response {
+    warp::test::request()
+        .method("POST")
+        .path(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .reply(&routes(app.clone()))
+        .await
+}
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+async fn sign_in(app: &Arc<App>, reseller: &str, login: &str, password: &str) -> Response {
+    let form = get(app, &format!("/r/{reseller}/login"), "").await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let token = set_cookie(&form, "__Host-oem_panel_login").unwrap();
+    post(
+        app,
+        &format!("/r/{reseller}/login"),
+        &format!("__Host-oem_panel_login={token}"),
+        &format!("csrf={token}&login_id={login}&password={password}"),
+    )
+    .await
+}
+
+/// sakura's admin signed in: the session cookie header.
+async fn sakura(app: &Arc<App>) -> String {
+    let r = sign_in(app, "sakura", "admin", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", body(&r));
+    assert_eq!(r.headers()["location"], "/r/sakura/customers");
+    let id = set_cookie(&r, "__Host-oem_panel_session").unwrap();
+    format!("__Host-oem_panel_session={id}")
+}
+
+#[tokio::test]
+async fn the_customer_list_shows_the_specs_columns_of_this_reseller_only() {
+    let (app, _w) = panel().await;
+    let cookie = sakura(&app).await;
+    let r = get(&app, "/r/sakura/customers", &cookie).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = body(&r);
+    for column in [
+        "ログインID",
+        "契約名",
+        "顧客番号",
+        "ドメイン",
+        "ディスク",
+        "契約日",
+        "利用開始日",
+        "状態",
+        "稼働",
+    ] {
+        assert!(html.contains(column), "{column} missing");
+    }
+    assert!(html.contains("Tanaka Shoten") && html.contains("Cafe Mori"));
+    assert!(html.contains("shop.example.jp (+1)"), "{html}");
+    assert!(html.contains("1/2"), "health of shop");
+    assert!(!html.contains("Ocha Ya"), "another reseller's end user");
+    assert!(html.contains("さくらウェブ") && !html.contains("梅ホスティング"));
+}
+
+#[tokio::test]
+async fn search_and_sort_come_from_the_query() {
+    let (app, _w) = panel().await;
+    let cookie = sakura(&app).await;
+    let html = body(&get(&app, "/r/sakura/customers?q=cafe", &cookie).await);
+    assert!(html.contains("Cafe Mori") && !html.contains("Tanaka Shoten"));
+    let html = body(&get(&app, "/r/sakura/customers?sort=contract&dir=desc", &cookie).await);
+    let (tanaka, cafe) = (
+        html.find("Tanaka Shoten").unwrap(),
+        html.find("Cafe Mori").unwrap(),
+    );
+    assert!(tanaka < cafe, "descending by contract name");
+    assert!(html.contains("aria-sort=\"descending\""));
+}
+
+#[tokio::test]
+async fn another_resellers_pages_are_not_found_whatever_the_url_says() {
+    let (app, _w) = panel().await;
+    let cookie = sakura(&app).await;
+    for path in [
+        "/r/ume/customers",
+        "/r/ume/customers/tea",
+        "/r/ume/courses",
+        "/r/ume/incidents",
+        "/r/ume/usage",
+        "/r/sakura/customers/tea",
+        "/r/sakura/customers/..%2F..%2Fume%2Fcustomers%2Ftea",
+    ] {
+        let r = get(&app, path, &cookie).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(!body(&r).contains("Ocha Ya"), "{path}");
+    }
+    // Nor the end users' pages: a reseller's session is not an end user's.
+    let r = get(&app, "/u/reseller-sakura/shop", &cookie).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // And a form without this session's CSRF token is refused before anything is done.
+    let r = post(
+        &app,
+        "/r/sakura/customers/shop/suspend",
+        &cookie,
+        "csrf=nope",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn without_a_session_a_reseller_page_leads_to_the_sign_in() {
+    let (app, _w) = panel().await;
+    let r = get(&app, "/r/sakura/customers", "").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/r/sakura/login?m=ended");
+    let r = get(&app, "/r/nobody/customers", "").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_the_resellers_login() {
+    let (app, _w) = panel().await;
+    for attempt in 1..=5 {
+        let r = sign_in(&app, "sakura", "admin", "wrong-password").await;
+        let expected = if attempt < 5 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status(), expected, "attempt {attempt}");
+    }
+    let r = sign_in(&app, "sakura", "admin", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "locked even with the right one"
+    );
+    // The end users' login of the same name is counted apart.
+    let r = sign_in(&app, "ume", "admin", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_changed_logins_secret_ends_the_resellers_sessions() {
+    let (app, mut w) = panel().await;
+    let cookie = sakura(&app).await;
+    assert_eq!(
+        get(&app, "/r/sakura/courses", &cookie).await.status(),
+        StatusCode::OK
+    );
+    w.secrets
+        .apply_watcher_event(&Event::Apply(accounts("sakura", "2")));
+    let r = get(&app, "/r/sakura/courses", &cookie).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn every_reseller_page_is_labelled_and_has_no_inline_script_or_style() {
+    let (app, _w) = panel().await;
+    let cookie = sakura(&app).await;
+    for path in [
+        "/r/sakura/customers",
+        "/r/sakura/customers/new",
+        "/r/sakura/customers/shop",
+        "/r/sakura/courses",
+        "/r/sakura/courses/new",
+        "/r/sakura/incidents",
+        "/r/sakura/usage",
+    ] {
+        let r = get(&app, path, &cookie).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let html = body(&r);
+        assert!(
+            !html.contains("<script") && !html.contains("style="),
+            "{path}"
+        );
+        let inputs = html.matches("<input id=\"").count()
+            + html.matches("<textarea id=\"").count()
+            + html.matches("<select id=\"").count();
+        let labels = html.matches("<label for=\"").count();
+        assert!(
+            labels >= inputs,
+            "{path}: {labels} labels for {inputs} fields"
+        );
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+    }
+}
