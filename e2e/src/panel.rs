@@ -244,14 +244,30 @@ impl PanelClient {
         self.answer(response).await
     }
 
-    /// Opens the login page of `reseller` and submits the form.
+    /// Opens the login page of `reseller`'s end users and submits the form.
     pub async fn login(
         &self,
         reseller: &str,
         login_id: &str,
         password: &str,
     ) -> anyhow::Result<Answer> {
-        let path = format!("/login/{reseller}");
+        self.sign_in(&format!("/login/{reseller}"), login_id, password)
+            .await
+    }
+
+    /// Opens the resellers' sign-in page of `reseller` and submits it.
+    pub async fn reseller_login(
+        &self,
+        reseller: &str,
+        login_id: &str,
+        password: &str,
+    ) -> anyhow::Result<Answer> {
+        self.sign_in(&format!("/r/{reseller}/login"), login_id, password)
+            .await
+    }
+
+    async fn sign_in(&self, path: &str, login_id: &str, password: &str) -> anyhow::Result<Answer> {
+        let path = path.to_owned();
         let form = self.get(&path).await?;
         let csrf = form
             .field("csrf")
