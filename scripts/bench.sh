@@ -23,6 +23,7 @@ unshare --net -- bash -c '
   ip link set lo up
   trap "bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true" EXIT
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+  "$CARGO_TARGET_DIR/release/bench-panel"
   "$CARGO_TARGET_DIR/release/bench-probes"
   "$CARGO_TARGET_DIR/release/bench-provisioning" "$@"
 ' bench "$@"

@@ -281,3 +281,136 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
+    let (_, client, f) = fixture().await?;
+    observed(&client, &f.namespace, "shop").await?;
+    let password = wait::until(
+        "the reseller's panel login",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            let secret: Option<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(client.clone(), oem_e2e::operator::OPERATOR_NAMESPACE)
+                    .get_opt(&format!("oem-hosting-panel-{}", f.reseller))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            secret
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("admin").cloned())
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    )
+    .await?;
+    let browser = Browser::start(DESKTOP, 900, "ja,en;q=0.5").await?;
+    let base = &f.panel.url;
+    let r = format!("/r/{}", f.reseller);
+    let dir = shots_dir()?;
+    browser.goto(&format!("{base}{r}/login")).await?;
+    for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        browser
+            .screenshot(width, &dir.join(format!("reseller-login-ja-{size}.png")))
+            .await?;
+    }
+    browser.set_window(DESKTOP, 900).await?;
+    // The keyboard alone signs in.
+    tab_to(&browser, "login_id", 8).await?;
+    browser.keys("admin").await?;
+    browser.keys(TAB).await?;
+    browser.keys(&password).await?;
+    browser.keys(ENTER).await?;
+    at(&browser, &format!("{r}/customers")).await?;
+    let list = browser.source().await?;
+    assert!(
+        list.contains("shop") && list.contains("契約名"),
+        "the customer list"
+    );
+
+    // A customer through the form: bad input first, shown at its field; then right.
+    browser.goto(&format!("{base}{r}/customers/new")).await?;
+    browser.type_into("#f-name", "browser").await?;
+    browser.type_into("#f-loginId", "browser").await?;
+    browser.type_into("#f-contractName", "ブラウザ商会").await?;
+    browser.type_into("#f-contactEmail", "b@example.jp").await?;
+    browser.type_into("#f-domains", "Not_A_Host").await?;
+    browser
+        .script(
+            "document.getElementById('f-contractDate').value='2025-01-01';\
+             document.getElementById('f-startDate').value='2025-01-01'; return 0",
+        )
+        .await?;
+    browser.click("form.card button[type=submit]").await?;
+    at(&browser, &format!("{r}/customers/new")).await?;
+    let refused = browser
+        .script(
+            "const e = document.getElementById('f-domains-error'); return e ? e.textContent : ''",
+        )
+        .await?;
+    let refused = refused.as_str().unwrap_or_default();
+    assert!(refused.contains("spec.domains"), "{refused}");
+    for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        browser
+            .screenshot(width, &dir.join(format!("reseller-refused-ja-{size}.png")))
+            .await?;
+    }
+    browser.set_window(DESKTOP, 900).await?;
+    browser
+        .script(
+            "document.getElementById('f-domains').value='browser.example.jp';\
+             document.getElementById('f-contractDate').value='2025-01-01';\
+             document.getElementById('f-startDate').value='2025-01-01'; return 0",
+        )
+        .await?;
+    browser.click("form.card button[type=submit]").await?;
+    at(&browser, &format!("{r}/customers/browser")).await?;
+    oem_e2e::hosting::wait_phase(
+        &client,
+        &f.namespace,
+        "browser",
+        "Active",
+        Duration::from_secs(120),
+    )
+    .await?;
+
+    // Every page, in both languages, at both widths, every control labelled.
+    for lang in ["en", "ja"] {
+        for (page, name) in [
+            ("customers", "customers"),
+            ("customers/shop", "customer"),
+            ("courses", "courses"),
+            ("courses/standard", "course"),
+            ("incidents", "incidents"),
+            ("usage", "usage"),
+        ] {
+            let path = format!("{r}/{page}");
+            browser
+                .goto(&format!(
+                    "{base}/lang/{lang}?next={}",
+                    path.replace('/', "%2F")
+                ))
+                .await?;
+            at(&browser, &path).await?;
+            let unlabelled = browser
+                .script(
+                    "return Array.from(document.querySelectorAll('input:not([type=hidden]), textarea, select'))\
+                     .filter(e => e.labels.length === 0).map(e => e.name)\
+                     .concat(Array.from(document.querySelectorAll('button'))\
+                     .filter(e => e.textContent.trim() === '').map(e => 'button'))",
+                )
+                .await?;
+            assert_eq!(unlabelled, json!([]), "unlabelled controls on {path}");
+            for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+                browser
+                    .screenshot(
+                        width,
+                        &dir.join(format!("reseller-{name}-{lang}-{size}.png")),
+                    )
+                    .await?;
+            }
+            browser.set_window(DESKTOP, 900).await?;
+        }
+    }
+    Ok(())
+}

@@ -163,7 +163,7 @@ fn form_html(
     let login = if creating {
         login
     } else {
-        login.managed_by(Some("-"))
+        login.read_only().hint(t.immutable)
     };
     out.push_str(&login.render(errors, t.managed_by));
     for (field, label, value, kind, required) in [
@@ -406,7 +406,7 @@ fn render_detail(
         body,
         "<section aria-labelledby=\"h-actions\" class=\"actions\"><h2 id=\"h-actions\">{title}</h2>\
          <form method=\"post\" action=\"{here}/{action}\" class=\"inline\">{csrf}<button type=\"submit\">{label}</button></form>",
-        title = esc(if suspended { t.suspended } else { t.suspend }),
+        title = esc(t.actions),
         action = if suspended { "unsuspend" } else { "suspend" },
         csrf = csrf(r),
         label = esc(if suspended { t.unsuspend } else { t.suspend }),

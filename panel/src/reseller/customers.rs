@@ -208,6 +208,11 @@ pub fn list(app: &App, r: &ResellerRequest<'_>) -> Reply {
         );
         let phase_text = phase(eu).map(|p| phase_label(base, p)).unwrap_or("-");
         let (up, all) = health(eu);
+        let health_text = if all == 0 {
+            "-".to_owned()
+        } else {
+            format!("{up}/{all}")
+        };
         let health_class = if all == 0 {
             "unknown"
         } else if up == all {
@@ -219,7 +224,7 @@ pub fn list(app: &App, r: &ResellerRequest<'_>) -> Reply {
             body,
             "<tr><td><a href=\"{href}\">{login}</a></td><td>{contract}</td><td>{number}</td>\
              <td>{domains}</td><td>{disk}</td><td>{cdate}</td><td>{sdate}</td><td>{phase}</td>\
-             <td class=\"{health_class}\">{up}/{all}</td></tr>",
+             <td class=\"{health_class}\">{health_text}</td></tr>",
             href = r.path(&format!("customers/{}", url_segment(&name))),
             login = esc(&eu.spec.login_id),
             contract = esc(&eu.spec.contract_name),

@@ -139,6 +139,7 @@ pub struct Field<'a> {
     pub required: bool,
     pub managed_by: Option<&'a str>,
     pub hint: Option<&'a str>,
+    pub read_only: bool,
 }
 
 impl<'a> Field<'a> {
@@ -151,6 +152,7 @@ impl<'a> Field<'a> {
             required: false,
             managed_by: None,
             hint: None,
+            read_only: false,
         }
     }
 
@@ -166,6 +168,12 @@ impl<'a> Field<'a> {
 
     pub fn managed_by(mut self, manager: Option<&'a str>) -> Self {
         self.managed_by = manager;
+        self
+    }
+
+    /// Shown, never changed (an immutable field).
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
         self
     }
 
@@ -214,7 +222,7 @@ impl<'a> Field<'a> {
         if self.required {
             attrs.push_str(" required");
         }
-        if self.managed_by.is_some() {
+        if self.managed_by.is_some() || self.read_only {
             attrs.push_str(" readonly");
         }
         let input = if self.kind == "textarea" {
