@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use oem_e2e::Cluster;
 use oem_e2e::cluster::repo_root;
 use oem_e2e::operator::target_bin_dir;
+use serde::Deserialize;
 use serde_yaml::Value;
 
 const RELEASE: &str = "oem";
@@ -166,9 +167,14 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
     );
 
     // RBAC: the file's ClusterRole as it is, bound to the panel's ServiceAccount only.
-    let file: Value = serde_yaml::from_str(&std::fs::read_to_string(
+    let text = std::fs::read_to_string(
         repo_root().join("charts/oem-hosting/files/panel-clusterrole.yaml"),
-    )?)?;
+    )?;
+    let file = serde_yaml::Deserializer::from_str(&text)
+        .next()
+        .map(Value::deserialize)
+        .transpose()?
+        .context("panel-clusterrole.yaml is empty")?;
     let role = must(&objects, "ClusterRole", "oem-hosting-panel")?;
     assert_eq!(role["rules"], file["rules"]);
     for rule in role["rules"].as_sequence().into_iter().flatten() {
@@ -193,6 +199,30 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
     assert_eq!(subjects[0]["kind"].as_str(), Some("ServiceAccount"));
     assert_eq!(subjects[0]["name"].as_str(), Some(NAME));
     assert_eq!(subjects[0]["namespace"].as_str(), Some(NAMESPACE));
+    // Impersonation: nothing of its own, only what the operator's per-reseller roles (each
+    // one reseller's panel user) aggregate into it; bound to the panel's ServiceAccount only.
+    let impersonation = must(&objects, "ClusterRole", "oem-hosting-panel-impersonation")?;
+    assert_eq!(
+        impersonation["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]
+            ["hosting.oem.dev/aggregate-to-panel-impersonation"]
+            .as_str(),
+        Some("true")
+    );
+    assert!(
+        impersonation["rules"]
+            .as_sequence()
+            .is_none_or(|rules| rules.is_empty())
+    );
+    let binding = must(
+        &objects,
+        "ClusterRoleBinding",
+        &format!("{NAME}-impersonation"),
+    )?;
+    assert_eq!(
+        binding["roleRef"]["name"].as_str(),
+        Some("oem-hosting-panel-impersonation")
+    );
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some(NAME));
 
     // With the Ingress: class, host and TLS as given; the panel trusts X-Forwarded-For and
     // only the ingress controller's namespace may reach it; the front door lands in the config.
