@@ -83,8 +83,22 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
         assert!(!can(&operator, "delete", "secrets", Some(managed))?);
         assert!(!can(&operator, "update", "secrets", Some(managed))?);
     }
+    // The provider's namespace, where it keeps the resellers' panel logins
+    // (`panelAccountsNamespace`): get, create, patch, as in a namespace it manages.
+    for verb in ["get", "create", "patch"] {
+        assert!(
+            can(&operator, verb, "secrets", Some(OPERATOR_NAMESPACE))?,
+            "{verb} secrets in {OPERATOR_NAMESPACE}, for the panel logins"
+        );
+    }
+    assert!(!can(
+        &operator,
+        "delete",
+        "secrets",
+        Some(OPERATOR_NAMESPACE)
+    )?);
     // Anywhere else: nothing but the cluster-wide list/watch of its metadata caches.
-    for other in ["default", "kube-system", OPERATOR_NAMESPACE] {
+    for other in ["default", "kube-system"] {
         for verb in ["get", "create", "patch", "update", "delete"] {
             assert!(
                 !can(&operator, verb, "secrets", Some(other))?,
