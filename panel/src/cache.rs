@@ -186,15 +186,8 @@ impl Caches {
 
     /// The incidents of one end user, newest first.
     pub fn incidents_of(&self, namespace: &str, enduser: &str) -> Vec<Arc<Incident>> {
-        let mut found: Vec<Arc<Incident>> = self
-            .incidents
-            .state()
-            .into_iter()
-            .filter(|i| i.namespace().as_deref() == Some(namespace) && i.spec.end_user == enduser)
-            .collect();
-        found.sort_by_key(|i| {
-            std::cmp::Reverse(i.status.as_ref().and_then(|s| s.started_at.clone()))
-        });
+        let mut found = self.incidents_in(namespace);
+        found.retain(|i| i.spec.end_user == enduser);
         found
     }
 
@@ -247,39 +240,18 @@ impl Caches {
 
     /// A reseller's end users, by name.
     pub fn endusers_in(&self, namespace: &str) -> Vec<Arc<EndUser>> {
-        let mut found: Vec<Arc<EndUser>> = self
-            .endusers
-            .state()
-            .into_iter()
-            .filter(|eu| eu.namespace().as_deref() == Some(namespace))
-            .collect();
-        found.sort_by_key(|eu| eu.name_any());
-        found
+        by_name(in_namespace(&self.endusers, namespace))
     }
 
     /// A reseller's courses, by name.
     pub fn courses_in(&self, namespace: &str) -> Vec<Arc<Course>> {
-        let mut found: Vec<Arc<Course>> = self
-            .courses
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(namespace))
-            .collect();
-        found.sort_by_key(|c| c.name_any());
-        found
+        by_name(in_namespace(&self.courses, namespace))
     }
 
     /// A reseller's incidents, newest first.
     pub fn incidents_in(&self, namespace: &str) -> Vec<Arc<Incident>> {
-        let mut found: Vec<Arc<Incident>> = self
-            .incidents
-            .state()
-            .into_iter()
-            .filter(|i| i.namespace().as_deref() == Some(namespace))
-            .collect();
-        found.sort_by_key(|i| {
-            std::cmp::Reverse(i.status.as_ref().and_then(|s| s.started_at.clone()))
-        });
+        let mut found = in_namespace(&self.incidents, namespace);
+        found.sort_by(|a, b| started_at(b).cmp(&started_at(a)));
         found
     }
 
@@ -293,6 +265,30 @@ impl Caches {
             .get(&ObjectRef::new(name).within(namespace))
             .and_then(|s| s.resource_version())
     }
+}
+
+fn started_at(
+    incident: &Incident,
+) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    incident.status.as_ref().and_then(|s| s.started_at.as_ref())
+}
+
+/// The objects of `store` in `namespace`.
+fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .collect()
+}
+
+/// Sorted by name (compared in place, not copied per comparison).
+fn by_name<K: Resource>(mut objects: Vec<Arc<K>>) -> Vec<Arc<K>> {
+    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    objects
 }
 
 /// A maintenance window as the end user is told of it.
