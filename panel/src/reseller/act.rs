@@ -8,12 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::ResellerRequest;
+use crate::app::App;
 use crate::writes::FIELD_MANAGER;
 
 /// The top-level spec fields each field manager owns; `applied` only those of server-side
@@ -106,31 +108,52 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn from(error: kube::Error) -> Self {
-        match error {
-            kube::Error::Api(status) => Self {
-                code: status.code,
-                message: status.message,
-            },
-            other => Self {
-                code: 503,
-                message: other.to_string(),
-            },
+    /// From a failed call `verb` of `K` `namespace/name`, logged (the message names fields and
+    /// values the reseller typed, never a Secret's).
+    fn of<K: Resource<DynamicType = ()>>(
+        verb: &'static str,
+        r: &ResellerRequest<'_>,
+        name: &str,
+    ) -> impl FnOnce(kube::Error) -> Self {
+        let object = format!("{} {}/{name}", K::kind(&()), r.namespace);
+        move |error| {
+            let refusal = match error {
+                kube::Error::Api(status) => Self {
+                    code: status.code,
+                    message: status.message,
+                },
+                other => Self {
+                    code: 503,
+                    message: other.to_string(),
+                },
+            };
+            tracing::info!(%object, verb, code = refusal.code, message = %refusal.message, "the API server refused a panel write");
+            refusal
         }
     }
 }
 
-/// Applies `spec` (and `annotations`, when given) to `K` `namespace/name`, as the reseller.
-/// `force` takes fields over from non-applier writers (`kubectl edit`); the panel never
-/// sends a field another applier owns ([`plan`]).
+/// The reseller's `K`s, through a client acting as the reseller's panel user.
+fn api<K>(app: &App, r: &ResellerRequest<'_>) -> Result<Api<K>, Refusal>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let client = app
+        .acting_as(&r.name)
+        .map_err(|message| Refusal { code: 503, message })?;
+    Ok(Api::namespaced(client, &r.namespace))
+}
+
+/// Applies `spec` (and `annotations`, when given) to the reseller's `K` `name`, as the
+/// reseller. Forced: it takes fields over from non-applier writers (`kubectl edit`), as an
+/// edit would; the panel never sends a field another applier owns ([`plan`]).
 pub async fn apply<K>(
-    client: &Client,
-    namespace: &str,
+    app: &App,
+    r: &ResellerRequest<'_>,
     name: &str,
     spec: Map<String, Value>,
     annotations: Option<Map<String, Value>>,
-    force: bool,
-) -> Result<K, Refusal>
+) -> Result<(), Refusal>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -138,8 +161,7 @@ where
         + Serialize
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let mut metadata = json!({"name": name, "namespace": namespace});
+    let mut metadata = json!({"name": name, "namespace": r.namespace});
     if let Some(annotations) = annotations {
         metadata["annotations"] = Value::Object(annotations);
     }
@@ -149,19 +171,22 @@ where
         "metadata": metadata,
         "spec": spec,
     });
-    let mut params = PatchParams::apply(FIELD_MANAGER);
-    if force {
-        params = params.force();
-    }
-    api.patch(name, &params, &Patch::Apply(body))
+    api::<K>(app, r)?
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
         .await
-        .map_err(Refusal::from)
+        .map(drop)
+        .map_err(Refusal::of::<K>("apply", r, name))
 }
 
-/// A merge patch of the object's annotations (`null` removes one), as the reseller.
+/// A merge patch of the annotations of the reseller's `K` `name` (`null` removes one), as the
+/// reseller.
 pub async fn annotate<K>(
-    client: &Client,
-    namespace: &str,
+    app: &App,
+    r: &ResellerRequest<'_>,
     name: &str,
     annotations: Map<String, Value>,
 ) -> Result<(), Refusal>
@@ -171,34 +196,31 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    api.patch(
-        name,
-        &params,
-        &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
-    )
-    .await
-    .map(|_| ())
-    .map_err(Refusal::from)
+    let patch = json!({"metadata": {"annotations": annotations}});
+    api::<K>(app, r)?
+        .patch(name, &params, &Patch::Merge(patch))
+        .await
+        .map(drop)
+        .map_err(Refusal::of::<K>("patch", r, name))
 }
 
-/// Deletes `K` `namespace/name`, as the reseller.
-pub async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<(), Refusal>
+/// Deletes the reseller's `K` `name`, as the reseller.
+pub async fn delete<K>(app: &App, r: &ResellerRequest<'_>, name: &str) -> Result<(), Refusal>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    api.delete(name, &DeleteParams::default())
+    api::<K>(app, r)?
+        .delete(name, &DeleteParams::default())
         .await
-        .map(|_| ())
-        .map_err(Refusal::from)
+        .map(drop)
+        .map_err(Refusal::of::<K>("delete", r, name))
 }
 
 #[cfg(test)]

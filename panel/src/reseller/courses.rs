@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use oem_crds::Course;
 use serde_json::{Map, Value, json};
 
-use super::act::{self, Refusal};
+use super::act;
 use super::form::{Errors, Field, select};
 use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
@@ -334,17 +334,9 @@ async fn write(
     name: &str,
     spec: Map<String, Value>,
 ) -> Result<(), Errors> {
-    let client = app.acting_as(&r.name).map_err(|message| Errors {
-        general: vec![message],
-        ..Errors::default()
-    })?;
-    act::apply::<Course>(&client, &r.namespace, name, spec, None, true)
+    act::apply::<Course>(app, r, name, spec, None)
         .await
-        .map(|_| ())
-        .map_err(|Refusal { code, message }| {
-            tracing::info!(course = %name, code, %message, "the API server refused a panel write");
-            Errors::from_refusal(&message, FIELDS)
-        })
+        .map_err(|refusal| Errors::from_refusal(&refusal.message, FIELDS))
 }
 
 /// Creates a course.

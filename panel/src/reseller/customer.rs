@@ -268,7 +268,7 @@ pub async fn create(app: &App, r: &ResellerRequest<'_>) -> Reply {
     if errors.is_empty() {
         let spec = values.spec();
         let spec: Map<String, Value> = spec.into_iter().filter(|(_, v)| !v.is_null()).collect();
-        match write(app, r, &values.name, spec, None).await {
+        match act::apply::<EndUser>(app, r, &values.name, spec, None).await {
             Ok(()) => {
                 tracing::info!(reseller = %who(r), enduser = %values.name, "end user created through the panel");
                 return Reply::redirect(&r.path(&format!(
@@ -276,36 +276,21 @@ pub async fn create(app: &App, r: &ResellerRequest<'_>) -> Reply {
                     url_segment(&values.name)
                 )));
             }
-            Err(refusal) => errors = refused(refusal, &values.name, t),
+            Err(refusal) => errors = refused(refusal, t),
         }
     }
     let body = form_html(app, r, &values, &errors, &Default::default(), true);
     page(r, StatusCode::UNPROCESSABLE_ENTITY, t.new_customer, &body)
 }
 
-fn refused(refusal: Refusal, name: &str, t: &super::texts::ResellerTexts) -> Errors {
+/// The API server's refusal at the form's fields (a name taken at the name field).
+fn refused(refusal: Refusal, t: &super::texts::ResellerTexts) -> Errors {
     if refusal.code == 409 && refusal.message.contains("already exists") {
         let mut errors = Errors::default();
         errors.field("name", t.already_exists);
         return errors;
     }
-    tracing::info!(enduser = %name, code = refusal.code, message = %refusal.message, "the API server refused a panel write");
     Errors::from_refusal(&refusal.message, FIELDS)
-}
-
-async fn write(
-    app: &App,
-    r: &ResellerRequest<'_>,
-    name: &str,
-    spec: Map<String, Value>,
-    annotations: Option<Map<String, Value>>,
-) -> Result<(), Refusal> {
-    let client = app
-        .acting_as(&r.name)
-        .map_err(|message| Refusal { code: 503, message })?;
-    act::apply::<EndUser>(&client, &r.namespace, name, spec, annotations, true)
-        .await
-        .map(|_| ())
 }
 
 /// An end user's page: its state, its form, its actions.
@@ -492,16 +477,11 @@ async fn change(
 ) -> Result<(), Errors> {
     let t = r.texts();
     let live = serde_json::to_value(&eu.spec).unwrap_or(Value::Null);
-    let spec = act::plan(&live, &eu.metadata, &wanted).map_err(|refused| {
-        let mut errors = Errors::default();
-        for (field, managers) in refused {
-            errors.field(&field, format!("{}{managers}", t.managed_by));
-        }
-        errors
-    })?;
-    write(app, r, &eu.name_any(), spec, annotations)
+    let spec = act::plan(&live, &eu.metadata, &wanted)
+        .map_err(|refused| Errors::owned_elsewhere(refused, t.managed_by))?;
+    act::apply::<EndUser>(app, r, &eu.name_any(), spec, annotations)
         .await
-        .map_err(|refusal| refused(refusal, &eu.name_any(), t))
+        .map_err(|refusal| refused(refusal, t))
 }
 
 /// Suspend, resume, delete, lift the mail lock or the login lock.
@@ -536,20 +516,12 @@ pub async fn act(app: &App, r: &ResellerRequest<'_>, name: &str, action: &str) -
         }
         "delete" => {
             if r.req.form().get("confirm").map(String::as_str) != Some("yes") {
-                let mut errors = Errors::default();
-                errors.general.push(t.delete_confirm.to_owned());
-                Err(errors)
+                Err(Errors::general(t.delete_confirm))
             } else {
-                match app.acting_as(&r.name) {
-                    Ok(client) => act::delete::<EndUser>(&client, &r.namespace, name)
-                        .await
-                        .map(|()| Reply::redirect(&format!("{}?m=deleted", r.path("customers"))))
-                        .map_err(|refusal| refused(refusal, name, t)),
-                    Err(message) => Err(Errors {
-                        general: vec![message],
-                        ..Errors::default()
-                    }),
-                }
+                act::delete::<EndUser>(app, r, name)
+                    .await
+                    .map(|()| Reply::redirect(&format!("{}?m=deleted", r.path("customers"))))
+                    .map_err(|refusal| refused(refusal, t))
             }
         }
         _ => return status_page(r.lang, StatusCode::NOT_FOUND),
@@ -577,11 +549,7 @@ async fn annotate(
     name: &str,
     annotations: Map<String, Value>,
 ) -> Result<(), Errors> {
-    let client = app.acting_as(&r.name).map_err(|message| Errors {
-        general: vec![message],
-        ..Errors::default()
-    })?;
-    act::annotate::<EndUser>(&client, &r.namespace, name, annotations)
+    act::annotate::<EndUser>(app, r, name, annotations)
         .await
-        .map_err(|refusal| refused(refusal, name, r.texts()))
+        .map_err(|refusal| refused(refusal, r.texts()))
 }

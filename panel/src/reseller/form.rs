@@ -24,6 +24,24 @@ impl Errors {
         self.by_field.insert(field.to_owned(), message.into());
     }
 
+    /// One error that names no field.
+    pub fn general(message: impl Into<String>) -> Self {
+        Self {
+            general: vec![message.into()],
+            ..Self::default()
+        }
+    }
+
+    /// The changed fields another applier owns (`act::plan`'s refusal), each at its field:
+    /// `<managed_text><managers>`.
+    pub fn owned_elsewhere(refused: Vec<(String, String)>, managed_text: &str) -> Self {
+        let mut errors = Self::default();
+        for (field, managers) in refused {
+            errors.field(&field, format!("{managed_text}{managers}"));
+        }
+        errors
+    }
+
     /// An API server's (or admission webhook's) refusal: each `spec.<path>: <message>` it
     /// contains goes to the form field that is the longest prefix of `<path>` (indices
     /// dropped); the rest, or all of it when no field is named, stays general.

@@ -228,35 +228,20 @@ pub async fn record(app: &App, r: &ResellerRequest<'_>, name: &str) -> Reply {
         errors.field(what, t.required);
     } else {
         let live = serde_json::to_value(&incident.spec).unwrap_or(Value::Null);
-        match act::plan(&live, &incident.metadata, &wanted) {
-            Err(refused) => {
-                for (field, managers) in refused {
-                    errors.field(&field, format!("{}{managers}", t.managed_by));
-                }
+        let written = match act::plan(&live, &incident.metadata, &wanted) {
+            Err(refused) => Err(Errors::owned_elsewhere(refused, t.managed_by)),
+            Ok(spec) => act::apply::<Incident>(app, r, name, spec, None)
+                .await
+                .map_err(|refusal| Errors::from_refusal(&refusal.message, FIELDS)),
+        };
+        match written {
+            Ok(()) => {
+                tracing::info!(reseller = %who(r), incident = %name, %what, "recorded through the panel");
+                return Reply::redirect(
+                    &r.path(&format!("incidents/{}?m=saved", url_segment(name))),
+                );
             }
-            Ok(spec) => {
-                let written = match app.acting_as(&r.name) {
-                    Ok(client) => {
-                        act::apply::<Incident>(&client, &r.namespace, name, spec, None, true)
-                            .await
-                            .map(|_| ())
-                            .map_err(|refusal| Errors::from_refusal(&refusal.message, FIELDS))
-                    }
-                    Err(message) => Err(Errors {
-                        general: vec![message],
-                        ..Errors::default()
-                    }),
-                };
-                match written {
-                    Ok(()) => {
-                        tracing::info!(reseller = %who(r), incident = %name, %what, "recorded through the panel");
-                        return Reply::redirect(
-                            &r.path(&format!("incidents/{}?m=saved", url_segment(name))),
-                        );
-                    }
-                    Err(e) => errors = e,
-                }
-            }
+            Err(e) => errors = e,
         }
     }
     render(
