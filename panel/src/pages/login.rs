@@ -2,6 +2,7 @@
 //! within a reseller only, and the page carries that reseller's brand). A wrong password and an
 //! unknown login ID get the same answer after the same work (a decoy hash).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -31,7 +32,7 @@ pub fn form(app: &App, req: &Request, lang: Lang, reseller: &str) -> Reply {
     render(app, lang, reseller, StatusCode::OK, "", message, None)
 }
 
-/// The form with a fresh double-submit token (cookie and hidden field).
+/// The end users' form of `reseller`, in its brand.
 #[allow(clippy::too_many_arguments)]
 fn render(
     app: &App,
@@ -46,53 +47,96 @@ fn render(
         return status_page(lang, StatusCode::NOT_FOUND);
     };
     let texts = lang.texts();
-    let token = random_token();
-    let error_html = match error {
-        Some(e) => format!(
-            "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>",
-            esc(e)
-        ),
-        None => String::new(),
-    };
-    let described = if error.is_some() {
-        " aria-describedby=\"login-error\""
-    } else {
-        ""
-    };
-    let body = format!(
-        "{notice}{error_html}\
-         <form method=\"post\" action=\"/login/{action}\" class=\"card\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-         <label for=\"login_id\">{l_id}</label>\
-         <input id=\"login_id\" name=\"login_id\" autocomplete=\"username\" required \
-         autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"32\" value=\"{login_id}\"{described}>\
-         <label for=\"password\">{l_pw}</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required maxlength=\"128\"{described}>\
-         <button type=\"submit\">{submit}</button></form>",
-        notice = super::notice(notice, "notice"),
-        action = url_segment(reseller),
-        token = esc(&token),
-        l_id = esc(texts.login_id),
-        login_id = esc(login_id),
-        l_pw = esc(texts.password),
-        submit = esc(texts.login_button),
-    );
-    let here = format!("/login/{}", url_segment(reseller));
-    let frame = Frame {
+    let path = format!("/login/{}", url_segment(reseller));
+    SignIn {
         lang,
         brand: &found.spec.display_name,
         title: texts.login_title,
-        here: &here,
-        nav: Vec::new(),
-        logout_csrf: None,
-    };
-    let cookies = app.cookies();
-    Reply::html(status, html::page(&frame, &body)).with_cookie(cookies.set(
-        cookies.login_name(),
-        &token,
-        Some(3600),
-    ))
+        path: &path,
+        login_label: texts.login_id,
+        login_max: 32,
+    }
+    .render(app, status, login_id, notice, error)
+}
+
+/// A sign-in page (the end users' and the resellers'): which form, under whose brand.
+pub struct SignIn<'a> {
+    pub lang: Lang,
+    pub brand: &'a str,
+    pub title: &'a str,
+    /// The page's path, where the form posts too.
+    pub path: &'a str,
+    pub login_label: &'a str,
+    /// The longest login ID the field takes.
+    pub login_max: usize,
+}
+
+impl SignIn<'_> {
+    /// The form with a fresh double-submit token (cookie and hidden field).
+    pub fn render(
+        &self,
+        app: &App,
+        status: StatusCode,
+        login_id: &str,
+        notice: Option<&str>,
+        error: Option<&str>,
+    ) -> Reply {
+        let texts = self.lang.texts();
+        let token = random_token();
+        let error_html = match error {
+            Some(e) => format!(
+                "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>",
+                esc(e)
+            ),
+            None => String::new(),
+        };
+        let described = if error.is_some() {
+            " aria-describedby=\"login-error\""
+        } else {
+            ""
+        };
+        let body = format!(
+            "{notice}{error_html}\
+             <form method=\"post\" action=\"{action}\" class=\"card\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+             <label for=\"login_id\">{l_id}</label>\
+             <input id=\"login_id\" name=\"login_id\" autocomplete=\"username\" required \
+             autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"{max}\" value=\"{login_id}\"{described}>\
+             <label for=\"password\">{l_pw}</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" \
+             required maxlength=\"128\"{described}>\
+             <button type=\"submit\">{submit}</button></form>",
+            notice = super::notice(notice, "notice"),
+            action = esc(self.path),
+            token = esc(&token),
+            l_id = esc(self.login_label),
+            max = self.login_max,
+            login_id = esc(login_id),
+            l_pw = esc(texts.password),
+            submit = esc(texts.login_button),
+        );
+        let frame = Frame {
+            lang: self.lang,
+            brand: self.brand,
+            title: self.title,
+            here: self.path,
+            nav: Vec::new(),
+            logout_csrf: None,
+        };
+        let cookies = app.cookies();
+        Reply::html(status, html::page(&frame, &body)).with_cookie(cookies.set(
+            cookies.login_name(),
+            &token,
+            Some(3600),
+        ))
+    }
+}
+
+/// Whether a sign-in form carries the double-submit token of its cookie.
+pub fn form_token_ok(app: &App, req: &Request, form: &HashMap<String, String>) -> bool {
+    let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
+    let expected = req.cookie(app.cookies().login_name()).unwrap_or_default();
+    !expected.is_empty() && same_secret(presented.as_bytes(), expected.as_bytes())
 }
 
 /// Checks a login.
@@ -102,9 +146,7 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
     }
     let form = req.form();
     let cookies = app.cookies();
-    let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
-    let expected = req.cookie(cookies.login_name()).unwrap_or_default();
-    if expected.is_empty() || !same_secret(presented.as_bytes(), expected.as_bytes()) {
+    if !form_token_ok(app, req, &form) {
         return status_page(lang, StatusCode::FORBIDDEN);
     }
     let texts = lang.texts();

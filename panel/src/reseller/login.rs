@@ -12,11 +12,10 @@ use oem_crds::reseller::panel_accounts_secret;
 use crate::app::{App, status_page};
 use crate::auth::limiter::{LoginKey, Verdict};
 use crate::auth::password::SecretKey;
-use crate::auth::random_token;
-use crate::auth::same_secret;
 use crate::auth::session::Owner;
-use crate::html::{self, Frame, esc, url_segment};
+use crate::html::url_segment;
 use crate::i18n::Lang;
+use crate::pages::login::{SignIn, form_token_ok};
 use crate::web::{Reply, Request};
 
 use super::texts;
@@ -45,52 +44,16 @@ fn render(
         return status_page(lang, StatusCode::NOT_FOUND);
     };
     let t = texts::of(lang);
-    let base = lang.texts();
-    let token = random_token();
-    let (error_html, described) = match error {
-        Some(e) => (
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>",
-                esc(e)
-            ),
-            " aria-describedby=\"login-error\"",
-        ),
-        None => (String::new(), ""),
-    };
-    let body = format!(
-        "{notice}{error_html}\
-         <form method=\"post\" action=\"/r/{action}/login\" class=\"card\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-         <label for=\"login_id\">{l_id}</label>\
-         <input id=\"login_id\" name=\"login_id\" autocomplete=\"username\" required \
-         autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"64\" value=\"{login}\"{described}>\
-         <label for=\"password\">{l_pw}</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required maxlength=\"128\"{described}>\
-         <button type=\"submit\">{submit}</button></form>",
-        notice = crate::pages::notice(notice, "notice"),
-        action = url_segment(reseller),
-        token = esc(&token),
-        l_id = esc(t.login_id),
-        login = esc(login),
-        l_pw = esc(base.password),
-        submit = esc(base.login_button),
-    );
-    let here = format!("/r/{}/login", url_segment(reseller));
-    let frame = Frame {
+    let path = format!("/r/{}/login", url_segment(reseller));
+    SignIn {
         lang,
         brand: &found.spec.display_name,
         title: t.login_title,
-        here: &here,
-        nav: Vec::new(),
-        logout_csrf: None,
-    };
-    let cookies = app.cookies();
-    Reply::html(status, html::page(&frame, &body)).with_cookie(cookies.set(
-        cookies.login_name(),
-        &token,
-        Some(3600),
-    ))
+        path: &path,
+        login_label: t.login_id,
+        login_max: 64,
+    }
+    .render(app, status, login, notice, error)
 }
 
 /// Checks a sign-in.
@@ -100,9 +63,7 @@ pub async fn submit(app: &App, req: &Request, lang: Lang, reseller: &str) -> Rep
     }
     let form = req.form();
     let cookies = app.cookies();
-    let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
-    let expected = req.cookie(cookies.login_name()).unwrap_or_default();
-    if expected.is_empty() || !same_secret(presented.as_bytes(), expected.as_bytes()) {
+    if !form_token_ok(app, req, &form) {
         return status_page(lang, StatusCode::FORBIDDEN);
     }
     let t = texts::of(lang);
