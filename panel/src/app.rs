@@ -112,40 +112,38 @@ impl App {
     /// The live session the request's cookie names, if its end user still exists and its
     /// password Secret has not changed since login (a change ends the session).
     pub fn session(&self, req: &Request) -> Option<(Session, Arc<EndUser>)> {
-        let id = req.cookie(self.cookies().session_name())?;
-        let session = self.auth().sessions.get(id, Timestamp::now())?;
-        if session.owner.role != Role::EndUser {
-            return None;
-        }
+        let (id, session) = self.cookie_session(req, Role::EndUser)?;
         let owner = &session.owner;
         let enduser = self.caches.enduser(&owner.namespace, &owner.name);
         let current = enduser.as_ref().and_then(|eu| {
             let secret = password_secret(eu);
             self.caches.secret_version(&secret.namespace, &secret.name)
         });
-        match enduser {
-            Some(enduser) if current.as_deref() == Some(session.secret_version.as_str()) => {
-                Some((session, enduser))
-            }
-            _ => {
-                self.auth().sessions.revoke(id);
-                None
-            }
-        }
+        let session = self.unchanged(id, session, current)?;
+        Some((session, enduser?))
     }
 
     /// The live reseller's session the request's cookie names, if its panel logins Secret has
     /// not changed since login (a change, e.g. a rotated password, ends the session).
     pub fn reseller_session(&self, req: &Request) -> Option<Session> {
-        let id = req.cookie(self.cookies().session_name())?;
-        let session = self.auth().sessions.get(id, Timestamp::now())?;
-        if session.owner.role != Role::Reseller {
-            return None;
-        }
+        let (id, session) = self.cookie_session(req, Role::Reseller)?;
         let accounts = panel_accounts_secret(session.owner.reseller_name());
         let current = self
             .caches
             .secret_version(&self.config.resellers.accounts_namespace, &accounts);
+        self.unchanged(id, session, current)
+    }
+
+    /// The unexpired session of `role` the request's cookie names, with its ID.
+    fn cookie_session<'r>(&self, req: &'r Request, role: Role) -> Option<(&'r str, Session)> {
+        let id = req.cookie(self.cookies().session_name())?;
+        let session = self.auth().sessions.get(id, Timestamp::now())?;
+        (session.owner.role == role).then_some((id, session))
+    }
+
+    /// The session, if the version of the Secret that holds its password is still the one it
+    /// was opened with; otherwise (or with no such Secret) the session is ended.
+    fn unchanged(&self, id: &str, session: Session, current: Option<String>) -> Option<Session> {
         if current.as_deref() == Some(session.secret_version.as_str()) {
             Some(session)
         } else {
