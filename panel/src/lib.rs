@@ -14,5 +14,7 @@ pub mod i18n;
 pub mod pages;
 pub mod reseller;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 pub mod web;
 pub mod writes;

@@ -13,16 +13,10 @@ use oem_crds::{EndUser, Reseller};
 use serde_json::json;
 
 use crate::app::App;
-use crate::auth::password::{self, SecretKey};
+use crate::auth::password::SecretKey;
 use crate::cache;
-use crate::config::{Config, HashCost};
-use crate::server::routes;
+use crate::test_support::{Response, body, get, panel_with, post, set_cookie};
 
-const CHEAP: HashCost = HashCost {
-    memory_kib: 8 * 1024,
-    passes: 1,
-    workers: 2,
-};
 const ACCOUNTS_NS: &str = "oem-hosting-system";
 const PASSWORD: &str = "provider-issued-1";
 
@@ -82,59 +76,15 @@ async fn panel() -> (Arc<App>, cache::Writers) {
         w.secrets
             .apply_watcher_event(&Event::Apply(accounts(r, "1")));
     }
-    let config = Config {
-        hash_cost: CHEAP,
-        ..Config::default()
-    };
-    let client =
-        kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
-    let hasher = password::Hasher::start(CHEAP).unwrap();
-    let digest = hasher.hash(PASSWORD).await.unwrap();
-    let app = Arc::new(App::new(config, caches, client, hasher));
-    for r in ["sakura", "ume"] {
-        let key = SecretKey {
+    let keys = ["sakura", "ume"]
+        .map(|r| SecretKey {
             namespace: ACCOUNTS_NS.into(),
             name: format!("oem-hosting-panel-{r}"),
             key: "admin".into(),
-        };
-        app.auth().hashes.insert(key, "1".into(), digest.clone());
-    }
-    app.set_ready();
+        })
+        .to_vec();
+    let app = panel_with(caches, keys, PASSWORD).await;
     (app, w)
-}
-
-type Response = http::Response<bytes::Bytes>;
-
-async fn get(app: &Arc<App>, path: &str, cookie: &str) -> Response {
-    warp::test::request()
-        .path(path)
-        .header("cookie", cookie)
-        .reply(&routes(app.clone()))
-        .await
-}
-
-async fn post(app: &Arc<App>, path: &str, cookie: &str, body: &str) -> Response {
-    warp::test::request()
-        .method("POST")
-        .path(path)
-        .header("cookie", cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .reply(&routes(app.clone()))
-        .await
-}
-
-fn body(r: &Response) -> String {
-    String::from_utf8_lossy(r.body()).into_owned()
-}
-
-fn set_cookie(r: &Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
 }
 
 async fn sign_in(app: &Arc<App>, reseller: &str, login: &str, password: &str) -> Response {
