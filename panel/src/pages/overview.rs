@@ -55,11 +55,7 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
             esc(texts.detail)
         );
         for s in &status.services {
-            let (class, label) = match s.state {
-                HealthState::Up => ("up", texts.up),
-                HealthState::Down => ("down", texts.down),
-                HealthState::Unknown => ("unknown", texts.unknown),
-            };
+            let (class, label) = state_label(texts, s.state);
             let _ = write!(
                 body,
                 "<tr><th scope=\"row\">{}</th><td><span class=\"state {class}\">{}</span></td>\
@@ -222,6 +218,15 @@ fn maintenance_section(
     }
     out.push_str("</tbody></table></section>");
     out
+}
+
+/// A service's state: its CSS class and its words (the same in both panels).
+pub fn state_label(texts: &Texts, state: HealthState) -> (&'static str, &'static str) {
+    match state {
+        HealthState::Up => ("up", texts.up),
+        HealthState::Down => ("down", texts.down),
+        HealthState::Unknown => ("unknown", texts.unknown),
+    }
 }
 
 pub fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {

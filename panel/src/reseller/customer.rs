@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use http::StatusCode;
 use kube::ResourceExt;
 use oem_crds::EndUser;
-use oem_crds::enduser::HealthState;
 use serde_json::{Map, Value, json};
 
 use super::act::{self, Refusal};
@@ -16,7 +15,7 @@ use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
 use crate::auth::limiter::LOCK_ANNOTATION;
 use crate::html::{esc, url_segment};
-use crate::pages::overview::phase_label;
+use crate::pages::overview::{phase_label, state_label};
 use crate::web::Reply;
 
 /// The annotation that asks the operator to lift a mail lock (docs/incidents.md).
@@ -352,11 +351,7 @@ fn render_detail(
             esc(base.since)
         );
         for s in services {
-            let (class, label) = match s.state {
-                HealthState::Up => ("up", t.up),
-                HealthState::Down => ("down", t.down),
-                HealthState::Unknown => ("unknown", base.unknown),
-            };
+            let (class, label) = state_label(base, s.state);
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",

@@ -101,8 +101,6 @@ pub struct ResellerTexts {
     pub refused: &'static str,
     pub immutable: &'static str,
     pub actions: &'static str,
-    pub up: &'static str,
-    pub down: &'static str,
 }
 
 const JA: ResellerTexts = ResellerTexts {
@@ -203,8 +201,6 @@ const JA: ResellerTexts = ResellerTexts {
     refused: "保存できませんでした: ",
     immutable: "作成後は変更できません",
     actions: "操作",
-    up: "正常",
-    down: "停止",
 };
 
 const EN: ResellerTexts = ResellerTexts {
@@ -305,8 +301,6 @@ const EN: ResellerTexts = ResellerTexts {
     refused: "Not saved: ",
     immutable: "Cannot be changed once created",
     actions: "Actions",
-    up: "up",
-    down: "down",
 };
 
 /// The words of `lang`.
