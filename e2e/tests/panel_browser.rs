@@ -132,6 +132,47 @@ async fn at(browser: &Browser, path: &str) -> anyhow::Result<String> {
     .await
 }
 
+/// Screenshots of the whole page at the desktop and the phone width, `<stem>-desktop.png` and
+/// `<stem>-phone.png` in `dir`; the window is back at the desktop size after.
+async fn shoot(browser: &Browser, dir: &std::path::Path, stem: &str) -> anyhow::Result<()> {
+    for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        browser
+            .screenshot(width, &dir.join(format!("{stem}-{size}.png")))
+            .await?;
+    }
+    browser.set_window(DESKTOP, 900).await
+}
+
+/// Opens `path` in `lang` through the language switch, and checks that every field has a
+/// label and every button a name a screen reader can say.
+async fn open_labelled(
+    browser: &Browser,
+    base: &str,
+    lang: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    browser
+        .goto(&format!(
+            "{base}/lang/{lang}?next={}",
+            path.replace('/', "%2F")
+        ))
+        .await?;
+    at(browser, path).await?;
+    let unlabelled = browser
+        .script(
+            "return Array.from(document.querySelectorAll('input:not([type=hidden]), textarea, select'))\
+             .filter(e => e.labels.length === 0).map(e => e.name)\
+             .concat(Array.from(document.querySelectorAll('button'))\
+             .filter(e => e.textContent.trim() === '').map(e => 'button'))",
+        )
+        .await?;
+    anyhow::ensure!(
+        unlabelled == json!([]),
+        "unlabelled controls on {path}: {unlabelled}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::Result<()> {
     let (_, client, f) = fixture().await?;
@@ -159,13 +200,8 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
             ))
             .await?;
         at(&browser, &login_path).await?;
-        for (width, name) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-            browser
-                .screenshot(width, &dir.join(format!("login-{lang}-{name}.png")))
-                .await?;
-        }
+        shoot(&browser, &dir, &format!("login-{lang}")).await?;
     }
-    browser.set_window(DESKTOP, 900).await?;
     tab_to(&browser, "login_id", 8).await?;
     browser.keys(&login).await?;
     browser.keys(TAB).await?;
@@ -202,33 +238,13 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
     for lang in ["en", "ja"] {
         for page in ["", "/credentials", "/password"] {
             let path = format!("{home}{page}");
-            browser
-                .goto(&format!(
-                    "{base}/lang/{lang}?next={}",
-                    path.replace('/', "%2F")
-                ))
-                .await?;
-            at(&browser, &path).await?;
-            // Every field has a label, every button a name a screen reader can say.
-            let unlabelled = browser
-                .script(
-                    "return Array.from(document.querySelectorAll('input:not([type=hidden])'))\
-                     .filter(e => e.labels.length === 0).map(e => e.name)\
-                     .concat(Array.from(document.querySelectorAll('button'))\
-                     .filter(e => e.textContent.trim() === '').map(e => 'button'))",
-                )
-                .await?;
-            assert_eq!(unlabelled, json!([]), "unlabelled controls on {path}");
+            open_labelled(&browser, base, lang, &path).await?;
             let name = if page.is_empty() {
                 "overview"
             } else {
                 &page[1..]
             };
-            for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-                browser
-                    .screenshot(width, &dir.join(format!("{name}-{lang}-{size}.png")))
-                    .await?;
-            }
+            shoot(&browser, &dir, &format!("{name}-{lang}")).await?;
         }
     }
     // The phone layout does not scroll sideways.
@@ -309,12 +325,7 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
     let r = format!("/r/{}", f.reseller);
     let dir = shots_dir()?;
     browser.goto(&format!("{base}{r}/login")).await?;
-    for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-        browser
-            .screenshot(width, &dir.join(format!("reseller-login-ja-{size}.png")))
-            .await?;
-    }
-    browser.set_window(DESKTOP, 900).await?;
+    shoot(&browser, &dir, "reseller-login-ja").await?;
     // The keyboard alone signs in.
     tab_to(&browser, "login_id", 8).await?;
     browser.keys("admin").await?;
@@ -350,12 +361,7 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
         .await?;
     let refused = refused.as_str().unwrap_or_default();
     assert!(refused.contains("spec.domains"), "{refused}");
-    for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-        browser
-            .screenshot(width, &dir.join(format!("reseller-refused-ja-{size}.png")))
-            .await?;
-    }
-    browser.set_window(DESKTOP, 900).await?;
+    shoot(&browser, &dir, "reseller-refused-ja").await?;
     browser
         .script(
             "document.getElementById('f-domains').value='browser.example.jp';\
@@ -385,31 +391,8 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
             ("usage", "usage"),
         ] {
             let path = format!("{r}/{page}");
-            browser
-                .goto(&format!(
-                    "{base}/lang/{lang}?next={}",
-                    path.replace('/', "%2F")
-                ))
-                .await?;
-            at(&browser, &path).await?;
-            let unlabelled = browser
-                .script(
-                    "return Array.from(document.querySelectorAll('input:not([type=hidden]), textarea, select'))\
-                     .filter(e => e.labels.length === 0).map(e => e.name)\
-                     .concat(Array.from(document.querySelectorAll('button'))\
-                     .filter(e => e.textContent.trim() === '').map(e => 'button'))",
-                )
-                .await?;
-            assert_eq!(unlabelled, json!([]), "unlabelled controls on {path}");
-            for (width, size) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
-                browser
-                    .screenshot(
-                        width,
-                        &dir.join(format!("reseller-{name}-{lang}-{size}.png")),
-                    )
-                    .await?;
-            }
-            browser.set_window(DESKTOP, 900).await?;
+            open_labelled(&browser, base, lang, &path).await?;
+            shoot(&browser, &dir, &format!("reseller-{name}-{lang}")).await?;
         }
     }
     Ok(())

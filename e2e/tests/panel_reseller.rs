@@ -13,7 +13,7 @@ use oem_crds::{Course, EndUser, Incident};
 use oem_e2e::Cluster;
 use oem_e2e::hosting::{self, apply_course, wait_phase};
 use oem_e2e::operator::{OPERATOR_NAMESPACE, Operator, OperatorOptions};
-use oem_e2e::panel::{Panel, PanelClient};
+use oem_e2e::panel::{Answer, Panel, PanelClient};
 use oem_e2e::wait;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -102,6 +102,22 @@ async fn signed_in(client: &Client, f: &Fixture) -> anyhow::Result<PanelClient> 
         f.panel.log_tail(30)
     );
     Ok(browser)
+}
+
+/// The page at `path` once the panel's cache holds what it shows (200, not 404).
+async fn once_cached(browser: &PanelClient, path: &str) -> anyhow::Result<Answer> {
+    wait::until(
+        "the panel's cache",
+        LIMIT,
+        Duration::from_millis(250),
+        || async {
+            let page = browser.get(path).await.map_err(|e| e.to_string())?;
+            (page.status == 200)
+                .then_some(page)
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    )
+    .await
 }
 
 /// The CSRF token of the page at `path`.
@@ -324,18 +340,7 @@ async fn a_field_gitops_applies_is_shown_as_such_and_not_fought_over() -> anyhow
         .await?;
     let browser = signed_in(&client, f).await?;
     let path = format!("/r/{}/customers/gitops", f.mine);
-    let page = wait::until(
-        "the panel's cache",
-        LIMIT,
-        Duration::from_millis(250),
-        || async {
-            let page = browser.get(&path).await.map_err(|e| e.to_string())?;
-            (page.status == 200)
-                .then_some(page)
-                .ok_or_else(|| "not yet".to_owned())
-        },
-    )
-    .await?;
+    let page = once_cached(&browser, &path).await?;
     assert!(
         page.body.contains("id=\"f-contractName-managed\"") && page.body.contains("argocd"),
         "{}",
@@ -392,18 +397,7 @@ async fn a_reseller_records_an_incidents_cause_and_makes_a_course() -> anyhow::R
         .await?;
     let browser = signed_in(&client, f).await?;
     let path = format!("/r/{}/incidents/{name}", f.mine);
-    let page = wait::until(
-        "the panel's cache",
-        LIMIT,
-        Duration::from_millis(250),
-        || async {
-            let page = browser.get(&path).await.map_err(|e| e.to_string())?;
-            (page.status == 200)
-                .then_some(page)
-                .ok_or_else(|| "not yet".to_owned())
-        },
-    )
-    .await?;
+    let page = once_cached(&browser, &path).await?;
     let token = page.field("csrf").unwrap_or_default();
     let cause = "the database ran out of connections after a runaway batch job";
     let saved = browser
@@ -420,31 +414,26 @@ async fn a_reseller_records_an_incidents_cause_and_makes_a_course() -> anyhow::R
     // A course: a bad quantity is named at its field; a good one is created.
     let courses = format!("/r/{}/courses/new", f.mine);
     let token = csrf(&browser, &courses).await?;
-    let form = |cpu: &'static str| {
+    let form = |cpu: &'static str| -> Vec<(&str, &str)> {
         vec![
-            ("csrf", token.clone()),
-            ("name", "premium".to_owned()),
-            ("displayName", "プレミアム".to_owned()),
-            ("resources.cpu", cpu.to_owned()),
-            ("resources.memory", "2Gi".to_owned()),
-            ("resources.storage", "20Gi".to_owned()),
-            ("limits.domains", "5".to_owned()),
-            ("services.web.phpVersion", "8.2".to_owned()),
+            ("csrf", token.as_str()),
+            ("name", "premium"),
+            ("displayName", "プレミアム"),
+            ("resources.cpu", cpu),
+            ("resources.memory", "2Gi"),
+            ("resources.storage", "20Gi"),
+            ("limits.domains", "5"),
+            ("services.web.phpVersion", "8.2"),
         ]
     };
-    let pairs = |v: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { v.clone() };
-    let bad = pairs(&form("lots"));
-    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = browser.post(&courses, &bad).await?;
+    let answer = browser.post(&courses, &form("lots")).await?;
     assert_eq!(answer.status, 422, "{}", answer.body);
     assert!(
         answer.body.contains("id=\"f-resources-cpu-error\""),
         "{}",
         answer.body
     );
-    let good = form("1");
-    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let answer = browser.post(&courses, &good).await?;
+    let answer = browser.post(&courses, &form("1")).await?;
     assert_eq!(answer.status, 303, "{}", answer.body);
     let course: Course = Api::namespaced(client.clone(), &ns).get("premium").await?;
     assert_eq!(course.spec.display_name, "プレミアム");

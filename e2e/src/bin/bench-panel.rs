@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 use oem_crds::{Course, EndUser, Reseller};
+use oem_e2e::panel::PanelClient;
 use oem_panel::app::App;
 use oem_panel::auth::password::{Hasher, SecretKey};
 use oem_panel::config::Config;
@@ -101,37 +101,10 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(oem_panel::server::serve_on(listener, app.clone(), timeouts));
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    // Sign in.
-    let form = http.get(format!("{base}/r/bench/login")).send().await?;
-    let token = form
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("oem_panel_login="))
-        .and_then(|v| v.split(';').next())
-        .context("no login token")?
-        .to_owned();
-    let signed = http
-        .post(format!("{base}/r/bench/login"))
-        .header("cookie", format!("oem_panel_login={token}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={token}&login_id=admin&password={password}"))
-        .send()
-        .await?;
-    let session = signed
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("oem_panel_session="))
-        .and_then(|v| v.split(';').next())
-        .context("sign-in failed")?
-        .to_owned();
-    let cookie = format!("oem_panel_session={session}");
+    // Sign in, as a browser would (the e2e tests' cookie-keeping client).
+    let browser = PanelClient::new(&base)?;
+    let signed = browser.reseller_login("bench", "admin", password).await?;
+    anyhow::ensure!(signed.status == 303, "sign-in failed: {}", signed.status);
     println!(
         "resellers' panel, {END_USERS} end users in one reseller, {REQUESTS} requests per page over loopback"
     );
@@ -150,13 +123,9 @@ async fn main() -> anyhow::Result<()> {
         let mut bytes = 0;
         for _ in 0..REQUESTS {
             let started = Instant::now();
-            let answer = http
-                .get(format!("{base}{path}"))
-                .header("cookie", &cookie)
-                .send()
-                .await?;
-            anyhow::ensure!(answer.status() == 200, "{path}: {}", answer.status());
-            bytes = answer.bytes().await?.len();
+            let answer = browser.get(path).await?;
+            anyhow::ensure!(answer.status == 200, "{path}: {}", answer.status);
+            bytes = answer.body.len();
             took.push(started.elapsed());
         }
         took.sort();
