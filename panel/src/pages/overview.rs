@@ -113,12 +113,7 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
     body.push_str("</section>");
 
     let incidents = app.caches.incidents_of(ns, &user.session.owner.name);
-    let (open, past): (Vec<_>, Vec<_>) = incidents.iter().partition(|i| {
-        !matches!(
-            i.status.as_ref().and_then(|s| s.phase),
-            Some(IncidentPhase::Resolved | IncidentPhase::Reported)
-        )
-    });
+    let (open, past): (Vec<_>, Vec<_>) = incidents.iter().partition(|i| is_open(i));
     for (id, title, list) in [
         ("h-open", texts.incidents_open, open),
         ("h-past", texts.incidents_past, past),
@@ -240,7 +235,16 @@ pub fn phase_label(texts: &Texts, phase: EndUserPhase) -> &'static str {
     }
 }
 
-fn incident_label(texts: &Texts, phase: IncidentPhase) -> &'static str {
+/// Whether an incident is still open (neither resolved nor reported).
+pub fn is_open(incident: &oem_crds::Incident) -> bool {
+    !matches!(
+        incident.status.as_ref().and_then(|s| s.phase),
+        Some(IncidentPhase::Resolved | IncidentPhase::Reported)
+    )
+}
+
+/// An incident's phase in the page's language.
+pub fn incident_label(texts: &Texts, phase: IncidentPhase) -> &'static str {
     match phase {
         IncidentPhase::Open => texts.incident_open,
         IncidentPhase::Notified => texts.incident_notified,
@@ -250,7 +254,8 @@ fn incident_label(texts: &Texts, phase: IncidentPhase) -> &'static str {
     }
 }
 
-fn kind_label(texts: &Texts, kind: IncidentKind) -> &'static str {
+/// An incident's kind in the page's language.
+pub fn kind_label(texts: &Texts, kind: IncidentKind) -> &'static str {
     match kind {
         IncidentKind::ServiceDown => texts.kind_service_down,
         IncidentKind::HostDown => texts.kind_host_down,

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use http::StatusCode;
 use kube::ResourceExt;
 use oem_crds::Incident;
-use oem_crds::incident::IncidentPhase;
 use serde_json::{Map, Value, json};
 
 use super::act;
@@ -15,30 +14,27 @@ use super::form::{Errors, Field};
 use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
 use crate::html::{esc, url_segment};
+use crate::i18n::Texts;
+use crate::pages::overview::{incident_label, is_open, kind_label};
 use crate::pages::when;
 use crate::web::Reply;
 
 const FIELDS: &[&str] = &["cause", "reportDeferral"];
 
-fn phase_text(incident: &Incident) -> String {
+/// The incident's phase in the page's language, `-` before the operator set one.
+fn phase_text(base: &Texts, incident: &Incident) -> &'static str {
     incident
         .status
         .as_ref()
         .and_then(|s| s.phase)
-        .map(|p| format!("{p:?}"))
-        .unwrap_or_else(|| "-".to_owned())
-}
-
-fn is_open(incident: &Incident) -> bool {
-    !matches!(
-        incident.status.as_ref().and_then(|s| s.phase),
-        Some(IncidentPhase::Resolved | IncidentPhase::Reported)
-    )
+        .map(|p| incident_label(base, p))
+        .unwrap_or("-")
 }
 
 /// The list.
 pub fn list(app: &App, r: &ResellerRequest<'_>) -> Reply {
     let t = r.texts();
+    let base = r.lang.texts();
     let tz = crate::pages::time_zone(app, &r.namespace);
     let mut incidents = app.caches.incidents_in(&r.namespace);
     // Open ones first, each group newest first (the cache's order).
@@ -63,14 +59,14 @@ pub fn list(app: &App, r: &ResellerRequest<'_>) -> Reply {
         let st = incident.status.as_ref();
         let _ = write!(
             body,
-            "<tr><td><a href=\"{href}\">{enduser}</a></td><td>{service}</td><td>{kind:?}</td>\
+            "<tr><td><a href=\"{href}\">{enduser}</a></td><td>{service}</td><td>{kind}</td>\
              <td class=\"{class}\">{phase}</td><td>{started}</td><td>{resolved}</td><td>{due}</td></tr>",
             href = r.path(&format!("incidents/{}", url_segment(&incident.name_any()))),
             enduser = esc(&incident.spec.end_user),
             service = esc(incident.spec.service.as_str()),
-            kind = incident.spec.kind,
+            kind = esc(kind_label(base, incident.spec.kind)),
             class = if is_open(&incident) { "down" } else { "up" },
-            phase = esc(&phase_text(&incident)),
+            phase = esc(phase_text(base, &incident)),
             started = when(st.and_then(|s| s.started_at.as_ref()), &tz),
             resolved = when(st.and_then(|s| s.resolved_at.as_ref()), &tz),
             due = when(st.and_then(|s| s.report_due_by.as_ref()), &tz),
@@ -107,13 +103,14 @@ fn render(
     typed: Option<(&str, &str)>,
 ) -> Reply {
     let t = r.texts();
+    let base = r.lang.texts();
     let tz = crate::pages::time_zone(app, &r.namespace);
     let st = incident.status.as_ref();
     let name = incident.name_any();
     let mut body = crate::pages::notice(notice, "notice");
     let _ = write!(
         body,
-        "<dl><dt>{}</dt><dd><a href=\"{}\">{}</a></dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{:?}</dd>\
+        "<dl><dt>{}</dt><dd><a href=\"{}\">{}</a></dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd>\
          <dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd>\
          <dt>{}</dt><dd>{}</dd></dl>",
         esc(t.end_user),
@@ -125,9 +122,9 @@ fn render(
         esc(t.service),
         esc(incident.spec.service.as_str()),
         esc(t.kind),
-        incident.spec.kind,
+        esc(kind_label(base, incident.spec.kind)),
         esc(t.phase),
-        esc(&phase_text(incident)),
+        esc(phase_text(base, incident)),
         esc(t.started),
         when(st.and_then(|s| s.started_at.as_ref()), &tz),
         esc(t.resolved),
