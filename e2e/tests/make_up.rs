@@ -195,24 +195,76 @@ fn check_running() -> anyhow::Result<u64> {
     visits(&page)
 }
 
-/// The panel's address and the example login `make up` printed: the password read with the
+/// The panel's addresses and the example logins `make up` printed: the password read with the
 /// printed kubectl command logs `tanaka` in through the panel's forward, and the overview of
-/// its hosting answers.
+/// its hosting answers; the reseller's printed login signs in to its panel, which lists
+/// `tanaka-shoten`.
 fn check_panel(printed: &str) -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{PANEL_PORT}/login/sakura-web");
     ensure!(
         printed.contains(&url),
         "make up should print {url}:\n{printed}"
     );
+    let password = printed_password(printed, "login ID tanaka ")?;
+    let reseller_url = format!("http://127.0.0.1:{PANEL_PORT}/r/sakura-web/login");
+    ensure!(
+        printed.contains(&reseller_url),
+        "make up should print {reseller_url}:\n{printed}"
+    );
+    let reseller_password = printed_password(printed, "reseller sakura-web panel:")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = oem_e2e::panel::PanelClient::new(&format!("http://127.0.0.1:{PANEL_PORT}"))?;
+        let answer = client.login("sakura-web", "tanaka", &password).await?;
+        ensure!(
+            answer.status == 303
+                && answer
+                    .header("location")
+                    .ends_with("/u/reseller-sakura-web/tanaka-shoten"),
+            "login through the forward: {} {}",
+            answer.status,
+            answer.header("location")
+        );
+        let overview = client.get("/u/reseller-sakura-web/tanaka-shoten").await?;
+        ensure!(
+            overview.status == 200 && overview.body.contains("tanaka-shoten.example.jp"),
+            "the overview through the forward: {}",
+            overview.status
+        );
+        // The reseller's panel with the printed login, acting as the reseller.
+        let reseller = oem_e2e::panel::PanelClient::new(&format!("http://127.0.0.1:{PANEL_PORT}"))?;
+        let answer = reseller
+            .reseller_login("sakura-web", "admin", &reseller_password)
+            .await?;
+        ensure!(
+            answer.status == 303 && answer.header("location") == "/r/sakura-web/customers",
+            "the reseller's sign-in through the forward: {} {}",
+            answer.status,
+            answer.header("location")
+        );
+        let customers = reseller.get("/r/sakura-web/customers").await?;
+        ensure!(
+            customers.status == 200 && customers.body.contains("tanaka-shoten.example.jp"),
+            "the reseller's customers through the forward: {}",
+            customers.status
+        );
+        Ok(())
+    })
+}
+
+/// The password that the command printed on the line containing `needle` reads
+/// (`... password: kubectl -n NS get secret NAME -o jsonpath={.data.KEY} | base64 -d`).
+fn printed_password(printed: &str, needle: &str) -> anyhow::Result<String> {
     let line = printed
         .lines()
-        .find(|l| l.contains("login ID tanaka "))
-        .with_context(|| format!("make up should print the login ID tanaka:\n{printed}"))?;
+        .find(|l| l.contains(needle))
+        .with_context(|| format!("make up should print {needle:?}:\n{printed}"))?;
     let command = line
         .split("password: ")
         .nth(1)
         .context("no password command")?;
-    // `kubectl -n NS get secret NAME -o jsonpath={.data.password} | base64 -d`
     let words: Vec<&str> = command.split_whitespace().collect();
     ensure!(
         words.len() >= 8 && words[0] == "kubectl" && words.ends_with(&["|", "base64", "-d"]),
@@ -241,29 +293,7 @@ fn check_panel(printed: &str) -> anyhow::Result<()> {
         .context("running base64 -d")?;
     let password = String::from_utf8(decoded.stdout)?;
     ensure!(password.len() >= 12, "the printed command gave no password");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let client = oem_e2e::panel::PanelClient::new(&format!("http://127.0.0.1:{PANEL_PORT}"))?;
-        let answer = client.login("sakura-web", "tanaka", &password).await?;
-        ensure!(
-            answer.status == 303
-                && answer
-                    .header("location")
-                    .ends_with("/u/reseller-sakura-web/tanaka-shoten"),
-            "login through the forward: {} {}",
-            answer.status,
-            answer.header("location")
-        );
-        let overview = client.get("/u/reseller-sakura-web/tanaka-shoten").await?;
-        ensure!(
-            overview.status == 200 && overview.body.contains("tanaka-shoten.example.jp"),
-            "the overview through the forward: {}",
-            overview.status
-        );
-        Ok(())
-    })
+    Ok(password)
 }
 
 /// The IDs of the node's containers (for the cgroup check after `make down`).
