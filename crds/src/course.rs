@@ -200,9 +200,34 @@ impl CourseServices {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebService {
-    /// PHP version, MAJOR.MINOR, e.g. "8.4"; the provider's security policy must allow it and name the image that runs it.
+    /// PHP version, MAJOR.MINOR, e.g. "8.4"; the provider's security policy must allow it and name the image that runs it. The end users' default.
     #[schemars(regex(pattern = r"^\d+\.\d+$"), length(max = 8))]
     pub php_version: String,
+    /// Other PHP versions an end user on this course may choose instead (EndUser spec.web.phpVersion, e.g. from its panel); each must be allowed by the security policy like phpVersion. Empty: the course's version only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 8),
+        inner(regex(pattern = r"^\d+\.\d+$"), length(max = 8))
+    )]
+    pub allowed_php_versions: Vec<String>,
+}
+
+impl WebService {
+    /// Whether an end user on the course may run `version`: the course's own or one it allows.
+    pub fn allows(&self, version: &str) -> bool {
+        self.php_version == version || self.allowed_php_versions.iter().any(|v| v == version)
+    }
+
+    /// Every version an end user may choose, the course's own first.
+    pub fn choices(&self) -> Vec<&str> {
+        let mut all = vec![self.php_version.as_str()];
+        for version in &self.allowed_php_versions {
+            if !all.contains(&version.as_str()) {
+                all.push(version);
+            }
+        }
+        all
+    }
 }
 
 /// Mail settings.
@@ -280,10 +305,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_end_user_may_choose_the_courses_php_or_one_it_allows() {
+        let web = WebService {
+            php_version: "8.4".into(),
+            allowed_php_versions: vec!["8.2".into(), "8.4".into()],
+        };
+        assert!(web.allows("8.4") && web.allows("8.2") && !web.allows("8.3"));
+        assert_eq!(web.choices(), ["8.4", "8.2"]);
+    }
+
+    #[test]
     fn the_summary_lists_enabled_services_in_order() {
         let services = CourseServices {
             web: Some(WebService {
                 php_version: "8.4".into(),
+                allowed_php_versions: Vec::new(),
             }),
             ftp: Some(FtpService::default()),
             database: Some(DatabaseService {

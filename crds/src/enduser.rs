@@ -111,6 +111,19 @@ pub struct EndUserSpec {
     /// Where the monitor probes this end user's services, when not at their in-cluster address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
+    /// What the end user chose among what its course allows (its panel writes it with the field manager oem-hosting-enduser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<EndUserWeb>,
+}
+
+/// The end user's web choices, within its course.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndUserWeb {
+    /// PHP version, MAJOR.MINOR: the course's phpVersion or one of its allowedPhpVersions. Absent: the course's phpVersion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^\d+\.\d+$"), length(max = 8))]
+    pub php_version: Option<String>,
 }
 
 /// A key of a Secret in the end user's namespace that holds the login password.

@@ -292,3 +292,103 @@ async fn five_wrong_passwords_lock_the_login_until_the_reseller_lifts_it() -> an
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_end_user_chooses_a_php_version_its_course_allows_and_the_web_runs_it()
+-> anyhow::Result<()> {
+    let (_, client, f) = fixture().await?;
+    // The reseller lets end users on the course choose 8.2 besides the course's 8.4.
+    let courses: Api<oem_crds::Course> = Api::namespaced(client.clone(), &f.namespace);
+    courses
+        .patch(
+            "standard",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"spec": {"services": {"web": {"allowedPhpVersions": ["8.2"]}}}}),
+            ),
+        )
+        .await?;
+    let browser = logged_in(&client, f, "cafe").await?;
+    let path = format!("/u/{}/cafe/php", f.namespace);
+    let page = wait::until(
+        "the panel's cache of the course",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            let page = browser.get(&path).await.map_err(|e| e.to_string())?;
+            page.body
+                .contains("<option value=\"8.2\">")
+                .then_some(page)
+                .ok_or_else(|| "no choice yet".to_owned())
+        },
+    )
+    .await?;
+    let csrf = page.field("csrf").expect("the PHP form has a csrf field");
+    let refused = browser
+        .post(&path, &[("csrf", &csrf), ("php_version", "7.4")])
+        .await?;
+    assert_eq!(refused.status, 422, "a version the course does not offer");
+    let chosen = browser
+        .post(&path, &[("csrf", &csrf), ("php_version", "8.2")])
+        .await?;
+    assert_eq!(
+        chosen.status,
+        303,
+        "{}\n{}",
+        chosen.body,
+        f.panel.log_tail(20)
+    );
+    let eu: EndUser = Api::namespaced(client.clone(), &f.namespace)
+        .get("cafe")
+        .await?;
+    assert_eq!(
+        eu.spec.web.as_ref().and_then(|w| w.php_version.as_deref()),
+        Some("8.2")
+    );
+    let owner = eu
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:web").is_some())
+        })
+        .and_then(|m| m.manager.clone());
+    assert_eq!(owner.as_deref(), Some("oem-hosting-enduser"));
+    // The operator serves it with the PHP 8.2 image.
+    let hosting_ns = hosting::hosting_namespace(&eu)?;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &hosting_ns);
+    wait::until(
+        "the web to run PHP 8.2",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let list = sets
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let images: Vec<String> = list
+                .items
+                .iter()
+                .filter_map(|s| s.spec.as_ref())
+                .flat_map(|s| s.template.spec.iter().flat_map(|p| p.containers.iter()))
+                .filter(|c| c.name == "web")
+                .filter_map(|c| c.image.clone())
+                .collect();
+            images
+                .iter()
+                .any(|i| i.contains("web-php8.2"))
+                .then_some(())
+                .ok_or_else(|| format!("web images: {images:?}"))
+        },
+    )
+    .await?;
+    let overview = browser.get(&format!("/u/{}/cafe", f.namespace)).await?;
+    assert!(
+        overview.body.contains("8.2"),
+        "the overview shows the chosen version"
+    );
+    Ok(())
+}

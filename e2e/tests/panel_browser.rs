@@ -236,7 +236,7 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
 
     // Every page, in both languages, at both widths.
     for lang in ["en", "ja"] {
-        for page in ["", "/credentials", "/password"] {
+        for page in ["", "/credentials", "/php", "/password"] {
             let path = format!("{home}{page}");
             open_labelled(&browser, base, lang, &path).await?;
             let name = if page.is_empty() {

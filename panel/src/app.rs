@@ -307,6 +307,8 @@ async fn enduser_page(
         (&Method::GET, [] | [""]) => pages::overview::page(app, &user),
         (&Method::GET, ["credentials"]) => pages::credentials::page(app, &user).await,
         (&Method::POST, ["credentials"]) => pages::credentials::rotate(app, &user).await,
+        (&Method::GET, ["php"]) => pages::php::form(app, &user),
+        (&Method::POST, ["php"]) => pages::php::submit(app, &user).await,
         (&Method::GET, ["password"]) => pages::password::form(app, &user, None),
         (&Method::POST, ["password"]) => pages::password::submit(app, &user).await,
         _ => status_page(lang, StatusCode::NOT_FOUND),

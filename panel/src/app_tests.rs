@@ -473,3 +473,37 @@ async fn the_overview_tells_of_planned_work_on_this_end_user_or_on_everyone() {
     let later = section.find("ウェブサーバー").unwrap_or(0);
     assert!(under_way < later, "soonest first: {section}");
 }
+
+#[tokio::test]
+async fn the_php_choice_offers_only_what_the_course_allows() {
+    let (app, mut w) = panel_and_writers().await;
+    let (cookie, csrf) = shop_session(&app).await;
+    let path = "/u/reseller-sakura/shop/php";
+    // A course of one version: shown, nothing to choose.
+    let page = body(&get(&app, path, &cookie).await);
+    assert!(
+        page.contains("PHP 8.2") && !page.contains("<select"),
+        "{page}"
+    );
+    // The course lets end users choose 8.4 as well: a labelled select of the two.
+    let course: Course = serde_json::from_value(json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
+        "metadata": {"name": "basic", "namespace": NS},
+        "spec": {"displayName": "ベーシック", "resources": {"cpu": "1", "memory": "1Gi", "storage": "10Gi"},
+                 "services": {"web": {"phpVersion": "8.2", "allowedPhpVersions": ["8.4"]}}}
+    }))
+    .unwrap();
+    w.courses.apply_watcher_event(&Event::Apply(course));
+    let page = body(&get(&app, path, &cookie).await);
+    assert!(page.contains("<label for=\"php_version\">"), "{page}");
+    assert!(
+        page.contains("<option value=\"8.2\" selected>") && page.contains("<option value=\"8.4\">")
+    );
+    // A version the course does not offer is refused before anything is written.
+    let refused = post(&app, path, &cookie, &format!("csrf={csrf}&php_version=7.4")).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(&refused).contains("id=\"php_version-error\""));
+    // Without the session's CSRF token: nothing at all.
+    let forged = post(&app, path, &cookie, "php_version=8.4").await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}

@@ -40,6 +40,13 @@ pub struct WriteError {
     source: kube::Error,
 }
 
+impl WriteError {
+    /// The API server refused it as a conflict (409): another field manager owns the field.
+    pub fn is_conflict(&self) -> bool {
+        matches!(&self.source, kube::Error::Api(status) if status.code == 409)
+    }
+}
+
 fn failed<'a>(
     verb: &'static str,
     kind: &'static str,
@@ -130,6 +137,37 @@ pub async fn publish_lock(
     api.patch(&name, &params.force(), &Patch::Apply(apply))
         .await
         .map_err(failed("apply", "EndUser", &namespace, &name))?;
+    Ok(())
+}
+
+/// The field manager of what an end user chooses for itself in its panel (its PHP version):
+/// its own, apart from the reseller's and the panel's.
+pub const ENDUSER_FIELD_MANAGER: &str = "oem-hosting-enduser";
+
+/// The end user's choice of PHP version, by server-side apply of `spec.web.phpVersion` alone
+/// under [`ENDUSER_FIELD_MANAGER`], not forced: a version another applier (the reseller's
+/// GitOps) owns is refused with a conflict (409), never taken over.
+pub async fn choose_php(
+    client: &Client,
+    enduser: &EndUser,
+    version: &str,
+) -> Result<(), WriteError> {
+    let namespace = enduser.namespace().unwrap_or_default();
+    let name = enduser.name_any();
+    let api: Api<EndUser> = Api::namespaced(client.clone(), &namespace);
+    let apply = json!({
+        "apiVersion": "hosting.oem.dev/v1alpha1",
+        "kind": "EndUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"web": {"phpVersion": version}},
+    });
+    api.patch(
+        &name,
+        &PatchParams::apply(ENDUSER_FIELD_MANAGER),
+        &Patch::Apply(apply),
+    )
+    .await
+    .map_err(failed("apply", "EndUser", &namespace, &name))?;
     Ok(())
 }
 

@@ -46,18 +46,41 @@ pub fn hosting_plan(
         message: format!("{what} has no image in the security policy, so it cannot be served"),
     };
     let web = match &services.web {
-        Some(w) => Some(WebPlan {
-            php_version: w.php_version.clone(),
-            image: policy
-                .php_image(&w.php_version)
-                .ok_or_else(|| {
-                    no_image(
-                        "course.spec.services.web.phpVersion",
-                        format!("PHP {}", w.php_version),
-                    )
-                })?
-                .to_owned(),
-        }),
+        Some(w) => {
+            // The end user's choice, when it made one, within what the course allows.
+            let chosen = enduser
+                .spec
+                .web
+                .as_ref()
+                .and_then(|web| web.php_version.as_deref());
+            let version = match chosen {
+                Some(version) if !w.allows(version) => {
+                    return Err(Error::InvalidSpec {
+                        object,
+                        field: "spec.web.phpVersion",
+                        message: format!(
+                            "PHP {version} is not among the versions course {} allows ({})",
+                            enduser.spec.course_ref.name,
+                            w.choices().join(", ")
+                        ),
+                    });
+                }
+                Some(version) => version,
+                None => w.php_version.as_str(),
+            };
+            let field = if chosen.is_some() {
+                "course.spec.services.web.allowedPhpVersions"
+            } else {
+                "course.spec.services.web.phpVersion"
+            };
+            Some(WebPlan {
+                php_version: version.to_owned(),
+                image: policy
+                    .php_image(version)
+                    .ok_or_else(|| no_image(field, format!("PHP {version}")))?
+                    .to_owned(),
+            })
+        }
         None => None,
     };
     let database = match &services.database {
@@ -122,4 +145,63 @@ pub fn hosting_plan(
 
 fn quantity(q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity) -> String {
     q.0.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn course(allowed: serde_json::Value) -> Course {
+        serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Course",
+            "metadata": {"name": "standard", "namespace": "reseller-sakura"},
+            "spec": {"displayName": "Standard", "resources": {"cpu": "1", "memory": "1Gi", "storage": "10Gi"},
+                     "services": {"web": {"phpVersion": "8.4", "allowedPhpVersions": allowed}}}
+        }))
+        .unwrap()
+    }
+
+    fn enduser(web: serde_json::Value) -> EndUser {
+        serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+            "metadata": {"name": "shop", "namespace": "reseller-sakura"},
+            "spec": {"loginId": "shop", "contractName": "Shop", "contactEmail": "a@example.jp",
+                     "courseRef": {"name": "standard"}, "contractDate": "2026-01-01",
+                     "startDate": "2026-01-01", "web": web}
+        }))
+        .unwrap()
+    }
+
+    fn web_of(enduser: &EndUser, course: &Course) -> Result<WebPlan, Error> {
+        hosting_plan("sakura", enduser, course, &SecurityPolicy::builtin())
+            .map(|plan| plan.web.expect("the course has web"))
+    }
+
+    #[test]
+    fn the_end_user_runs_the_php_version_it_chose_among_the_courses() {
+        let course = course(json!(["8.2"]));
+        let chosen = web_of(&enduser(json!({"phpVersion": "8.2"})), &course).unwrap();
+        assert_eq!(chosen.php_version, "8.2");
+        assert!(chosen.image.contains("web-php8.2"), "{}", chosen.image);
+        let default = web_of(&enduser(json!({})), &course).unwrap();
+        assert_eq!(default.php_version, "8.4");
+        assert!(default.image.contains("web-php8.4"), "{}", default.image);
+    }
+
+    #[test]
+    fn a_php_version_beyond_the_course_is_a_spec_error_naming_the_field() {
+        let error = web_of(&enduser(json!({"phpVersion": "8.2"})), &course(json!([])))
+            .expect_err("8.2 is not allowed by a course of 8.4 only");
+        match error {
+            Error::InvalidSpec { field, message, .. } => {
+                assert_eq!(field, "spec.web.phpVersion");
+                assert!(
+                    message.contains("PHP 8.2") && message.contains("(8.4)"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

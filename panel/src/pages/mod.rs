@@ -7,6 +7,7 @@ pub mod dns;
 pub mod login;
 pub mod overview;
 pub mod password;
+pub mod php;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -44,6 +45,7 @@ pub fn user_page(
         nav: vec![
             (home.clone(), texts.overview),
             (format!("{home}/credentials"), texts.credentials),
+            (format!("{home}/php"), texts.php_title),
             (format!("{home}/password"), texts.change_password),
         ],
         logout_csrf: Some(&user.session.csrf),

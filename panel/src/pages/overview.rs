@@ -74,7 +74,8 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
         .caches
         .maintenance_for(ns, &user.session.owner.name, jiff::Timestamp::now());
     body.push_str(&maintenance_section(texts, user.lang, &planned, &tz));
-    body.push_str(&course_section(texts, course.as_deref()));
+    let chosen_php = eu.spec.web.as_ref().and_then(|w| w.php_version.as_deref());
+    body.push_str(&course_section(texts, course.as_deref(), chosen_php));
     body.push_str(&usage_section(texts, course.as_deref(), &status.usage, &tz));
 
     let mail = course
@@ -263,7 +264,8 @@ pub fn kind_label(texts: &Texts, kind: IncidentKind) -> &'static str {
     }
 }
 
-fn course_section(texts: &Texts, course: Option<&Course>) -> String {
+/// The course, with the PHP version the end user runs (its choice, else the course's).
+fn course_section(texts: &Texts, course: Option<&Course>, chosen_php: Option<&str>) -> String {
     let mut out = format!(
         "<section aria-labelledby=\"h-course\"><h2 id=\"h-course\">{}</h2>",
         esc(texts.course)
@@ -277,7 +279,7 @@ fn course_section(texts: &Texts, course: Option<&Course>) -> String {
         .services
         .web
         .as_ref()
-        .map(|w| w.php_version.clone())
+        .map(|w| chosen_php.unwrap_or(&w.php_version).to_owned())
         .unwrap_or_else(|| "-".into());
     let _ = write!(
         out,

@@ -123,6 +123,20 @@ fn check_runtimes(new: &Course, old: Option<&Course>, lookup: &impl Lookup, verd
             unchanged,
             today,
         );
+        let before: Vec<&String> = old
+            .and_then(|o| o.spec.services.web.as_ref())
+            .map(|w| w.allowed_php_versions.iter().collect())
+            .unwrap_or_default();
+        for (i, version) in web.allowed_php_versions.iter().enumerate() {
+            judge(
+                verdict,
+                &format!("spec.services.web.allowedPhpVersions[{i}]"),
+                &format!("PHP {version}"),
+                policy.php(version, today),
+                before.contains(&version),
+                today,
+            );
+        }
     }
     if let Some(db) = &new.spec.services.database
         && let Some(version) = &db.version

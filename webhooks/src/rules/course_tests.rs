@@ -304,3 +304,16 @@ fn raising_a_course_nobody_is_on_is_accepted() {
         Verdict::default()
     );
 }
+
+#[test]
+fn each_php_version_a_course_lets_end_users_choose_is_judged_like_its_own() {
+    let mut c = with_php("8.4");
+    c.spec.services.web.as_mut().unwrap().allowed_php_versions = vec!["8.2".into(), "5.6".into()];
+    let v = validate_course(&c, None, &cluster());
+    assert_eq!(
+        v.denials,
+        ["spec.services.web.allowedPhpVersions[1]: PHP 5.6 is not allowed by the security policy"]
+    );
+    c.spec.services.web.as_mut().unwrap().allowed_php_versions = vec!["8.2".into()];
+    assert_eq!(validate_course(&c, None, &cluster()), Verdict::default());
+}

@@ -50,6 +50,7 @@ pub fn validate_end_user(new: &EndUser, old: Option<&EndUser>, lookup: &impl Loo
                     ),
                 );
             }
+            check_php_choice(new, course, &mut verdict);
         }
     }
 
@@ -85,6 +86,28 @@ pub fn validate_end_user(new: &EndUser, old: Option<&EndUser>, lookup: &impl Loo
         );
     }
     verdict
+}
+
+/// The end user's PHP version, when it chose one, is one its course allows.
+fn check_php_choice(new: &EndUser, course: &Course, verdict: &mut Verdict) {
+    let Some(version) = new.spec.web.as_ref().and_then(|w| w.php_version.as_deref()) else {
+        return;
+    };
+    let course_name = &new.spec.course_ref.name;
+    match &course.spec.services.web {
+        None => verdict.deny(
+            "spec.web.phpVersion",
+            format!("course {course_name} has no web service, so there is no PHP version to choose"),
+        ),
+        Some(web) if !web.allows(version) => verdict.deny(
+            "spec.web.phpVersion",
+            format!(
+                "PHP {version} is not among the versions course {course_name} allows ({}; services.web.phpVersion and allowedPhpVersions)",
+                web.choices().join(", ")
+            ),
+        ),
+        Some(_) => {}
+    }
 }
 
 fn check_domains(

@@ -326,3 +326,34 @@ proptest! {
         prop_assert_eq!(v.allowed(), !shared && !repeated, "{:?}", v);
     }
 }
+
+#[test]
+fn an_end_users_php_version_must_be_one_its_course_allows() {
+    let mut eu = end_user(NS, "alice", &[]);
+    eu.spec.web = Some(oem_crds::enduser::EndUserWeb {
+        php_version: Some("8.2".into()),
+    });
+    let v = validate_end_user(&eu, None, &cluster());
+    assert_eq!(
+        v.denials,
+        [
+            "spec.web.phpVersion: PHP 8.2 is not among the versions course basic allows (8.4; services.web.phpVersion and allowedPhpVersions)"
+        ]
+    );
+    let mut s = cluster();
+    let mut allowing = course(NS, "basic");
+    allowing
+        .spec
+        .services
+        .web
+        .as_mut()
+        .unwrap()
+        .allowed_php_versions = vec!["8.2".into()];
+    s.courses = vec![Arc::new(allowing)];
+    assert!(validate_end_user(&eu, None, &s).allowed());
+    // The course's own version is always a valid choice.
+    eu.spec.web = Some(oem_crds::enduser::EndUserWeb {
+        php_version: Some("8.4".into()),
+    });
+    assert!(validate_end_user(&eu, None, &cluster()).allowed());
+}
