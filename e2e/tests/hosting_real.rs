@@ -5,7 +5,8 @@
 //! answers with the page rendered by the course's PHP version, reading a row from the end
 //! user's own database with the credentials the operator injected; a change of the course's PHP
 //! version is served by the other image with files and database kept; a PostgreSQL course works
-//! the same way; a rotated database password reaches PHP and the database.
+//! the same way; a rotated database password reaches PHP and the database; an FTP password the
+//! end user rotates in its panel logs in to the FTP daemon, and the old one is refused.
 //!
 //! Runs only inside a network and mount namespace of its own (scripts/test.sh does that), on
 //! the real-node cluster of `real_node.rs`; whatever it needs and misses, it fails.
@@ -20,9 +21,10 @@ use oem_crds::EndUser;
 use oem_e2e::cluster::DownOnDrop;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::panel::{Panel, PanelClient};
 use oem_e2e::real_hosting::{
-    active_on_the_real_node, cluster_ip, curl, import_images, pods_report, retrying, secret_value,
-    upload_over_ftps,
+    Served, active_on_the_real_node, cluster_ip, curl, import_images, pods_report, retrying,
+    secret_value, upload_over_ftps,
 };
 use oem_e2e::{Cluster, http_get, wait};
 use serde_json::json;
@@ -187,43 +189,7 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
             &Patch::Merge(&patch),
         )
         .await?;
-    let pods = Api::<Pod>::namespaced(client.clone(), &site.ns);
-    let secrets = Api::<Secret>::namespaced(client.clone(), &site.ns);
-    wait::until(
-        "the web and db pods to restart with the new password",
-        LIMIT,
-        Duration::from_secs(1),
-        || async {
-            let version = secrets
-                .get("credentials")
-                .await
-                .map_err(|e| e.to_string())?
-                .resource_version();
-            let list = pods
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let current = |p: &Pod| {
-                p.annotations()
-                    .get("hosting.oem.dev/credentials-version")
-                    .is_some_and(|v| Some(v) == version.as_ref())
-                    && p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            };
-            let done = list.items.iter().filter(|p| current(p)).count();
-            if done == list.items.len() && done >= 2 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{done} of {} pods restarted and ready",
-                    list.items.len()
-                ))
-            }
-        },
-    )
-    .await?;
+    restarted_with_the_credentials(&client, &site.ns).await?;
     let body = site_of_says(
         &client,
         &site.ns,
@@ -236,6 +202,15 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
         "after rotating the database password ({:.1} s): {}",
         rotated.elapsed().as_secs_f64(),
         body.trim()
+    );
+
+    // 3b. The end user rotates its FTP password in its panel: the new one logs in to the FTP
+    //     daemon, the old one is refused.
+    let rotated = Instant::now();
+    ftp_rotated_in_the_panel(cluster, &client, reseller, &maria, &site).await?;
+    eprintln!(
+        "an FTP password rotated in the panel logs in ({:.1} s)",
+        rotated.elapsed().as_secs_f64()
     );
 
     // 4. PostgreSQL works the same way.
@@ -273,6 +248,113 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     eprintln!(
         "hosting on the real node: {:.1} s in all",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until every pod of the hosting namespace `ns` runs with the current version of its
+/// `credentials` Secret and is Ready (the operator rolls them on a change).
+async fn restarted_with_the_credentials(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    wait::until(
+        "the pods to restart with the new credentials",
+        LIMIT,
+        Duration::from_secs(1),
+        || async {
+            let version = secrets
+                .get("credentials")
+                .await
+                .map_err(|e| e.to_string())?
+                .resource_version();
+            let list = pods
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let current = |p: &Pod| {
+                p.annotations()
+                    .get("hosting.oem.dev/credentials-version")
+                    .is_some_and(|v| Some(v) == version.as_ref())
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            };
+            let done = list.items.iter().filter(|p| current(p)).count();
+            if done == list.items.len() && done >= 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{done} of {} pods restarted and ready",
+                    list.items.len()
+                ))
+            }
+        },
+    )
+    .await
+}
+
+/// The end user signs in to its panel with the issued password and rotates its FTP password
+/// there; the FTP daemon then takes the new password and refuses the old one.
+async fn ftp_rotated_in_the_panel(
+    cluster: &Cluster,
+    client: &Client,
+    reseller: &str,
+    enduser: &EndUser,
+    site: &Served,
+) -> anyhow::Result<()> {
+    let panel = Panel::start(cluster, "").await?;
+    let reseller_ns = enduser.namespace().unwrap_or_default();
+    let name = enduser.name_any();
+    let issued: Secret = Api::namespaced(client.clone(), &reseller_ns)
+        .get(&format!("{name}-login"))
+        .await?;
+    let browser = PanelClient::new(&panel.url)?;
+    let answer = browser
+        .login(
+            reseller,
+            &enduser.spec.login_id,
+            &secret_value(&issued, "password")?,
+        )
+        .await?;
+    ensure!(
+        answer.status == 303,
+        "login: {} {}",
+        answer.status,
+        panel.log_tail(20)
+    );
+    let secrets = Api::<Secret>::namespaced(client.clone(), &site.ns);
+    let old = secret_value(&secrets.get("credentials").await?, "ftp-password")?;
+    let path = format!("/u/{reseller_ns}/{name}/credentials");
+    let csrf = browser
+        .get(&path)
+        .await?
+        .field("csrf")
+        .context("the credentials page has no form")?;
+    let rotated = browser
+        .post(&path, &[("csrf", &csrf), ("service", "ftp")])
+        .await?;
+    ensure!(
+        rotated.status == 303,
+        "rotation: {} {}",
+        rotated.status,
+        rotated.body
+    );
+    let new = secret_value(&secrets.get("credentials").await?, "ftp-password")?;
+    ensure!(new != old, "the FTP password did not change");
+    restarted_with_the_credentials(client, &site.ns).await?;
+    upload_over_ftps(&site.web_ip, &site.login, &new, "rotated.txt", "rotated\n").await?;
+    let refused = curl(&[
+        "--ssl-reqd",
+        "--user",
+        &format!("{}:{old}", site.login),
+        &format!("ftp://{}:21/", site.web_ip),
+    ]);
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("(67)")),
+        "the old FTP password should be refused (curl 67, login denied): {refused:?}"
     );
     Ok(())
 }
