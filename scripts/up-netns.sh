@@ -64,8 +64,6 @@ json.dump(cfg, sys.stdout)' "$token" "$1" > "$dir/$1.kubeconfig"
 account oem-operator oem-hosting-operator
 account oem-webhooks oem-hosting-webhooks
 account oem-panel oem-hosting-panel
-# The panel also acts as each reseller's panel user (the operator adds one role per Reseller).
-apply -f - >/dev/null <<YAML
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: oem-hosting-panel-impersonation}
@@ -149,7 +147,7 @@ stop_process operator "$dir"
 KUBECONFIG=$dir/oem-operator.kubeconfig OEM_CONFIG=$dir/operator.yaml \
   OEM_PROBE_CA_FILE=$dir/pki/provider-ca.crt \
   OEM_HTTP_ADDR=127.0.0.1:$metrics_port OEM_MONITOR_NAMESPACE=$system_ns \
-  OEM_WEBHOOKS_SERVICE_ACCOUNT=$system_ns/oem-webhooks OEM_PANEL_ACCOUNTS_NAMESPACE=$system_ns \
+  OEM_WEBHOOKS_SERVICE_ACCOUNT=$system_ns/oem-webhooks OEM_PANEL_SERVICE_ACCOUNT=$system_ns/oem-panel \
   start_process operator "$dir" "$target_dir/debug/oem-operator"
 for _ in $(seq 1 60); do
   curl -fsS --max-time 2 "http://127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && break

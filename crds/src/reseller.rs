@@ -15,11 +15,15 @@ use crate::usage::Usage;
 /// The namespace prefix of every reseller's own namespace: `reseller-<name>`.
 pub const NAMESPACE_PREFIX: &str = "reseller-";
 
-/// The user the resellers' panel impersonates when it acts for a reseller: the operator binds
-/// it wherever it binds the reseller's admins, and lets only the panel impersonate it, so the
-/// panel can do no more than the reseller could with kubectl.
+/// The ServiceAccount, in each reseller's namespace, that the resellers' panel acts as for
+/// that reseller: the operator binds it wherever it binds the reseller's admins, and lets only
+/// the panel's ServiceAccount impersonate it (a RoleBinding in that namespace), so the panel
+/// can do no more than the reseller could with kubectl.
+pub const PANEL_SERVICE_ACCOUNT: &str = "oem-hosting-reseller-panel";
+
+/// The user name the panel impersonates for `reseller`: its [`PANEL_SERVICE_ACCOUNT`].
 pub fn panel_user(reseller: &str) -> String {
-    format!("oem-hosting:reseller-panel:{reseller}")
+    format!("system:serviceaccount:{NAMESPACE_PREFIX}{reseller}:{PANEL_SERVICE_ACCOUNT}")
 }
 
 /// The Secret, in the provider's namespace, holding a reseller's panel logins: each key a login

@@ -255,8 +255,12 @@ impl Operator {
                 "OEM_WEBHOOKS_SERVICE_ACCOUNT",
                 format!("{OPERATOR_NAMESPACE}/{}", crate::webhooks::WEBHOOKS_ACCOUNT),
             )
-            // Where the resellers' panel logins live, as the chart configures it.
-            .env("OEM_PANEL_ACCOUNTS_NAMESPACE", OPERATOR_NAMESPACE)
+            // The panel's identity (e2e/src/panel.rs): the operator lets it act as each
+            // reseller's panel ServiceAccount and keeps the panel logins beside it.
+            .env(
+                "OEM_PANEL_SERVICE_ACCOUNT",
+                format!("{OPERATOR_NAMESPACE}/{}", crate::panel::PANEL_ACCOUNT),
+            )
             .env("RUST_LOG", "info,oem_operator=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

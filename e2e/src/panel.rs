@@ -13,12 +13,11 @@ use anyhow::{Context, bail};
 
 use crate::cluster::{Cluster, repo_root};
 use crate::free_port;
-use crate::operator::{OPERATOR_NAMESPACE, service_account_kubeconfig, target_bin_dir};
+use crate::operator::{service_account_kubeconfig, target_bin_dir};
 
 /// The panel's ServiceAccount (in the operator's namespace) and ClusterRole.
 pub const PANEL_ACCOUNT: &str = "oem-panel";
 pub const PANEL_ROLE: &str = "oem-hosting-panel";
-pub const PANEL_IMPERSONATION_ROLE: &str = "oem-hosting-panel-impersonation";
 
 /// A running panel.
 pub struct Panel {
@@ -46,15 +45,6 @@ impl Panel {
         )?;
         let kubeconfig =
             service_account_kubeconfig(cluster, PANEL_ACCOUNT, PANEL_ROLE, "panel.kubeconfig")?;
-        // Acting as each reseller's panel user: the role the operator's per-reseller roles
-        // aggregate into, bound as the chart binds it.
-        let impersonation = format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n\
-             metadata: {{name: {PANEL_IMPERSONATION_ROLE}}}\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {PANEL_IMPERSONATION_ROLE}}}\n\
-             subjects: [{{kind: ServiceAccount, name: {PANEL_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
-        );
-        cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&impersonation))?;
         let pid_file = cluster.state_dir.join("pids/panel.pid");
         crate::operator::stop_recorded_program(&pid_file, "oem-panel");
         let port = free_port()?;

@@ -145,6 +145,11 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
         "without an ingress the TCP peer is the client: {config:?}"
     );
     assert_eq!(config["session"]["secureCookies"], Value::Bool(true));
+    // The resellers' logins are read where the operator keeps them: the panel's namespace.
+    assert_eq!(
+        config["resellers"]["accountsNamespace"].as_str(),
+        Some(NAMESPACE)
+    );
 
     let service = must(&objects, "Service", NAME)?;
     assert_eq!(
@@ -199,30 +204,22 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
     assert_eq!(subjects[0]["kind"].as_str(), Some("ServiceAccount"));
     assert_eq!(subjects[0]["name"].as_str(), Some(NAME));
     assert_eq!(subjects[0]["namespace"].as_str(), Some(NAMESPACE));
-    // Impersonation: nothing of its own, only what the operator's per-reseller roles (each
-    // one reseller's panel user) aggregate into it; bound to the panel's ServiceAccount only.
+    // Impersonation: of the resellers' panel ServiceAccount only, and never bound
+    // cluster-wide (the operator binds it inside each reseller namespace).
     let impersonation = must(&objects, "ClusterRole", "oem-hosting-panel-impersonation")?;
+    let rules = impersonation["rules"].as_sequence().context("no rules")?;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["verbs"][0].as_str(), Some("impersonate"));
+    assert_eq!(rules[0]["resources"][0].as_str(), Some("serviceaccounts"));
     assert_eq!(
-        impersonation["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]
-            ["hosting.oem.dev/aggregate-to-panel-impersonation"]
-            .as_str(),
-        Some("true")
+        rules[0]["resourceNames"][0].as_str(),
+        Some("oem-hosting-reseller-panel")
     );
     assert!(
-        impersonation["rules"]
-            .as_sequence()
-            .is_none_or(|rules| rules.is_empty())
+        !objects.iter().any(|o| o["kind"] == "ClusterRoleBinding"
+            && o["roleRef"]["name"] == "oem-hosting-panel-impersonation"),
+        "the impersonation role is bound cluster-wide"
     );
-    let binding = must(
-        &objects,
-        "ClusterRoleBinding",
-        &format!("{NAME}-impersonation"),
-    )?;
-    assert_eq!(
-        binding["roleRef"]["name"].as_str(),
-        Some("oem-hosting-panel-impersonation")
-    );
-    assert_eq!(binding["subjects"][0]["name"].as_str(), Some(NAME));
 
     // With the Ingress: class, host and TLS as given; the panel trusts X-Forwarded-For and
     // only the ingress controller's namespace may reach it; the front door lands in the config.

@@ -262,23 +262,27 @@ async fn the_panel_cannot_reach_another_resellers_objects() -> anyhow::Result<()
         assert_eq!(answer.status, 404, "{path}");
     }
     assert!(!endusers.get("secret-shop").await?.spec.suspended);
-    // What the API server lets the panel do: act as the panel user of an existing reseller,
-    // and no one else; and that user has the reseller's rights in its own namespace only.
+    // What the API server lets the panel do: act as a reseller's panel ServiceAccount, in that
+    // reseller's namespace, and as no one else; and that account has the reseller's rights
+    // in its own namespace only.
     let panel_sa = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:oem-panel");
     let can = |args: &[&str]| -> anyhow::Result<bool> {
         let out = cluster.kubectl(&[&["auth", "can-i"], args].concat(), None)?;
         Ok(String::from_utf8_lossy(&out.stdout).trim() == "yes")
     };
-    let mine_user = format!("oem-hosting:reseller-panel:{}", f.mine);
     let mine_ns = format!("reseller-{}", f.mine);
+    let mine_user = format!("system:serviceaccount:{mine_ns}:oem-hosting-reseller-panel");
+    let panel_account = "serviceaccounts/oem-hosting-reseller-panel";
     wait::until(
-        "the aggregated impersonation role",
+        "the panel's impersonation binding",
         Duration::from_secs(30),
         Duration::from_millis(250),
         || async {
             can(&[
                 "impersonate",
-                &format!("users/{mine_user}"),
+                panel_account,
+                "-n",
+                &mine_ns,
                 "--as",
                 &panel_sa,
             ])
@@ -288,18 +292,31 @@ async fn the_panel_cannot_reach_another_resellers_objects() -> anyhow::Result<()
         },
     )
     .await?;
-    assert!(!can(&[
-        "impersonate",
-        "users/alice@example.jp",
-        "--as",
-        &panel_sa
-    ])?);
-    assert!(!can(&[
-        "impersonate",
-        "users/oem-hosting:reseller-panel:nobody",
-        "--as",
-        &panel_sa
-    ])?);
+    for (what, args) in [
+        ("a user", vec!["impersonate", "users/alice@example.jp"]),
+        (
+            "another account of the reseller",
+            vec!["impersonate", "serviceaccounts/default", "-n", &mine_ns],
+        ),
+        (
+            "the operator",
+            vec![
+                "impersonate",
+                "serviceaccounts/oem-operator",
+                "-n",
+                OPERATOR_NAMESPACE,
+            ],
+        ),
+        (
+            "a panel account outside a reseller namespace",
+            vec!["impersonate", panel_account, "-n", "default"],
+        ),
+        ("a group", vec!["impersonate", "groups/system:masters"]),
+    ] {
+        let mut args = args;
+        args.extend(["--as", panel_sa.as_str()]);
+        assert!(!can(&args)?, "the panel may impersonate {what}");
+    }
     assert!(can(&[
         "patch", "endusers", "-n", &mine_ns, "--as", &mine_user
     ])?);

@@ -84,7 +84,8 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
         assert!(!can(&operator, "update", "secrets", Some(managed))?);
     }
     // The provider's namespace, where it keeps the resellers' panel logins
-    // (`panelAccountsNamespace`): get, create, patch, as in a namespace it manages.
+    // (the namespace of `panelServiceAccount`): get, create, patch, as in a namespace it
+    // manages.
     for verb in ["get", "create", "patch"] {
         assert!(
             can(&operator, verb, "secrets", Some(OPERATOR_NAMESPACE))?,

@@ -191,10 +191,12 @@ pub struct Config {
     /// access: the key names of password Secrets). `None`: no such binding (and any made
     /// before is removed); the webhooks then only warn about password Secrets.
     pub webhooks_service_account: Option<ServiceAccountRef>,
-    /// The provider's namespace where the Reseller controller keeps each reseller's panel
-    /// logins, the Secret `oem-hosting-panel-<reseller>` (login ID → generated password), for
-    /// the reseller's panel to check. `None`: no panel logins.
-    pub panel_accounts_namespace: Option<String>,
+    /// The resellers' panel's ServiceAccount: the Reseller controller binds
+    /// `oem-hosting-panel-impersonation` to it in each reseller namespace (acting as that
+    /// reseller's `oem-hosting-reseller-panel`), and keeps each reseller's panel logins in its
+    /// namespace, the Secret `oem-hosting-panel-<reseller>` (login ID → generated password).
+    /// `None`: no panel logins and no impersonation (any binding made before is removed).
+    pub panel_service_account: Option<ServiceAccountRef>,
 }
 
 impl Default for Config {
@@ -220,7 +222,7 @@ impl Default for Config {
             alerting: AlertingConfig::default(),
             orphan_sweep_cap: 10,
             webhooks_service_account: None,
-            panel_accounts_namespace: None,
+            panel_service_account: None,
         }
     }
 }
@@ -359,8 +361,9 @@ impl Config {
             self.webhooks_service_account = ServiceAccountRef::parse(&v)
                 .map_err(|message| invalid("OEM_WEBHOOKS_SERVICE_ACCOUNT", message))?;
         }
-        if let Some(v) = var("OEM_PANEL_ACCOUNTS_NAMESPACE") {
-            self.panel_accounts_namespace = Some(v).filter(|v| !v.is_empty());
+        if let Some(v) = var("OEM_PANEL_SERVICE_ACCOUNT") {
+            self.panel_service_account = ServiceAccountRef::parse(&v)
+                .map_err(|message| invalid("OEM_PANEL_SERVICE_ACCOUNT", message))?;
         }
         self.alerting.apply_env(&var).map_err(|message| {
             let field = message.split(':').next().unwrap_or("alerting").to_owned();
@@ -401,21 +404,15 @@ impl Config {
         {
             return invalid("prometheusUrl", "must start with http:// or https://");
         }
-        if let Some(account) = &self.webhooks_service_account
-            && (account.namespace.trim().is_empty() || account.name.trim().is_empty())
-        {
-            return invalid(
-                "webhooksServiceAccount",
-                "needs both namespace and name (or leave it out)",
-            );
-        }
-        if let Some(namespace) = &self.panel_accounts_namespace
-            && !oem_crds::schema::is_dns_label(namespace)
-        {
-            return invalid(
-                "panelAccountsNamespace",
-                "must be a namespace name (a DNS label of at most 63 characters)",
-            );
+        for (field, account) in [
+            ("webhooksServiceAccount", &self.webhooks_service_account),
+            ("panelServiceAccount", &self.panel_service_account),
+        ] {
+            if let Some(account) = account
+                && (account.namespace.trim().is_empty() || account.name.trim().is_empty())
+            {
+                return invalid(field, "needs both namespace and name (or leave it out)");
+            }
         }
         if let Err(message) = self.alerting.validate() {
             return invalid("alerting", &message);

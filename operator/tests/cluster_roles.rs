@@ -142,6 +142,10 @@ const PER_NAMESPACE: [&str; 2] = [
     "oem-hosting-webhooks-secrets",
 ];
 
+/// The panel's impersonation of each reseller's panel ServiceAccount: bound only by the
+/// RoleBindings the operator makes in reseller namespaces.
+const PANEL_IMPERSONATION_ROLE: &str = "oem-hosting-panel-impersonation";
+
 /// The only ClusterRole that may reach kubelets through the API server's node proxy, rendered
 /// (with its binding) only when `operator.config.usage.kubeletStats` is on.
 const KUBELET_STATS_ROLE: &str = "oem-hosting-operator-kubelet-stats";
@@ -171,6 +175,7 @@ fn only_the_documented_roles_are_bound_cluster_wide() {
     let refs = cluster_role_binding_refs(&rbac_template());
     let expected: BTreeSet<String> = CLUSTER_WIDE.map(String::from).into();
     assert_eq!(refs, expected);
+    assert!(!refs.contains(PANEL_IMPERSONATION_ROLE));
 }
 
 #[test]
@@ -222,7 +227,7 @@ fn webhook_configurations_are_written_only_by_name() {
 }
 
 #[test]
-fn the_chart_installs_the_eight_cluster_roles() {
+fn the_chart_installs_the_nine_cluster_roles() {
     let names: BTreeSet<String> = cluster_roles()
         .into_iter()
         .map(|r| r.metadata.name)
@@ -232,6 +237,7 @@ fn the_chart_installs_the_eight_cluster_roles() {
         "oem-hosting-operator-kubelet-stats",
         "oem-hosting-operator-secrets",
         "oem-hosting-panel",
+        "oem-hosting-panel-impersonation",
         "oem-hosting-reseller-admin",
         "oem-hosting-tenant-viewer",
         "oem-hosting-webhooks",
@@ -294,8 +300,15 @@ fn no_cluster_role_escalates_or_binds_freely() {
     for role in cluster_roles() {
         for rule in &role.rules {
             for verb in &rule.verbs {
+                // The one impersonation: the panel acting as the resellers' panel
+                // ServiceAccount, by that name, in the namespaces it is bound in.
+                let panel_acting = verb == "impersonate"
+                    && role.metadata.name == PANEL_IMPERSONATION_ROLE
+                    && rule.api_groups == [""]
+                    && rule.resources == ["serviceaccounts"]
+                    && rule.resource_names == ["oem-hosting-reseller-panel"];
                 assert!(
-                    !matches!(verb.as_str(), "escalate" | "impersonate"),
+                    !matches!(verb.as_str(), "escalate" | "impersonate") || panel_acting,
                     "{} may {verb}: {rule:?}",
                     role.metadata.name
                 );

@@ -161,7 +161,8 @@ pub struct Config {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ResellerPanelConfig {
     /// The provider's namespace holding each reseller's panel logins
-    /// (`oem-hosting-panel-<reseller>`, written by the operator's `panelAccountsNamespace`).
+    /// (`oem-hosting-panel-<reseller>`, written by the operator in the namespace of its
+    /// `panelServiceAccount`, the panel's own; the chart sets it to the release's namespace).
     pub accounts_namespace: String,
     /// Prometheus's HTTP API, for the usage charts (the operator's `oem_usage_*` series);
     /// none: the usage page shows the latest figures without charts.

@@ -73,16 +73,16 @@ pub fn start_date(enduser: &EndUser) -> Option<Date> {
     enduser.spec.start_date.to_string().parse().ok()
 }
 
-/// The reseller's admins as RBAC subjects, and the user its panel acts as
-/// ([`oem_crds::reseller::panel_user`]). A `system:` identity is never bound, whatever the
+/// The reseller's admins as RBAC subjects, and the ServiceAccount its panel acts as
+/// ([`oem_crds::reseller::PANEL_SERVICE_ACCOUNT`], in the reseller's namespace). A `system:` identity is never bound, whatever the
 /// stored object says (the schema refuses it; this holds for objects older than that rule):
 /// `system:authenticated` would give every user the reseller's access.
 pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
     let panel = Subject {
-        api_group: Some("rbac.authorization.k8s.io".to_owned()),
-        kind: "User".to_owned(),
-        name: oem_crds::reseller::panel_user(&reseller.name_any()),
-        namespace: None,
+        api_group: None,
+        kind: "ServiceAccount".to_owned(),
+        name: oem_crds::reseller::PANEL_SERVICE_ACCOUNT.to_owned(),
+        namespace: Some(crate::naming::reseller_namespace(&reseller.name_any())),
     };
     reseller
         .spec
@@ -132,10 +132,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [
-                "alice@sakura.example.jp",
-                "oem-hosting:reseller-panel:sakura"
-            ]
+            ["alice@sakura.example.jp", "oem-hosting-reseller-panel"]
         );
     }
 }

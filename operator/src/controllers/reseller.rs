@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
@@ -106,6 +106,20 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
                 .map_err(ser("rolebinding"))?,
         );
     }
+    // The ServiceAccount its panel acts as (one of `admins`), and the panel's right to
+    // impersonate it here, when the configuration names the panel's ServiceAccount.
+    children::apply(
+        ctx,
+        &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace),
+        &rbac::reseller_panel_account(&name).map_err(ser("serviceaccount"))?,
+    )
+    .await?;
+    if let Some(panel) = &ctx.config.panel_service_account {
+        bindings.push(
+            rbac::panel_impersonation_binding(&name, &panel.subject())
+                .map_err(ser("rolebinding"))?,
+        );
+    }
     if !admins.is_empty() {
         bindings.push(rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?);
     }
@@ -126,22 +140,17 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
         &rbac::reseller_self_binding(&name, &uid, &admins),
     )
     .await?;
-    // Its panel: the right to act as its panel user (aggregated into the panel's role) and its
-    // panel logins in the provider's namespace, where the operator needs its Secret access.
-    children::apply(
-        ctx,
-        &Api::<ClusterRole>::all(ctx.client.clone()),
-        &rbac::reseller_panel_role(&name, &uid),
-    )
-    .await?;
-    if let Some(accounts) = &ctx.config.panel_accounts_namespace {
+    // Its panel logins, in the namespace of the panel's ServiceAccount (the provider's),
+    // where the operator needs its Secret access.
+    if let Some(panel) = &ctx.config.panel_service_account {
         children::apply(
             ctx,
-            &Api::<RoleBinding>::namespaced(ctx.client.clone(), accounts),
-            &rbac::panel_accounts_binding(accounts, &ctx.identity).map_err(ser("rolebinding"))?,
+            &Api::<RoleBinding>::namespaced(ctx.client.clone(), &panel.namespace),
+            &rbac::panel_accounts_binding(&panel.namespace, &ctx.identity)
+                .map_err(ser("rolebinding"))?,
         )
         .await?;
-        super::secrets::ensure_panel_accounts(ctx, reseller, accounts).await?;
+        super::secrets::ensure_panel_accounts(ctx, reseller, &panel.namespace).await?;
     }
     let end_users = count_end_users(ctx, &namespace).await?;
     let ready = Condition::ready(

@@ -8,7 +8,7 @@
 //! `charts/oem-hosting/files/webhooks-clusterrole.yaml`), bound to their ServiceAccount in each
 //! reseller namespace, so that cluster-wide they hold no Secret verb.
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
 };
@@ -32,11 +32,9 @@ pub const WEBHOOKS_SECRETS_BINDING: &str = "oem-hosting-webhooks-secrets";
 /// other ClusterRole or ClusterRoleBinding.
 pub const RESELLER_SELF_PREFIX: &str = "oem-hosting-reseller-self-";
 
-/// The prefix of each reseller's panel ClusterRole: the right to impersonate that reseller's
-/// panel user ([`oem_crds::reseller::panel_user`]), aggregated into the panel's
-/// `oem-hosting-panel-impersonation` by the label [`PANEL_AGGREGATION_LABEL`].
-pub const RESELLER_PANEL_PREFIX: &str = "oem-hosting-reseller-panel-";
-pub const PANEL_AGGREGATION_LABEL: &str = "hosting.oem.dev/aggregate-to-panel-impersonation";
+/// The ClusterRole (`files/panel-clusterrole.yaml`) that lets the panel impersonate
+/// [`oem_crds::reseller::PANEL_SERVICE_ACCOUNT`]; bound only inside reseller namespaces.
+pub const PANEL_IMPERSONATION_ROLE: &str = "oem-hosting-panel-impersonation";
 
 fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -141,12 +139,8 @@ pub fn panel_accounts_binding(
 /// The metadata of a reseller's own ClusterRole or ClusterRoleBinding: named after it, owned by
 /// its Reseller (so deleting the Reseller deletes them).
 fn self_metadata(reseller: &str, reseller_uid: &str) -> ObjectMeta {
-    owned_metadata(RESELLER_SELF_PREFIX, reseller, reseller_uid)
-}
-
-fn owned_metadata(prefix: &str, reseller: &str, reseller_uid: &str) -> ObjectMeta {
     ObjectMeta {
-        name: Some(format!("{prefix}{reseller}")),
+        name: Some(format!("{RESELLER_SELF_PREFIX}{reseller}")),
         labels: Some(reseller_labels(reseller)),
         owner_references: Some(vec![OwnerReference {
             api_version: "hosting.oem.dev/v1alpha1".into(),
@@ -194,25 +188,34 @@ pub fn reseller_self_binding(
     }
 }
 
-/// Impersonation of the reseller's panel user and nothing else; the label adds it to the
-/// panel's aggregated ClusterRole, so only the panel's ServiceAccount holds it.
-pub fn reseller_panel_role(reseller: &str, reseller_uid: &str) -> ClusterRole {
-    let mut metadata = owned_metadata(RESELLER_PANEL_PREFIX, reseller, reseller_uid);
-    metadata
-        .labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(PANEL_AGGREGATION_LABEL.into(), "true".into());
-    ClusterRole {
-        metadata,
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["".into()]),
-            resources: Some(vec!["users".into()]),
-            resource_names: Some(vec![oem_crds::reseller::panel_user(reseller)]),
-            verbs: vec!["impersonate".into()],
-            ..PolicyRule::default()
-        }]),
-        ..ClusterRole::default()
-    }
+/// The ServiceAccount the resellers' panel acts as, in the reseller's namespace (it holds no
+/// token of its own: the panel impersonates it).
+pub fn reseller_panel_account(reseller: &str) -> Result<ServiceAccount, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": oem_crds::reseller::PANEL_SERVICE_ACCOUNT,
+            "namespace": naming::reseller_namespace(reseller),
+            "labels": reseller_labels(reseller),
+        },
+        "automountServiceAccountToken": false
+    }))
+}
+
+/// The panel's right, in the reseller's namespace only, to impersonate that reseller's
+/// [`reseller_panel_account`].
+pub fn panel_impersonation_binding(
+    reseller: &str,
+    panel: &Subject,
+) -> Result<RoleBinding, serde_json::Error> {
+    binding(
+        PANEL_IMPERSONATION_ROLE,
+        &naming::reseller_namespace(reseller),
+        PANEL_IMPERSONATION_ROLE,
+        reseller,
+        std::slice::from_ref(panel),
+    )
 }
 
 pub fn webhooks_secrets_binding(
@@ -285,30 +288,31 @@ mod tests {
     }
 
     #[test]
-    fn the_panel_may_act_as_one_resellers_panel_user_only() {
-        let role = reseller_panel_role("sakura", "uid-1");
+    fn the_panel_may_act_as_the_resellers_panel_account_in_its_namespace_only() {
+        let account = reseller_panel_account("sakura").unwrap();
         assert_eq!(
-            role.metadata.name.as_deref(),
-            Some("oem-hosting-reseller-panel-sakura")
-        );
-        let labels = role.metadata.labels.clone().unwrap();
-        assert_eq!(
-            labels.get(PANEL_AGGREGATION_LABEL).map(String::as_str),
-            Some("true")
-        );
-        let rules = role.rules.unwrap();
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].verbs, ["impersonate"]);
-        assert_eq!(
-            rules[0].resources.as_deref(),
-            Some(&["users".to_owned()][..])
+            account.metadata.name.as_deref(),
+            Some("oem-hosting-reseller-panel")
         );
         assert_eq!(
-            rules[0].resource_names.as_deref(),
-            Some(&["oem-hosting:reseller-panel:sakura".to_owned()][..])
+            account.metadata.namespace.as_deref(),
+            Some("reseller-sakura")
         );
-        let owner = &role.metadata.owner_references.unwrap()[0];
-        assert_eq!(owner.kind, "Reseller");
+        assert_eq!(account.automount_service_account_token, Some(false));
+        let panel = Subject {
+            kind: "ServiceAccount".into(),
+            name: "oem-hosting-panel".into(),
+            namespace: Some("oem-hosting".into()),
+            ..Subject::default()
+        };
+        let binding = panel_impersonation_binding("sakura", &panel).unwrap();
+        assert_eq!(
+            binding.metadata.namespace.as_deref(),
+            Some("reseller-sakura")
+        );
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(binding.role_ref.name, PANEL_IMPERSONATION_ROLE);
+        assert_eq!(binding.subjects.unwrap(), [panel]);
     }
 
     #[test]
