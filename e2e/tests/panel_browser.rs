@@ -353,14 +353,28 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
         )
         .await?;
     browser.click("form.card button[type=submit]").await?;
-    at(&browser, &format!("{r}/customers/new")).await?;
-    let refused = browser
-        .script(
-            "const e = document.getElementById('f-domains-error'); return e ? e.textContent : ''",
-        )
-        .await?;
-    let refused = refused.as_str().unwrap_or_default();
-    assert!(refused.contains("spec.domains"), "{refused}");
+    // The answer comes back to the same address, so wait for its message, not for the URL.
+    let refused = wait::until(
+        "the refusal at the domains field",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let text = browser
+                .script(
+                    "const e = document.getElementById('f-domains-error'); return e ? e.textContent : ''",
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = text.as_str().unwrap_or_default().to_owned();
+            (!text.is_empty()).then_some(text).ok_or_else(|| "no message yet".to_owned())
+        },
+    )
+    .await?;
+    assert!(
+        refused.contains("spec.domains"),
+        "{refused}\n{}",
+        f.panel.log_tail(20)
+    );
     shoot(&browser, &dir, "reseller-refused-ja").await?;
     browser
         .script(
