@@ -64,12 +64,6 @@ json.dump(cfg, sys.stdout)' "$token" "$1" > "$dir/$1.kubeconfig"
 account oem-operator oem-hosting-operator
 account oem-webhooks oem-hosting-webhooks
 account oem-panel oem-hosting-panel
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: oem-hosting-panel-impersonation}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: oem-hosting-panel-impersonation}
-subjects: [{kind: ServiceAccount, name: oem-panel, namespace: $system_ns}]
-YAML
 # What the operator may write of cluster-wide RBAC (each reseller's read of its own Reseller),
 # as the chart installs it.
 sed "s/OPERATOR_USERNAME/system:serviceaccount:$system_ns:oem-operator/" \
