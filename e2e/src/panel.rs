@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 
 use crate::cluster::{Cluster, repo_root};
 use crate::free_port;
-use crate::operator::{service_account_kubeconfig, target_bin_dir};
+use crate::operator::{OPERATOR_NAMESPACE, service_account_kubeconfig, target_bin_dir};
 
 /// The panel's ServiceAccount (in the operator's namespace) and ClusterRole.
 pub const PANEL_ACCOUNT: &str = "oem-panel";
@@ -284,4 +284,30 @@ fn encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The password the operator issued to `reseller`'s panel login `admin` (the Secret
+/// `oem-hosting-panel-<reseller>` beside the panel), once it is there.
+pub async fn issued_reseller_password(
+    client: &kube::Client,
+    reseller: &str,
+) -> anyhow::Result<String> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let name = format!("oem-hosting-panel-{reseller}");
+    crate::wait::until(
+        "the reseller's panel login",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            let secret = secrets.get_opt(&name).await.map_err(|e| e.to_string())?;
+            secret
+                .and_then(|s| s.data)
+                .and_then(|d| d.get("admin").cloned())
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} has no admin password yet"))
+        },
+    )
+    .await
 }

@@ -302,24 +302,7 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
 async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
     let (_, client, f) = fixture().await?;
     observed(&client, &f.namespace, "shop").await?;
-    let password = wait::until(
-        "the reseller's panel login",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        || async {
-            let secret: Option<k8s_openapi::api::core::v1::Secret> =
-                Api::namespaced(client.clone(), oem_e2e::operator::OPERATOR_NAMESPACE)
-                    .get_opt(&format!("oem-hosting-panel-{}", f.reseller))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            secret
-                .and_then(|s| s.data)
-                .and_then(|d| d.get("admin").cloned())
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                .ok_or_else(|| "not yet".to_owned())
-        },
-    )
-    .await?;
+    let password = oem_e2e::panel::issued_reseller_password(&client, &f.reseller).await?;
     let browser = Browser::start(DESKTOP, 900, "ja,en;q=0.5").await?;
     let base = &f.panel.url;
     let r = format!("/r/{}", f.reseller);

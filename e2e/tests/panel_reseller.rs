@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use oem_crds::{Course, EndUser, Incident};
 use oem_e2e::Cluster;
 use oem_e2e::hosting::{self, apply_course, wait_phase};
 use oem_e2e::operator::{OPERATOR_NAMESPACE, Operator, OperatorOptions};
-use oem_e2e::panel::{Answer, Panel, PanelClient};
+use oem_e2e::panel::{Answer, Panel, PanelClient, issued_reseller_password};
 use oem_e2e::wait;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -69,29 +68,8 @@ async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fixture
     Ok((cluster, cluster.client().await?, f))
 }
 
-/// The password the operator issued to `reseller`'s panel login `admin`.
-async fn issued(client: &Client, reseller: &str) -> anyhow::Result<String> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    let name = format!("oem-hosting-panel-{reseller}");
-    wait::until(
-        "the reseller's panel login",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        || async {
-            let secret = secrets.get_opt(&name).await.map_err(|e| e.to_string())?;
-            secret
-                .and_then(|s| s.data)
-                .and_then(|d| d.get("admin").cloned())
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{name} has no admin password yet"))
-        },
-    )
-    .await
-}
-
 async fn signed_in(client: &Client, f: &Fixture) -> anyhow::Result<PanelClient> {
-    let password = issued(client, &f.mine).await?;
+    let password = issued_reseller_password(client, &f.mine).await?;
     let browser = PanelClient::new(&f.panel.url)?;
     let answer = browser.reseller_login(&f.mine, "admin", &password).await?;
     anyhow::ensure!(

@@ -8,14 +8,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use oem_e2e::Cluster;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{OPERATOR_NAMESPACE, Operator, OperatorOptions};
-use oem_e2e::panel::{Panel, PanelClient};
+use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::panel::{Panel, PanelClient, issued_reseller_password};
 use oem_e2e::prometheus::{Prometheus, PrometheusOptions};
-use oem_e2e::wait;
 use serde_json::json;
 
 const GI: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -105,25 +102,7 @@ async fn the_usage_page_charts_the_resellers_series_from_prometheus() -> anyhow:
         &format!("resellers: {{prometheusUrl: \"{}\"}}\n", prometheus.url()),
     )
     .await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    let accounts = format!("oem-hosting-panel-{mine}");
-    let password = wait::until(
-        "the reseller's panel login",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        || async {
-            let secret = secrets
-                .get_opt(&accounts)
-                .await
-                .map_err(|e| e.to_string())?;
-            secret
-                .and_then(|s| s.data)
-                .and_then(|d| d.get("admin").cloned())
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                .ok_or_else(|| "not yet".to_owned())
-        },
-    )
-    .await?;
+    let password = issued_reseller_password(&client, &mine).await?;
     let browser = PanelClient::new(&panel.url)?;
     let signed = browser.reseller_login(&mine, "admin", &password).await?;
     anyhow::ensure!(signed.status == 303, "sign-in: {}", signed.status);
