@@ -75,6 +75,54 @@ pub struct ResellerSpec {
     /// Business hours and days of the reseller's support desk; they set incident-report deadlines.
     #[serde(default)]
     pub business_calendar: BusinessCalendar,
+    /// How the panels show the brand besides its name: an accent colour and a logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<Branding>,
+}
+
+/// The brand's look in the end users' and the reseller's panels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Branding {
+    /// Colour of links, buttons and focus rings, `#RRGGBB`. The panels use it only when white text on it is readable (contrast at least 4.5:1, WCAG AA), else their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^#[0-9a-fA-F]{6}$"))]
+    pub accent_color: Option<String>,
+    /// The logo the panels show beside the brand name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<Logo>,
+}
+
+/// A logo image, carried in the Reseller (small, so the panels serve it from their cache).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Logo {
+    /// image/png or image/jpeg (no SVG: an image that can carry script is not accepted).
+    pub media_type: LogoMediaType,
+    /// The image, base64 (standard alphabet, padded), at most 64 KiB decoded.
+    #[schemars(
+        length(min = 4, max = 87384),
+        regex(pattern = r"^[A-Za-z0-9+/]+={0,2}$")
+    )]
+    pub data: String,
+}
+
+/// The image formats a logo may have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LogoMediaType {
+    #[serde(rename = "image/png")]
+    Png,
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+}
+
+impl LogoMediaType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+        }
+    }
 }
 
 /// Kind of an RBAC subject.

@@ -20,6 +20,8 @@ mod panel_support;
 use panel_support::{fixture, issued};
 
 const DESKTOP: u32 = 1280;
+/// A 16×16 PNG in the accent colour, base64: the test reseller's logo.
+const LOGO_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGPgzvMnCTGMahjVMHw1AAAQ/sgBnMi6gAAAAABJRU5ErkJggg==";
 const PHONE: u32 = 390;
 
 fn shots_dir() -> anyhow::Result<PathBuf> {
@@ -307,7 +309,41 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
     let base = &f.panel.url;
     let r = format!("/r/{}", f.reseller);
     let dir = shots_dir()?;
-    browser.goto(&format!("{base}{r}/login")).await?;
+    // The reseller's look: its accent colour and a 16×16 logo, served by the panel under the
+    // pages' Content-Security-Policy, take effect in the browser.
+    Api::<oem_crds::Reseller>::all(client.clone())
+        .patch(
+            &f.reseller,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"branding": {"accentColor": "#0B6E4F", "logo": {
+                "mediaType": "image/png", "data": LOGO_PNG}}}}),
+            ),
+        )
+        .await?;
+    wait::until(
+        "the reseller's look in the browser",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || async {
+            browser
+                .goto(&format!("{base}{r}/login"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let look = browser
+                .script(
+                    "const img = document.querySelector('header img.logo');\
+                     return [getComputedStyle(document.querySelector('form button')).backgroundColor,\
+                             img && img.complete ? img.naturalWidth : 0]",
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            (look == json!(["rgb(11, 110, 79)", 16]))
+                .then_some(())
+                .ok_or_else(|| format!("colour and logo width: {look}"))
+        },
+    )
+    .await?;
     shoot(&browser, &dir, "reseller-login-ja").await?;
     // The keyboard alone signs in.
     tab_to(&browser, "login_id", 8).await?;

@@ -202,6 +202,7 @@ pub fn status_page(lang: Lang, status: StatusCode) -> Reply {
     let frame = Frame {
         lang,
         brand: "",
+        reseller: None,
         title,
         here: "/",
         nav: Vec::new(),
@@ -254,6 +255,26 @@ async fn route(app: &App, req: &Request) -> Reply {
             }
             None => status_page(lang, StatusCode::NOT_FOUND),
         },
+        // A reseller's look, public like its sign-in pages (which carry it).
+        (&Method::GET, ["brand", reseller, "style.css"]) => match app.caches.reseller(reseller) {
+            Some(found) => Reply {
+                content_type: "text/css; charset=utf-8",
+                cacheable: true,
+                ..Reply::text(StatusCode::OK, &crate::brand::stylesheet(&found))
+            },
+            None => status_page(lang, StatusCode::NOT_FOUND),
+        },
+        (&Method::GET, ["brand", reseller, "logo"]) => {
+            match app
+                .caches
+                .reseller(reseller)
+                .as_deref()
+                .and_then(crate::brand::logo)
+            {
+                Some((content_type, bytes)) => Reply::asset(content_type, bytes),
+                None => status_page(lang, StatusCode::NOT_FOUND),
+            }
+        }
         (&Method::GET, ["login", reseller]) => pages::login::form(app, req, lang, reseller),
         (&Method::POST, ["login", reseller]) => {
             pages::login::submit(app, req, lang, reseller).await

@@ -4,6 +4,9 @@
 
 use std::fmt::Write;
 
+use kube::ResourceExt;
+use oem_crds::Reseller;
+
 use crate::i18n::Lang;
 
 /// `text` escaped for an HTML text node or a double- or single-quoted attribute value.
@@ -41,6 +44,8 @@ pub struct Frame<'a> {
     pub lang: Lang,
     /// The reseller's brand name; never the provider's.
     pub brand: &'a str,
+    /// The reseller whose look (accent colour, logo) the page takes, if any.
+    pub reseller: Option<&'a Reseller>,
     /// The page title (already plain text; escaped here).
     pub title: &'a str,
     /// The path of this page, for the language switch to come back to.
@@ -70,11 +75,29 @@ pub fn page(frame: &Frame<'_>, body: &str) -> String {
             esc(texts.logout)
         );
     }
+    // The reseller's look, by address (the CSP admits only the panel's own styles and
+    // images); the resourceVersion in the query makes a changed look load at once.
+    let (mut style, mut logo) = (String::new(), String::new());
+    if let Some(reseller) = frame.reseller {
+        let base = format!("/brand/{}", url_segment(&reseller.name_any()));
+        let version = url_segment(&reseller.resource_version().unwrap_or_default());
+        if crate::brand::accent(reseller).is_some() {
+            style = format!("<link rel=\"stylesheet\" href=\"{base}/style.css?v={version}\">\n");
+        }
+        if reseller
+            .spec
+            .branding
+            .as_ref()
+            .is_some_and(|b| b.logo.is_some())
+        {
+            logo = format!("<img class=\"logo\" src=\"{base}/logo?v={version}\" alt=\"\">");
+        }
+    }
     format!(
         "<!DOCTYPE html>\n<html lang=\"{code}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title} - {brand}</title>\n<link rel=\"stylesheet\" href=\"/static/panel.css\">\n\
-         </head>\n<body>\n<header><span class=\"brand\">{brand}</span><nav>{nav}\
+         {style}</head>\n<body>\n<header><span class=\"brand\">{logo}{brand}</span><nav>{nav}\
          <a href=\"/lang/{other_code}?next={next}\" lang=\"{other_code}\">{switch}</a></nav></header>\n\
          <main>\n<h1>{title}</h1>\n{body}\n</main>\n</body>\n</html>\n",
         code = lang.code(),
@@ -114,6 +137,7 @@ mod tests {
         let frame = Frame {
             lang: Lang::En,
             brand: "<b>Evil</b>",
+            reseller: None,
             title: "\"t\"",
             here: "/x",
             nav: vec![("/a\"onclick=\"x".into(), "<i>")],

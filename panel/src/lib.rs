@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod brand;
 pub mod cache;
 pub mod config;
 pub mod html;

@@ -102,7 +102,7 @@ fn percent_decode(text: &str) -> String {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: &'static str,
-    pub body: String,
+    pub body: Bytes,
     pub headers: Vec<(HeaderName, String)>,
     /// Static assets may be cached; pages (which may show credentials) never.
     pub cacheable: bool,
@@ -115,10 +115,20 @@ impl Reply {
         Self {
             status,
             content_type: "text/html; charset=utf-8",
-            body,
+            body: Bytes::from(body),
             headers: Vec::new(),
             cacheable: false,
             hsts: false,
+        }
+    }
+
+    /// Bytes of `content_type` (an image), cacheable.
+    pub fn asset(content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            content_type,
+            body: Bytes::from(body),
+            cacheable: true,
+            ..Self::html(StatusCode::OK, String::new())
         }
     }
 

@@ -50,7 +50,7 @@ fn render(
     let path = format!("/login/{}", url_segment(reseller));
     SignIn {
         lang,
-        brand: &found.spec.display_name,
+        reseller: &found,
         title: texts.login_title,
         path: &path,
         login_label: texts.login_id,
@@ -62,7 +62,8 @@ fn render(
 /// A sign-in page (the end users' and the resellers'): which form, under whose brand.
 pub struct SignIn<'a> {
     pub lang: Lang,
-    pub brand: &'a str,
+    /// Whose brand the page carries.
+    pub reseller: &'a oem_crds::Reseller,
     pub title: &'a str,
     /// The page's path, where the form posts too.
     pub path: &'a str,
@@ -117,7 +118,8 @@ impl SignIn<'_> {
         );
         let frame = Frame {
             lang: self.lang,
-            brand: self.brand,
+            brand: &self.reseller.spec.display_name,
+            reseller: Some(self.reseller),
             title: self.title,
             here: self.path,
             nav: Vec::new(),

@@ -36,10 +36,12 @@ pub fn user_page(
 ) -> Reply {
     let texts = user.lang.texts();
     let home = home_of(&user.session.owner);
+    let reseller = app.caches.reseller_of(&user.session.owner.namespace);
     let brand = brand(app, &user.session.owner.namespace);
     let frame = Frame {
         lang: user.lang,
         brand: &brand,
+        reseller: reseller.as_deref(),
         title,
         here: &user.req.path,
         nav: vec![

@@ -265,3 +265,51 @@ async fn every_reseller_page_is_labelled_and_has_no_inline_script_or_style() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_resellers_colour_and_logo_are_served_and_carried_by_its_pages() {
+    let (app, mut w) = panel().await;
+    let mut branded = reseller("sakura", "さくらウェブ");
+    branded.spec.branding = serde_json::from_value(json!({
+        "accentColor": "#0B6E4F",
+        "logo": {"mediaType": "image/png", "data": "iVBORw0KGgo="}
+    }))
+    .unwrap();
+    w.resellers.apply_watcher_event(&Event::Apply(branded));
+    // Its pages (the sign-in included, before any session) carry both.
+    let login = body(&get(&app, "/r/sakura/login", "").await);
+    assert!(
+        login.contains("<link rel=\"stylesheet\" href=\"/brand/sakura/style.css?v="),
+        "{login}"
+    );
+    assert!(
+        login.contains("<img class=\"logo\" src=\"/brand/sakura/logo?v="),
+        "{login}"
+    );
+    let end_users_login = body(&get(&app, "/login/sakura", "").await);
+    assert!(end_users_login.contains("/brand/sakura/style.css"));
+    let style = get(&app, "/brand/sakura/style.css", "").await;
+    assert_eq!(style.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(body(&style), ":root { --accent: #0b6e4f; }\n");
+    let logo = get(&app, "/brand/sakura/logo", "").await;
+    assert_eq!(logo.status(), StatusCode::OK);
+    assert_eq!(logo.headers()["content-type"], "image/png");
+    assert_eq!(logo.body().as_ref(), b"\x89PNG\r\n\x1a\n");
+    assert!(
+        logo.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    // Another reseller's pages carry none of it; a reseller without a logo has none to serve.
+    let plain = body(&get(&app, "/r/ume/login", "").await);
+    assert!(!plain.contains("/brand/"), "{plain}");
+    assert_eq!(
+        get(&app, "/brand/ume/logo", "").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&app, "/brand/nobody/style.css", "").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}

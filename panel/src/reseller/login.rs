@@ -47,7 +47,7 @@ fn render(
     let path = format!("/r/{}/login", url_segment(reseller));
     SignIn {
         lang,
-        brand: &found.spec.display_name,
+        reseller: &found,
         title: t.login_title,
         path: &path,
         login_label: t.login_id,

@@ -115,6 +115,7 @@ pub fn page(r: &ResellerRequest<'_>, status: StatusCode, title: &str, body: &str
     let frame = Frame {
         lang: r.lang,
         brand: &r.reseller.spec.display_name,
+        reseller: Some(&r.reseller),
         title,
         here: &r.req.path,
         nav: vec![
