@@ -134,6 +134,41 @@ async fn at(browser: &Browser, path: &str) -> anyhow::Result<String> {
     .await
 }
 
+/// Opens `url` until its source contains `text` (the panel's caches catch up), bounded.
+async fn shows(browser: &Browser, url: &str, text: &str, limit: Duration) -> anyhow::Result<()> {
+    wait::until(
+        &format!("{url} to show {text}"),
+        limit,
+        Duration::from_millis(500),
+        || async {
+            browser.goto(url).await.map_err(|e| e.to_string())?;
+            let source = browser.source().await.map_err(|e| e.to_string())?;
+            source
+                .contains(text)
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    )
+    .await
+}
+
+/// Waits until the current page's source contains `text` (a form's answer arrived).
+async fn shows_now(browser: &Browser, text: &str) -> anyhow::Result<()> {
+    wait::until(
+        &format!("the page to show {text}"),
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let source = browser.source().await.map_err(|e| e.to_string())?;
+            source
+                .contains(text)
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    )
+    .await
+}
+
 /// Screenshots of the whole page at the desktop and the phone width, `<stem>-desktop.png` and
 /// `<stem>-phone.png` in `dir`; the window is back at the desktop size after.
 async fn shoot(browser: &Browser, dir: &std::path::Path, stem: &str) -> anyhow::Result<()> {
@@ -249,6 +284,65 @@ async fn an_end_user_uses_the_panel_in_chromium_with_the_keyboard() -> anyhow::R
             shoot(&browser, &dir, &format!("{name}-{lang}")).await?;
         }
     }
+    // The end user rotates its FTP password with the button: the Secret the FTP daemon
+    // reads changes (hosting_real.rs logs in to the real daemon with a rotated one).
+    let credentials = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        client.clone(),
+        &oem_e2e::hosting::hosting_namespace(
+            &Api::<EndUser>::namespaced(client.clone(), &f.namespace)
+                .get("web")
+                .await?,
+        )?,
+    );
+    let ftp_password = |s: &k8s_openapi::api::core::v1::Secret| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("ftp-password"))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    let before = ftp_password(&credentials.get("credentials").await?);
+    browser.goto(&format!("{base}{home}/credentials")).await?;
+    browser
+        .click("form:has(input[name=service][value=ftp]) button")
+        .await?;
+    let rotated = wait::until(
+        "the FTP password rotated from the browser",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || async {
+            let now = ftp_password(
+                &credentials
+                    .get("credentials")
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            (now != before)
+                .then_some(now)
+                .ok_or_else(|| "unchanged".to_owned())
+        },
+    )
+    .await?;
+    let shown = browser.source().await?;
+    assert!(
+        rotated.as_deref().is_some_and(|p| shown.contains(p)),
+        "the page shows the new FTP password"
+    );
+
+    // Five wrong passwords lock a login, in the browser too.
+    let (inn, _) = issued(&client, f, "inn").await?;
+    for attempt in 1..=5 {
+        browser.goto(&format!("{base}{login_path}")).await?;
+        browser.type_into("#login_id", &inn).await?;
+        browser.type_into("#password", "not-the-password").await?;
+        browser.click("form.card button[type=submit]").await?;
+        let expected = if attempt < 5 {
+            "login-error"
+        } else {
+            "しばらくログインできません"
+        };
+        shows_now(&browser, expected).await?;
+    }
+
     // The phone layout does not scroll sideways.
     browser.set_window(PHONE, 900).await?;
     browser.goto(&format!("{base}{home}")).await?;
@@ -404,12 +498,72 @@ async fn a_reseller_uses_its_panel_in_chromium() -> anyhow::Result<()> {
         .await?;
     browser.click("form.card button[type=submit]").await?;
     at(&browser, &format!("{r}/customers/browser")).await?;
+    // The reseller sees it turn Active on its page, then suspends it with the button.
+    let customer = format!("{base}{r}/customers/browser");
+    shows(
+        &browser,
+        &customer,
+        "状態: <strong>稼働中</strong>",
+        Duration::from_secs(120),
+    )
+    .await?;
+    browser.click("form[action$='/suspend'] button").await?;
     oem_e2e::hosting::wait_phase(
         &client,
         &f.namespace,
         "browser",
-        "Active",
+        "Suspended",
         Duration::from_secs(120),
+    )
+    .await?;
+    shows(
+        &browser,
+        &customer,
+        "状態: <strong>停止中(契約による)</strong>",
+        Duration::from_secs(30),
+    )
+    .await?;
+
+    // An incident of the customer: the reseller records its cause in the form.
+    let incident = "browser-http-e2e";
+    Api::<oem_crds::Incident>::namespaced(client.clone(), &f.namespace)
+        .patch(
+            incident,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "Incident",
+                "metadata": {"name": incident, "namespace": f.namespace},
+                "spec": {"endUser": "browser", "service": "http", "kind": "ServiceDown"}
+            })),
+        )
+        .await?;
+    shows(
+        &browser,
+        &format!("{base}{r}/incidents/{incident}"),
+        "id=\"f-cause\"",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let cause = "the web server ran out of workers during a traffic spike";
+    browser.type_into("#f-cause", cause).await?;
+    browser
+        .click("form.card:has(#f-cause) button[type=submit]")
+        .await?;
+    wait::until(
+        "the cause recorded",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || async {
+            let recorded = Api::<oem_crds::Incident>::namespaced(client.clone(), &f.namespace)
+                .get(incident)
+                .await
+                .map_err(|e| e.to_string())?
+                .spec
+                .cause;
+            (recorded.as_deref() == Some(cause))
+                .then_some(())
+                .ok_or_else(|| format!("cause {recorded:?}"))
+        },
     )
     .await?;
 
