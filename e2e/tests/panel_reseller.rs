@@ -6,14 +6,16 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use oem_crds::{Course, EndUser, Incident};
-use oem_e2e::Cluster;
 use oem_e2e::hosting::{self, apply_course, wait_phase};
 use oem_e2e::operator::{OPERATOR_NAMESPACE, Operator, OperatorOptions};
 use oem_e2e::panel::{Answer, Panel, PanelClient, issued_reseller_password};
 use oem_e2e::wait;
+use oem_e2e::webhooks::{SCOPE_LABEL, WebhookConfigs, WebhookServer};
+use oem_e2e::{Cluster, free_port};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -21,6 +23,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 struct Fixture {
     _operator: Operator,
+    /// The admission webhooks, for the namespace of `mine` (its refusals reach the forms).
+    _webhooks: (WebhookConfigs, WebhookServer),
     panel: Panel,
     /// Two resellers of this binary: the one signed in, and the other.
     mine: String,
@@ -56,9 +60,24 @@ async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fixture
                 )
                 .await?;
             }
+            // The admission webhooks judge what is written in `mine`'s namespace.
+            let scope = format!("rp{id}");
+            let configs =
+                WebhookConfigs::register(cluster, &client, &scope, free_port()?, &scope).await?;
+            let server = WebhookServer::start(cluster, &configs)?;
+            configs.wait_ca_bundle(&client).await?;
+            Api::<Namespace>::all(client.clone())
+                .patch(
+                    &format!("reseller-{mine}"),
+                    &PatchParams::apply("e2e-webhooks-scope").force(),
+                    &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": format!("reseller-{mine}"), "labels": {SCOPE_LABEL: scope}}})),
+                )
+                .await?;
             let panel = Panel::start(cluster, "").await?;
             anyhow::Ok(Fixture {
                 _operator: operator,
+                _webhooks: (configs, server),
                 panel,
                 mine,
                 other,
@@ -433,5 +452,61 @@ async fn a_reseller_records_an_incidents_cause_and_makes_a_course() -> anyhow::R
     let course: Course = Api::namespaced(client.clone(), &ns).get("premium").await?;
     assert_eq!(course.spec.display_name, "プレミアム");
     assert_eq!(course.name_any(), "premium");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_admission_webhooks_refusal_is_shown_at_the_field_it_names() -> anyhow::Result<()> {
+    let (_, client, f) = fixture().await?;
+    // A domain another reseller's end user serves: only the webhook (cluster-wide uniqueness)
+    // knows, and it refuses the write as kubectl would be refused.
+    let other_ns = format!("reseller-{}", f.other);
+    hosting::apply_enduser(
+        &client,
+        hosting::enduser(&other_ns, "taken", "standard", "2025-01-01", json!({})),
+    )
+    .await?;
+    let taken = Api::<EndUser>::namespaced(client.clone(), &other_ns)
+        .get("taken")
+        .await?
+        .spec
+        .domains
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the end user has no domain"))?;
+    let browser = signed_in(&client, f).await?;
+    let token = csrf(&browser, &format!("/r/{}/customers/new", f.mine)).await?;
+    let refused = wait::until(
+        "the webhook's refusal",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || async {
+            let answer = browser
+                .post(
+                    &format!("/r/{}/customers/new", f.mine),
+                    &new_customer(&token, "copycat", &taken),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = answer.status;
+            (status == 422 && answer.body.contains("already used"))
+                .then_some(answer)
+                .ok_or_else(|| format!("{status}"))
+        },
+    )
+    .await?;
+    assert!(
+        refused.body.contains("id=\"f-domains-error\"")
+            && refused.body.contains(&format!(
+                "domain {taken} is already used by another end user"
+            )),
+        "{}",
+        refused.body
+    );
+    let endusers: Api<EndUser> = Api::namespaced(client.clone(), &format!("reseller-{}", f.mine));
+    assert!(
+        endusers.get_opt("copycat").await?.is_none(),
+        "nothing half-saved"
+    );
     Ok(())
 }
