@@ -8,6 +8,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 ip link set lo up
+# The local clusters listen on fixed ports (their bases, 16000 to 46999); outgoing connections
+# here take their local ports above those, so a client never holds a cluster's port first (a
+# kube-proxy once found 127.0.0.1:46256 taken and never became ready).
+echo "50000 65000" > /proc/sys/net/ipv4/ip_local_port_range
 # Names resolve through the real node's cluster DNS (when one runs here) and ping may use an
 # unprivileged ICMP socket, as in the operator's pod on a real cluster.
 bash scripts/netns-cluster-dns.sh
