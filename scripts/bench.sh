@@ -21,7 +21,7 @@ export OEM_CLUSTER_NODES=${OEM_CLUSTER_NODES:-10}
 unshare --net -- bash -c '
   set -euo pipefail
   ip link set lo up
-  echo "50000 65000" > /proc/sys/net/ipv4/ip_local_port_range  # above the clusters' ports
+  echo "50000 65000" > /proc/sys/net/ipv4/ip_local_port_range  # local ports above the cluster ports
   trap "bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true" EXIT
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
   "$CARGO_TARGET_DIR/release/bench-panel"
