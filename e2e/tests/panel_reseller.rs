@@ -217,6 +217,44 @@ async fn a_reseller_creates_a_customer_sees_it_active_and_suspends_it() -> anyho
         eu.spec.contract_name, "山田商店",
         "the rest of the spec is kept"
     );
+    // Resume, then delete (the confirmation box is required).
+    let resumed = browser
+        .post(
+            &format!("/r/{}/customers/yamada/unsuspend", f.mine),
+            &[("csrf", &token)],
+        )
+        .await?;
+    assert_eq!(resumed.status, 303, "{}", resumed.body);
+    let eu = wait_phase(&client, &ns, "yamada", "Active", LIMIT).await?;
+    assert!(!eu.spec.suspended);
+    let unconfirmed = browser
+        .post(
+            &format!("/r/{}/customers/yamada/delete", f.mine),
+            &[("csrf", &token)],
+        )
+        .await?;
+    assert_eq!(unconfirmed.status, 422, "deleting needs the confirmation");
+    assert!(endusers.get_opt("yamada").await?.is_some());
+    let deleted = browser
+        .post(
+            &format!("/r/{}/customers/yamada/delete", f.mine),
+            &[("csrf", &token), ("confirm", "yes")],
+        )
+        .await?;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    wait::until(
+        "the end user gone",
+        LIMIT,
+        Duration::from_millis(500),
+        || async {
+            match endusers.get_opt("yamada").await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err("still there".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -424,6 +462,29 @@ async fn a_reseller_records_an_incidents_cause_and_makes_a_course() -> anyhow::R
     assert_eq!(
         incidents.get(name).await?.spec.cause.as_deref(),
         Some(cause)
+    );
+    // And the deferral of its report, with its reason.
+    let reason = "waiting for the storage vendor's analysis";
+    let deferred = browser
+        .post(
+            &path,
+            &[
+                ("csrf", &token),
+                ("what", "reportDeferral"),
+                ("reportDeferral", reason),
+            ],
+        )
+        .await?;
+    assert_eq!(deferred.status, 303, "{}", deferred.body);
+    let incident = incidents.get(name).await?;
+    assert_eq!(
+        incident.spec.report_deferral.map(|d| d.reason).as_deref(),
+        Some(reason)
+    );
+    assert_eq!(
+        incident.spec.cause.as_deref(),
+        Some(cause),
+        "the cause is kept"
     );
     // A course: a bad quantity is named at its field; a good one is created.
     let courses = format!("/r/{}/courses/new", f.mine);

@@ -182,6 +182,48 @@ where
         .map_err(Refusal::of::<K>("apply", r, name))
 }
 
+/// Why a change was not written.
+#[derive(Debug)]
+pub enum Unchanged {
+    /// Changed fields another applier owns, with who ([`plan`]).
+    OwnedElsewhere(Vec<(String, String)>),
+    /// The API server (or a webhook) refused, or could not be asked.
+    Refused(Refusal),
+}
+
+/// Changes the reseller's `K` `name` to `wanted` (top-level spec fields): reads the object as
+/// it is now, plans the apply against who owns what now ([`plan`]), and applies. Read, not
+/// taken from the cache: a write the cache has not seen yet (the panel's own, a moment ago)
+/// would be left out of the plan, and the apply would then remove it.
+pub async fn change<K>(
+    app: &App,
+    r: &ResellerRequest<'_>,
+    name: &str,
+    wanted: &Map<String, Value>,
+    annotations: Option<Map<String, Value>>,
+) -> Result<(), Unchanged>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let live = api::<K>(app, r)
+        .map_err(Unchanged::Refused)?
+        .get(name)
+        .await
+        .map_err(|e| Unchanged::Refused(Refusal::of::<K>("get", r, name)(e)))?;
+    let spec = serde_json::to_value(&live)
+        .ok()
+        .and_then(|v| v.get("spec").cloned())
+        .unwrap_or(Value::Null);
+    let body = plan(&spec, live.meta(), wanted).map_err(Unchanged::OwnedElsewhere)?;
+    apply::<K>(app, r, name, body, annotations)
+        .await
+        .map_err(Unchanged::Refused)
+}
+
 /// A merge patch of the annotations of the reseller's `K` `name` (`null` removes one), as the
 /// reseller.
 pub async fn annotate<K>(

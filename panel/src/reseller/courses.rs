@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use oem_crds::Course;
 use serde_json::{Map, Value, json};
 
-use super::act;
+use super::act::{self, Unchanged};
 use super::form::{Errors, Field, select};
 use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
@@ -404,20 +404,21 @@ pub async fn update(app: &App, r: &ResellerRequest<'_>, name: &str) -> Reply {
     let t = r.texts();
     let mut values = form_values(r);
     values.insert("name".to_owned(), name.to_owned());
-    let live = serde_json::to_value(&course.spec).unwrap_or(Value::Null);
     let result = match spec_of(&values) {
-        Ok(wanted) => match act::plan(&live, &course.metadata, &wanted) {
-            Ok(spec) => write(app, r, name, spec).await,
-            Err(refused) => {
-                let mut errors = Errors::default();
-                for (field, managers) in refused {
+        Ok(wanted) => act::change::<Course>(app, r, name, &wanted, None)
+            .await
+            .map_err(|unchanged| match unchanged {
+                Unchanged::OwnedElsewhere(fields) => {
+                    let mut errors = Errors::default();
+                    for (field, managers) in fields {
+                        errors
+                            .general
+                            .push(format!("spec.{field}: {}{managers}", t.managed_by));
+                    }
                     errors
-                        .general
-                        .push(format!("spec.{field}: {}{managers}", t.managed_by));
                 }
-                Err(errors)
-            }
-        },
+                Unchanged::Refused(refusal) => Errors::from_refusal(&refusal.message, FIELDS),
+            }),
         Err(errors) => Err(errors),
     };
     match result {

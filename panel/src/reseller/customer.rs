@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use oem_crds::EndUser;
 use serde_json::{Map, Value, json};
 
-use super::act::{self, Refusal};
+use super::act::{self, Refusal, Unchanged};
 use super::form::{Errors, Field, select};
 use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
@@ -462,7 +462,7 @@ pub async fn update(app: &App, r: &ResellerRequest<'_>, name: &str) -> Reply {
     )
 }
 
-/// Applies `wanted` over the live end user (see [`act::plan`]).
+/// Applies `wanted` over the end user as it is now (see [`act::change`]).
 async fn change(
     app: &App,
     r: &ResellerRequest<'_>,
@@ -471,12 +471,12 @@ async fn change(
     annotations: Option<Map<String, Value>>,
 ) -> Result<(), Errors> {
     let t = r.texts();
-    let live = serde_json::to_value(&eu.spec).unwrap_or(Value::Null);
-    let spec = act::plan(&live, &eu.metadata, &wanted)
-        .map_err(|refused| Errors::owned_elsewhere(refused, t.managed_by))?;
-    act::apply::<EndUser>(app, r, &eu.name_any(), spec, annotations)
+    act::change::<EndUser>(app, r, &eu.name_any(), &wanted, annotations)
         .await
-        .map_err(|refusal| refused(refusal, t))
+        .map_err(|unchanged| match unchanged {
+            Unchanged::OwnedElsewhere(fields) => Errors::owned_elsewhere(fields, t.managed_by),
+            Unchanged::Refused(refusal) => refused(refusal, t),
+        })
 }
 
 /// Suspend, resume, delete, lift the mail lock or the login lock.

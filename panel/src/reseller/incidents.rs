@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use http::StatusCode;
 use kube::ResourceExt;
 use oem_crds::Incident;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use super::act;
+use super::act::{self, Unchanged};
 use super::form::{Errors, Field};
 use super::{ResellerRequest, csrf, page, who};
 use crate::app::{App, status_page};
@@ -224,13 +224,12 @@ pub async fn record(app: &App, r: &ResellerRequest<'_>, name: &str) -> Reply {
     if text.is_empty() {
         errors.field(what, t.required);
     } else {
-        let live = serde_json::to_value(&incident.spec).unwrap_or(Value::Null);
-        let written = match act::plan(&live, &incident.metadata, &wanted) {
-            Err(refused) => Err(Errors::owned_elsewhere(refused, t.managed_by)),
-            Ok(spec) => act::apply::<Incident>(app, r, name, spec, None)
-                .await
-                .map_err(|refusal| Errors::from_refusal(&refusal.message, FIELDS)),
-        };
+        let written = act::change::<Incident>(app, r, name, &wanted, None)
+            .await
+            .map_err(|unchanged| match unchanged {
+                Unchanged::OwnedElsewhere(fields) => Errors::owned_elsewhere(fields, t.managed_by),
+                Unchanged::Refused(refusal) => Errors::from_refusal(&refusal.message, FIELDS),
+            });
         match written {
             Ok(()) => {
                 tracing::info!(reseller = %who(r), incident = %name, %what, "recorded through the panel");
