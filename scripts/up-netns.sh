@@ -62,6 +62,10 @@ json.dump(cfg, sys.stdout)' "$token" "$1" > "$dir/$1.kubeconfig"
   chmod 600 "$dir/$1.kubeconfig"
 }
 account oem-operator oem-hosting-operator
+# The operator's Lease (leader election), in its namespace, as templates/rbac.yaml binds it.
+apply -n "$system_ns" -f "$repo/charts/oem-hosting/files/operator-lease-role.yaml" >/dev/null
+kubectl create rolebinding oem-hosting-operator-lease -n "$system_ns" --role oem-hosting-operator-lease \
+  --serviceaccount "$system_ns:oem-operator" --dry-run=client -o yaml | apply -f - >/dev/null
 account oem-webhooks oem-hosting-webhooks
 account oem-panel oem-hosting-panel
 # What the operator may write of cluster-wide RBAC (each reseller's read of its own Reseller),
@@ -142,7 +146,7 @@ KUBECONFIG=$dir/oem-operator.kubeconfig OEM_CONFIG=$dir/operator.yaml \
   OEM_PROBE_CA_FILE=$dir/pki/provider-ca.crt \
   OEM_HTTP_ADDR=127.0.0.1:$metrics_port OEM_MONITOR_NAMESPACE=$system_ns \
   OEM_WEBHOOKS_SERVICE_ACCOUNT=$system_ns/oem-webhooks OEM_PANEL_SERVICE_ACCOUNT=$system_ns/oem-panel \
-  start_process operator "$dir" "$target_dir/debug/oem-operator"
+  POD_NAME=oem-operator-up start_process operator "$dir" "$target_dir/debug/oem-operator"
 for _ in $(seq 1 60); do
   curl -fsS --max-time 2 "http://127.0.0.1:$metrics_port/readyz" >/dev/null 2>&1 && break
   sleep 0.5

@@ -187,7 +187,9 @@ pub struct TimelineEntry {
 }
 
 /// How a notice is delivered.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// E-mail over SMTP.
@@ -199,7 +201,9 @@ pub enum Channel {
 }
 
 /// What a notice tells.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum NotificationEvent {
     /// The outage reached 10 minutes.

@@ -87,6 +87,18 @@ impl Cluster {
         })
     }
 
+    /// The API server's address as the admin kubeconfig names it (`https://127.0.0.1:PORT`).
+    pub fn api_server(&self) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(&self.kubeconfig)?;
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("server:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .context("the admin kubeconfig names no server")
+    }
+
     /// A client authenticated as the cluster admin.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)

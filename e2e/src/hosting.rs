@@ -1,11 +1,14 @@
 //! Fixtures for hosting tests: a reseller of the test's own, courses and end users built as
 //! JSON (what a reseller would write in YAML), and waits on what the operator reports.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context;
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, Resource};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
 use oem_crds::{Course, EndUser, Reseller};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -179,4 +182,100 @@ pub fn hosting_namespace(enduser: &EndUser) -> anyhow::Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("status.hostingNamespace is empty")
+}
+
+/// How many end users of the reseller namespace `ns` are Active.
+pub async fn active_count(client: &Client, ns: &str) -> anyhow::Result<usize> {
+    let list = Api::<EndUser>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|e| phase_of(e) == "Active")
+        .count())
+}
+
+/// After provisioning runs that crashed or failed over: the reseller's `expected` end users
+/// each have exactly one hosting namespace holding exactly the StatefulSets `workloads`, and no
+/// hosting namespace of the reseller belongs to an end user that does not exist.
+pub async fn check_provisioned_once(
+    client: &Client,
+    reseller: &str,
+    expected: usize,
+    workloads: &[&str],
+) -> anyhow::Result<()> {
+    let endusers: BTreeSet<String> =
+        Api::<EndUser>::namespaced(client.clone(), &format!("reseller-{reseller}"))
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|e| e.name_any())
+            .collect();
+    anyhow::ensure!(
+        endusers.len() == expected,
+        "{} end users exist, not {expected}",
+        endusers.len()
+    );
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default().labels(&format!(
+            "app.kubernetes.io/managed-by=oem-hosting,hosting.oem.dev/reseller={reseller},hosting.oem.dev/enduser"
+        )))
+        .await?;
+    let mut per_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for namespace in namespaces
+        .items
+        .iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+    {
+        let owner = namespace
+            .labels()
+            .get("hosting.oem.dev/enduser")
+            .cloned()
+            .unwrap_or_default();
+        per_user
+            .entry(owner)
+            .or_default()
+            .push(namespace.name_any());
+    }
+    let orphans: Vec<&Vec<String>> = per_user
+        .iter()
+        .filter(|(owner, _)| !endusers.contains(*owner))
+        .map(|(_, names)| names)
+        .collect();
+    anyhow::ensure!(
+        orphans.is_empty(),
+        "orphaned hosting namespaces: {orphans:?}"
+    );
+    let duplicates: Vec<(&String, &Vec<String>)> = per_user
+        .iter()
+        .filter(|(_, names)| names.len() > 1)
+        .collect();
+    anyhow::ensure!(
+        duplicates.is_empty(),
+        "duplicate hosting namespaces: {duplicates:?}"
+    );
+    let missing: Vec<&String> = endusers
+        .iter()
+        .filter(|e| !per_user.contains_key(*e))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "end users without a hosting namespace: {missing:?}"
+    );
+    for names in per_user.values() {
+        for namespace in names {
+            let sets = Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .list(&ListParams::default())
+                .await?;
+            let mut found: Vec<String> = sets.items.iter().map(|s| s.name_any()).collect();
+            found.sort();
+            anyhow::ensure!(
+                found == workloads,
+                "{namespace}: StatefulSets {found:?}, not exactly {workloads:?}"
+            );
+        }
+    }
+    Ok(())
 }

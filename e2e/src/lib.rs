@@ -10,6 +10,7 @@ pub mod panel;
 pub mod process;
 pub mod prometheus;
 pub mod real_hosting;
+pub mod relay;
 pub mod tenant_scrape;
 pub mod wait;
 pub mod webdriver;

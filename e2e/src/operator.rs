@@ -36,7 +36,33 @@ pub struct OperatorOptions {
     /// Extra environment, e.g. `OEM_RESYNC_INTERVAL`. An `OEM_HTTP_ADDR` here is where the
     /// operator serves (a Prometheus started before it scrapes it there); else a free port.
     pub env: Vec<(String, String)>,
+    /// One of several replicas electing a leader: its name (the Lease's holder, `POD_NAME`),
+    /// which also names its pid file and log. `None`: the one operator of a test, named
+    /// [`SINGLE_REPLICA`]; starting it stops the one before it and clears the Lease.
+    pub replica: Option<String>,
+    /// The API server's address for this replica (`https://127.0.0.1:PORT`), e.g. a
+    /// [`crate::relay::Relay`] a test cuts; `None`: the cluster's own.
+    pub server: Option<String>,
 }
+
+impl OperatorOptions {
+    /// Provisioning alone, resyncing every 10 s and retrying spec errors every 5 s: the
+    /// monitor would probe Service names that do not resolve in the test's network namespace
+    /// and mark every end user Degraded.
+    pub fn provisioning_only() -> Self {
+        OperatorOptions {
+            env: vec![
+                ("OEM_MONITOR_ENABLED".into(), "false".into()),
+                ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
+                ("OEM_SPEC_RETRY".into(), "5s".into()),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
+/// The name (`POD_NAME`) of the one operator most tests run.
+pub const SINGLE_REPLICA: &str = "oem-operator-0";
 
 /// The folder of the cargo-built binaries next to the running executable: a test runs from
 /// `target/<profile>/deps/`, a benchmark binary from `target/<profile>/` itself.
@@ -111,12 +137,70 @@ pub fn install(cluster: &Cluster) -> anyhow::Result<PathBuf> {
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
         Some(&guard),
     )?;
-    service_account_kubeconfig(
+    let kubeconfig = service_account_kubeconfig(
         cluster,
         OPERATOR_ACCOUNT,
         "oem-hosting-operator",
         "operator.kubeconfig",
-    )
+    )?;
+    // The Lease Role, in the operator's namespace, as templates/rbac.yaml binds it.
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-f",
+            &rbac.join("operator-lease-role.yaml").to_string_lossy(),
+        ],
+        None,
+    )?;
+    let binding = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+         metadata: {{name: oem-hosting-operator-lease, namespace: {OPERATOR_NAMESPACE}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: oem-hosting-operator-lease}}\n\
+         subjects: [{{kind: ServiceAccount, name: {OPERATOR_ACCOUNT}, namespace: {OPERATOR_NAMESPACE}}}]\n"
+    );
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(&binding))?;
+    Ok(kubeconfig)
+}
+
+/// The Lease the operator's replicas elect their leader on.
+pub const LEASE: &str = "oem-hosting-operator";
+
+/// Deletes the operator's Lease: the next replica to try takes a new one at once.
+pub fn clear_lease(cluster: &Cluster) -> anyhow::Result<()> {
+    cluster.kubectl_ok(
+        &[
+            "delete",
+            "lease",
+            LEASE,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+/// Who holds the operator's Lease now (`None`: nobody, or no Lease).
+pub fn lease_holder(cluster: &Cluster) -> anyhow::Result<Option<String>> {
+    let holder = cluster.kubectl_ok(
+        &[
+            "get",
+            "lease",
+            LEASE,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    )?;
+    Ok(Some(holder.trim().to_owned()).filter(|h| !h.is_empty()))
 }
 
 /// Creates the ServiceAccount `account` in the operator's namespace, binds it to the
@@ -192,7 +276,8 @@ pub fn stop_recorded_program(pid_file: &Path, program: &str) {
 }
 
 /// Requests the operator made so far, from the audit log: (reads, writes). Watches are
-/// long-running streams, not counted.
+/// long-running streams, not counted; nor is the leader's renewal of its Lease (a write every
+/// retry period, whatever the cluster holds).
 pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
     let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
     let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
@@ -201,7 +286,10 @@ pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if event["stage"] != "ResponseComplete" || event["user"]["username"] != user.as_str() {
+        if event["stage"] != "ResponseComplete"
+            || event["user"]["username"] != user.as_str()
+            || event["objectRef"]["resource"] == "leases"
+        {
             continue;
         }
         match event["verb"].as_str().unwrap_or_default() {
@@ -216,24 +304,54 @@ pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
 impl Operator {
     /// Installs what the operator needs, then starts it and waits until `/readyz` answers.
     pub async fn start(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {
+        let single = options.replica.is_none();
         let operator = Self::spawn(cluster, options)?;
         operator.wait_ready(Duration::from_secs(60)).await?;
+        if single {
+            // Alone, it takes the (cleared) Lease at once: wait for that, so the test's first
+            // step meets a working operator.
+            operator.wait_leading(Duration::from_secs(20)).await?;
+        }
         Ok(operator)
     }
 
     /// Installs what the operator needs and starts it, without waiting for anything (a test
     /// of a start that must fail).
     pub fn spawn(cluster: &Cluster, options: OperatorOptions) -> anyhow::Result<Operator> {
-        let kubeconfig = install(cluster)?;
-        let pid_file = cluster.state_dir.join("pids/operator.pid");
+        let mut kubeconfig = install(cluster)?;
+        let suffix = match &options.replica {
+            Some(name) => format!("-{name}"),
+            None => String::new(),
+        };
+        if let Some(server) = &options.server {
+            let text = std::fs::read_to_string(&kubeconfig)?;
+            let text: Vec<String> = text
+                .lines()
+                .map(|line| match line.split_once("server:") {
+                    Some((indent, _)) if indent.trim().is_empty() => {
+                        format!("{indent}server: {server}")
+                    }
+                    _ => line.to_owned(),
+                })
+                .collect();
+            kubeconfig = cluster
+                .state_dir
+                .join(format!("operator{suffix}.kubeconfig"));
+            std::fs::write(&kubeconfig, text.join("\n") + "\n")?;
+        }
+        let pid_file = cluster.state_dir.join(format!("pids/operator{suffix}.pid"));
         stop_recorded(&pid_file);
+        if options.replica.is_none() {
+            // A Lease left by replicas of an earlier test would keep this one following.
+            clear_lease(cluster)?;
+        }
         let http_addr = match options.env.iter().find(|(k, _)| k == "OEM_HTTP_ADDR") {
             Some((_, addr)) => addr.clone(),
             None => format!("127.0.0.1:{}", free_port()?),
         };
         let clock_file = cluster.state_dir.join("operator.clock");
         let _ = std::fs::remove_file(&clock_file);
-        let log_file = cluster.state_dir.join("logs/operator.log");
+        let log_file = cluster.state_dir.join(format!("logs/operator{suffix}.log"));
         let log = std::fs::File::create(&log_file).context("creating the operator log")?;
         let binary = target_bin_dir()?.join("oem-operator");
         if !binary.exists() {
@@ -260,6 +378,10 @@ impl Operator {
             .env(
                 "OEM_PANEL_SERVICE_ACCOUNT",
                 format!("{OPERATOR_NAMESPACE}/{}", crate::panel::PANEL_ACCOUNT),
+            )
+            .env(
+                "POD_NAME",
+                options.replica.as_deref().unwrap_or(SINGLE_REPLICA),
             )
             .env("RUST_LOG", "info,oem_operator=debug")
             .stdin(Stdio::null())
@@ -296,6 +418,34 @@ impl Operator {
                 match crate::http_get(&url).await {
                     Ok((200, _)) => Ok(()),
                     Ok((code, body)) => Err(format!("{code} {body}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("operator log:\n{}", self.log_tail(30)))
+    }
+
+    /// Whether this replica says it leads (`oem_operator_leader` on its `/metrics`).
+    pub async fn leads(&self) -> anyhow::Result<bool> {
+        let metrics = self.metrics().await?;
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("oem_operator_leader "))
+            .context("no oem_operator_leader in /metrics")?;
+        Ok(value.trim() == "1")
+    }
+
+    /// Waits until this replica says it leads.
+    pub async fn wait_leading(&self, limit: Duration) -> anyhow::Result<()> {
+        crate::wait::until(
+            "the operator leading",
+            limit,
+            Duration::from_millis(100),
+            || async {
+                match self.leads().await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("oem_operator_leader is not 1".to_owned()),
                     Err(e) => Err(e.to_string()),
                 }
             },
@@ -348,6 +498,13 @@ impl Operator {
         self.child.wait().context("reaping the operator")?;
         let _ = std::fs::remove_file(&self.pid_file);
         Ok(())
+    }
+
+    /// Its exit status if it has exited, without waiting.
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        self.child
+            .try_wait()
+            .context("asking whether the operator exited")
     }
 
     pub fn pid(&self) -> u32 {

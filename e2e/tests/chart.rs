@@ -249,16 +249,55 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
         readiness.contains("/readyz"),
         "the operator is ready on /readyz"
     );
-    // More than one operator replica needs leader election: refused with a clear message.
-    let two = cluster.helm(&[
-        "template",
-        release,
-        &chart_s,
+    // Two operator replicas electing a leader: a PodDisruptionBudget keeps one, and the Lease
+    // Role names the configured Lease only, in the release namespace.
+    let operator = objects
+        .iter()
+        .find(|o| {
+            kind_name(o)
+                == (
+                    "Deployment".into(),
+                    format!("{release}-oem-hosting-operator"),
+                )
+        })
+        .context("no operator Deployment rendered")?;
+    assert_eq!(operator["spec"]["replicas"].as_u64(), Some(2));
+    assert_eq!(
+        operator["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].as_u64(),
+        Some(0)
+    );
+    assert!(
+        objects.iter().any(|o| kind_name(o)
+            == (
+                "PodDisruptionBudget".into(),
+                format!("{release}-oem-hosting-operator")
+            )),
+        "no PodDisruptionBudget for the operator"
+    );
+    let lease_role = |objects: &[Value]| -> anyhow::Result<Value> {
+        objects
+            .iter()
+            .find(|o| kind_name(o) == ("Role".into(), "oem-hosting-operator-lease".into()))
+            .cloned()
+            .context("no Lease Role rendered")
+    };
+    let role = lease_role(&objects)?;
+    assert_eq!(
+        role["metadata"]["namespace"].as_str(),
+        Some(namespace.as_str())
+    );
+    assert_eq!(
+        role["rules"][1]["resourceNames"][0].as_str(),
+        Some(config.leader_election.lease_name.as_str())
+    );
+    let renamed = documents(&template(&[
         "--set",
-        "operator.replicas=2",
-    ])?;
-    assert!(!two.status.success());
-    assert!(String::from_utf8_lossy(&two.stderr).contains("leader election"));
+        "operator.config.leaderElection.leaseName=other",
+    ])?)?;
+    assert_eq!(
+        lease_role(&renamed)?["rules"][1]["resourceNames"][0].as_str(),
+        Some("other")
+    );
     if !alert_rules_present() {
         let rule = cluster.helm(&[
             "template",
@@ -428,12 +467,13 @@ async fn the_chart_lints_renders_installs_upgrades_and_uninstalls() -> anyhow::R
     let running: Vec<&str> = pods.lines().filter(|l| l.ends_with("=Running")).collect();
     assert_eq!(
         running.len(),
-        4,
-        "1 operator + 2 webhooks + 1 panel pods running (kwok): {pods}"
+        5,
+        "2 operator + 2 webhooks + 1 panel pods running (kwok): {pods}"
     );
     check_panel_rights(cluster, &namespace)?;
     let pdb = cluster.kubectl_ok(&["get", "pdb", "-n", &namespace, "-o", "name"], None)?;
     assert!(pdb.contains("oem-oem-hosting-webhooks"), "{pdb}");
+    assert!(pdb.contains("oem-oem-hosting-operator"), "{pdb}");
 
     // Upgrade: a changed value lands in the ConfigMap and rolls the operator's pod template.
     let checksum = |cluster: &Cluster| {

@@ -169,7 +169,7 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
     let helm_secs = installing.elapsed().as_secs_f64();
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     // The components watched at once: each one's time from `helm install` to all Ready.
-    let components = [("operator", 1), ("webhooks", 2), ("panel", 1)];
+    let components = [("operator", 2), ("webhooks", 2), ("panel", 1)];
     let mut ready_at: [Option<f64>; 3] = [None, None, None];
     let deadline = Instant::now() + LIMIT;
     while ready_at.iter().any(Option::is_none) {
@@ -193,8 +193,8 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "helm install returned in {helm_secs:.1} s; Ready after install: operator {:.1} s, \
-         webhooks (2 pods) {:.1} s, panel {:.1} s",
+        "helm install returned in {helm_secs:.1} s; Ready after install: operator (2 pods) \
+         {:.1} s, webhooks (2 pods) {:.1} s, panel {:.1} s",
         ready_at[0].unwrap_or_default(),
         ready_at[1].unwrap_or_default(),
         ready_at[2].unwrap_or_default()
@@ -226,6 +226,49 @@ async fn helm_install_runs_the_projects_images_on_the_real_node_and_serves_an_en
             "{component} runs {images}, not {want}"
         );
     }
+
+    // The two operator pods elected one leader on the chart's Lease.
+    let operator_pods = cluster.kubectl_ok(
+        &[
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=operator",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    )?;
+    let holder = wait::until(
+        "an operator pod holding the Lease",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || async {
+            let holder = cluster
+                .kubectl_ok(
+                    &[
+                        "get",
+                        "lease",
+                        "oem-hosting-operator",
+                        "-n",
+                        NAMESPACE,
+                        "-o",
+                        "jsonpath={.spec.holderIdentity}",
+                    ],
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+            if operator_pods.split_whitespace().any(|p| p == holder.trim()) {
+                Ok(holder.trim().to_owned())
+            } else {
+                Err(format!("held by {holder:?}, pods {operator_pods}"))
+            }
+        },
+    )
+    .await?;
+    eprintln!("the Lease is held by {holder} of {operator_pods}");
 
     // A reseller, a course and an end user, applied with kubectl; the end user's domain in
     // capitals with a trailing dot, which the mutating webhook normalises.

@@ -137,7 +137,9 @@ async fn every_dashboard_panel_returns_data_from_the_operator() -> anyhow::Resul
     })
     .await?;
     let env = [
-        ("OEM_USAGE_PROMETHEUS_URL", source.url()),
+        ("OEM_PROMETHEUS_URL", source.url()),
+        // Usage from that Prometheus; alerts from the monitor's history.
+        ("OEM_ALERT_SOURCE", "embedded".into()),
         ("OEM_USAGE_INTERVAL", "5s".into()),
         ("OEM_USAGE_REFRESH_INTERVAL", "1s".into()),
         ("OEM_PROBE_INTERVAL", "2s".into()),
@@ -153,6 +155,7 @@ async fn every_dashboard_panel_returns_data_from_the_operator() -> anyhow::Resul
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            ..Default::default()
         },
     )
     .await?;

@@ -291,6 +291,7 @@ async fn an_end_user_written_past_the_webhooks_is_not_served_a_domain_another_ho
                 ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
                 ("OEM_SPEC_RETRY".into(), "3s".into()),
             ],
+            ..Default::default()
         },
     )
     .await?;

@@ -108,6 +108,7 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
                 ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
                 ("OEM_SPEC_RETRY".into(), "3s".into()),
             ],
+            ..Default::default()
         },
     )
     .await?;

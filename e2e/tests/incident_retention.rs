@@ -107,6 +107,7 @@ async fn finished_incidents_past_the_retention_are_deleted_and_no_other() -> any
         cluster,
         OperatorOptions {
             env: vec![("OEM_ALERT_POLL_INTERVAL".into(), "1s".into())],
+            ..Default::default()
         },
     )
     .await?;

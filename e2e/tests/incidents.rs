@@ -182,7 +182,14 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
         }
         prometheus = Some(prom);
     }
-    let operator = Operator::start(cluster, OperatorOptions { env: env.clone() }).await?;
+    let operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: env.clone(),
+            ..Default::default()
+        },
+    )
+    .await?;
 
     let contacts = json!([{
         "name": "desk", "email": format!("desk@{reseller}.example.jp"), "language": "en",
@@ -271,6 +278,7 @@ impl Bench {
             self.cluster,
             OperatorOptions {
                 env: self.env.clone(),
+                ..Default::default()
             },
         )
         .await?;

@@ -342,6 +342,7 @@ async fn the_course_bandwidth_caps_downloads_and_deletion_removes_or_retains_the
                 ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
                 ("OEM_SPEC_RETRY".into(), "3s".into()),
             ],
+            ..Default::default()
         },
     )
     .await?;

@@ -45,7 +45,14 @@ async fn setup() -> anyhow::Result<(&'static Cluster, Client, &'static Operator)
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            Operator::start(cluster, OperatorOptions { env }).await
+            Operator::start(
+                cluster,
+                OperatorOptions {
+                    env,
+                    ..Default::default()
+                },
+            )
+            .await
         })
         .await?;
     Ok((cluster, cluster.client().await?, operator))

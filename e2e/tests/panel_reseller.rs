@@ -45,6 +45,7 @@ async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fixture
                         ("OEM_RESYNC_INTERVAL".into(), "5s".into()),
                         ("OEM_SPEC_RETRY".into(), "3s".into()),
                     ],
+                    ..Default::default()
                 },
             )
             .await?;

@@ -64,6 +64,7 @@ async fn the_usage_page_charts_the_resellers_series_from_prometheus() -> anyhow:
                 ("OEM_MONITOR_ENABLED".into(), "false".into()),
                 ("OEM_SPEC_RETRY".into(), "3s".into()),
             ],
+            ..Default::default()
         },
     )
     .await?;

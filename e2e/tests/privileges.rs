@@ -28,6 +28,7 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
         cluster,
         OperatorOptions {
             env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+            ..Default::default()
         },
     )
     .await?;
@@ -202,6 +203,7 @@ async fn the_operator_reads_and_writes_secrets_only_where_it_manages() -> anyhow
                 ("OEM_MONITOR_ENABLED".into(), "false".into()),
                 ("OEM_WEBHOOKS_SERVICE_ACCOUNT".into(), String::new()),
             ],
+            ..Default::default()
         },
     )
     .await?;

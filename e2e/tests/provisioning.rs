@@ -35,6 +35,7 @@ async fn setup() -> anyhow::Result<(&'static Cluster, Client, &'static Operator)
                         ("OEM_RESYNC_INTERVAL".into(), "20s".into()),
                         ("OEM_SPEC_RETRY".into(), "3s".into()),
                     ],
+                    ..Default::default()
                 },
             )
             .await

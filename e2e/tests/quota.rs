@@ -151,6 +151,7 @@ async fn the_pool_holds_against_course_raises_with_and_without_the_webhook() -> 
                 ("OEM_RESYNC_INTERVAL".into(), "5s".into()),
                 ("OEM_SPEC_RETRY".into(), "3s".into()),
             ],
+            ..Default::default()
         },
     )
     .await?;

@@ -37,6 +37,7 @@ async fn a_reseller_reads_its_own_reseller_and_the_operator_writes_no_other_clus
         cluster,
         OperatorOptions {
             env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+            ..Default::default()
         },
     )
     .await?;

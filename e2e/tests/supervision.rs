@@ -26,6 +26,7 @@ fn env(pairs: &[(&str, String)]) -> OperatorOptions {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -346,7 +346,9 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
     let clock = dir.path().join("clock");
     std::fs::write(&clock, (t + jiff::SignedDuration::from_secs(1)).to_string())?;
     let env = [
-        ("OEM_USAGE_PROMETHEUS_URL", prometheus.url()),
+        ("OEM_PROMETHEUS_URL", prometheus.url()),
+        // Usage from that Prometheus; alerts as before, from the monitor's history.
+        ("OEM_ALERT_SOURCE", "embedded".into()),
         ("OEM_USAGE_INTERVAL", "1h".into()),
         ("OEM_USAGE_REFRESH_INTERVAL", "1s".into()),
         ("OEM_CLOCK_FILE", clock.display().to_string()),
@@ -362,6 +364,7 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
+            ..Default::default()
         },
     )
     .await?;

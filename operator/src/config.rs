@@ -12,6 +12,7 @@ use oem_crds::policy::{SecurityPolicy, project_image};
 use serde::Deserialize;
 
 use crate::alerting::AlertingConfig;
+use crate::leader::LeaderElectionConfig;
 use crate::monitor::MonitorConfig;
 use crate::monitor::probes::ProbeConfig;
 use crate::usage::UsageConfig;
@@ -176,8 +177,9 @@ pub struct Config {
     pub probes: ProbeConfig,
     /// When probes run: interval, retry interval, concurrency.
     pub monitor: MonitorConfig,
-    /// Prometheus's HTTP API (`http://host:9090`), shared by the parts that read it; each
-    /// part may name its own (`usage.prometheusUrl`).
+    /// Prometheus's HTTP API (`http://host:9090`): the one the usage reporter reads (else the
+    /// metrics API) and the alert controller reads alerts from (unless `alerting.source` says
+    /// otherwise).
     pub prometheus_url: Option<String>,
     /// Usage reporting: interval and source.
     pub usage: UsageConfig,
@@ -197,6 +199,8 @@ pub struct Config {
     /// namespace, the Secret `oem-hosting-panel-<reseller>` (login ID → generated password).
     /// `None`: no panel logins and no impersonation (any binding made before is removed).
     pub panel_service_account: Option<ServiceAccountRef>,
+    /// The Lease the replicas elect their leader on (`leader.rs`).
+    pub leader_election: LeaderElectionConfig,
 }
 
 impl Default for Config {
@@ -223,6 +227,7 @@ impl Default for Config {
             orphan_sweep_cap: 10,
             webhooks_service_account: None,
             panel_service_account: None,
+            leader_election: LeaderElectionConfig::default(),
         }
     }
 }
@@ -348,9 +353,6 @@ impl Config {
         if let Some(v) = var("OEM_PROMETHEUS_URL") {
             self.prometheus_url = Some(v).filter(|v| !v.is_empty());
         }
-        if let Some(v) = var("OEM_USAGE_PROMETHEUS_URL") {
-            self.usage.prometheus_url = Some(v).filter(|v| !v.is_empty());
-        }
         if let Some(v) = var("OEM_USAGE_INTERVAL") {
             self.usage.interval = duration("OEM_USAGE_INTERVAL", v)?;
         }
@@ -414,8 +416,11 @@ impl Config {
                 return invalid(field, "needs both namespace and name (or leave it out)");
             }
         }
-        if let Err(message) = self.alerting.validate() {
+        if let Err(message) = self.alerting.validate(self.prometheus_url.as_deref()) {
             return invalid("alerting", &message);
+        }
+        if let Err(message) = self.leader_election.validate() {
+            return invalid("leaderElection", &message);
         }
         for (field, image) in [
             ("images.ftp".to_owned(), self.images.ftp.as_str()),
@@ -576,19 +581,21 @@ mod tests {
         assert_eq!(c.prometheus_url.as_deref(), Some("http://prom:9090"));
         c.apply_env(|k| match k {
             "OEM_USAGE_INTERVAL" => Some("1h".into()),
-            "OEM_USAGE_PROMETHEUS_URL" => Some("http://127.0.0.1:9090".into()),
+            "OEM_PROMETHEUS_URL" => Some("http://127.0.0.1:9090".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.usage.interval, Duration::from_secs(3600));
-        assert_eq!(
-            c.usage.prometheus_url.as_deref(),
-            Some("http://127.0.0.1:9090")
-        );
+        assert_eq!(c.prometheus_url.as_deref(), Some("http://127.0.0.1:9090"));
         c.validate().unwrap();
-        c.usage.prometheus_url = Some("prom:9090".into());
+        c.prometheus_url = Some("prom:9090".into());
         let err = c.validate().unwrap_err();
-        assert!(err.to_string().contains("usage.prometheusUrl"), "{err}");
+        assert!(err.to_string().contains("prometheusUrl"), "{err}");
+        // One Prometheus for every part: the old per-part keys are refused by name.
+        let old = serde_yaml::from_str::<Config>("usage:\n  prometheusUrl: http://prom:9090\n");
+        assert!(old.unwrap_err().to_string().contains("prometheusUrl"));
+        let old = serde_yaml::from_str::<Config>("alerting:\n  prometheusUrl: http://prom:9090\n");
+        assert!(old.unwrap_err().to_string().contains("prometheusUrl"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Receiver {
     pub token: String,
     /// The rules' `for:`, to date an alert back to its first failure.
     pub alert_for: Duration,
+    /// `oem_operator_leader`: only the leading replica takes alerts in; a follower answers
+    /// 503, Alertmanager retries, and the Service may send the retry to the leader.
+    pub leader: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -107,6 +110,12 @@ pub fn routes(
                 .unwrap_or("");
             if !same_secret(presented.as_bytes(), receiver.token.as_bytes()) {
                 return reply(StatusCode::UNAUTHORIZED, "bad or missing bearer token");
+            }
+            if receiver.leader.get() != 1 {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this replica does not lead; send again",
+                );
             }
             let Ok(note) = serde_json::from_slice::<PushedNotification>(&body) else {
                 return reply(
@@ -244,10 +253,12 @@ mod tests {
     #[tokio::test]
     async fn the_alertmanager_receiver_wants_the_bearer_token() {
         let inbox = AlertInbox::default();
+        let leader = prometheus::IntGauge::new("leader", "leads").unwrap();
         let state = State::default().with_receiver(Receiver {
             inbox: inbox.clone(),
             token: "s3cret".into(),
             alert_for: Duration::from_secs(600),
+            leader: leader.clone(),
         });
         let api = routes(state);
         let body = r#"{"version":"4","status":"firing","alerts":[{"status":"firing",
@@ -265,6 +276,13 @@ mod tests {
             StatusCode::UNAUTHORIZED
         );
         assert!(inbox.observe().active.is_empty());
+        // A follower sends Alertmanager to try again (possibly another replica).
+        assert_eq!(
+            post("Bearer s3cret").reply(&api).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(inbox.observe().active.is_empty());
+        leader.set(1);
         assert_eq!(
             post("Bearer s3cret").reply(&api).await.status(),
             StatusCode::OK

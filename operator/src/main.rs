@@ -1,6 +1,8 @@
 //! oem-operator: loads the configuration, connects to the API server, serves health and
 //! metrics, and runs its parts (controllers, monitor, usage reporter, alert controller) under
 //! one supervisor until SIGINT/SIGTERM; a part that ends first stops the process non-zero.
+//! The parts that write run only while this replica leads (`leader.rs`); every replica serves
+//! health and metrics.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use oem_operator::clock::{FileClock, SharedClock, SystemClock};
 use oem_operator::config::Config;
 use oem_operator::context::Context;
+use oem_operator::leader::{self, Elector};
 use oem_operator::metrics::Metrics;
 use oem_operator::{controllers, http, telemetry};
 use oem_supervisor::Supervisor;
@@ -15,6 +18,8 @@ use oem_supervisor::Supervisor;
 /// How long the parts get to end after SIGTERM (or after one of them ended) before they are
 /// aborted: within the pod's grace period and the 10 s an SRE expects a stop to take.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
+/// What the leading parts get of it: the rest is for giving the Lease up.
+const LEADING_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -42,6 +47,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let leader = match prometheus::IntGauge::new(
+        "oem_operator_leader",
+        "1 while this replica leads (runs the controllers, the monitor and the alerting)",
+    )
+    .and_then(|gauge| registry.register(Box::new(gauge.clone())).map(|()| gauge))
+    {
+        Ok(gauge) => gauge,
+        Err(error) => {
+            tracing::error!(%error, "registering the leader metric failed");
+            return ExitCode::from(1);
+        }
+    };
     let inbox = oem_operator::alerting::AlertInbox::default();
     let token = match config.alerting.alertmanager_token() {
         Ok(token) => token,
@@ -56,6 +73,7 @@ async fn main() -> ExitCode {
             inbox: inbox.clone(),
             token,
             alert_for: config.alerting.alert_for,
+            leader: leader.clone(),
         });
     }
     let listener = match tokio::net::TcpListener::bind(config.http_addr).await {
@@ -91,8 +109,20 @@ async fn main() -> ExitCode {
         None => Arc::new(SystemClock),
     };
     tracing::info!(addr = %config.http_addr, "serving /healthz, /readyz and /metrics");
+    let elector = Elector::new(
+        client.clone(),
+        &config.network.monitor_namespace,
+        leader::identity(),
+        config.leader_election.clone(),
+    );
     let ctx = Context::new(client, config, clock, metrics, identity);
-    controllers::add_parts(&mut supervisor, &ctx, inbox);
+    let stop = supervisor.stop();
+    supervisor.add(
+        "leadership",
+        leader::lead(elector, leader, stop, LEADING_GRACE, move |parts| {
+            controllers::add_parts(parts, &ctx, inbox.clone())
+        }),
+    );
     state.set_ready(true);
     match supervisor.run(oem_supervisor::stop_signal()).await {
         Ok(()) => {

@@ -206,6 +206,36 @@ fn no_default_cluster_role_reaches_the_node_proxy() {
     assert!(!outside.contains("operator-kubelet-stats-clusterrole.yaml"));
 }
 
+/// Cluster-wide Lease writes would let a role take over any controller's leader election
+/// (kube-controller-manager's in kube-system, say): the operator's Lease is a namespaced Role
+/// of its own, for its one Lease.
+#[test]
+fn no_cluster_role_writes_leases_and_the_operators_role_names_its_lease() {
+    for role in cluster_roles() {
+        for rule in &role.rules {
+            assert!(
+                !rule.resources.iter().any(|r| r == "leases"),
+                "{} grants {:?} on leases cluster-wide",
+                role.metadata.name,
+                rule.verbs
+            );
+        }
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/oem-hosting/files");
+    let text = std::fs::read_to_string(dir.join("operator-lease-role.yaml")).expect("readable");
+    let role = ClusterRole::deserialize(serde_yaml::Deserializer::from_str(&text).next().unwrap())
+        .expect("a Role");
+    assert_eq!(role.kind, "Role");
+    for rule in &role.rules {
+        assert_eq!(rule.resources, ["leases"]);
+        let named = rule.resource_names == ["oem-hosting-operator"];
+        assert!(
+            named || rule.verbs == ["create"],
+            "only create goes without the Lease's name: {rule:?}"
+        );
+    }
+}
+
 #[test]
 fn webhook_configurations_are_written_only_by_name() {
     for role in cluster_roles() {

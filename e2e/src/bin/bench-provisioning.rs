@@ -1,11 +1,16 @@
 //! Provisioning convergence benchmark (prints figures, never fails on time).
 //!
-//! For each N (default 100 and 500), side by side against the same local control plane:
-//! - raw floor: a plain client server-side applies exactly the objects the operator would
-//!   create for N end users (the operator's own pure builders), with the operator's
-//!   parallelism, and waits until every StatefulSet is ready;
+//! For each N (default 100 and 500), side by side against the same local control plane, each
+//! run repeated (3 times by default, `OEM_BENCH_REPEAT`) with the order alternating, medians
+//! and spread printed:
+//! - raw floor: a plain client sends only the writes the objects need — server-side applies of
+//!   exactly the objects the operator would create (its own pure builders), no reads — an end
+//!   user's objects at once after its namespace, with the operator's parallelism, and waits
+//!   until every StatefulSet is ready;
 //! - operator: N EndUsers are created with the same parallelism and the clock runs until all
-//!   report `Active`.
+//!   report `Active` (monitor off: the Service names it would probe do not resolve here);
+//! - steady state: the operator restarted with every loop on (monitor, usage reporter, alert
+//!   controller), its reads and writes per minute over two idle minutes from the audit log.
 //!
 //! Usage: `cargo run -p oem-e2e --bin bench-provisioning [N ...]` (`make bench`).
 
@@ -19,13 +24,12 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use oem_crds::policy;
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
-use oem_operator::apply::{Applied, apply};
 use oem_operator::config::Config;
 use oem_operator::hosting::{
     self as build, DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan, rbac,
@@ -79,12 +83,34 @@ fn unmanaged<K: Resource>(mut object: K) -> K {
     object
 }
 
-/// Requests the raw floor sent: one GET per object (apply looks first), one PATCH when it
-/// wrote.
+/// Writes the raw floor sent (it reads nothing).
 #[derive(Default)]
 struct Requests {
-    reads: AtomicUsize,
     writes: AtomicUsize,
+}
+
+/// Server-side applies `objects` at once: one PATCH each, no read.
+async fn write_all<K>(api: Api<K>, objects: Vec<K>, requests: &Requests) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let params = PatchParams::apply(RAW_MANAGER).force();
+    futures::future::try_join_all(objects.into_iter().map(|o| {
+        let (api, params) = (&api, &params);
+        async move {
+            let o = unmanaged(o);
+            let name = o.meta().name.clone().unwrap_or_default();
+            api.patch(&name, params, &Patch::Apply(&o)).await?;
+            requests.writes.fetch_add(1, Ordering::Relaxed);
+            anyhow::Ok(())
+        }
+    }))
+    .await?;
+    Ok(())
 }
 
 async fn raw_one(
@@ -93,64 +119,52 @@ async fn raw_one(
     plan: &HostingPlan,
     requests: &Requests,
 ) -> anyhow::Result<()> {
-    async fn each<K>(api: Api<K>, objects: Vec<K>, requests: &Requests) -> anyhow::Result<()>
-    where
-        K: Resource<DynamicType = ()>
-            + Clone
-            + serde::Serialize
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        for o in objects {
-            requests.reads.fetch_add(1, Ordering::Relaxed);
-            if apply(&api, &unmanaged(o)).await? == Applied::Written {
-                requests.writes.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
     let ns = plan.namespace.as_str();
-    let all = Api::all(client.clone());
-    each::<Namespace>(all, vec![build::namespace(plan)?], requests).await?;
+    write_all::<Namespace>(
+        Api::all(client.clone()),
+        vec![build::namespace(plan)?],
+        requests,
+    )
+    .await?;
     let binding = rbac::tenant_viewer_binding(&plan.reseller, &plan.namespace, &[])?;
-    each::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests).await?;
-    each::<ResourceQuota>(
-        Api::namespaced(client.clone(), ns),
-        vec![build::resource_quota(plan)?],
-        requests,
-    )
-    .await?;
-    each::<LimitRange>(
-        Api::namespaced(client.clone(), ns),
-        vec![build::limit_range(plan)?],
-        requests,
-    )
-    .await?;
-    let policies = build::network_policies(plan, &config.network)?;
-    each::<NetworkPolicy>(Api::namespaced(client.clone(), ns), policies, requests).await?;
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "credentials", "namespace": plan.namespace},
         "stringData": {"ftp-password": "x", "mail-password": "x", "db-password": "x"}
     }))?;
-    each::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests).await?;
-    each::<StatefulSet>(
-        Api::namespaced(client.clone(), ns),
-        build::stateful_sets(plan, config)?,
-        requests,
-    )
-    .await?;
-    each::<Service>(
-        Api::namespaced(client.clone(), ns),
-        build::services(plan, config)?,
-        requests,
-    )
-    .await?;
-    each::<Ingress>(
-        Api::namespaced(client.clone(), ns),
-        build::ingresses(plan, config)?,
-        requests,
-    )
-    .await?;
+    futures::try_join!(
+        write_all::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests),
+        write_all::<ResourceQuota>(
+            Api::namespaced(client.clone(), ns),
+            vec![build::resource_quota(plan)?],
+            requests
+        ),
+        write_all::<LimitRange>(
+            Api::namespaced(client.clone(), ns),
+            vec![build::limit_range(plan)?],
+            requests
+        ),
+        write_all::<NetworkPolicy>(
+            Api::namespaced(client.clone(), ns),
+            build::network_policies(plan, &config.network)?,
+            requests
+        ),
+        write_all::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests),
+        write_all::<StatefulSet>(
+            Api::namespaced(client.clone(), ns),
+            build::stateful_sets(plan, config)?,
+            requests
+        ),
+        write_all::<Service>(
+            Api::namespaced(client.clone(), ns),
+            build::services(plan, config)?,
+            requests
+        ),
+        write_all::<Ingress>(
+            Api::namespaced(client.clone(), ns),
+            build::ingresses(plan, config)?,
+            requests
+        ),
+    )?;
     Ok(())
 }
 
@@ -237,7 +251,7 @@ async fn raw_floor(client: &Client, n: usize, tag: &str) -> anyhow::Result<Run> 
         namespace: String::new(),
         reseller,
         elapsed,
-        reads: requests.reads.into_inner(),
+        reads: 0,
         writes: requests.writes.into_inner(),
     })
 }
@@ -328,12 +342,85 @@ async fn node_cpus(client: &Client) -> anyhow::Result<f64> {
         .sum())
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+/// A memory figure of `/proc/<pid>/status` (`VmHWM`: peak RSS, `VmRSS`: now), as MiB text.
+fn memory(pid: u32, field: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map(|kib| format!("{:.1} MiB", kib / 1024.0))
+        .unwrap_or_default()
+}
+
+/// The median and the spread of `values` (seconds), as `median (min–max)`.
+fn spread(values: &[f64]) -> (f64, String) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    let (min, max) = (
+        sorted.first().copied().unwrap_or_default(),
+        sorted.last().copied().unwrap_or_default(),
+    );
+    (median, format!("{median:.1} ({min:.1}–{max:.1})"))
+}
+
+/// One operator run of `n` end users (monitor off); the operator is returned still running,
+/// with its end users in place, and its peak RSS.
+async fn operator_run(
+    cluster: &Cluster,
+    client: &Client,
+    n: usize,
+    tag: &str,
+) -> anyhow::Result<(Run, Operator, String)> {
+    let operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let run = with_operator(cluster, client, &operator, n, tag).await?;
+    let rss = memory(operator.pid(), "VmHWM");
+    Ok((run, operator, rss))
+}
+
+/// Deletes the run's end users through `operator` and waits until their namespaces are gone.
+async fn clean(client: &Client, run: &Run) -> anyhow::Result<()> {
+    Api::<oem_crds::EndUser>::namespaced(client.clone(), &run.namespace)
+        .delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    clear_namespaces(client, &run.reseller).await
+}
+
+/// With `n` Active end users in place: the operator with every loop on (monitor, usage
+/// reporter, alert controller; their Prometheus answers nothing, so no incident opens), idle
+/// for two minutes after one of settling. Reads and writes per minute (audit log, watches and
+/// the Lease not counted) and RSS at the end.
+async fn steady_state(cluster: &Cluster) -> anyhow::Result<(Operator, f64, f64, String)> {
+    let operator = Operator::start(
+        cluster,
+        OperatorOptions {
+            env: vec![("OEM_PROMETHEUS_URL".into(), "http://127.0.0.1:9".into())],
+            ..Default::default()
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (reads_before, writes_before) = oem_e2e::operator::requests(cluster)?;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let (reads, writes) = oem_e2e::operator::requests(cluster)?;
+    let rss = memory(operator.pid(), "VmRSS");
+    Ok((
+        operator,
+        (reads - reads_before) as f64 / 2.0,
+        (writes - writes_before) as f64 / 2.0,
+        rss,
+    ))
 }
 
 #[tokio::main]
@@ -347,20 +434,16 @@ async fn main() -> anyhow::Result<()> {
     } else {
         sizes
     };
+    let repeat: usize = std::env::var("OEM_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let cluster = Cluster::shared().await?;
     let client = cluster.client().await?;
     println!(
-        "provisioning convergence, parallelism {PARALLELISM}, course web+ftp+mariadb (2 StatefulSets each)"
-    );
-    println!(
-        "{:>6} {:>12} {:>12} {:>8} {:>18} {:>22} {:>18}",
-        "N",
-        "raw floor s",
-        "operator s",
-        "ratio",
-        "operator peak RSS",
-        "operator reads/writes",
-        "raw reads/writes"
+        "provisioning convergence, parallelism {PARALLELISM}, course web+ftp+mariadb (2 StatefulSets \
+         each), {repeat} runs of each, order alternating; seconds as median (min–max)"
     );
     let capacity = node_cpus(&client).await?;
     if let Some(n) = sizes.iter().find(|n| **n as f64 > capacity) {
@@ -370,41 +453,78 @@ async fn main() -> anyhow::Result<()> {
             n.div_ceil(64)
         );
     }
-    for (i, &n) in sizes.iter().enumerate() {
-        let tag = format!("{n}-{}", std::process::id() % 10000);
-        // The raw floor runs with no operator up; the operator then starts on a cluster the
-        // raw floor has left empty again.
-        let raw = raw_floor(&client, n, &tag).await?;
-        // Provisioning alone: the monitor would probe Service names that do not resolve here.
-        let operator = Operator::start(
-            cluster,
-            OperatorOptions {
-                env: vec![("OEM_MONITOR_ENABLED".into(), "false".into())],
-            },
-        )
-        .await?;
-        let op = with_operator(cluster, &client, &operator, n, &tag).await?;
-        let rss = peak_rss_kib(operator.pid())
-            .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_default();
-        println!(
-            "{n:>6} {:>12.1} {:>12.1} {:>8.2} {:>18} {:>22} {:>18}",
-            raw.elapsed.as_secs_f64(),
-            op.elapsed.as_secs_f64(),
-            op.elapsed.as_secs_f64() / raw.elapsed.as_secs_f64(),
-            rss,
-            format!("{}/{}", op.reads, op.writes),
-            format!("{}/{}", raw.reads, raw.writes),
-        );
-        // Cleaned up through the operator (finalizers), so the next size starts on an empty
-        // cluster; after the last one the cluster goes anyway.
-        if i + 1 < sizes.len() {
-            Api::<oem_crds::EndUser>::namespaced(client.clone(), &op.namespace)
-                .delete_collection(&Default::default(), &ListParams::default())
-                .await?;
-            clear_namespaces(&client, &op.reseller).await?;
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        let (mut raws, mut ops) = (Vec::new(), Vec::new());
+        let (mut peak, mut requests, mut raw_writes) = (String::new(), String::new(), 0);
+        let mut steady = None;
+        for r in 0..repeat {
+            let tag = format!("{n}-{r}-{}", std::process::id() % 10000);
+            // The raw floor runs with no operator up; each run starts on an empty cluster.
+            if r % 2 == 1 {
+                let raw = raw_floor(&client, n, &tag).await?;
+                raws.push(raw.elapsed.as_secs_f64());
+                raw_writes = raw.writes;
+            }
+            let (op, operator, rss) = operator_run(cluster, &client, n, &tag).await?;
+            ops.push(op.elapsed.as_secs_f64());
+            peak = rss;
+            requests = format!("{}/{}", op.reads, op.writes);
+            if r + 1 == repeat {
+                drop(operator);
+                let (operator, reads, writes, rss) = steady_state(cluster).await?;
+                steady = Some((reads, writes, rss));
+                clean(&client, &op).await?;
+                drop(operator);
+            } else {
+                clean(&client, &op).await?;
+                drop(operator);
+            }
+            if r % 2 == 0 {
+                let raw = raw_floor(&client, n, &format!("{tag}b")).await?;
+                raws.push(raw.elapsed.as_secs_f64());
+                raw_writes = raw.writes;
+            }
+            eprintln!(
+                "N = {n}, run {}: raw floor {:?} s, operator {:?} s",
+                r + 1,
+                raws,
+                ops
+            );
         }
-        drop(operator);
+        let (raw_median, raw_text) = spread(&raws);
+        let (op_median, op_text) = spread(&ops);
+        rows.push((
+            n,
+            raw_text,
+            op_text,
+            op_median / raw_median,
+            peak,
+            requests,
+            raw_writes,
+            steady,
+        ));
+    }
+    println!(
+        "{:>6} {:>20} {:>20} {:>7} {:>10} {:>14} {:>10} {:>22} {:>12}",
+        "N",
+        "raw floor s",
+        "operator s",
+        "ratio",
+        "peak RSS",
+        "op reads/writes",
+        "raw writes",
+        "idle reads, writes /min",
+        "idle RSS"
+    );
+    for (n, raw, op, ratio, peak, requests, raw_writes, steady) in rows {
+        let (idle, idle_rss) = match steady {
+            Some((reads, writes, rss)) => (format!("{reads:.1}, {writes:.1}"), rss),
+            None => (String::new(), String::new()),
+        };
+        println!(
+            "{n:>6} {raw:>20} {op:>20} {ratio:>7.2} {peak:>10} {requests:>14} {raw_writes:>10} {idle:>22} {idle_rss:>12}"
+        );
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fix
                         ("OEM_RESYNC_INTERVAL".into(), "20s".into()),
                         ("OEM_SPEC_RETRY".into(), "3s".into()),
                     ],
+                    ..Default::default()
                 },
             )
             .await?;

@@ -14,7 +14,7 @@ use super::notify::NotifyConfig;
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum SourceMode {
-    /// Prometheus when `prometheusUrl` is set, otherwise embedded.
+    /// Prometheus when the operator's `prometheusUrl` is set, otherwise embedded.
     #[default]
     Auto,
     /// The monitor's own probe history (`EndUser.status.services`); no Prometheus needed.
@@ -30,8 +30,6 @@ pub enum SourceMode {
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AlertingConfig {
     pub source: SourceMode,
-    /// Base URL of Prometheus, e.g. `http://prometheus:9090`.
-    pub prometheus_url: Option<String>,
     /// How often alerts are read (Prometheus) or the inbox and the monitor's history looked at.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -88,7 +86,6 @@ impl Default for AlertingConfig {
     fn default() -> Self {
         Self {
             source: SourceMode::Auto,
-            prometheus_url: None,
             poll_interval: Duration::from_secs(15),
             alertmanager_token_file: None,
             alertmanager_url: None,
@@ -108,16 +105,16 @@ impl Default for AlertingConfig {
 }
 
 impl AlertingConfig {
-    /// The source actually used.
-    pub fn mode(&self) -> SourceMode {
+    /// The source actually used, given the operator's `prometheusUrl`.
+    pub fn mode(&self, prometheus_url: Option<&str>) -> SourceMode {
         match self.source {
-            SourceMode::Auto if self.prometheus_url.is_some() => SourceMode::Prometheus,
+            SourceMode::Auto if prometheus_url.is_some() => SourceMode::Prometheus,
             SourceMode::Auto => SourceMode::Embedded,
             other => other,
         }
     }
 
-    /// Applies `OEM_ALERT_*`, `OEM_PROMETHEUS_URL`, `OEM_ALERTMANAGER_URL`,
+    /// Applies `OEM_ALERT_*`, `OEM_ALERTMANAGER_URL`,
     /// `OEM_ALERTMANAGER_TOKEN_FILE`,
     /// `OEM_NOTIFY_AFTER`, `OEM_RESTART_BACKOFF`, `OEM_REPORT_LEAD_TIME`, `OEM_MAIL_UNLOCK_GRACE`,
     /// `OEM_FLAP_WINDOW`, `OEM_ANNOUNCE_LEAD_TIME`, `OEM_INCIDENT_RETENTION`, `OEM_NOTIFY` (the
@@ -131,9 +128,6 @@ impl AlertingConfig {
             self.source = serde_yaml::from_str(&v).map_err(|_| {
                 format!("OEM_ALERT_SOURCE: {v:?} is not auto, embedded, prometheus or alertmanager")
             })?;
-        }
-        if let Some(v) = var("OEM_PROMETHEUS_URL") {
-            self.prometheus_url = Some(v);
         }
         if let Some(v) = var("OEM_ALERTMANAGER_URL") {
             self.alertmanager_url = Some(v);
@@ -197,8 +191,8 @@ impl AlertingConfig {
         Ok(config)
     }
 
-    /// Why the section cannot work.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Why the section cannot work, given the operator's `prometheusUrl`.
+    pub fn validate(&self, prometheus_url: Option<&str>) -> Result<(), String> {
         self.notify_config()?;
         if self.poll_interval.is_zero() {
             return Err("alerting.pollInterval must be above zero".into());
@@ -210,18 +204,15 @@ impl AlertingConfig {
                 humantime::format_duration(self.incident_retention)
             ));
         }
-        if self.mode() == SourceMode::Prometheus && self.prometheus_url.is_none() {
-            return Err("alerting.source prometheus needs alerting.prometheusUrl".into());
+        if self.mode(prometheus_url) == SourceMode::Prometheus && prometheus_url.is_none() {
+            return Err("alerting.source prometheus needs prometheusUrl".into());
         }
-        for (field, url) in [
-            ("prometheusUrl", &self.prometheus_url),
-            ("alertmanagerUrl", &self.alertmanager_url),
-        ] {
-            if let Some(url) = url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(format!("alerting.{field} {url:?} is not an http(s) URL"));
-            }
+        if let Some(url) = &self.alertmanager_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "alerting.alertmanagerUrl {url:?} is not an http(s) URL"
+            ));
         }
         Ok(())
     }
@@ -234,11 +225,11 @@ mod tests {
     #[test]
     fn the_source_is_prometheus_when_a_url_is_given_else_embedded() {
         let mut c = AlertingConfig::default();
-        assert_eq!(c.mode(), SourceMode::Embedded);
-        c.prometheus_url = Some("http://127.0.0.1:9090".into());
-        assert_eq!(c.mode(), SourceMode::Prometheus);
+        assert_eq!(c.mode(None), SourceMode::Embedded);
+        let url = Some("http://127.0.0.1:9090");
+        assert_eq!(c.mode(url), SourceMode::Prometheus);
         c.source = SourceMode::Alertmanager;
-        assert_eq!(c.mode(), SourceMode::Alertmanager);
+        assert_eq!(c.mode(url), SourceMode::Alertmanager);
     }
 
     #[test]
@@ -251,7 +242,7 @@ mod tests {
         };
         c.apply_env(&env).unwrap();
         assert_eq!(c.notify_after, Duration::from_secs(12));
-        assert_eq!(c.mode(), SourceMode::Alertmanager);
+        assert_eq!(c.mode(None), SourceMode::Alertmanager);
         let err = c
             .apply_env(&|k: &str| (k == "OEM_RESTART_BACKOFF").then(|| "soon".to_owned()))
             .unwrap_err();
@@ -264,6 +255,7 @@ mod tests {
             source: SourceMode::Prometheus,
             ..AlertingConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("prometheusUrl"));
+        assert!(c.validate(None).unwrap_err().contains("prometheusUrl"));
+        assert_eq!(c.validate(Some("http://prom:9090")), Ok(()));
     }
 }

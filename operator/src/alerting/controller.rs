@@ -21,6 +21,7 @@ use super::flow::{self, Facts, FlowConfig, Remedy};
 use super::incidents::{Admit, World, admit, is_open, key_of, kind_text, service_text};
 use super::maintenance::Admission;
 use super::notify::{Notifier, NotifyConfig};
+use super::outage;
 use super::remediation;
 use super::source::{self, AlertInbox, AlertKey, Observation};
 use super::{embedded, mail, windows};
@@ -54,6 +55,8 @@ fn source_label(mode: SourceMode) -> &'static str {
 
 pub struct Alerting {
     pub(super) ctx: Arc<Context>,
+    /// What the cluster holds (`view.rs`): each look is a pure function of it.
+    view: crate::view::View,
     inbox: AlertInbox,
     http: reqwest::Client,
     pub(super) notifier: Notifier,
@@ -67,6 +70,7 @@ pub struct Alerting {
 impl Alerting {
     pub fn new(
         ctx: Arc<Context>,
+        view: crate::view::View,
         inbox: AlertInbox,
         notify: NotifyConfig,
         notifier: Notifier,
@@ -84,6 +88,7 @@ impl Alerting {
         };
         Self {
             ctx,
+            view,
             inbox,
             http: reqwest::Client::new(),
             notifier,
@@ -97,13 +102,7 @@ impl Alerting {
     /// One look and one step of every unfinished incident.
     pub async fn tick(&mut self) {
         let now = self.ctx.clock.now();
-        let mut world = match World::load(&self.ctx.client).await {
-            Ok(world) => world,
-            Err(error) => {
-                tracing::warn!(%error, "listing resellers, end users, courses and incidents failed");
-                return;
-            }
-        };
+        let mut world = World::of(&self.view);
         let observation = self.observe(&world, now).await;
         self.export_mail(&world);
         let nodes =
@@ -121,6 +120,7 @@ impl Alerting {
             .filter(|i| !flow::finished(i))
             .cloned()
             .collect();
+        let mut stepped = Vec::new();
         for incident in unfinished {
             // An incident open when a window began waits for its end: no remediation, no notice.
             if is_open(&incident)
@@ -131,6 +131,7 @@ impl Alerting {
                 continue;
             }
             let name = incident.name_any();
+            stepped.push((incident.namespace(), name.clone()));
             if let Some(updated) = self.advance(incident, &world, observation.as_ref()).await
                 && let Some(slot) = world
                     .incidents
@@ -140,17 +141,19 @@ impl Alerting {
                 *slot = updated;
             }
         }
+        self.deliver_stepped(&mut world, &stepped).await;
         super::retention::collect(&self.ctx, &world.incidents, now).await;
         self.export_incidents(&world, self.ctx.clock.now());
     }
 
     async fn observe(&self, world: &World, now: Timestamp) -> Option<Observation> {
-        let mode = self.ctx.config.alerting.mode();
+        let prometheus_url = self.ctx.config.prometheus_url.as_deref();
+        let mode = self.ctx.config.alerting.mode(prometheus_url);
         let label = source_label(mode);
         let cfg = &self.ctx.config.alerting;
         let read = match mode {
             SourceMode::Prometheus => {
-                let base = cfg.prometheus_url.as_deref().unwrap_or_default();
+                let base = prometheus_url.unwrap_or_default();
                 source::prometheus(&self.http, base, now).await
             }
             SourceMode::Alertmanager => match &cfg.alertmanager_url {
@@ -414,11 +417,14 @@ impl Alerting {
         };
         let unresolved = is_open(&incident);
         if seen.is_none() && unresolved && key.kind != IncidentKind::MassMail && enduser.is_some() {
-            let mode = source_label(self.ctx.config.alerting.mode());
+            let mode = source_label(
+                self.ctx
+                    .config
+                    .alerting
+                    .mode(self.ctx.config.prometheus_url.as_deref()),
+            );
             let status = flow::freeze(&incident, mode, now);
-            return self
-                .write_and_deliver(&incident, status, reseller, enduser, &calendar)
-                .await;
+            return self.write_step(&incident, status).await;
         }
         let hosting_ns = enduser.map(|e| {
             e.status
@@ -435,6 +441,13 @@ impl Alerting {
             node_not_ready: None,
             unlock_requested: enduser.is_some_and(mail::unlock_requested),
             recipients: super::delivery::recipients(reseller),
+            joins_outage: outage::joins_outage(
+                &incident,
+                &world.incidents,
+                now,
+                self.flow.notify_after,
+            ),
+            outage_continues: outage::outage_continues(&incident, &world.incidents, seen, key_of),
         };
         if unresolved
             && failing
@@ -499,28 +512,20 @@ impl Alerting {
                 .observe(took);
             tracing::info!(incident = %incident.name_any(), seconds = took, "incident resolved");
         }
-        self.write_and_deliver(&incident, status, reseller, enduser, &calendar)
-            .await
+        self.write_step(&incident, status).await
     }
 
-    /// Writes the incident's next status (if it changed) and delivers the notices it holds as
-    /// Pending; `None` when the write failed (the next look tries again).
-    async fn write_and_deliver(
-        &self,
-        incident: &Incident,
-        status: IncidentStatus,
-        reseller: &Reseller,
-        enduser: Option<&EndUser>,
-        calendar: &Calendar,
-    ) -> Option<Incident> {
-        let written = match self.write(incident, status).await {
-            Ok(written) => written,
+    /// Writes the incident's next status (if it changed); `None` when the write failed (the
+    /// next look tries again). Its Pending notices go out after every incident took its step
+    /// (`deliver.rs`), so the notices of one outage go as one.
+    async fn write_step(&self, incident: &Incident, status: IncidentStatus) -> Option<Incident> {
+        match self.write(incident, status).await {
+            Ok(written) => Some(written),
             Err(error) => {
                 tracing::warn!(incident = %incident.name_any(), %error, "writing the incident status failed");
-                return None;
+                None
             }
-        };
-        Some(self.deliver(written, reseller, enduser, calendar).await)
+        }
     }
 
     async fn remedy(

@@ -100,6 +100,8 @@ fn run(service: &Service, span: i64, flap_window: SignedDuration) -> Vec<Inciden
                 node_not_ready: None,
                 unlock_requested: false,
                 recipients: recipients.clone(),
+                joins_outage: false,
+                outage_continues: false,
             };
             let (mut status, remedies) =
                 flow::step(i, &facts, &cfg(), |t| t + SignedDuration::from_secs(DAY));

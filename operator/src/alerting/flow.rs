@@ -56,6 +56,12 @@ pub struct Facts {
     pub unlock_requested: bool,
     /// The reseller's contacts, each channel.
     pub recipients: Vec<Recipient>,
+    /// Another incident of the end user's outage reached the notice threshold: this one's
+    /// outage notice goes with it (`outage.rs`).
+    pub joins_outage: bool,
+    /// Another incident of the end user's outage, one that was told, still fails: this one's
+    /// recovery notice and report wait for it (`outage.rs`).
+    pub outage_continues: bool,
 }
 
 /// Remediation the flow asks for; each done is recorded on the timeline by the caller.
@@ -269,7 +275,8 @@ pub fn step(
     let until = status.resolved_at.as_ref().map(|t| t.0).unwrap_or(now);
     if kind != IncidentKind::MassMail
         && !has_event(&status, NotificationEvent::Outage)
-        && until.duration_since(started) >= cfg.notify_after
+        && (until.duration_since(started) >= cfg.notify_after
+            || (facts.joins_outage && status.resolved_at.is_none()))
     {
         queue(
             &mut status,
@@ -293,10 +300,11 @@ pub fn step(
     // The report, once resolved.
     let reportable =
         kind != IncidentKind::MassMail && has_event(&status, NotificationEvent::Outage);
-    if reportable && status.resolved_at.is_some() {
-        if status.report_due_by.is_none() {
-            status.report_due_by = status.resolved_at.as_ref().map(|t| Time(report_due(t.0)));
-        }
+    if reportable && status.resolved_at.is_some() && status.report_due_by.is_none() {
+        status.report_due_by = status.resolved_at.as_ref().map(|t| Time(report_due(t.0)));
+    }
+    // The rest waits for the whole outage to be over: one recovery notice, one report.
+    if reportable && status.resolved_at.is_some() && !facts.outage_continues {
         // Those told of the outage are told it is over, and when the report is due.
         if !has_event(&status, NotificationEvent::Recovered) {
             queue(

@@ -68,6 +68,8 @@ fn facts(now: Timestamp, failing: bool) -> Facts {
                 target: "https://hooks.example.jp/oem".into(),
             },
         ],
+        joins_outage: false,
+        outage_continues: false,
     }
 }
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
 use oem_crds::incident::{Incident, IncidentKind};
@@ -29,36 +28,11 @@ pub struct World {
 }
 
 impl World {
-    pub async fn load(client: &kube::Client) -> Result<Self, kube::Error> {
-        let lp = ListParams::default();
-        let (resellers, endusers, courses, incidents) = (
-            Api::<Reseller>::all(client.clone()),
-            Api::<EndUser>::all(client.clone()),
-            Api::<Course>::all(client.clone()),
-            Api::<Incident>::all(client.clone()),
-        );
-        let (resellers, endusers, courses, incidents) = futures::try_join!(
-            resellers.list(&lp),
-            endusers.list(&lp),
-            courses.list(&lp),
-            incidents.list(&lp),
-        )?;
-        // Without the windows (their kinds not installed yet, a failed list) outages open
-        // incidents as usual: a window must never hide an outage by accident of a list.
-        let (maintenances, cluster_maintenances) = (
-            Api::<Maintenance>::all(client.clone()),
-            Api::<ClusterMaintenance>::all(client.clone()),
-        );
-        let (maintenances, cluster_maintenances) =
-            futures::join!(maintenances.list(&lp), cluster_maintenances.list(&lp));
-        let maintenances = maintenances.map(|l| l.items).unwrap_or_else(|error| {
-            tracing::warn!(%error, "listing maintenance windows failed; none is applied");
-            Vec::new()
-        });
-        let cluster_maintenances = cluster_maintenances.map(|l| l.items).unwrap_or_else(|error| {
-            tracing::warn!(%error, "listing cluster maintenance windows failed; none is applied");
-            Vec::new()
-        });
+    /// The world as the view's stores hold it now: no request.
+    pub fn of(view: &crate::view::View) -> Self {
+        use crate::view::View;
+        let maintenances = View::all(&view.maintenances);
+        let cluster_maintenances = View::all(&view.cluster_maintenances);
         let windows = maintenances
             .iter()
             .map(Window::of_maintenance)
@@ -69,27 +43,27 @@ impl World {
             )
             .collect();
         let key = |ns: Option<String>, name: String| (ns.unwrap_or_default(), name);
-        Ok(Self {
-            resellers: resellers
-                .items
+        let mut incidents = View::all(&view.incidents);
+        // The order the LIST gave (namespace, name), so each look walks them alike.
+        incidents.sort_by_key(|i| (i.namespace(), i.name_any()));
+        Self {
+            resellers: View::all(&view.resellers)
                 .into_iter()
                 .map(|r| (r.name_any(), r))
                 .collect(),
-            endusers: endusers
-                .items
+            endusers: View::all(&view.endusers)
                 .into_iter()
                 .map(|e| (key(e.namespace(), e.name_any()), e))
                 .collect(),
-            courses: courses
-                .items
+            courses: View::all(&view.courses)
                 .into_iter()
                 .map(|c| (key(c.namespace(), c.name_any()), c))
                 .collect(),
-            incidents: incidents.items,
+            incidents,
             maintenances,
             cluster_maintenances,
             windows,
-        })
+        }
     }
 
     pub fn enduser_of(&self, incident: &Incident) -> Option<&EndUser> {

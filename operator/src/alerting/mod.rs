@@ -31,6 +31,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
+pub mod outage;
 pub mod remediation;
 pub mod report;
 mod reporter;
@@ -50,11 +51,13 @@ use crate::context::Context;
 /// up: an operator that cannot tell resellers must not look healthy.
 pub async fn run(
     ctx: Arc<Context>,
+    view: crate::view::View,
     inbox: AlertInbox,
     stop: oem_supervisor::Stop,
 ) -> Result<(), String> {
     let cfg = &ctx.config.alerting;
-    if cfg.mode() == SourceMode::Embedded && !ctx.config.monitor.enabled {
+    let mode = cfg.mode(ctx.config.prometheus_url.as_deref());
+    if mode == SourceMode::Embedded && !ctx.config.monitor.enabled {
         // The embedded source is the monitor's history: with the monitor off it would act on
         // stale states. Nothing to do until a Prometheus is configured.
         tracing::warn!(
@@ -79,10 +82,13 @@ pub async fn run(
             ));
         }
     };
-    tracing::info!(mode = ?cfg.mode(), poll = ?cfg.poll_interval, notify_after = ?cfg.notify_after,
+    tracing::info!(?mode, poll = ?cfg.poll_interval, notify_after = ?cfg.notify_after,
         "alert controller started");
     let poll = cfg.poll_interval;
-    let mut alerting = controller::Alerting::new(ctx.clone(), inbox, notify_config, notifier);
+    if !view.wait_ready(&stop, "alert controller").await {
+        return Ok(());
+    }
+    let mut alerting = controller::Alerting::new(ctx.clone(), view, inbox, notify_config, notifier);
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.requested();

@@ -39,9 +39,10 @@ pub fn add_parts(
     inbox: crate::alerting::AlertInbox,
 ) {
     let stop = supervisor.stop();
+    let view = crate::view::View::start(&ctx.client, supervisor);
     supervisor.add(
         "alert controller",
-        crate::alerting::run(ctx.clone(), inbox, stop.clone()),
+        crate::alerting::run(ctx.clone(), view.clone(), inbox, stop.clone()),
     );
     supervisor.add(
         "Reseller controller",
@@ -52,10 +53,13 @@ pub fn add_parts(
         "EndUser controller",
         enduser::run(ctx.clone(), stop.clone()),
     );
-    supervisor.add("monitor", crate::monitor::run(ctx.clone(), stop.clone()));
+    supervisor.add(
+        "monitor",
+        crate::monitor::run(ctx.clone(), view.clone(), stop.clone()),
+    );
     supervisor.add(
         "usage reporter",
-        crate::usage::run(ctx.clone(), stop.clone()),
+        crate::usage::run(ctx.clone(), view, stop.clone()),
     );
     supervisor.add("orphan sweep", orphans::run(ctx.clone(), stop));
 }

@@ -8,10 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
 use kube::Resource;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
 use serde_json::json;
@@ -24,7 +23,6 @@ use super::scheduler::{Retry, Schedule};
 use super::targets::{self, MonitoredTarget, TargetKey};
 use crate::context::Context;
 use crate::metrics::ProbeMetrics;
-use crate::naming;
 
 /// The monitor's field manager: a different one than the controllers', so each owns its part
 /// of the status.
@@ -36,7 +34,11 @@ const FLUSH_DELAY: Duration = Duration::from_millis(500);
 
 /// Runs the monitor until `stop`. Fails when the probes' TLS roots cannot be loaded:
 /// monitoring with a wrong trust store would report every TLS service down.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
+pub async fn run(
+    ctx: Arc<Context>,
+    view: crate::view::View,
+    stop: oem_supervisor::Stop,
+) -> Result<(), String> {
     if !ctx.config.monitor.enabled {
         tracing::warn!("the monitor is disabled (monitor.enabled: false): no service is probed");
         stop.requested().await;
@@ -57,7 +59,10 @@ pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), St
         concurrency = ctx.config.monitor.concurrency,
         "monitor started"
     );
-    let mut engine = Engine::new(ctx, prober);
+    if !view.wait_ready(&stop, "monitor").await {
+        return Ok(());
+    }
+    let mut engine = Engine::new(ctx, view, prober);
     tokio::select! {
         _ = engine.run() => {}
         _ = stop.requested() => tracing::info!("monitor stopped"),
@@ -67,6 +72,8 @@ pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), St
 
 struct Engine {
     ctx: Arc<Context>,
+    /// What there is to probe (`view.rs`).
+    view: crate::view::View,
     prober: Arc<Prober>,
     metrics: ProbeMetrics,
     targets: HashMap<TargetKey, Target>,
@@ -81,7 +88,7 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(ctx: Arc<Context>, prober: Arc<Prober>) -> Self {
+    fn new(ctx: Arc<Context>, view: crate::view::View, prober: Arc<Prober>) -> Self {
         let monitor = &ctx.config.monitor;
         let retry = Retry {
             every: monitor.retry_interval,
@@ -92,6 +99,7 @@ impl Engine {
         Self {
             metrics: ctx.metrics.probes.clone(),
             ctx,
+            view,
             prober,
             targets: HashMap::new(),
             schedule,
@@ -261,51 +269,15 @@ impl Engine {
         }
     }
 
-    /// Lists what to probe and makes the schedule hold exactly that. A failed list keeps the
-    /// previous targets of that kind.
+    /// Makes the schedule hold exactly what the view says there is to probe (no request).
     async fn refresh(&mut self) {
-        let client = &self.ctx.client;
-        let endusers = Api::<EndUser>::all(client.clone())
-            .list(&ListParams::default())
-            .await;
-        let courses = Api::<Course>::all(client.clone())
-            .list(&ListParams::default())
-            .await;
-        let managed = format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY);
-        let pods = Api::<Pod>::all(client.clone())
-            .list(&ListParams::default().labels(&managed))
-            .await;
-        let nodes = Api::<Node>::all(client.clone())
-            .list(&ListParams::default())
-            .await;
-        let services = Api::<KubeService>::all(client.clone())
-            .list(&ListParams::default().labels(&managed))
-            .await;
-        let api_server = Api::<KubeService>::namespaced(client.clone(), "default")
-            .get_opt("kubernetes")
-            .await;
-        let lists = (endusers, courses, pods, nodes, services, api_server);
-        let (endusers, courses, pods, nodes, services, api_server) = match lists {
-            (Ok(e), Ok(c), Ok(p), Ok(n), Ok(s), Ok(a)) => {
-                (e.items, c.items, p.items, n.items, s.items, a)
-            }
-            (e, c, p, n, s, a) => {
-                let error = [
-                    e.err().map(|e| format!("endusers: {e}")),
-                    c.err().map(|e| format!("courses: {e}")),
-                    p.err().map(|e| format!("pods: {e}")),
-                    n.err().map(|e| format!("nodes: {e}")),
-                    s.err().map(|e| format!("services: {e}")),
-                    a.err().map(|e| format!("service default/kubernetes: {e}")),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ");
-                tracing::warn!(%error, "listing monitor targets failed; keeping the previous ones");
-                return;
-            }
-        };
+        use crate::view::View;
+        let endusers = View::all(&self.view.endusers);
+        let courses = View::all(&self.view.courses);
+        let pods = View::all(&self.view.pods);
+        let nodes = View::all(&self.view.nodes);
+        let services = View::all(&self.view.services);
+        let api_server = View::all(&self.view.api_server).into_iter().next();
         // Named endpoints are checked against these from now on (before the targets change,
         // so a new end user's first probes already are).
         self.prober.set_owners(targets::address_owners(

@@ -8,12 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use serde::Deserialize;
 
 use super::UsageError;
 use super::figures::{Reading, Snapshot};
-use crate::naming::{self, HOSTING_NAMESPACE_PREFIX};
+use crate::naming::HOSTING_NAMESPACE_PREFIX;
 
 #[derive(Deserialize)]
 struct PodMetricsList {
@@ -150,6 +149,7 @@ async fn get(client: &kube::Client, path: &str) -> Result<String, UsageError> {
 pub async fn snapshot(
     client: &kube::Client,
     kubelet_stats: bool,
+    pods: &kube::runtime::reflector::Store<Pod>,
     time_zones: &BTreeSet<String>,
 ) -> Snapshot {
     let memory = match get(client, "/apis/metrics.k8s.io/v1beta1/pods").await {
@@ -161,11 +161,7 @@ pub async fn snapshot(
             None
         }
     };
-    let nodes = if kubelet_stats {
-        hosting_nodes(client).await
-    } else {
-        None
-    };
+    let nodes = kubelet_stats.then(|| hosting_nodes(pods));
     let mut node_figures = Vec::new();
     let mut complete = nodes.is_some();
     for node in nodes.into_iter().flatten() {
@@ -209,24 +205,12 @@ pub async fn snapshot(
     }
 }
 
-/// The nodes the operator's hosting pods run on; `None` when they cannot be listed.
-async fn hosting_nodes(client: &kube::Client) -> Option<BTreeSet<String>> {
-    let managed = format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY);
-    match Api::<Pod>::all(client.clone())
-        .list(&ListParams::default().labels(&managed))
-        .await
-    {
-        Ok(pods) => Some(
-            pods.items
-                .iter()
-                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-                .collect(),
-        ),
-        Err(error) => {
-            tracing::warn!(%error, "listing hosting pods failed");
-            None
-        }
-    }
+/// The nodes the operator's hosting pods run on.
+fn hosting_nodes(pods: &kube::runtime::reflector::Store<Pod>) -> BTreeSet<String> {
+    pods.state()
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -17,11 +17,6 @@ pub struct UsageConfig {
     /// their first figures without waiting for the next interval.
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
-    /// Prometheus holding the kubelet's volume statistics and cAdvisor's container series
-    /// (e.g. `http://prometheus-operated.monitoring.svc:9090`). Without it (and without the
-    /// shared `prometheusUrl`) usage comes from the metrics API (memory), and disk and traffic
-    /// from the kubelet stats summary when `kubelet_stats` is on.
-    pub prometheus_url: Option<String>,
     /// Read disk and traffic from each node's kubelet stats summary through the API server's
     /// node proxy when there is no Prometheus. Off by default: the chart grants `nodes/proxy`
     /// (which reaches every kubelet API) only when this is on.
@@ -36,7 +31,6 @@ impl Default for UsageConfig {
         Self {
             interval: Duration::from_secs(300),
             refresh_interval: Duration::from_secs(30),
-            prometheus_url: None,
             kubelet_stats: false,
             timeout: Duration::from_secs(30),
         }
@@ -54,13 +48,6 @@ impl UsageConfig {
         }
         if self.timeout.is_zero() {
             return Err("usage.timeout must be above zero".into());
-        }
-        if let Some(url) = &self.prometheus_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(format!(
-                "usage.prometheusUrl {url:?} must start with http:// or https://"
-            ));
         }
         Ok(())
     }

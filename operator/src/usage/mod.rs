@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::{EndUser, Reseller, Usage};
 use serde_json::json;
@@ -64,6 +64,8 @@ enum Source {
     Cluster {
         client: kube::Client,
         kubelet_stats: bool,
+        /// The hosting pods, for the nodes whose kubelets are asked.
+        pods: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>,
     },
 }
 
@@ -81,34 +83,43 @@ impl Source {
             Source::Cluster {
                 client,
                 kubelet_stats,
-            } => cluster::snapshot(client, *kubelet_stats, time_zones).await,
+                pods,
+            } => cluster::snapshot(client, *kubelet_stats, pods, time_zones).await,
         }
     }
 }
 
 /// Measures and reports every interval until `stop`. Fails when the Prometheus it is told to
 /// read cannot be used.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
+pub async fn run(
+    ctx: Arc<Context>,
+    view: crate::view::View,
+    stop: oem_supervisor::Stop,
+) -> Result<(), String> {
     let config = &ctx.config.usage;
-    let url = config
-        .prometheus_url
-        .as_ref()
-        .or(ctx.config.prometheus_url.as_ref());
-    let source = match url {
+    // The operator's Prometheus (`prometheusUrl`) holds the kubelet's volume statistics and
+    // cAdvisor's container series; without one usage comes from the metrics API (memory), and
+    // disk and traffic from the kubelet stats summary when `usage.kubeletStats` is on.
+    let source = match &ctx.config.prometheus_url {
         Some(url) => match PrometheusSource::new(url, config.timeout) {
             Ok(p) => Source::Prometheus(p),
             Err(error) => {
-                return Err(format!("usage.prometheusUrl (or prometheusUrl): {error}"));
+                return Err(format!("prometheusUrl (usage): {error}"));
             }
         },
         None => Source::Cluster {
             client: ctx.client.clone(),
             kubelet_stats: config.kubelet_stats,
+            pods: view.pods.clone(),
         },
     };
     tracing::info!(source = source.label(), interval = ?config.interval, "usage reporter started");
+    if !view.wait_ready(&stop, "usage reporter").await {
+        return Ok(());
+    }
     let mut reporter = Reporter {
         ctx: ctx.clone(),
+        view,
         source,
         endusers: BTreeSet::new(),
         resellers: BTreeSet::new(),
@@ -131,6 +142,8 @@ struct Tenant {
 
 struct Reporter {
     ctx: Arc<Context>,
+    /// The resellers and end users to report on (`view.rs`).
+    view: crate::view::View,
     source: Source,
     /// Label sets exported last time, so the series of deleted objects go away.
     endusers: BTreeSet<(String, String)>,
@@ -150,62 +163,39 @@ impl Reporter {
             let now = self.ctx.clock.now();
             let at = measurement_instant(now, interval);
             let mut wait = until_next(now, at, interval).min(refresh);
-            match self.list().await {
-                Ok((resellers, endusers)) => {
-                    let covers = objects(&resellers, &endusers);
-                    let fresh = match &done {
-                        Some((instant, covered)) => *instant != at || !covers.is_subset(covered),
-                        None => true,
-                    };
-                    if fresh {
-                        match self.report(at, &resellers, &endusers).await {
-                            // A query that failed kept its last figures; the next instant
-                            // measures again (no retry loop against a source that is down).
-                            Ok(complete) => {
-                                if !complete {
-                                    tracing::warn!(%at, "usage measurement incomplete; last figures kept");
-                                }
-                                done = Some((at, covers));
-                            }
-                            Err(error) => {
-                                tracing::warn!(%error, "usage report failed; retrying");
-                                wait = wait.min(self.ctx.config.transient_retry);
-                            }
+            let (resellers, endusers) = self.list();
+            let covers = objects(&resellers, &endusers);
+            let fresh = match &done {
+                Some((instant, covered)) => *instant != at || !covers.is_subset(covered),
+                None => true,
+            };
+            if fresh {
+                match self.report(at, &resellers, &endusers).await {
+                    // A query that failed kept its last figures; the next instant
+                    // measures again (no retry loop against a source that is down).
+                    Ok(complete) => {
+                        if !complete {
+                            tracing::warn!(%at, "usage measurement incomplete; last figures kept");
                         }
+                        done = Some((at, covers));
                     }
-                }
-                Err(error) => {
-                    self.ctx
-                        .metrics
-                        .usage
-                        .reports
-                        .with_label_values(&[self.source.label(), "error"])
-                        .inc();
-                    tracing::warn!(%error, "listing resellers and end users for usage failed");
-                    wait = wait.min(self.ctx.config.transient_retry);
+                    Err(error) => {
+                        tracing::warn!(%error, "usage report failed; retrying");
+                        wait = wait.min(self.ctx.config.transient_retry);
+                    }
                 }
             }
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn list(&self) -> Result<(Vec<Reseller>, Vec<EndUser>), UsageError> {
-        let client = &self.ctx.client;
-        let resellers = Api::<Reseller>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| UsageError::Kube {
-                what: "resellers".into(),
-                source,
-            })?;
-        let endusers = Api::<EndUser>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| UsageError::Kube {
-                what: "end users".into(),
-                source,
-            })?;
-        Ok((resellers.items, endusers.items))
+    /// The resellers and end users as the view holds them now.
+    fn list(&self) -> (Vec<Reseller>, Vec<EndUser>) {
+        use crate::view::View;
+        (
+            View::all(&self.view.resellers),
+            View::all(&self.view.endusers),
+        )
     }
 
     /// One measurement at `at`, its writes and metrics; whether every query answered.

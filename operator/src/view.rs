@@ -1,0 +1,275 @@
+//! One view of the cluster for the loops that look at everything on a timer: the monitor, the
+//! usage reporter and the alert controller. Each kind is watched once (a reflector, started
+//! when this replica begins to lead) and the loops read its store; none of them LISTs on a
+//! timer, so their API reads do not grow with the number of end users or incidents.
+//!
+//! Watched: Resellers, Courses, EndUsers, Incidents, Maintenances, ClusterMaintenances, the
+//! operator's hosting pods, managed Services, Nodes, and the `default/kubernetes` Service. The
+//! windows' kinds may not be installed: their stores stay empty then (a window must never hide
+//! an outage by accident of a missing kind), and the other loops do not wait for them.
+
+use std::future::Future;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use oem_crds::incident::Incident;
+use oem_crds::maintenance::{ClusterMaintenance, Maintenance};
+use oem_crds::{Course, EndUser, Reseller};
+use oem_supervisor::{Stop, Supervisor};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::naming;
+
+/// The stores, shared by the loops.
+#[derive(Clone)]
+pub struct View {
+    pub resellers: Store<Reseller>,
+    pub courses: Store<Course>,
+    pub endusers: Store<EndUser>,
+    pub incidents: Store<Incident>,
+    pub maintenances: Store<Maintenance>,
+    pub cluster_maintenances: Store<ClusterMaintenance>,
+    /// The operator's hosting pods (its managed-by label).
+    pub pods: Store<Pod>,
+    /// The operator's Services (its managed-by label).
+    pub services: Store<Service>,
+    pub nodes: Store<Node>,
+    /// `default/kubernetes`, whose addresses the monitor never probes.
+    pub api_server: Store<Service>,
+    /// True once the kinds every loop needs were listed once. One waiter watches the stores
+    /// and tells the rest here: a store's own readiness wakes a single waiter only.
+    filled: watch::Receiver<bool>,
+}
+
+/// Adds a part that keeps `K`'s store filled from a watch until the stop; returns the store.
+fn watch<K>(
+    supervisor: &mut Supervisor,
+    name: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stop = supervisor.stop();
+    supervisor.add(name, async move {
+        let stream = reflector::reflector(writer, watcher(api, config))
+            .default_backoff()
+            .for_each(|event| {
+                if let Err(error) = event {
+                    tracing::debug!(%error, part = name, "watch error; retrying");
+                }
+                std::future::ready(())
+            });
+        tokio::select! {
+            _ = stream => Err("the watch ended".to_owned()),
+            _ = stop.requested() => Ok(()),
+        }
+    });
+    reader
+}
+
+impl View {
+    /// Starts one watch per kind as parts of `supervisor`.
+    pub fn start(client: &kube::Client, supervisor: &mut Supervisor) -> View {
+        let (filled, filled_rx) = watch::channel(false);
+        let managed = watcher::Config::default().labels(&format!(
+            "{}={}",
+            naming::LABEL_MANAGED_BY,
+            naming::MANAGED_BY
+        ));
+        let all = watcher::Config::default;
+        let view = View {
+            resellers: watch(
+                supervisor,
+                "view: resellers",
+                Api::all(client.clone()),
+                all(),
+            ),
+            courses: watch(supervisor, "view: courses", Api::all(client.clone()), all()),
+            endusers: watch(
+                supervisor,
+                "view: end users",
+                Api::all(client.clone()),
+                all(),
+            ),
+            incidents: watch(
+                supervisor,
+                "view: incidents",
+                Api::all(client.clone()),
+                all(),
+            ),
+            maintenances: watch(
+                supervisor,
+                "view: maintenances",
+                Api::all(client.clone()),
+                all(),
+            ),
+            cluster_maintenances: watch(
+                supervisor,
+                "view: cluster maintenances",
+                Api::all(client.clone()),
+                all(),
+            ),
+            pods: watch(
+                supervisor,
+                "view: hosting pods",
+                Api::all(client.clone()),
+                managed.clone(),
+            ),
+            services: watch(
+                supervisor,
+                "view: services",
+                Api::all(client.clone()),
+                managed,
+            ),
+            nodes: watch(supervisor, "view: nodes", Api::all(client.clone()), all()),
+            api_server: watch(
+                supervisor,
+                "view: default/kubernetes",
+                Api::namespaced(client.clone(), "default"),
+                watcher::Config::default().fields("metadata.name=kubernetes"),
+            ),
+            filled: filled_rx,
+        };
+        supervisor.add("view: filled", view.clone().fill(filled, supervisor.stop()));
+        view
+    }
+
+    /// The "view: filled" part: tells every loop once the stores were listed, then waits for
+    /// the stop.
+    async fn fill(self, filled: watch::Sender<bool>, stop: Stop) -> Result<(), String> {
+        tokio::select! {
+            _ = self.listed() => {
+                let _ = filled.send(true);
+            }
+            _ = stop.requested() => return Ok(()),
+        }
+        stop.requested().await;
+        Ok(())
+    }
+
+    /// Resolves once the kinds every loop needs were listed once (the windows' kinds are not
+    /// waited for). The only waiter on the stores themselves: the "view: filled" part.
+    async fn listed(&self) {
+        // An error means the writer is gone: its part ended and the supervisor stops all.
+        let _ = self.resellers.wait_until_ready().await;
+        let _ = self.courses.wait_until_ready().await;
+        let _ = self.endusers.wait_until_ready().await;
+        let _ = self.incidents.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.nodes.wait_until_ready().await;
+    }
+
+    /// Resolves once the view is filled (at once if it is), or never.
+    pub fn ready(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut filled = self.filled.clone();
+        async move {
+            if filled.wait_for(|f| *f).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Waits for [`View::ready`] until `stop`; false when the stop came first.
+    pub async fn wait_ready(&self, stop: &Stop, part: &str) -> bool {
+        let started = std::time::Instant::now();
+        tokio::select! {
+            _ = self.ready() => {
+                tracing::debug!(part, took = ?started.elapsed(), "the view is filled");
+                true
+            }
+            _ = stop.requested() => false,
+        }
+    }
+
+    /// The objects of a store, cloned.
+    pub fn all<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<K> {
+        store.state().iter().map(|k| K::clone(k)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+
+    fn store<K>() -> (Store<K>, Writer<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let (reader, writer) = reflector::store();
+        (reader, writer)
+    }
+
+    /// The loops all wait for the view at once; each must wake when the stores are listed
+    /// (a store's own readiness wakes only one of them).
+    #[tokio::test]
+    async fn every_loop_waiting_for_the_view_wakes_once_it_is_listed() {
+        let (resellers, mut w1) = store();
+        let (courses, mut w2) = store();
+        let (endusers, mut w3) = store();
+        let (incidents, mut w4) = store();
+        let (pods, mut w5) = store();
+        let (services, mut w6) = store();
+        let (nodes, mut w7) = store();
+        let (filled, filled_rx) = watch::channel(false);
+        let view = View {
+            resellers,
+            courses,
+            endusers,
+            incidents,
+            maintenances: store().0,
+            cluster_maintenances: store().0,
+            pods,
+            services,
+            nodes,
+            api_server: store().0,
+            filled: filled_rx,
+        };
+        tokio::spawn(view.clone().fill(filled, Stop::never()));
+        let waiters: Vec<_> = (0..3).map(|_| tokio::spawn(view.ready())).collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "ready before any list"
+        );
+        w1.apply_watcher_event(&watcher::Event::InitDone);
+        w2.apply_watcher_event(&watcher::Event::InitDone);
+        w3.apply_watcher_event(&watcher::Event::InitDone);
+        w4.apply_watcher_event(&watcher::Event::InitDone);
+        w5.apply_watcher_event(&watcher::Event::InitDone);
+        w6.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            waiters.iter().all(|w| !w.is_finished()),
+            "ready before the nodes"
+        );
+        w7.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            tokio::time::timeout(Duration::from_secs(2), waiter)
+                .await
+                .expect("every waiter wakes")
+                .unwrap();
+        }
+        // A loop that starts later finds it filled at once.
+        tokio::time::timeout(Duration::from_secs(1), view.ready())
+            .await
+            .unwrap();
+    }
+}
