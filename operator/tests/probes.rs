@@ -7,7 +7,7 @@ mod probes_support;
 
 use std::time::{Duration, SystemTime};
 
-use oem_operator::monitor::probes::{PingMethod, Service};
+use oem_operator::monitor::probes::{PingMethod, ServiceName};
 use probes_support::daemons::{dovecot, mariadb, nginx, postfix, postgres, start_nginx, vsftpd};
 use probes_support::{DAEMON_TIMEOUT, assert_down, assert_up, lab, prober, target};
 
@@ -18,7 +18,7 @@ fn epoch(secs: i64) -> SystemTime {
 #[tokio::test]
 async fn ping_reaches_loopback_over_icmp() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Ping, nginx().http))
+        .probe(&target(ServiceName::Ping, nginx().http))
         .await;
     assert_up(&outcome);
     // Root may open a raw ICMP socket even where ping_group_range forbids unprivileged ones.
@@ -38,7 +38,7 @@ async fn ping_falls_back_to_tcp_connect_when_icmp_is_disabled() {
     config.icmp = false;
     let prober = oem_operator::monitor::probes::Prober::new(config).unwrap();
     let port = nginx().http;
-    let outcome = prober.probe(&target(Service::Ping, port)).await;
+    let outcome = prober.probe(&target(ServiceName::Ping, port)).await;
     assert_up(&outcome);
     assert_eq!(outcome.ping_method, Some(PingMethod::TcpConnect { port }));
     assert!(outcome.reason.contains("accepted"), "{}", outcome.reason);
@@ -47,7 +47,7 @@ async fn ping_falls_back_to_tcp_connect_when_icmp_is_disabled() {
 #[tokio::test]
 async fn http_is_up_against_nginx() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Http, nginx().http))
+        .probe(&target(ServiceName::Http, nginx().http))
         .await;
     assert_up(&outcome);
     assert_eq!(outcome.reason, "HTTP 200 OK");
@@ -57,7 +57,7 @@ async fn http_is_up_against_nginx() {
 #[tokio::test]
 async fn http_status_503_is_down() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Http, nginx().failing))
+        .probe(&target(ServiceName::Http, nginx().failing))
         .await;
     assert_down(&outcome, "HTTP 503");
     assert_eq!(outcome.failure, Some("refused"));
@@ -66,7 +66,7 @@ async fn http_status_503_is_down() {
 #[tokio::test]
 async fn https_is_up_and_reports_the_certificate_expiry() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Https, nginx().https))
+        .probe(&target(ServiceName::Https, nginx().https))
         .await;
     assert_up(&outcome);
     assert_eq!(outcome.reason, "TLS handshake completed, HTTP 200 OK");
@@ -80,7 +80,7 @@ async fn https_is_up_and_reports_the_certificate_expiry() {
 #[tokio::test]
 async fn https_with_an_expired_certificate_is_down_with_its_expiry() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Https, nginx().expired))
+        .probe(&target(ServiceName::Https, nginx().expired))
         .await;
     assert_down(&outcome, "certificate expired");
     assert_eq!(outcome.failure, Some("tls"));
@@ -94,7 +94,7 @@ async fn https_with_an_expired_certificate_is_down_with_its_expiry() {
 #[tokio::test]
 async fn https_with_an_untrusted_certificate_is_down() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Https, nginx().untrusted))
+        .probe(&target(ServiceName::Https, nginx().untrusted))
         .await;
     assert_down(&outcome, "UnknownIssuer");
     assert_eq!(outcome.failure, Some("tls"));
@@ -103,14 +103,14 @@ async fn https_with_an_untrusted_certificate_is_down() {
 #[tokio::test]
 async fn https_against_a_plain_http_port_is_down() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Https, nginx().http))
+        .probe(&target(ServiceName::Https, nginx().http))
         .await;
     assert_down(&outcome, "TLS handshake with localhost");
 }
 
 #[tokio::test]
 async fn https_for_a_name_the_certificate_lacks_is_down() {
-    let target = target(Service::Https, nginx().https).with_domain("shop.example.jp");
+    let target = target(ServiceName::Https, nginx().https).with_domain("shop.example.jp");
     let outcome = prober(DAEMON_TIMEOUT).probe(&target).await;
     assert_down(&outcome, "shop.example.jp");
     assert_eq!(outcome.failure, Some("tls"));
@@ -119,7 +119,7 @@ async fn https_for_a_name_the_certificate_lacks_is_down() {
 #[tokio::test]
 async fn ftp_is_up_against_vsftpd() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Ftp, vsftpd()))
+        .probe(&target(ServiceName::Ftp, vsftpd()))
         .await;
     assert_up(&outcome);
     assert_eq!(outcome.reason, "220 greeting");
@@ -129,7 +129,7 @@ async fn ftp_is_up_against_vsftpd() {
 #[tokio::test]
 async fn ftps_is_up_after_auth_tls_against_vsftpd() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Ftps, vsftpd()))
+        .probe(&target(ServiceName::Ftps, vsftpd()))
         .await;
     assert_up(&outcome);
     assert!(outcome.reason.contains("234 to AUTH TLS"));
@@ -142,7 +142,7 @@ async fn ftps_is_up_after_auth_tls_against_vsftpd() {
 #[tokio::test]
 async fn smtp_is_up_against_postfix() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Smtp, postfix().smtp))
+        .probe(&target(ServiceName::Smtp, postfix().smtp))
         .await;
     assert_up(&outcome);
     assert!(outcome.reason.starts_with("220 greeting, 250 to EHLO"));
@@ -152,7 +152,7 @@ async fn smtp_is_up_against_postfix() {
 #[tokio::test]
 async fn smtps_is_up_against_postfix() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Smtps, postfix().smtps))
+        .probe(&target(ServiceName::Smtps, postfix().smtps))
         .await;
     assert_up(&outcome);
     assert!(outcome.reason.contains("250 to EHLO"));
@@ -162,7 +162,7 @@ async fn smtps_is_up_against_postfix() {
 #[tokio::test]
 async fn pop3_is_up_against_dovecot() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Pop3, dovecot().pop3))
+        .probe(&target(ServiceName::Pop3, dovecot().pop3))
         .await;
     assert_up(&outcome);
     assert!(outcome.server_version.unwrap().contains("Dovecot"));
@@ -171,7 +171,7 @@ async fn pop3_is_up_against_dovecot() {
 #[tokio::test]
 async fn pop3s_is_up_against_dovecot() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Pop3s, dovecot().pop3s))
+        .probe(&target(ServiceName::Pop3s, dovecot().pop3s))
         .await;
     assert_up(&outcome);
     assert!(outcome.tls_cert_expiry.is_some());
@@ -180,7 +180,7 @@ async fn pop3s_is_up_against_dovecot() {
 #[tokio::test]
 async fn imap_is_up_against_dovecot() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Imap, dovecot().imap))
+        .probe(&target(ServiceName::Imap, dovecot().imap))
         .await;
     assert_up(&outcome);
     assert_eq!(outcome.reason, "* OK greeting");
@@ -189,7 +189,7 @@ async fn imap_is_up_against_dovecot() {
 #[tokio::test]
 async fn imaps_is_up_against_dovecot() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Imaps, dovecot().imaps))
+        .probe(&target(ServiceName::Imaps, dovecot().imaps))
         .await;
     assert_up(&outcome);
     assert!(outcome.tls_cert_expiry.is_some());
@@ -198,7 +198,7 @@ async fn imaps_is_up_against_dovecot() {
 #[tokio::test]
 async fn postgresql_is_up_against_postgres() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Postgresql, postgres()))
+        .probe(&target(ServiceName::Postgresql, postgres()))
         .await;
     assert_up(&outcome);
     // TLS offered (the startup then goes over a new plain connection); trust authentication,
@@ -214,7 +214,7 @@ async fn postgresql_is_up_against_postgres() {
 #[tokio::test]
 async fn mysql_is_up_against_mariadb() {
     let outcome = prober(DAEMON_TIMEOUT)
-        .probe(&target(Service::Mysql, mariadb()))
+        .probe(&target(ServiceName::Mysql, mariadb()))
         .await;
     assert_up(&outcome);
     assert!(outcome.server_version.unwrap().contains("MariaDB"));
@@ -225,7 +225,7 @@ async fn mysql_is_up_against_mariadb() {
 async fn a_stopped_server_is_down() {
     let (daemon, ports) = start_nginx("nginx-stopped").unwrap();
     let prober = prober(DAEMON_TIMEOUT);
-    let target = target(Service::Http, ports.http);
+    let target = target(ServiceName::Http, ports.http);
     assert_up(&prober.probe(&target).await);
     drop(daemon);
     let outcome = prober.probe(&target).await;

@@ -8,26 +8,26 @@ mod probes_support;
 use std::time::Duration;
 
 use futures::future::join_all;
-use oem_operator::monitor::probes::{Service, Target};
+use oem_operator::monitor::probes::{ServiceName, Target};
 use probes_support::fake::Fake;
 use probes_support::{
     SHORT_TIMEOUT, assert_down, assert_up, closed_port, prober, prober_allowing, target,
 };
 
 /// Every service with a TCP port.
-const TCP_SERVICES: [Service; 12] = [
-    Service::Http,
-    Service::Https,
-    Service::Ftp,
-    Service::Ftps,
-    Service::Smtp,
-    Service::Smtps,
-    Service::Pop3,
-    Service::Pop3s,
-    Service::Imap,
-    Service::Imaps,
-    Service::Postgresql,
-    Service::Mysql,
+const TCP_SERVICES: [ServiceName; 12] = [
+    ServiceName::Http,
+    ServiceName::Https,
+    ServiceName::Ftp,
+    ServiceName::Ftps,
+    ServiceName::Smtp,
+    ServiceName::Smtps,
+    ServiceName::Pop3,
+    ServiceName::Pop3s,
+    ServiceName::Imap,
+    ServiceName::Imaps,
+    ServiceName::Postgresql,
+    ServiceName::Mysql,
 ];
 
 #[tokio::test]
@@ -53,12 +53,12 @@ async fn a_silent_server_times_out_for_every_service() {
     let outcomes = join_all(targets.iter().map(|t| prober.probe(t))).await;
     for outcome in outcomes {
         let phase = match outcome.service {
-            Service::Https | Service::Smtps | Service::Pop3s | Service::Imaps => {
+            ServiceName::Https | ServiceName::Smtps | ServiceName::Pop3s | ServiceName::Imaps => {
                 "completing the TLS handshake"
             }
-            Service::Http => "reading the status line",
-            Service::Postgresql => "reading the answer to SSLRequest",
-            Service::Mysql => "reading the handshake",
+            ServiceName::Http => "reading the status line",
+            ServiceName::Postgresql => "reading the answer to SSLRequest",
+            ServiceName::Mysql => "reading the handshake",
             _ => "reading the greeting",
         };
         assert_down(&outcome, &format!("no answer within 500ms while {phase}"));
@@ -75,13 +75,13 @@ async fn a_wrong_greeting_is_down_for_every_service() {
     for service in TCP_SERVICES {
         let outcome = prober.probe(&target(service, fake.port)).await;
         let expected = match service {
-            Service::Ftp | Service::Ftps | Service::Smtp => "has no 3-digit code",
-            Service::Pop3 => "expected +OK",
-            Service::Imap => "expected \"* OK\" greeting",
-            Service::Http => "malformed status line",
+            ServiceName::Ftp | ServiceName::Ftps | ServiceName::Smtp => "has no 3-digit code",
+            ServiceName::Pop3 => "expected +OK",
+            ServiceName::Imap => "expected \"* OK\" greeting",
+            ServiceName::Http => "malformed status line",
             // "S" reads as "SSL supported"; the rest then as an oversized message.
-            Service::Postgresql => "exceeds the 8192-byte limit",
-            Service::Mysql => "packet of 4739923 bytes exceeds the 16384-byte limit",
+            ServiceName::Postgresql => "exceeds the 8192-byte limit",
+            ServiceName::Mysql => "packet of 4739923 bytes exceeds the 16384-byte limit",
             _ => "TLS handshake with localhost",
         };
         assert_down(&outcome, expected);
@@ -92,7 +92,7 @@ async fn a_wrong_greeting_is_down_for_every_service() {
 async fn an_smtp_554_greeting_is_refused() {
     let fake = Fake::greeting(b"554 5.3.2 no service here\r\n").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Smtp, fake.port))
+        .probe(&target(ServiceName::Smtp, fake.port))
         .await;
     assert_down(&outcome, "server refused: expected 220, got 554");
     assert_eq!(outcome.failure, Some("refused"));
@@ -102,7 +102,7 @@ async fn an_smtp_554_greeting_is_refused() {
 async fn an_smtp_server_rejecting_ehlo_is_down() {
     let fake = Fake::scripted(b"220 mx ESMTP\r\n", |_| Some(b"502 5.5.1 no\r\n")).await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Smtp, fake.port))
+        .probe(&target(ServiceName::Smtp, fake.port))
         .await;
     assert_down(&outcome, "reading the reply to EHLO: server refused");
 }
@@ -115,7 +115,7 @@ async fn a_multiline_ehlo_reply_is_followed_to_its_end() {
     })
     .await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Smtp, fake.port))
+        .probe(&target(ServiceName::Smtp, fake.port))
         .await;
     assert_up(&outcome);
     assert_eq!(outcome.reason, "220 greeting, 250 to EHLO (2 extensions)");
@@ -126,7 +126,7 @@ async fn an_oversized_reply_line_is_down() {
     static HUGE: [u8; 9000] = [b'a'; 9000];
     let fake = Fake::greeting(&HUGE).await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Smtp, fake.port))
+        .probe(&target(ServiceName::Smtp, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -139,7 +139,7 @@ async fn an_oversized_reply_line_is_down() {
 async fn a_truncated_multiline_greeting_is_down() {
     let fake = Fake::says_and_closes(b"220-first line of many\r\n").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Ftp, fake.port))
+        .probe(&target(ServiceName::Ftp, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -151,7 +151,7 @@ async fn a_truncated_multiline_greeting_is_down() {
 async fn a_line_cut_off_mid_way_is_down() {
     let fake = Fake::says_and_closes(b"+OK ready but no end").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Pop3, fake.port))
+        .probe(&target(ServiceName::Pop3, fake.port))
         .await;
     assert_down(&outcome, "truncated line \"+OK ready but no end\"");
 }
@@ -160,7 +160,7 @@ async fn a_line_cut_off_mid_way_is_down() {
 async fn ftps_without_auth_tls_is_down() {
     let fake = Fake::scripted(b"220 old ftpd\r\n", |_| Some(b"502 not implemented\r\n")).await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Ftps, fake.port))
+        .probe(&target(ServiceName::Ftps, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -175,7 +175,7 @@ async fn bytes_injected_before_the_tls_handshake_are_down() {
     })
     .await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Ftps, fake.port))
+        .probe(&target(ServiceName::Ftps, fake.port))
         .await;
     assert_down(&outcome, "unexpected bytes before the TLS handshake");
 }
@@ -184,7 +184,7 @@ async fn bytes_injected_before_the_tls_handshake_are_down() {
 async fn a_pop3_err_greeting_is_refused() {
     let fake = Fake::greeting(b"-ERR maintenance\r\n").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Pop3, fake.port))
+        .probe(&target(ServiceName::Pop3, fake.port))
         .await;
     assert_down(&outcome, "server refused: -ERR \"maintenance\"");
 }
@@ -193,7 +193,7 @@ async fn a_pop3_err_greeting_is_refused() {
 async fn an_imap_bye_greeting_is_refused() {
     let fake = Fake::greeting(b"* BYE too many connections\r\n").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Imap, fake.port))
+        .probe(&target(ServiceName::Imap, fake.port))
         .await;
     assert_down(&outcome, "server refused: * BYE \"too many connections\"");
 }
@@ -202,7 +202,7 @@ async fn an_imap_bye_greeting_is_refused() {
 async fn postgresql_unexpected_ssl_answer_is_down() {
     let fake = Fake::greeting(b"X").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Postgresql, fake.port))
+        .probe(&target(ServiceName::Postgresql, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -231,7 +231,7 @@ async fn postgres_answering_error(fields: &'static [u8]) -> Fake {
 async fn postgresql_error_answers_are_up_and_reported() {
     let fake = postgres_answering_error(b"SFATAL\0C28000\0Mno pg_hba.conf entry\0\0").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Postgresql, fake.port))
+        .probe(&target(ServiceName::Postgresql, fake.port))
         .await;
     assert_up(&outcome);
     assert_eq!(
@@ -246,7 +246,7 @@ async fn postgresql_too_many_clients_is_down() {
     let fake =
         postgres_answering_error(b"SFATAL\0C53300\0Msorry, too many clients already\0\0").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Postgresql, fake.port))
+        .probe(&target(ServiceName::Postgresql, fake.port))
         .await;
     assert_down(&outcome, "server refused: error 53300");
 }
@@ -258,7 +258,7 @@ async fn a_mysql_err_greeting_is_down() {
     let packet: &'static [u8] = packet.leak();
     let fake = Fake::greeting(packet).await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Mysql, fake.port))
+        .probe(&target(ServiceName::Mysql, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -270,7 +270,7 @@ async fn a_mysql_err_greeting_is_down() {
 async fn a_truncated_mysql_handshake_is_down() {
     let fake = Fake::says_and_closes(b"\x50\0\0\0\x0a5.5.5-10").await;
     let outcome = prober(SHORT_TIMEOUT)
-        .probe(&target(Service::Mysql, fake.port))
+        .probe(&target(ServiceName::Mysql, fake.port))
         .await;
     assert_down(
         &outcome,
@@ -282,7 +282,7 @@ async fn a_truncated_mysql_handshake_is_down() {
 async fn an_address_outside_the_allow_list_is_never_contacted() {
     let fake = Fake::greeting(b"220 hello\r\n").await;
     let prober = prober_allowing(SHORT_TIMEOUT, &["127.0.0.2/32"]);
-    for service in Service::ALL {
+    for service in ServiceName::ALL {
         let outcome = prober.probe(&target(service, fake.port)).await;
         assert_down(&outcome, "address 127.0.0.1 not in allow-list");
         assert_eq!(outcome.failure, Some("not_allowed"));
@@ -295,7 +295,7 @@ async fn an_address_outside_the_allow_list_is_never_contacted() {
 async fn a_host_name_is_checked_after_resolution() {
     let fake = Fake::greeting(b"220 hello\r\n").await;
     let prober = prober_allowing(SHORT_TIMEOUT, &["10.0.0.0/8"]);
-    let target = Target::new(Service::Ftp, "localhost", Some(fake.port));
+    let target = Target::new(ServiceName::Ftp, "localhost", Some(fake.port));
     let outcome = prober.probe(&target).await;
     assert_down(&outcome, "not in allow-list");
     assert_eq!(fake.accepted(), 0);
@@ -308,7 +308,7 @@ async fn a_silent_tcp_fallback_is_bounded_by_the_timeout() {
     let mut config = prober(SHORT_TIMEOUT).config().clone();
     config.icmp = false;
     let prober = oem_operator::monitor::probes::Prober::new(config).unwrap();
-    let outcome = prober.probe(&target(Service::Ping, fake.port)).await;
+    let outcome = prober.probe(&target(ServiceName::Ping, fake.port)).await;
     assert_up(&outcome);
     assert!(outcome.duration < SHORT_TIMEOUT + Duration::from_millis(100));
 }
@@ -319,7 +319,7 @@ async fn ping_without_icmp_and_without_a_port_is_down() {
     config.icmp = false;
     let prober = oem_operator::monitor::probes::Prober::new(config).unwrap();
     let outcome = prober
-        .probe(&Target::new(Service::Ping, "127.0.0.1", None))
+        .probe(&Target::new(ServiceName::Ping, "127.0.0.1", None))
         .await;
     assert_down(&outcome, "no TCP port to fall back to");
 }

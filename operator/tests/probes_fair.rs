@@ -11,7 +11,7 @@ mod probes_support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use oem_operator::monitor::probes::Service;
+use oem_operator::monitor::probes::ServiceName;
 use oem_operator::monitor::scheduler::{Owner, Retry, Schedule};
 use probes_support::{SHORT_TIMEOUT, closed_port, prober, target};
 use tokio::task::JoinSet;
@@ -66,13 +66,13 @@ async fn black_holed_targets_of_one_reseller_leave_anothers_rechecks_on_time() {
     let prober = std::sync::Arc::new(prober(SHORT_TIMEOUT));
     let mut targets = HashMap::new();
     for n in 0..1000 {
-        targets.insert(Key { reseller: "a", n }, target(Service::Http, hole));
+        targets.insert(Key { reseller: "a", n }, target(ServiceName::Http, hole));
     }
     let b = Key {
         reseller: "b",
         n: 0,
     };
-    targets.insert(b.clone(), target(Service::Http, closed));
+    targets.insert(b.clone(), target(ServiceName::Http, closed));
     let ids: Vec<(Key, String)> = targets
         .keys()
         .map(|k| (k.clone(), format!("enduser/{}/u{}/http", k.reseller, k.n)))

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use oem_e2e::free_port;
-use oem_operator::monitor::probes::{ProbeConfig, Prober, Service, Target};
+use oem_operator::monitor::probes::{ProbeConfig, Prober, ServiceName, Target};
 use oem_operator::monitor::scheduler::{Owner, Retry, Schedule};
 
 const CONCURRENCY: usize = 32;
@@ -315,10 +315,10 @@ async fn compare(n: usize, ports: &Ports, blackbox: (u16, u32)) -> anyhow::Resul
         "probe", "ours", "up", "cpu s", "probes/cpu", "bb", "up", "cpu s", "probes/cpu", "ratio"
     );
     for (service, port, module) in [
-        (Service::Http, ports.http, "http_2xx"),
-        (Service::Smtp, ports.smtp, "smtp_banner"),
-        (Service::Pop3, ports.pop3, "pop3_banner"),
-        (Service::Imap, ports.imap, "imap_banner"),
+        (ServiceName::Http, ports.http, "http_2xx"),
+        (ServiceName::Smtp, ports.smtp, "smtp_banner"),
+        (ServiceName::Pop3, ports.pop3, "pop3_banner"),
+        (ServiceName::Imap, ports.imap, "imap_banner"),
     ] {
         let target = Target::new(service, "127.0.0.1", Some(port));
         let cpu0 = cpu_seconds(&me);
@@ -330,7 +330,7 @@ async fn compare(n: usize, ports: &Ports, blackbox: (u16, u32)) -> anyhow::Resul
         .await;
         let ours_cpu = cpu_seconds(&me) - cpu0;
 
-        let url = if service == Service::Http {
+        let url = if service == ServiceName::Http {
             format!(
                 "http://127.0.0.1:{}/probe?module={module}&target=http://127.0.0.1:{port}/",
                 blackbox.0
@@ -388,10 +388,10 @@ async fn sweep(ports: &Ports) -> anyhow::Result<()> {
     let prober = prober()?;
     let me = std::process::id().to_string();
     let by_slot = [
-        (Service::Http, ports.http),
-        (Service::Smtp, ports.smtp),
-        (Service::Pop3, ports.pop3),
-        (Service::Imap, ports.imap),
+        (ServiceName::Http, ports.http),
+        (ServiceName::Smtp, ports.smtp),
+        (ServiceName::Pop3, ports.pop3),
+        (ServiceName::Imap, ports.imap),
     ];
     let mut targets: HashMap<Key, Target> = HashMap::new();
     let mut ids = Vec::new();

@@ -432,7 +432,7 @@ impl Alerting {
                 .and_then(|s| s.hosting_namespace.clone())
                 .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser))
         });
-        let group = remediation::group_of(key.service);
+        let group = crate::hosting::ServiceGroup::serving(key.service);
         let mut facts = Facts {
             now,
             failing,

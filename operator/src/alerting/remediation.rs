@@ -8,7 +8,6 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use oem_crds::enduser::ServiceName;
 use serde_json::json;
 
 use crate::hosting::ServiceGroup;
@@ -32,17 +31,6 @@ pub enum RemedyError {
         action: &'static str,
         namespace: String,
     },
-}
-
-/// The workload serving a monitored service; `None` for ping (the whole host).
-pub fn group_of(service: ServiceName) -> Option<ServiceGroup> {
-    use ServiceName::*;
-    match service {
-        Http | Https | Ftp | Ftps => Some(ServiceGroup::Web),
-        Smtp | Smtps | Pop3 | Pop3s | Imap | Imaps => Some(ServiceGroup::Mail),
-        Postgresql | Mysql => Some(ServiceGroup::Db),
-        Ping => None,
-    }
 }
 
 fn selector(group: Option<ServiceGroup>) -> String {
@@ -296,14 +284,25 @@ pub async fn cordon(client: &Client, node: &str) -> Result<String, RemedyError> 
 
 #[cfg(test)]
 mod tests {
+    use oem_crds::enduser::ServiceName;
+
     use super::*;
 
     #[test]
     fn each_service_restarts_the_workload_that_serves_it() {
-        assert_eq!(group_of(ServiceName::Ftps), Some(ServiceGroup::Web));
-        assert_eq!(group_of(ServiceName::Imaps), Some(ServiceGroup::Mail));
-        assert_eq!(group_of(ServiceName::Mysql), Some(ServiceGroup::Db));
-        assert_eq!(group_of(ServiceName::Ping), None);
+        assert_eq!(
+            ServiceGroup::serving(ServiceName::Ftps),
+            Some(ServiceGroup::Web)
+        );
+        assert_eq!(
+            ServiceGroup::serving(ServiceName::Imaps),
+            Some(ServiceGroup::Mail)
+        );
+        assert_eq!(
+            ServiceGroup::serving(ServiceName::Mysql),
+            Some(ServiceGroup::Db)
+        );
+        assert_eq!(ServiceGroup::serving(ServiceName::Ping), None);
     }
 
     #[test]

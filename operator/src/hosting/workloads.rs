@@ -32,6 +32,17 @@ impl ServiceGroup {
             ServiceGroup::Db => "db",
         }
     }
+
+    /// The group (workload and Service) serving `service`; none for ping (the host itself).
+    pub fn serving(service: oem_crds::enduser::ServiceName) -> Option<ServiceGroup> {
+        use oem_crds::enduser::ServiceName::*;
+        Some(match service {
+            Ping => return None,
+            Http | Https | Ftp | Ftps => ServiceGroup::Web,
+            Smtp | Smtps | Pop3 | Pop3s | Imap | Imaps => ServiceGroup::Mail,
+            Postgresql | Mysql => ServiceGroup::Db,
+        })
+    }
 }
 
 /// A container port: (name, container port, service port). The images (`images/`) listen on

@@ -214,7 +214,6 @@ impl Engine {
         } = key
         {
             let id = (namespace, enduser);
-            let service = targets::service_name(service);
             let at = self.ctx.clock.now();
             if self.book.observe(
                 &id,
@@ -305,11 +304,7 @@ impl Engine {
             let id = (ns, enduser.name_any());
             self.book.seed(&id, enduser);
             let services = monitored.entry(id.clone()).or_default();
-            services.extend(
-                found
-                    .iter()
-                    .map(|t| targets::service_name(t.target.service)),
-            );
+            services.extend(found.iter().map(|t| t.target.service));
             wanted.extend(found);
             if self.book.differs(&id, enduser) && !self.dirty.contains_key(&id) {
                 // Another writer put an older list back (or a service left the course).
@@ -357,7 +352,7 @@ fn schedule_id(key: &TargetKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::probes::Service;
+    use crate::monitor::probes::ServiceName;
 
     #[test]
     fn an_end_users_services_share_a_slot_hosts_do_not() {
@@ -368,8 +363,8 @@ mod tests {
             service,
         };
         assert_eq!(
-            schedule_id(&key(Service::Http)),
-            schedule_id(&key(Service::Imaps))
+            schedule_id(&key(ServiceName::Http)),
+            schedule_id(&key(ServiceName::Imaps))
         );
         assert_ne!(
             schedule_id(&TargetKey::Node { node: "a".into() }),

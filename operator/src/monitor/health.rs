@@ -171,7 +171,7 @@ mod tests {
 
     fn outcome(up: bool, reason: &str, failure: Option<&'static str>) -> ProbeOutcome {
         ProbeOutcome {
-            service: crate::monitor::probes::Service::Smtp,
+            service: crate::monitor::probes::ServiceName::Smtp,
             up,
             reason: reason.to_owned(),
             failure,

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
 
-use super::probes::{AddressOwners, Scope, Service, Target};
+use super::probes::{AddressOwners, Scope, Target};
 use super::scheduler::Owner;
 use crate::controllers::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::ServiceGroup;
@@ -25,7 +25,7 @@ pub enum TargetKey {
         reseller: String,
         namespace: String,
         enduser: String,
-        service: Service,
+        service: ServiceName,
     },
     Pod {
         reseller: String,
@@ -91,58 +91,35 @@ pub struct MonitoredTarget {
 }
 
 /// The services a course enables, by protocol (SPEC §6).
-pub fn course_services(course: &Course) -> Vec<Service> {
+pub fn course_services(course: &Course) -> Vec<ServiceName> {
     let services = &course.spec.services;
     let mut out = Vec::new();
     if services.web.is_some() {
-        out.extend([Service::Http, Service::Https]);
+        out.extend([ServiceName::Http, ServiceName::Https]);
     }
     if let Some(ftp) = &services.ftp {
-        out.push(Service::Ftp);
+        out.push(ServiceName::Ftp);
         if ftp.tls {
-            out.push(Service::Ftps);
+            out.push(ServiceName::Ftps);
         }
     }
     if services.mail.is_some() {
         out.extend([
-            Service::Smtp,
-            Service::Smtps,
-            Service::Pop3,
-            Service::Pop3s,
-            Service::Imap,
-            Service::Imaps,
+            ServiceName::Smtp,
+            ServiceName::Smtps,
+            ServiceName::Pop3,
+            ServiceName::Pop3s,
+            ServiceName::Imap,
+            ServiceName::Imaps,
         ]);
     }
     if let Some(db) = &services.database {
         out.push(match db.engine {
-            DatabaseEngine::Mariadb => Service::Mysql,
-            DatabaseEngine::Postgresql => Service::Postgresql,
+            DatabaseEngine::Mariadb => ServiceName::Mysql,
+            DatabaseEngine::Postgresql => ServiceName::Postgresql,
         });
     }
     out
-}
-
-/// The service group (workload and Service name) serving `service`.
-fn group_of(service: Service) -> Option<ServiceGroup> {
-    use Service::*;
-    Some(match service {
-        Ping => return None,
-        Http | Https | Ftp | Ftps => ServiceGroup::Web,
-        Smtp | Smtps | Pop3 | Pop3s | Imap | Imaps => ServiceGroup::Mail,
-        Postgresql | Mysql => ServiceGroup::Db,
-    })
-}
-
-/// The CRD's name of a probe service.
-pub fn service_name(service: Service) -> ServiceName {
-    ServiceName::ALL[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)]
-}
-
-fn probe_service(name: ServiceName) -> Service {
-    Service::ALL[ServiceName::ALL
-        .iter()
-        .position(|s| *s == name)
-        .unwrap_or(0)]
 }
 
 /// Whether the monitor watches this end user, not suspended nor being deleted: serving (Active
@@ -209,10 +186,8 @@ pub fn enduser_targets(
     };
     let mut out: Vec<MonitoredTarget> = Vec::new();
     for service in course_services(course) {
-        let named = endpoints
-            .iter()
-            .find(|e| probe_service(e.service) == service);
-        let mut target = match (named, group_of(service)) {
+        let named = endpoints.iter().find(|e| e.service == service);
+        let mut target = match (named, ServiceGroup::serving(service)) {
             (Some(e), _) => Target::new(
                 service,
                 e.host.clone(),
@@ -238,8 +213,8 @@ pub fn enduser_targets(
     // A ping endpoint the end user named (e.g. its own server outside the cluster).
     if let Some(e) = endpoints.iter().find(|e| e.service == ServiceName::Ping) {
         out.push(MonitoredTarget {
-            key: key(Service::Ping),
-            target: Target::new(Service::Ping, e.host.clone(), None).with_scope(named_scope()),
+            key: key(ServiceName::Ping),
+            target: Target::new(ServiceName::Ping, e.host.clone(), None).with_scope(named_scope()),
         });
     }
     out
@@ -278,7 +253,7 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
                 namespace: pod.namespace().unwrap_or_default(),
                 pod: pod.name_any(),
             },
-            target: Target::new(Service::Ping, ip, port).with_scope(Scope::Cluster),
+            target: Target::new(ServiceName::Ping, ip, port).with_scope(Scope::Cluster),
         });
     }
     for node in nodes {
@@ -297,7 +272,7 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
         };
         out.push(MonitoredTarget {
             key: TargetKey::Node { node: name },
-            target: Target::new(Service::Ping, ip, Some(kubelet_port)).with_scope(Scope::Node),
+            target: Target::new(ServiceName::Ping, ip, Some(kubelet_port)).with_scope(Scope::Node),
         });
     }
     out
@@ -412,8 +387,8 @@ mod tests {
     fn a_full_course_yields_twelve_services_minus_the_other_database() {
         let services = course_services(&everything());
         assert_eq!(services.len(), 11);
-        assert!(services.contains(&Service::Mysql));
-        assert!(!services.contains(&Service::Postgresql));
+        assert!(services.contains(&ServiceName::Mysql));
+        assert!(!services.contains(&ServiceName::Postgresql));
     }
 
     #[test]
@@ -421,7 +396,10 @@ mod tests {
         let services = course_services(&course(
             json!({"web": {"phpVersion": "8.4"}, "ftp": {"tls": false}}),
         ));
-        assert_eq!(services, [Service::Http, Service::Https, Service::Ftp]);
+        assert_eq!(
+            services,
+            [ServiceName::Http, ServiceName::Https, ServiceName::Ftp]
+        );
     }
 
     #[test]
@@ -434,7 +412,7 @@ mod tests {
         );
         let imaps = targets
             .iter()
-            .find(|t| t.target.service == Service::Imaps)
+            .find(|t| t.target.service == ServiceName::Imaps)
             .unwrap();
         assert_eq!(imaps.target.host, "mail.h-acme-alice-x.svc");
         assert_eq!(imaps.target.port, Some(993));
@@ -457,7 +435,7 @@ mod tests {
         );
         let smtp = targets
             .iter()
-            .find(|t| t.target.service == Service::Smtp)
+            .find(|t| t.target.service == ServiceName::Smtp)
             .unwrap();
         assert_eq!(
             (smtp.target.host.as_str(), smtp.target.port),
@@ -470,7 +448,7 @@ mod tests {
         assert_eq!(smtp.target.scope, own);
         let ping = targets
             .iter()
-            .find(|t| t.target.service == Service::Ping)
+            .find(|t| t.target.service == ServiceName::Ping)
             .unwrap();
         assert_eq!(ping.target.scope, own);
     }
@@ -514,14 +492,6 @@ mod tests {
         let mut unplaced = stuck;
         unplaced.status.as_mut().unwrap().hosting_namespace = None;
         assert!(!monitored(&unplaced, now(), GRACE));
-    }
-
-    #[test]
-    fn service_names_map_both_ways() {
-        for service in Service::ALL {
-            assert_eq!(service_name(service).as_str(), service.as_str());
-            assert_eq!(probe_service(service_name(service)), service);
-        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use oem_operator::monitor::probes::{ProbeConfig, ProbeOutcome, Prober, Service, Target};
+use oem_operator::monitor::probes::{ProbeConfig, ProbeOutcome, Prober, ServiceName, Target};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     date_time_ymd,
@@ -380,7 +380,7 @@ pub fn prober_allowing(timeout: Duration, nets: &[&str]) -> Prober {
 }
 
 /// A target on 127.0.0.1 whose domain (Host, TLS name) is `localhost`.
-pub fn target(service: Service, port: u16) -> Target {
+pub fn target(service: ServiceName, port: u16) -> Target {
     Target::new(service, "127.0.0.1", Some(port)).with_domain("localhost")
 }
 

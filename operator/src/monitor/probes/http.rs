@@ -142,7 +142,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::super::Service;
+    use super::super::ServiceName;
     use super::*;
     use proptest::prelude::*;
 
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn host_header_adds_non_default_ports_only() {
         let target =
-            |port| Target::new(Service::Http, "10.0.0.1", port).with_domain("shop.example.jp");
+            |port| Target::new(ServiceName::Http, "10.0.0.1", port).with_domain("shop.example.jp");
         assert_eq!(
             host_header(&target(None), false).unwrap(),
             "shop.example.jp"
@@ -200,13 +200,14 @@ mod tests {
             host_header(&target(Some(443)), true).unwrap(),
             "shop.example.jp"
         );
-        let v6 = Target::new(Service::Http, "::1", Some(8080));
+        let v6 = Target::new(ServiceName::Http, "::1", Some(8080));
         assert_eq!(host_header(&v6, false).unwrap(), "[::1]:8080");
     }
 
     #[test]
     fn host_header_refuses_injection() {
-        let target = Target::new(Service::Http, "10.0.0.1", None).with_domain("a.jp\r\nX-Evil: 1");
+        let target =
+            Target::new(ServiceName::Http, "10.0.0.1", None).with_domain("a.jp\r\nX-Evil: 1");
         assert!(matches!(
             host_header(&target, false),
             Err(ProbeError::InvalidTarget(_))

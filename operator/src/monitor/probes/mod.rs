@@ -17,13 +17,10 @@ mod postgresql;
 mod smtp;
 mod tls;
 
-use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
-
-use serde::{Deserialize, Serialize};
 
 pub use allow::{AddressOwners, AllowList};
 pub use config::ProbeConfig;
@@ -38,86 +35,9 @@ pub use pop3::{Pop3Status, parse_pop3_status};
 pub use postgresql::{BackendMessage, parse_backend_message};
 pub use tls::{TlsClient, TlsSetupError};
 
-/// What is monitored: host liveness (`Ping`) and the twelve services of SPEC §6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    Ping,
-    Http,
-    Https,
-    Ftp,
-    Ftps,
-    Smtp,
-    Smtps,
-    Pop3,
-    Pop3s,
-    Imap,
-    Imaps,
-    Postgresql,
-    Mysql,
-}
-
-impl Service {
-    /// Every service, ping first.
-    pub const ALL: [Service; 13] = [
-        Self::Ping,
-        Self::Http,
-        Self::Https,
-        Self::Ftp,
-        Self::Ftps,
-        Self::Smtp,
-        Self::Smtps,
-        Self::Pop3,
-        Self::Pop3s,
-        Self::Imap,
-        Self::Imaps,
-        Self::Postgresql,
-        Self::Mysql,
-    ];
-
-    /// The name used in metrics labels, statuses and configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ping => "ping",
-            Self::Http => "http",
-            Self::Https => "https",
-            Self::Ftp => "ftp",
-            Self::Ftps => "ftps",
-            Self::Smtp => "smtp",
-            Self::Smtps => "smtps",
-            Self::Pop3 => "pop3",
-            Self::Pop3s => "pop3s",
-            Self::Imap => "imap",
-            Self::Imaps => "imaps",
-            Self::Postgresql => "postgresql",
-            Self::Mysql => "mysql",
-        }
-    }
-
-    /// The well-known port; ping has none (its TCP fallback port is the target's).
-    pub fn default_port(self) -> Option<u16> {
-        Some(match self {
-            Self::Ping => return None,
-            Self::Http => 80,
-            Self::Https => 443,
-            Self::Ftp | Self::Ftps => 21,
-            Self::Smtp => 25,
-            Self::Smtps => 465,
-            Self::Pop3 => 110,
-            Self::Pop3s => 995,
-            Self::Imap => 143,
-            Self::Imaps => 993,
-            Self::Postgresql => 5432,
-            Self::Mysql => 3306,
-        })
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What is monitored: host liveness (`Ping`) and the twelve services of SPEC §6; the
+/// CRD's own type, so a name in a status, a metric label and a probe is one value.
+pub use oem_crds::enduser::ServiceName;
 
 /// Whose address a target is, so what may be contacted for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +55,7 @@ pub enum Scope {
 /// One thing to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub service: Service,
+    pub service: ServiceName,
     /// Name or address to connect to (the in-cluster Service, or an endpoint the user named).
     pub host: String,
     /// Port to connect to; `None` is the service's well-known port. For ping, the port of the
@@ -149,7 +69,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(service: Service, host: impl Into<String>, port: Option<u16>) -> Self {
+    pub fn new(service: ServiceName, host: impl Into<String>, port: Option<u16>) -> Self {
         Self {
             service,
             host: host.into(),
@@ -182,7 +102,7 @@ impl Target {
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeOutcome {
-    pub service: Service,
+    pub service: ServiceName,
     pub up: bool,
     /// Why up ("220 greeting, 250 to EHLO") or down ("no answer within 500ms while reading the
     /// greeting").
@@ -295,7 +215,7 @@ impl Prober {
 }
 
 async fn run(cx: &mut ProbeContext<'_>, target: &Target) -> Result<String, ProbeError> {
-    use Service::*;
+    use ServiceName::*;
     match target.service {
         Ping => ping::PingProbe.check(cx).await,
         Http => http::HttpProbe { tls: false }.check(cx).await,
@@ -319,18 +239,21 @@ mod tests {
 
     #[test]
     fn service_names_round_trip_through_serde() {
-        for service in Service::ALL {
+        for service in ServiceName::ALL {
             let json = serde_json::to_string(&service).unwrap();
             assert_eq!(json, format!("\"{service}\""));
-            let back: Service = serde_json::from_str(&json).unwrap();
+            let back: ServiceName = serde_json::from_str(&json).unwrap();
             assert_eq!(back, service);
         }
     }
 
     #[test]
     fn only_ping_has_no_default_port() {
-        for service in Service::ALL {
-            assert_eq!(service.default_port().is_none(), service == Service::Ping);
+        for service in ServiceName::ALL {
+            assert_eq!(
+                service.default_port().is_none(),
+                service == ServiceName::Ping
+            );
         }
     }
 
@@ -362,7 +285,7 @@ mod tests {
         owners.insert_hosting(addr.ip(), "h-acme-bob-y");
         prober.set_owners(owners);
         let named = |own: &str| {
-            Target::new(Service::Ping, addr.ip().to_string(), Some(addr.port())).with_scope(
+            Target::new(ServiceName::Ping, addr.ip().to_string(), Some(addr.port())).with_scope(
                 Scope::Named {
                     own: own.to_owned(),
                 },
@@ -390,9 +313,10 @@ mod tests {
         owners.insert_control_plane("127.0.0.1".parse().unwrap());
         prober.set_owners(owners);
         // By name: resolved, then the resolved address is checked and never connected to.
-        let target = Target::new(Service::Http, "localhost", Some(port)).with_scope(Scope::Named {
-            own: "h-acme-alice-x".into(),
-        });
+        let target =
+            Target::new(ServiceName::Http, "localhost", Some(port)).with_scope(Scope::Named {
+                own: "h-acme-alice-x".into(),
+            });
         let outcome = prober.probe(&target).await;
         assert!(!outcome.up);
         assert!(
@@ -412,7 +336,7 @@ mod tests {
             ..ProbeConfig::default()
         })
         .unwrap();
-        let target = Target::new(Service::Ping, addr.ip().to_string(), Some(addr.port()));
+        let target = Target::new(ServiceName::Ping, addr.ip().to_string(), Some(addr.port()));
         let outcome = prober.probe(&target).await;
         assert_eq!(outcome.failure, Some("not_allowed"), "{}", outcome.reason);
         assert!(!connected(&listener).await);
@@ -425,7 +349,7 @@ mod tests {
     fn expiry_seconds_are_negative_once_expired() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let mut outcome = ProbeOutcome {
-            service: Service::Https,
+            service: ServiceName::Https,
             up: false,
             reason: String::new(),
             failure: None,
