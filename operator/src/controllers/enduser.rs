@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -19,6 +18,7 @@ use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
 
 use super::cache::{Caches, Live, LiveStore};
 use super::domains::DOMAIN_CONFLICT;
+use super::phase::{Found, Observed, observe, phase};
 use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
 use super::{children, secrets, status};
 use crate::context::Context;
@@ -97,19 +97,6 @@ fn error_policy(enduser: Arc<EndUser>, error: &Error, context: Arc<EndUserContex
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
 }
 
-/// What was observed of the workloads.
-struct Observed {
-    phase: EndUserPhase,
-    ready: ConditionStatus,
-    reason: &'static str,
-    message: String,
-    /// Why the reseller's pool holds this end user (`Some(None)`: it does not; `None`: not
-    /// known, as after an error, so the condition stays as it was).
-    held: Option<Option<String>>,
-    /// Which of its domains another end user holds (`Some(None)`: none; `None`: not known).
-    conflict: Option<Option<String>>,
-}
-
 async fn apply(
     enduser: &EndUser,
     ctx: &Context,
@@ -120,7 +107,7 @@ async fn apply(
     let (observed, plan_ns, password_secret) = match &outcome {
         Ok((observed, plan, secret)) => (
             Observed {
-                phase: observed.phase,
+                found: observed.found,
                 ready: observed.ready,
                 reason: observed.reason,
                 message: observed.message.clone(),
@@ -132,11 +119,7 @@ async fn apply(
         ),
         Err(error) => (
             Observed {
-                phase: enduser
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .unwrap_or(EndUserPhase::Provisioning),
+                found: Found::Failed,
                 ready: ConditionStatus::False,
                 reason: error.reason(),
                 message: error.to_string(),
@@ -197,7 +180,7 @@ async fn provision(
     let start = super::start_date(enduser);
     if start.is_some_and(|start| start > today) {
         let observed = Observed {
-            phase: EndUserPhase::Scheduled,
+            found: Found::Scheduled,
             ready: ConditionStatus::False,
             reason: "Scheduled",
             message: format!(
@@ -223,11 +206,7 @@ async fn provision(
         Share::Full => None,
         Share::Held { keep: None, why } => {
             let observed = Observed {
-                phase: enduser
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .unwrap_or(EndUserPhase::Provisioning),
+                found: Found::Held,
                 ready: ConditionStatus::False,
                 reason: QUOTA_EXCEEDED,
                 message: why.clone(),
@@ -318,83 +297,10 @@ async fn provision(
         .await?;
     children::remove_unused_volumes(ctx, caches, &plan).await?;
 
-    let previous = enduser.status.as_ref().and_then(|s| s.phase);
-    let mut observed = observe(caches, &plan, previous);
+    let mut observed = observe(caches, &plan);
     observed.held = Some(held);
     observed.conflict = conflict;
     Ok((observed, Some(plan), Some(password_secret)))
-}
-
-/// Active when every workload is ready; Suspended while suspended; Provisioning otherwise,
-/// except that an end user already serving (Active or Degraded) whose workloads all exist is
-/// Degraded, not Provisioning, while one is not ready (a restart, a crash, a rollout): it
-/// stays provisioned and monitored, so an outage stays one outage. Read from the StatefulSet
-/// cache: a set turning ready wakes this end user again.
-fn observe(caches: &Caches, plan: &HostingPlan, previous: Option<EndUserPhase>) -> Observed {
-    if plan.suspended {
-        return Observed {
-            phase: EndUserPhase::Suspended,
-            ready: ConditionStatus::False,
-            reason: "Suspended",
-            message: "suspended: nothing is served, all data is kept".into(),
-            held: None,
-            conflict: None,
-        };
-    }
-    let sets: Vec<Arc<StatefulSet>> = caches
-        .stateful_sets
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace().as_deref() == Some(plan.namespace.as_str()))
-        .collect();
-    let wanted: Vec<&str> = plan.groups().iter().map(|g| g.name()).collect();
-    let mut not_ready: Vec<String> = sets
-        .iter()
-        .filter(|s| {
-            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let status = s.status.as_ref();
-            let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            let current = status.and_then(|s| s.observed_generation) == s.metadata.generation;
-            ready < want || !current
-        })
-        .map(|s| s.name_any())
-        .collect();
-    for name in &wanted {
-        if !sets.iter().any(|s| s.name_any() == *name) {
-            not_ready.push((*name).to_owned());
-        }
-    }
-    not_ready.sort();
-    if not_ready.is_empty() && sets.len() == wanted.len() {
-        Observed {
-            phase: EndUserPhase::Active,
-            ready: ConditionStatus::True,
-            reason: "WorkloadsReady",
-            message: format!("{} workloads ready", sets.len()),
-            held: None,
-            conflict: None,
-        }
-    } else {
-        let serving = matches!(
-            previous,
-            Some(EndUserPhase::Active | EndUserPhase::Degraded)
-        );
-        let all_there = wanted
-            .iter()
-            .all(|name| sets.iter().any(|s| s.name_any() == *name));
-        Observed {
-            phase: if serving && all_there {
-                EndUserPhase::Degraded
-            } else {
-                EndUserPhase::Provisioning
-            },
-            ready: ConditionStatus::False,
-            reason: WAITING_FOR_WORKLOADS,
-            message: format!("waiting for: {}", not_ready.join(", ")),
-            held: None,
-            conflict: None,
-        }
-    }
 }
 
 /// Merges the `Ready` condition, keeping its transition time while its status stays the same,
@@ -467,8 +373,13 @@ async fn write_status(
             None => {}
         }
     }
-    let mut next = EndUserStatus {
-        phase: Some(observed.phase),
+    // A service found down by the monitor makes an otherwise active end user Degraded.
+    let service_down = previous
+        .services
+        .iter()
+        .any(|s| s.state == oem_crds::enduser::HealthState::Down);
+    let next = EndUserStatus {
+        phase: Some(phase(observed.found, previous.phase, service_down)),
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
         password_secret: password_secret.or(previous.password_secret.clone()),
         domain_count: Some(i32::try_from(enduser.spec.domains.len()).unwrap_or(i32::MAX)),
@@ -476,15 +387,6 @@ async fn write_status(
         conditions,
         ..previous.clone()
     };
-    // A service found down by the monitor makes an otherwise active end user Degraded.
-    if next.phase == Some(EndUserPhase::Active)
-        && next
-            .services
-            .iter()
-            .any(|s| s.state == oem_crds::enduser::HealthState::Down)
-    {
-        next.phase = Some(EndUserPhase::Degraded);
-    }
     let api: Api<EndUser> =
         Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
     // `services` belongs to the monitor, `usage` to the usage reporter and `mailLocked` to the
@@ -578,82 +480,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::controllers::cache::tests::detached;
-    use crate::hosting::tests::business_plan;
-
-    fn set(plan: &HostingPlan, name: &str, ready: i32, observed_generation: i64) -> StatefulSet {
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": plan.namespace, "generation": 2},
-            "spec": {"replicas": 1, "selector": {}, "template": {}, "serviceName": name},
-            "status": {"replicas": 1, "readyReplicas": ready, "observedGeneration": observed_generation}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn active_when_every_group_has_a_ready_current_set() {
-        let plan = business_plan();
-        let sets = ["web", "mail", "db"].map(|g| set(&plan, g, 1, 2)).to_vec();
-        let observed = observe(&detached(sets), &plan, None);
-        assert_eq!(observed.phase, EndUserPhase::Active);
-        assert_eq!(observed.ready, ConditionStatus::True);
-    }
-
-    #[test]
-    fn a_missing_unready_or_stale_set_keeps_it_provisioning() {
-        let plan = business_plan();
-        // mail missing, db not ready, web ready but its new spec not yet rolled out.
-        let sets = vec![set(&plan, "web", 1, 1), set(&plan, "db", 0, 2)];
-        let observed = observe(&detached(sets), &plan, None);
-        assert_eq!(observed.phase, EndUserPhase::Provisioning);
-        assert_eq!(observed.message, "waiting for: db, mail, web");
-    }
-
-    #[test]
-    fn a_serving_end_user_with_a_set_restarting_is_degraded_not_provisioning() {
-        let plan = business_plan();
-        let sets = vec![
-            set(&plan, "web", 1, 2),
-            set(&plan, "mail", 1, 2),
-            set(&plan, "db", 0, 2),
-        ];
-        for previous in [EndUserPhase::Active, EndUserPhase::Degraded] {
-            let observed = observe(&detached(sets.clone()), &plan, Some(previous));
-            assert_eq!(observed.phase, EndUserPhase::Degraded);
-            assert_eq!(observed.message, "waiting for: db");
-        }
-        // A set missing altogether (a service added to the course) is provisioning.
-        let observed = observe(
-            &detached(sets[..2].to_vec()),
-            &plan,
-            Some(EndUserPhase::Active),
-        );
-        assert_eq!(observed.phase, EndUserPhase::Provisioning);
-        // Coming back from suspension is provisioning again.
-        let observed = observe(&detached(sets), &plan, Some(EndUserPhase::Suspended));
-        assert_eq!(observed.phase, EndUserPhase::Provisioning);
-    }
-
-    #[test]
-    fn sets_of_other_namespaces_do_not_count() {
-        let plan = business_plan();
-        let mut other = business_plan();
-        other.namespace = "h-someone-else".into();
-        let sets = ["web", "mail", "db"].map(|g| set(&other, g, 1, 2)).to_vec();
-        let observed = observe(&detached(sets), &plan, None);
-        assert_eq!(observed.phase, EndUserPhase::Provisioning);
-    }
-
-    #[test]
-    fn suspended_whatever_the_workloads_say() {
-        let mut plan = business_plan();
-        plan.suspended = true;
-        let observed = observe(&detached(Vec::new()), &plan, Some(EndUserPhase::Active));
-        assert_eq!(observed.phase, EndUserPhase::Suspended);
-    }
 
     #[test]
     fn waiting_for_workloads_counts_from_when_the_wait_began() {

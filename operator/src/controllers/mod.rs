@@ -8,6 +8,7 @@ pub mod course;
 pub mod domains;
 pub mod enduser;
 pub mod orphans;
+mod phase;
 pub mod plan;
 pub mod pool;
 pub mod reseller;

@@ -1,0 +1,259 @@
+//! An end user's phase: one pure function of what its reconcile found ([`phase`]), and what
+//! its workloads say ([`observe`], read from the StatefulSet cache).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt;
+use oem_crds::conditions::ConditionStatus;
+use oem_crds::enduser::EndUserPhase;
+
+use super::cache::Caches;
+use super::enduser::WAITING_FOR_WORKLOADS;
+use crate::hosting::HostingPlan;
+
+/// What a reconcile found, as far as the phase goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// It failed before it could look (a missing course, an API error): the reason is in
+    /// `Ready`, and the phase stays what it was.
+    Failed,
+    /// The start date is ahead.
+    Scheduled,
+    /// The reseller's pool holds a new end user back: the phase stays what it was.
+    Held,
+    /// Suspended: nothing is served.
+    Suspended,
+    /// The workloads: whether every one the plan needs exists, and whether all are ready
+    /// (running the current spec).
+    Workloads { all_there: bool, all_ready: bool },
+}
+
+/// The phase. Active when every workload is ready, Degraded instead when the monitor finds a
+/// service down; an end user already serving (Active or Degraded) whose workloads all exist is
+/// Degraded, not Provisioning, while one is not ready (a restart, a crash, a rollout), so it
+/// stays monitored and an outage stays one outage; Provisioning otherwise. A failed or held
+/// reconcile keeps the phase it had (Provisioning for a new end user).
+pub fn phase(found: Found, previous: Option<EndUserPhase>, service_down: bool) -> EndUserPhase {
+    let serving = matches!(
+        previous,
+        Some(EndUserPhase::Active | EndUserPhase::Degraded)
+    );
+    let phase = match found {
+        Found::Failed | Found::Held => previous.unwrap_or(EndUserPhase::Provisioning),
+        Found::Scheduled => EndUserPhase::Scheduled,
+        Found::Suspended => EndUserPhase::Suspended,
+        Found::Workloads {
+            all_ready: true,
+            all_there: true,
+        } => EndUserPhase::Active,
+        Found::Workloads {
+            all_there: true, ..
+        } if serving => EndUserPhase::Degraded,
+        Found::Workloads { .. } => EndUserPhase::Provisioning,
+    };
+    if phase == EndUserPhase::Active && service_down {
+        EndUserPhase::Degraded
+    } else {
+        phase
+    }
+}
+
+/// What was observed: the phase's input and the `Ready` condition's parts.
+pub struct Observed {
+    pub found: Found,
+    pub ready: ConditionStatus,
+    pub reason: &'static str,
+    pub message: String,
+    /// Why the reseller's pool holds this end user (`Some(None)`: it does not; `None`: not
+    /// known, as after an error, so the condition stays as it was).
+    pub held: Option<Option<String>>,
+    /// Which of its domains another end user holds (`Some(None)`: none; `None`: not known).
+    pub conflict: Option<Option<String>>,
+}
+
+/// What the workloads of `plan` say, read from the StatefulSet cache (a set turning ready
+/// wakes the end user again).
+pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
+    if plan.suspended {
+        return Observed {
+            found: Found::Suspended,
+            ready: ConditionStatus::False,
+            reason: "Suspended",
+            message: "suspended: nothing is served, all data is kept".into(),
+            held: None,
+            conflict: None,
+        };
+    }
+    let sets: Vec<Arc<StatefulSet>> = caches
+        .stateful_sets
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(plan.namespace.as_str()))
+        .collect();
+    let wanted: Vec<&str> = plan.groups().iter().map(|g| g.name()).collect();
+    let mut not_ready: Vec<String> = sets
+        .iter()
+        .filter(|s| {
+            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let status = s.status.as_ref();
+            let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+            let current = status.and_then(|s| s.observed_generation) == s.metadata.generation;
+            ready < want || !current
+        })
+        .map(|s| s.name_any())
+        .collect();
+    let all_there = wanted
+        .iter()
+        .all(|name| sets.iter().any(|s| s.name_any() == *name));
+    for name in &wanted {
+        if !sets.iter().any(|s| s.name_any() == *name) {
+            not_ready.push((*name).to_owned());
+        }
+    }
+    not_ready.sort();
+    if not_ready.is_empty() && all_there {
+        Observed {
+            found: Found::Workloads {
+                all_there,
+                all_ready: true,
+            },
+            ready: ConditionStatus::True,
+            reason: "WorkloadsReady",
+            message: format!("{} workloads ready", sets.len()),
+            held: None,
+            conflict: None,
+        }
+    } else {
+        Observed {
+            found: Found::Workloads {
+                all_there,
+                all_ready: false,
+            },
+            ready: ConditionStatus::False,
+            reason: WAITING_FOR_WORKLOADS,
+            message: format!("waiting for: {}", not_ready.join(", ")),
+            held: None,
+            conflict: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::controllers::cache::tests::detached;
+    use crate::hosting::tests::business_plan;
+
+    fn set(plan: &HostingPlan, name: &str, ready: i32, observed_generation: i64) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": plan.namespace, "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}, "serviceName": name},
+            "status": {"replicas": 1, "readyReplicas": ready, "observedGeneration": observed_generation}
+        }))
+        .unwrap()
+    }
+
+    /// The phase the workloads in `sets` give an end user that was `previous`.
+    fn phase_of(
+        sets: Vec<StatefulSet>,
+        plan: &HostingPlan,
+        previous: Option<EndUserPhase>,
+    ) -> EndUserPhase {
+        phase(observe(&detached(sets), plan).found, previous, false)
+    }
+
+    #[test]
+    fn active_when_every_group_has_a_ready_current_set() {
+        let plan = business_plan();
+        let sets = ["web", "mail", "db"].map(|g| set(&plan, g, 1, 2)).to_vec();
+        let observed = observe(&detached(sets.clone()), &plan);
+        assert_eq!(observed.ready, ConditionStatus::True);
+        assert_eq!(phase_of(sets, &plan, None), EndUserPhase::Active);
+    }
+
+    #[test]
+    fn a_missing_unready_or_stale_set_keeps_it_provisioning() {
+        let plan = business_plan();
+        // mail missing, db not ready, web ready but its new spec not yet rolled out.
+        let sets = vec![set(&plan, "web", 1, 1), set(&plan, "db", 0, 2)];
+        let observed = observe(&detached(sets.clone()), &plan);
+        assert_eq!(observed.message, "waiting for: db, mail, web");
+        assert_eq!(phase_of(sets, &plan, None), EndUserPhase::Provisioning);
+    }
+
+    #[test]
+    fn a_serving_end_user_with_a_set_restarting_is_degraded_not_provisioning() {
+        let plan = business_plan();
+        let sets = vec![
+            set(&plan, "web", 1, 2),
+            set(&plan, "mail", 1, 2),
+            set(&plan, "db", 0, 2),
+        ];
+        for previous in [EndUserPhase::Active, EndUserPhase::Degraded] {
+            let observed = observe(&detached(sets.clone()), &plan);
+            assert_eq!(observed.message, "waiting for: db");
+            assert_eq!(
+                phase_of(sets.clone(), &plan, Some(previous)),
+                EndUserPhase::Degraded
+            );
+        }
+        // A set missing altogether (a service added to the course) is provisioning.
+        assert_eq!(
+            phase_of(sets[..2].to_vec(), &plan, Some(EndUserPhase::Active)),
+            EndUserPhase::Provisioning
+        );
+        // Coming back from suspension is provisioning again.
+        assert_eq!(
+            phase_of(sets, &plan, Some(EndUserPhase::Suspended)),
+            EndUserPhase::Provisioning
+        );
+    }
+
+    #[test]
+    fn sets_of_other_namespaces_do_not_count() {
+        let plan = business_plan();
+        let mut other = business_plan();
+        other.namespace = "h-someone-else".into();
+        let sets = ["web", "mail", "db"].map(|g| set(&other, g, 1, 2)).to_vec();
+        assert_eq!(phase_of(sets, &plan, None), EndUserPhase::Provisioning);
+    }
+
+    #[test]
+    fn suspended_whatever_the_workloads_say() {
+        let mut plan = business_plan();
+        plan.suspended = true;
+        let observed = observe(&detached(Vec::new()), &plan);
+        assert_eq!(observed.found, Found::Suspended);
+        assert_eq!(
+            phase(observed.found, Some(EndUserPhase::Active), true),
+            EndUserPhase::Suspended
+        );
+    }
+
+    #[test]
+    fn a_failed_or_held_reconcile_keeps_the_phase_a_service_down_degrades_an_active_one() {
+        use EndUserPhase::*;
+        for found in [Found::Failed, Found::Held] {
+            assert_eq!(phase(found, None, false), Provisioning);
+            assert_eq!(phase(found, Some(Suspended), false), Suspended);
+            assert_eq!(phase(found, Some(Active), false), Active);
+            assert_eq!(phase(found, Some(Active), true), Degraded);
+        }
+        assert_eq!(phase(Found::Scheduled, Some(Active), true), Scheduled);
+        let ready = Found::Workloads {
+            all_there: true,
+            all_ready: true,
+        };
+        assert_eq!(phase(ready, None, false), Active);
+        assert_eq!(phase(ready, Some(Provisioning), true), Degraded);
+        // Nothing serves yet: a service down does not make it more than provisioning.
+        let missing = Found::Workloads {
+            all_there: false,
+            all_ready: false,
+        };
+        assert_eq!(phase(missing, Some(Degraded), true), Provisioning);
+    }
+}
