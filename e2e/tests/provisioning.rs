@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
-use oem_crds::{EndUser, Reseller};
+use oem_crds::{EndUser, EndUserPhase, Reseller};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, wait_phase};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
@@ -399,9 +401,47 @@ async fn deletion_removes_hosting_and_retain_keeps_the_volumes() -> anyhow::Resu
     );
 
     let endusers: Api<EndUser> = Api::namespaced(client.clone(), &ns);
+    // Every change from here on, so a phase that lasts only while the cleanup runs is seen.
+    let from = endusers
+        .list_metadata(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let mut changes = endusers
+        .watch(&WatchParams::default().timeout(100), &from)
+        .await?
+        .boxed();
     for name in ["gone", "kept"] {
         endusers.delete(name, &DeleteParams::default()).await?;
     }
+    // Until each is gone, the end user says why it is still there.
+    let mut terminating = std::collections::BTreeSet::new();
+    let mut deleted = std::collections::BTreeSet::new();
+    tokio::time::timeout(LIMIT, async {
+        while deleted.len() < 2 {
+            match changes.try_next().await? {
+                Some(WatchEvent::Modified(e)) => {
+                    if e.status.and_then(|s| s.phase) == Some(EndUserPhase::Terminating) {
+                        terminating.insert(e.metadata.name.unwrap_or_default());
+                    }
+                }
+                Some(WatchEvent::Deleted(e)) => {
+                    deleted.insert(e.metadata.name.unwrap_or_default());
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .context("waiting for both end users to go")??;
+    assert_eq!(
+        terminating,
+        ["gone".to_owned(), "kept".to_owned()].into(),
+        "each deleted end user showed phase Terminating before it went (deleted: {deleted:?})"
+    );
     let namespaces: Api<Namespace> = Api::all(client.clone());
     for hosting_ns in &hosting_namespaces {
         wait::gone(&namespaces, hosting_ns, LIMIT).await?;

@@ -387,18 +387,7 @@ async fn write_status(
         conditions,
         ..previous.clone()
     };
-    let api: Api<EndUser> =
-        Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
-    // `services` belongs to the monitor, `usage` to the usage reporter and `mailLocked` to the
-    // incident controller; sending stale copies of them would undo their writes.
-    let wrote = status::write_except(
-        &api,
-        enduser,
-        enduser.status.as_ref(),
-        &next,
-        &["services", "usage", "mailLocked"],
-    )
-    .await?;
+    let wrote = write_own_status(ctx, enduser, &next).await?;
     if wrote {
         for (type_, why) in told {
             ctx.event(&enduser.object_ref(&()), true, type_, "Reconcile", why)
@@ -426,6 +415,26 @@ async fn write_status(
     Ok(())
 }
 
+/// Writes the fields of `status` this controller owns, when they changed. `services` belongs
+/// to the monitor, `usage` to the usage reporter and `mailLocked` to the incident controller;
+/// sending stale copies of them would undo their writes.
+async fn write_own_status(
+    ctx: &Context,
+    enduser: &EndUser,
+    status: &EndUserStatus,
+) -> Result<bool> {
+    let api: Api<EndUser> =
+        Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
+    status::write_except(
+        &api,
+        enduser,
+        enduser.status.as_ref(),
+        status,
+        &["services", "usage", "mailLocked"],
+    )
+    .await
+}
+
 /// Deletion: keep the data volumes when the policy says Retain, then remove the hosting
 /// namespace. The finalizer is released only when that is done, so no orphan is left even if
 /// the operator was down when the end user was deleted. Only a namespace whose labels name
@@ -442,6 +451,13 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
         enduser: enduser.name_any(),
     };
     let retain = enduser.spec.deletion_policy == DeletionPolicy::Retain;
+    // Said first, so `kubectl get endusers` shows why it is still there while its hosting goes.
+    let previous = enduser.status.clone().unwrap_or_default();
+    let terminating = EndUserStatus {
+        phase: Some(phase(Found::Deleting, previous.phase, false)),
+        ..previous
+    };
+    write_own_status(ctx, enduser, &terminating).await?;
     super::domains::release_all(&ctx.client, &ns, &enduser.name_any()).await?;
     for hosting_ns in owner.namespace_names() {
         let deletion =

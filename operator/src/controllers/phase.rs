@@ -24,12 +24,14 @@ pub enum Found {
     Held,
     /// Suspended: nothing is served.
     Suspended,
+    /// Deleted: its hosting is being removed (the finalizer holds it until that is done).
+    Deleting,
     /// The workloads: whether every one the plan needs exists, and whether all are ready
     /// (running the current spec).
     Workloads { all_there: bool, all_ready: bool },
 }
 
-/// The phase. Active when every workload is ready, Degraded instead when the monitor finds a
+/// The phase. Terminating once deleted; Active when every workload is ready, Degraded instead when the monitor finds a
 /// service down; an end user already serving (Active or Degraded) whose workloads all exist is
 /// Degraded, not Provisioning, while one is not ready (a restart, a crash, a rollout), so it
 /// stays monitored and an outage stays one outage; Provisioning otherwise. A failed or held
@@ -43,6 +45,7 @@ pub fn phase(found: Found, previous: Option<EndUserPhase>, service_down: bool) -
         Found::Failed | Found::Held => previous.unwrap_or(EndUserPhase::Provisioning),
         Found::Scheduled => EndUserPhase::Scheduled,
         Found::Suspended => EndUserPhase::Suspended,
+        Found::Deleting => EndUserPhase::Terminating,
         Found::Workloads {
             all_ready: true,
             all_there: true,
@@ -243,6 +246,7 @@ mod tests {
             assert_eq!(phase(found, Some(Active), true), Degraded);
         }
         assert_eq!(phase(Found::Scheduled, Some(Active), true), Scheduled);
+        assert_eq!(phase(Found::Deleting, Some(Active), false), Terminating);
         let ready = Found::Workloads {
             all_there: true,
             all_ready: true,
