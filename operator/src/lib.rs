@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod status;
 pub mod telemetry;
 pub mod usage;
 pub mod view;

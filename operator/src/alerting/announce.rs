@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::DeliveryState;
 use oem_crds::maintenance::{
@@ -20,7 +20,6 @@ use oem_crds::maintenance::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::announcements::{self, Affected, Tenant};
 use super::controller::{Alerting, calendar_of};
@@ -29,9 +28,7 @@ use super::incidents::World;
 use super::maintenance::Window;
 use super::notify::{self, AnnouncedTarget, Announcement};
 use crate::naming;
-
-/// The field manager of `status.announcedAt` and `status.announcements`.
-pub const ANNOUNCER: &str = "oem-hosting-announcer";
+use crate::status::owners;
 
 /// A window of either kind with what announcing it needs.
 struct Subject<'a, K> {
@@ -226,18 +223,8 @@ impl Alerting {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     {
-        let patch = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": announcer_fields(status),
-        });
-        match subject
-            .api
-            .patch_status(
-                &subject.object.name_any(),
-                &PatchParams::apply(ANNOUNCER).force(),
-                &Patch::Apply(&patch),
-            )
+        match owners::WINDOW_ANNOUNCER
+            .write(&subject.api, &subject.object.name_any(), None, status)
             .await
         {
             Ok(_) => true,
@@ -274,18 +261,6 @@ impl Alerting {
             }
         }
         Some(out)
-    }
-}
-
-/// Only the announcer's fields, absent ones left out: the schema takes no nulls, and a field
-/// this manager no longer sends (an earlier `rescheduledFrom`) is removed by the apply.
-fn announcer_fields(status: &MaintenanceStatus) -> MaintenanceStatus {
-    MaintenanceStatus {
-        announced_at: status.announced_at.clone(),
-        announcements: status.announcements.clone(),
-        announced_times: status.announced_times.clone(),
-        rescheduled_from: status.rescheduled_from.clone(),
-        ..MaintenanceStatus::default()
     }
 }
 
@@ -332,21 +307,5 @@ fn announced(affected: Affected) -> AnnouncedTarget {
             end_user: Some(label),
             services: names(services),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_announcer_sends_its_fields_only_and_never_a_null() {
-        let status = MaintenanceStatus {
-            phase: Some(oem_crds::maintenance::MaintenancePhase::Scheduled),
-            announced_at: Some(Time("2026-12-01T00:00:00Z".parse().unwrap())),
-            ..MaintenanceStatus::default()
-        };
-        let body = serde_json::to_value(announcer_fields(&status)).unwrap();
-        assert_eq!(body, json!({"announcedAt": "2026-12-01T00:00:00Z"}));
     }
 }

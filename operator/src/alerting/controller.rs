@@ -8,12 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::enduser::EndUser;
 use oem_crds::incident::{Incident, IncidentKind, IncidentSpec, IncidentStatus};
 use oem_crds::reseller::{BusinessCalendar, Reseller};
-use serde_json::json;
 
 use super::calendar::Calendar;
 use super::config::SourceMode;
@@ -27,9 +26,8 @@ use super::source::{self, AlertInbox, AlertKey, Observation};
 use super::{embedded, mail, windows};
 use crate::context::Context;
 use crate::naming;
+use crate::status::owners;
 
-/// The field manager of incident status and `EndUser.status.mailLocked` writes.
-pub const FIELD_MANAGER: &str = "oem-hosting-alerting";
 /// Incident labels, so `kubectl get inc -l` finds an end user's or a kind's incidents.
 pub const LABEL_SERVICE: &str = "hosting.oem.dev/service";
 pub const LABEL_KIND: &str = "hosting.oem.dev/incident-kind";
@@ -368,24 +366,19 @@ impl Alerting {
         incident: &Incident,
         status: IncidentStatus,
     ) -> Result<Incident, kube::Error> {
-        if incident.status.as_ref() == Some(&status) {
-            return Ok(incident.clone());
-        }
         let api: Api<Incident> = Api::namespaced(
             self.ctx.client.clone(),
             &incident.namespace().unwrap_or_default(),
         );
-        let patch = json!({
-            "apiVersion": Incident::api_version(&()),
-            "kind": Incident::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &incident.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
+        let written = owners::INCIDENT
+            .write(
+                &api,
+                &incident.name_any(),
+                incident.status.as_ref(),
+                &status,
+            )
+            .await?;
+        Ok(written.unwrap_or_else(|| incident.clone()))
     }
 
     /// One step of one incident: facts, flow, remediation, status, deliveries.

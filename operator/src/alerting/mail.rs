@@ -6,14 +6,14 @@
 
 use std::collections::HashMap;
 
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
 use oem_crds::enduser::EndUser;
 use serde_json::json;
 
-use super::controller::FIELD_MANAGER;
 use super::incidents::World;
 use crate::naming;
+use crate::status::owners;
 
 /// Set by the reseller (`kubectl annotate enduser NAME hosting.oem.dev/mail-unlock=yes`) to
 /// lift a mail lock; the operator removes it once the lock is lifted.
@@ -57,17 +57,9 @@ pub async fn set_lock(
     let namespace = enduser.namespace().unwrap_or_default();
     let api: Api<EndUser> = Api::namespaced(client.clone(), &namespace);
     let name = enduser.name_any();
-    let patch = json!({
-        "apiVersion": EndUser::api_version(&()),
-        "kind": EndUser::kind(&()),
-        "status": {"mailLocked": lock},
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    owners::ENDUSER_MAIL_LOCK
+        .write(&api, &name, None, &json!({ "mailLocked": lock }))
+        .await?;
     if !lock && unlock_requested(enduser) {
         let remove = json!({"metadata": {"annotations": {ANNOTATION_MAIL_UNLOCK: null}}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&remove))

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::{Channel, DeliveryState};
 use oem_crds::reseller::{MonthlyReport, ReportDelivery, Reseller};
@@ -24,9 +24,8 @@ use super::notify::{self, AvailabilityReport};
 use super::report::{self, EndUserInput, Month, ReportInput};
 use super::windows;
 use crate::naming;
+use crate::status::owners;
 
-/// The field manager of `Reseller.status.reports`.
-pub const REPORTER: &str = "oem-hosting-reporter";
 /// Months of reports kept in the status.
 const KEEP_MONTHS: usize = 12;
 
@@ -269,17 +268,9 @@ impl Alerting {
     /// Writes `status.reports`; false (logged) when the write failed.
     async fn record_reports(&self, reseller: &Reseller, reports: &[MonthlyReport]) -> bool {
         let api: Api<Reseller> = Api::all(self.ctx.client.clone());
-        let patch = json!({
-            "apiVersion": Reseller::api_version(&()),
-            "kind": Reseller::kind(&()),
-            "status": {"reports": reports},
-        });
-        match api
-            .patch_status(
-                &reseller.name_any(),
-                &PatchParams::apply(REPORTER).force(),
-                &Patch::Apply(&patch),
-            )
+        let reports = json!({ "reports": reports });
+        match owners::RESELLER_REPORTS
+            .write(&api, &reseller.name_any(), None, &reports)
             .await
         {
             Ok(_) => true,

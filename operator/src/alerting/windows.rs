@@ -7,19 +7,18 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::IncidentKind;
 use oem_crds::maintenance::MaintenanceStatus;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use super::controller::FIELD_MANAGER;
 use super::incidents::World;
 use super::maintenance::{self, Admission, Cover, Phase, Target, Window};
 use super::source::{AlertKey, Observation};
 use crate::naming;
+use crate::status::owners;
 
 /// The nodes each failing end user's pods run on, looked up only while a node window is open.
 pub async fn nodes_of_failing(
@@ -130,23 +129,6 @@ pub async fn write_statuses(
     }
 }
 
-/// The status as this field manager applies it: without the announcer's fields
-/// (`announce.rs`), so this apply neither takes them over nor drops them.
-fn phase_fields(status: &MaintenanceStatus) -> serde_json::Value {
-    let mut body = serde_json::to_value(status).unwrap_or_default();
-    if let Some(fields) = body.as_object_mut() {
-        for field in [
-            "announcedAt",
-            "announcements",
-            "announcedTimes",
-            "rescheduledFrom",
-        ] {
-            fields.remove(field);
-        }
-    }
-    body
-}
-
 async fn write_one<K>(
     api: &Api<K>,
     window: &K,
@@ -161,17 +143,8 @@ async fn write_one<K>(
     if stored == Some(&status) {
         return;
     }
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": phase_fields(&status),
-    });
-    match api
-        .patch_status(
-            &window.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+    match owners::WINDOW_PHASE
+        .write(api, &window.name_any(), stored, &status)
         .await
     {
         Ok(_) => tracing::info!(window = %view.name, phase = ?status.phase,
@@ -223,19 +196,6 @@ mod tests {
             complete: true,
             ..Observation::default()
         }
-    }
-
-    #[test]
-    fn the_phase_write_leaves_the_announcers_fields_alone() {
-        let status = MaintenanceStatus {
-            phase: Some(oem_crds::maintenance::MaintenancePhase::Scheduled),
-            announced_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(start())),
-            ..MaintenanceStatus::default()
-        };
-        let body = phase_fields(&status);
-        assert_eq!(body["phase"], "Scheduled");
-        assert!(body.get("announcedAt").is_none(), "{body}");
-        assert!(body.get("announcements").is_none(), "{body}");
     }
 
     #[test]

@@ -14,9 +14,9 @@ use oem_crds::course::{Course, CourseStatus, DatabaseEngine};
 use oem_crds::enduser::EndUser;
 use oem_crds::policy::{SecurityPolicy, Unservable};
 
-use super::status;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::status::owners;
 
 const CONTROLLER: &str = "course";
 
@@ -138,7 +138,10 @@ async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
         conditions: merge(&previous.conditions, ready),
     };
     let api: Api<Course> = Api::namespaced(ctx.client.clone(), &ns);
-    status::write(&api, course.as_ref(), course.status.as_ref(), &next).await?;
+    owners::COURSE
+        .write(&api, &course.name_any(), course.status.as_ref(), &next)
+        .await
+        .map_err(Error::kube("write status of", "course", course.name_any()))?;
     Ok(Action::requeue(ctx.config.resync_interval))
 }
 

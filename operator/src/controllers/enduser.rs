@@ -20,11 +20,12 @@ use super::cache::{Caches, Live, LiveStore};
 use super::domains::DOMAIN_CONFLICT;
 use super::phase::{Found, Observed, observe, phase};
 use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
-use super::{children, secrets, status};
+use super::{children, secrets};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::{self, HostingPlan};
 use crate::naming;
+use crate::status::owners;
 
 pub const FINALIZER: &str = "hosting.oem.dev/hosting-cleanup";
 /// The `Ready` reason while the end user waits for its workloads. Its `lastTransitionTime` is
@@ -415,9 +416,7 @@ async fn write_status(
     Ok(())
 }
 
-/// Writes the fields of `status` this controller owns, when they changed. `services` belongs
-/// to the monitor, `usage` to the usage reporter and `mailLocked` to the incident controller;
-/// sending stale copies of them would undo their writes.
+/// Writes the fields of `status` this controller owns, when they changed.
 async fn write_own_status(
     ctx: &Context,
     enduser: &EndUser,
@@ -425,14 +424,15 @@ async fn write_own_status(
 ) -> Result<bool> {
     let api: Api<EndUser> =
         Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
-    status::write_except(
-        &api,
-        enduser,
-        enduser.status.as_ref(),
-        status,
-        &["services", "usage", "mailLocked"],
-    )
-    .await
+    owners::ENDUSER
+        .write(&api, &enduser.name_any(), enduser.status.as_ref(), status)
+        .await
+        .map(|written| written.is_some())
+        .map_err(Error::kube(
+            "write status of",
+            "enduser",
+            enduser.name_any(),
+        ))
 }
 
 /// Deletion: keep the data volumes when the policy says Retain, then remove the hosting

@@ -13,7 +13,6 @@ pub mod plan;
 pub mod pool;
 pub mod reseller;
 mod secrets;
-mod status;
 
 use std::sync::Arc;
 

@@ -17,11 +17,12 @@ use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::{Reseller, ResellerStatus};
 
-use super::{children, status};
+use super::children;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::rbac;
 use crate::naming;
+use crate::status::owners;
 
 pub const FINALIZER: &str = "hosting.oem.dev/reseller-cleanup";
 const CONTROLLER: &str = "reseller";
@@ -180,16 +181,14 @@ async fn write_status(
         ..previous
     };
     let api: Api<Reseller> = Api::all(ctx.client.clone());
-    // `usage` belongs to the usage reporter and `reports` to the availability reporter (their
-    // own field managers): a stale copy sent here would undo their writes.
-    status::write_except(
-        &api,
-        reseller,
-        reseller.status.as_ref(),
-        &next,
-        &["usage", "reports"],
-    )
-    .await?;
+    owners::RESELLER
+        .write(&api, &reseller.name_any(), reseller.status.as_ref(), &next)
+        .await
+        .map_err(Error::kube(
+            "write status of",
+            "reseller",
+            reseller.name_any(),
+        ))?;
     Ok(())
 }
 

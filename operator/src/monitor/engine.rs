@@ -8,9 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use kube::Resource;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
 use serde_json::json;
@@ -23,10 +22,7 @@ use super::scheduler::{Retry, Schedule};
 use super::targets::{self, MonitoredTarget, TargetKey};
 use crate::context::Context;
 use crate::metrics::ProbeMetrics;
-
-/// The monitor's field manager: a different one than the controllers', so each owns its part
-/// of the status.
-pub const FIELD_MANAGER: &str = "oem-hosting-monitor";
+use crate::status::owners;
 
 /// How long a changed end user waits before its status is written, so the results of its
 /// services probed together go out in one write.
@@ -243,14 +239,9 @@ impl Engine {
             self.dirty.remove(&id);
             let services = self.book.services(&id);
             let api: Api<EndUser> = Api::namespaced(self.ctx.client.clone(), &id.0);
-            let patch = json!({
-                "apiVersion": EndUser::api_version(&()),
-                "kind": EndUser::kind(&()),
-                "status": {"services": services},
-            });
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            match api
-                .patch_status(&id.1, &params, &Patch::Apply(&patch))
+            let services = json!({ "services": services });
+            match owners::ENDUSER_SERVICES
+                .write(&api, &id.1, None, &services)
                 .await
             {
                 Ok(_) => self.metrics.status_writes.with_label_values(&["ok"]).inc(),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use oem_crds::{EndUser, Reseller, Usage};
 use serde_json::json;
@@ -32,9 +32,7 @@ use prometheus::PrometheusSource;
 
 use crate::context::Context;
 use crate::naming;
-
-/// The reporter's field manager: it owns `status.usage` and nothing else.
-pub const FIELD_MANAGER: &str = "oem-hosting-usage";
+use crate::status::owners;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
@@ -300,26 +298,15 @@ impl Reporter {
         if !measured || figures.reported_by(current) {
             return Ok(());
         }
-        let kind = K::kind(&()).into_owned();
-        let patch = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": kind,
-            "status": {"usage": figures.to_usage(at)},
-        });
-        let writes = &self.ctx.metrics.usage.status_writes;
-        let kind_label = if kind == "Reseller" {
-            "Reseller"
+        let (kind_label, owner) = if K::kind(&()) == "Reseller" {
+            ("Reseller", owners::RESELLER_USAGE)
         } else {
-            "EndUser"
+            ("EndUser", owners::ENDUSER_USAGE)
         };
-        match api
-            .patch_status(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
+        let writes = &self.ctx.metrics.usage.status_writes;
+        // Compared with what is stored above (figures within their rounding are the same).
+        let usage = json!({"usage": figures.to_usage(at)});
+        match owner.write(api, name, None, &usage).await {
             Ok(_) => {
                 writes.with_label_values(&[kind_label, "ok"]).inc();
                 Ok(())
