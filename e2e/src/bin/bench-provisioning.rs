@@ -122,11 +122,11 @@ async fn raw_one(
     let ns = plan.namespace.as_str();
     write_all::<Namespace>(
         Api::all(client.clone()),
-        vec![build::namespace(plan)?],
+        vec![build::namespace(plan)],
         requests,
     )
     .await?;
-    let binding = rbac::tenant_viewer_binding(&plan.reseller, &plan.namespace, &[])?;
+    let binding = rbac::tenant_viewer_binding(&plan.reseller, &plan.namespace, &[]);
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "credentials", "namespace": plan.namespace},
         "stringData": {"ftp-password": "x", "mail-password": "x", "db-password": "x"}
@@ -135,17 +135,17 @@ async fn raw_one(
         write_all::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests),
         write_all::<ResourceQuota>(
             Api::namespaced(client.clone(), ns),
-            vec![build::resource_quota(plan)?],
+            vec![build::resource_quota(plan)],
             requests
         ),
         write_all::<LimitRange>(
             Api::namespaced(client.clone(), ns),
-            vec![build::limit_range(plan)?],
+            vec![build::limit_range(plan)],
             requests
         ),
         write_all::<NetworkPolicy>(
             Api::namespaced(client.clone(), ns),
-            build::network_policies(plan, &config.network)?,
+            build::network_policies(plan, &config.network),
             requests
         ),
         write_all::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests),

@@ -234,7 +234,7 @@ async fn provision(
 
     // Never adopt or write into a namespace that is not this end user's.
     children::check_namespace_owner(ctx, caches, &plan, &object).await?;
-    let namespace = hosting::namespace(&plan).map_err(ser("namespace"))?;
+    let namespace = hosting::namespace(&plan);
     caches
         .ensure(
             ctx,
@@ -244,15 +244,13 @@ async fn provision(
         )
         .await?;
     let admins = super::admin_subjects(&reseller);
-    let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, hosting_ns, &admins)
-        .map_err(ser("rolebinding"))?;
+    let viewer = hosting::rbac::tenant_viewer_binding(&reseller_name, hosting_ns, &admins);
     // The operator's own Secret access in the namespace, before `credentials` is written.
-    let own = hosting::rbac::operator_secrets_binding(&reseller_name, hosting_ns, &ctx.identity)
-        .map_err(ser("rolebinding"))?;
+    let own = hosting::rbac::operator_secrets_binding(&reseller_name, hosting_ns, &ctx.identity);
     caches
         .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
-    let mut quota = hosting::resource_quota(&plan).map_err(ser("quota"))?;
+    let mut quota = hosting::resource_quota(&plan);
     let granted = Resources {
         cpu: plan.cpu.clone(),
         memory: plan.memory.clone(),
@@ -266,12 +264,11 @@ async fn provision(
     caches
         .converge(ctx, &caches.quotas, hosting_ns, vec![quota])
         .await?;
-    let limits = hosting::limit_range(&plan).map_err(ser("limitrange"))?;
+    let limits = hosting::limit_range(&plan);
     caches
         .converge(ctx, &caches.limit_ranges, hosting_ns, vec![limits])
         .await?;
-    let policies =
-        hosting::network_policies(&plan, &config.network).map_err(ser("networkpolicy"))?;
+    let policies = hosting::network_policies(&plan, &config.network);
     caches
         .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;

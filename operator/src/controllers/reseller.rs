@@ -84,45 +84,34 @@ async fn count_end_users(ctx: &Context, namespace: &str) -> Result<i32> {
 async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
     let name = reseller.name_any();
     let namespace = naming::reseller_namespace(&name);
-    let ser = |what| move |source| Error::Serialize { what, source };
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    children::apply(
-        ctx,
-        &ns_api,
-        &rbac::reseller_namespace(&name).map_err(ser("namespace"))?,
-    )
-    .await?;
+    children::apply(ctx, &ns_api, &rbac::reseller_namespace(&name)).await?;
     let admins = super::admin_subjects(reseller);
     // The operator's own Secret access here first: end users' password Secrets and webhook
     // keys are read, and generated logins written, only through it.
-    let mut bindings = vec![
-        rbac::operator_secrets_binding(&name, &namespace, &ctx.identity)
-            .map_err(ser("rolebinding"))?,
-    ];
+    let mut bindings = vec![rbac::operator_secrets_binding(
+        &name,
+        &namespace,
+        &ctx.identity,
+    )];
     // The webhooks' get of password Secrets (their key names), when the configuration names
     // their ServiceAccount; converged with the others, so emptying it removes the binding.
     if let Some(webhooks) = &ctx.config.webhooks_service_account {
-        bindings.push(
-            rbac::webhooks_secrets_binding(&name, &webhooks.subject())
-                .map_err(ser("rolebinding"))?,
-        );
+        bindings.push(rbac::webhooks_secrets_binding(&name, &webhooks.subject()));
     }
     // The ServiceAccount its panel acts as (one of `admins`), and the panel's right to
     // impersonate it here, when the configuration names the panel's ServiceAccount.
     children::apply(
         ctx,
         &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace),
-        &rbac::reseller_panel_account(&name).map_err(ser("serviceaccount"))?,
+        &rbac::reseller_panel_account(&name),
     )
     .await?;
     if let Some(panel) = &ctx.config.panel_service_account {
-        bindings.push(
-            rbac::panel_impersonation_binding(&name, &panel.subject())
-                .map_err(ser("rolebinding"))?,
-        );
+        bindings.push(rbac::panel_impersonation_binding(&name, &panel.subject()));
     }
     if !admins.is_empty() {
-        bindings.push(rbac::reseller_admin_binding(&name, &admins).map_err(ser("rolebinding"))?);
+        bindings.push(rbac::reseller_admin_binding(&name, &admins));
     }
     children::Scope::new(ctx.client.clone(), &namespace, "RoleBinding")
         .converge::<RoleBinding>(ctx, bindings)
@@ -147,8 +136,7 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
         children::apply(
             ctx,
             &Api::<RoleBinding>::namespaced(ctx.client.clone(), &panel.namespace),
-            &rbac::panel_accounts_binding(&panel.namespace, &ctx.identity)
-                .map_err(ser("rolebinding"))?,
+            &rbac::panel_accounts_binding(&panel.namespace, &ctx.identity),
         )
         .await?;
         super::secrets::ensure_panel_accounts(ctx, reseller, &panel.namespace).await?;

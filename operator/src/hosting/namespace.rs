@@ -8,8 +8,13 @@
 //! default and as its ceiling, and requests a quarter of that by default; the namespace's
 //! total is that allowance for up to four containers in each pod the quota allows.
 
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::HostingPlan;
 use crate::apply::quantity_value;
@@ -21,7 +26,7 @@ pub const LIMITS_NAME: &str = "course-limits";
 pub const ANNOTATION_DELETION_POLICY: &str = "hosting.oem.dev/deletion-policy";
 
 /// The hosting namespace: labelled with reseller and end user, Pod Security `restricted`.
-pub fn namespace(plan: &HostingPlan) -> Result<Namespace, serde_json::Error> {
+pub fn namespace(plan: &HostingPlan) -> Namespace {
     let mut labels = plan.labels();
     for mode in ["enforce", "audit", "warn"] {
         labels.insert(
@@ -29,17 +34,37 @@ pub fn namespace(plan: &HostingPlan) -> Result<Namespace, serde_json::Error> {
             "restricted".into(),
         );
     }
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": plan.namespace,
-            "labels": labels,
-            "annotations": {
-                ANNOTATION_DELETION_POLICY: if plan.retain_data { "Retain" } else { "Delete" }
-            }
-        }
-    }))
+    let policy = if plan.retain_data { "Retain" } else { "Delete" };
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(plan.namespace.clone()),
+            labels: Some(labels),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_DELETION_POLICY.to_owned(),
+                policy.to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+/// A resource list: each name with its quantity.
+fn quantities<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, Quantity> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), Quantity(value.to_owned())))
+        .collect()
+}
+
+/// The metadata of the quota and the limit range.
+fn limits_meta(plan: &HostingPlan) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(LIMITS_NAME.to_owned()),
+        namespace: Some(plan.namespace.clone()),
+        labels: Some(plan.labels()),
+        ..ObjectMeta::default()
+    }
 }
 
 const MI: f64 = 1024.0 * 1024.0;
@@ -64,54 +89,71 @@ fn pods(plan: &HostingPlan) -> usize {
 }
 
 /// The course's totals as a hard quota on the namespace.
-pub fn resource_quota(plan: &HostingPlan) -> Result<ResourceQuota, serde_json::Error> {
-    let groups = plan.groups().len();
+pub fn resource_quota(plan: &HostingPlan) -> ResourceQuota {
+    let groups = plan.groups().len().to_string();
+    let pod_count = pods(plan);
     let ephemeral_total = format!(
         "{}Mi",
-        ephemeral_per_container(plan) * EPHEMERAL_CONTAINERS_PER_POD * pods(plan) as u64
+        ephemeral_per_container(plan) * EPHEMERAL_CONTAINERS_PER_POD * pod_count as u64
     );
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": LIMITS_NAME, "namespace": plan.namespace, "labels": plan.labels()},
-        "spec": {"hard": {
-            "requests.cpu": plan.cpu,
-            "limits.cpu": plan.cpu,
-            "requests.memory": plan.memory,
-            "limits.memory": plan.memory,
-            "requests.storage": plan.storage,
-            "requests.ephemeral-storage": ephemeral_total,
-            "limits.ephemeral-storage": ephemeral_total,
-            "persistentvolumeclaims": groups.to_string(),
-            "pods": pods(plan).to_string(),
-            "services.loadbalancers": "0",
-            "services.nodeports": "0"
-        }}
-    }))
+    let pods = pod_count.to_string();
+    ResourceQuota {
+        metadata: limits_meta(plan),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(quantities([
+                ("requests.cpu", &plan.cpu),
+                ("limits.cpu", &plan.cpu),
+                ("requests.memory", &plan.memory),
+                ("limits.memory", &plan.memory),
+                ("requests.storage", &plan.storage),
+                ("requests.ephemeral-storage", &ephemeral_total),
+                ("limits.ephemeral-storage", &ephemeral_total),
+                ("persistentvolumeclaims", &groups),
+                ("pods", &pods),
+                ("services.loadbalancers", "0"),
+                ("services.nodeports", "0"),
+            ])),
+            ..ResourceQuotaSpec::default()
+        }),
+        ..ResourceQuota::default()
+    }
 }
 
 /// Per-container defaults (so nothing unbounded starts) and ceilings (the course's totals).
-pub fn limit_range(plan: &HostingPlan) -> Result<LimitRange, serde_json::Error> {
+pub fn limit_range(plan: &HostingPlan) -> LimitRange {
     let ephemeral = ephemeral_per_container(plan);
     let ephemeral_limit = format!("{ephemeral}Mi");
     let ephemeral_request = format!("{}Mi", (ephemeral / 4).max(1));
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "LimitRange",
-        "metadata": {"name": LIMITS_NAME, "namespace": plan.namespace, "labels": plan.labels()},
-        "spec": {"limits": [
-            {
-                "type": "Container",
-                "default": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": ephemeral_limit},
-                "defaultRequest": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": ephemeral_request},
-                "max": {"cpu": plan.cpu, "memory": plan.memory, "ephemeral-storage": ephemeral_limit}
-            },
-            {
-                "type": "PersistentVolumeClaim",
-                "max": {"storage": plan.storage}
-            }
-        ]}
-    }))
+    let container = LimitRangeItem {
+        type_: "Container".into(),
+        default: Some(quantities([
+            ("cpu", "100m"),
+            ("memory", "128Mi"),
+            ("ephemeral-storage", &ephemeral_limit),
+        ])),
+        default_request: Some(quantities([
+            ("cpu", "100m"),
+            ("memory", "128Mi"),
+            ("ephemeral-storage", &ephemeral_request),
+        ])),
+        max: Some(quantities([
+            ("cpu", &plan.cpu),
+            ("memory", &plan.memory),
+            ("ephemeral-storage", &ephemeral_limit),
+        ])),
+        ..LimitRangeItem::default()
+    };
+    let volume = LimitRangeItem {
+        type_: "PersistentVolumeClaim".into(),
+        max: Some(quantities([("storage", &plan.storage)])),
+        ..LimitRangeItem::default()
+    };
+    LimitRange {
+        metadata: limits_meta(plan),
+        spec: Some(LimitRangeSpec {
+            limits: vec![container, volume],
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +163,13 @@ mod tests {
 
     #[test]
     fn namespace_enforces_restricted_pod_security_and_names_its_owner() {
-        let ns = namespace(&business_plan()).unwrap();
+        let ns = namespace(&business_plan());
+        // What server-side apply is sent names its kind (typed objects carry it).
+        let sent = serde_json::to_value(&ns).unwrap();
+        assert_eq!(
+            (&sent["apiVersion"], &sent["kind"]),
+            (&"v1".into(), &"Namespace".into())
+        );
         let labels = ns.metadata.labels.unwrap();
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
         assert_eq!(labels["hosting.oem.dev/reseller"], "sakura-web");
@@ -134,7 +182,7 @@ mod tests {
 
     #[test]
     fn quota_carries_the_course_totals() {
-        let q = resource_quota(&business_plan()).unwrap();
+        let q = resource_quota(&business_plan());
         let hard = q.spec.unwrap().hard.unwrap();
         assert_eq!(hard["limits.cpu"].0, "2");
         assert_eq!(hard["limits.memory"].0, "4Gi");
@@ -161,11 +209,11 @@ mod tests {
     fn quota_and_limit_range_bound_ephemeral_storage() {
         let mut plan = business_plan();
         plan.storage = "5Gi".into();
-        let hard = resource_quota(&plan).unwrap().spec.unwrap().hard.unwrap();
+        let hard = resource_quota(&plan).spec.unwrap().hard.unwrap();
         // 512Mi per container, 4 containers per pod, 4 pods.
         assert_eq!(hard["limits.ephemeral-storage"].0, "8192Mi");
         assert_eq!(hard["requests.ephemeral-storage"].0, "8192Mi");
-        let limits = limit_range(&plan).unwrap().spec.unwrap().limits;
+        let limits = limit_range(&plan).spec.unwrap().limits;
         let container = &limits[0];
         assert_eq!(
             container.max.as_ref().unwrap()["ephemeral-storage"].0,
@@ -183,7 +231,7 @@ mod tests {
 
     #[test]
     fn limit_range_caps_a_container_at_the_course() {
-        let lr = limit_range(&business_plan()).unwrap();
+        let lr = limit_range(&business_plan());
         let limits = lr.spec.unwrap().limits;
         assert_eq!(limits[0].max.as_ref().unwrap()["memory"].0, "4Gi");
         assert_eq!(limits[1].type_, "PersistentVolumeClaim");

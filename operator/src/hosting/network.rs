@@ -7,8 +7,12 @@
 //! local real node's bridge plugin does not): the mail lock is also enforced by the mail
 //! container's MTA (`MAIL_LOCKED`, `workloads.rs`), on any cluster.
 
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use serde_json::{Value, json};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::config::NetworkConfig;
 use crate::naming;
@@ -38,84 +42,151 @@ const BLOCKED_V4: [&str; 9] = [
 ];
 const SMTP_PORTS: [u16; 3] = [25, 465, 587];
 
-fn policy(plan: &HostingPlan, name: &str, spec: Value) -> Result<NetworkPolicy, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": plan.namespace, "labels": plan.labels()},
-        "spec": spec
-    }))
+fn policy(plan: &HostingPlan, name: &str, spec: NetworkPolicySpec) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(plan.namespace.clone()),
+            labels: Some(plan.labels()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+    }
+}
+
+/// Pods matching these labels (none: every pod of the namespace).
+fn pods_labelled(labels: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_labels: (!labels.is_empty()).then(|| {
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        }),
+        ..LabelSelector::default()
+    }
+}
+
+/// The namespace named `name`.
+fn namespace_named(name: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(pods_labelled(&[("kubernetes.io/metadata.name", name)])),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// Every pod of the hosting namespace.
+fn own_pods() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector::default()),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn ports(protocol: &str, numbers: &[u16]) -> Vec<NetworkPolicyPort> {
+    numbers
+        .iter()
+        .map(|n| NetworkPolicyPort {
+            protocol: Some(protocol.to_owned()),
+            port: Some(IntOrString::Int(i32::from(*n))),
+            ..NetworkPolicyPort::default()
+        })
+        .collect()
+}
+
+fn types(types: &[&str]) -> Option<Vec<String>> {
+    Some(types.iter().map(|t| (*t).to_owned()).collect())
 }
 
 /// Every NetworkPolicy the namespace should have, by name. A mail-locked plan has no
 /// `allow-smtp-egress`, so the controller removes it.
-pub fn network_policies(
-    plan: &HostingPlan,
-    network: &NetworkConfig,
-) -> Result<Vec<NetworkPolicy>, serde_json::Error> {
-    let from_namespaces = json!([
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network.ingress_namespace}}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network.monitor_namespace}}},
-        {"podSelector": {}}
-    ]);
-    let internet = json!({"ipBlock": {"cidr": "0.0.0.0/0", "except": BLOCKED_V4}});
+pub fn network_policies(plan: &HostingPlan, network: &NetworkConfig) -> Vec<NetworkPolicy> {
+    let internet = NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: "0.0.0.0/0".into(),
+            except: Some(BLOCKED_V4.iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        ..NetworkPolicyPeer::default()
+    };
     let mut policies = vec![
         policy(
             plan,
             DEFAULT_DENY,
-            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        )?,
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: types(&["Ingress", "Egress"]),
+                ..NetworkPolicySpec::default()
+            },
+        ),
         policy(
             plan,
             ALLOW_INGRESS,
-            json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": from_namespaces}]}),
-        )?,
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: types(&["Ingress"]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![
+                        namespace_named(&network.ingress_namespace),
+                        namespace_named(&network.monitor_namespace),
+                        own_pods(),
+                    ]),
+                    ..NetworkPolicyIngressRule::default()
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        ),
         policy(
             plan,
             ALLOW_EGRESS,
-            json!({
-                "podSelector": {},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                    {"to": [{"podSelector": {}}]},
-                    {"to": [internet], "ports": [
-                        {"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}]}
-                ]
-            }),
-        )?,
+            NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                policy_types: types(&["Egress"]),
+                egress: Some(vec![
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![namespace_named("kube-system")]),
+                        ports: Some([ports("UDP", &[53]), ports("TCP", &[53])].concat()),
+                    },
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![own_pods()]),
+                        ports: None,
+                    },
+                    NetworkPolicyEgressRule {
+                        to: Some(vec![internet.clone()]),
+                        ports: Some(ports("TCP", &[80, 443])),
+                    },
+                ]),
+                ..NetworkPolicySpec::default()
+            },
+        ),
     ];
     if plan.mail.is_some() && !plan.mail_locked {
-        let ports: Vec<Value> = SMTP_PORTS
-            .iter()
-            .map(|p| json!({"protocol": "TCP", "port": p}))
-            .collect();
         // Only the mail service's pods send mail; PHP code in the web pods does not reach
         // remote SMTP servers (it hands mail to the mail service inside the namespace).
-        let mail_pods = json!({"matchLabels": {
-            naming::LABEL_SERVICE_GROUP: ServiceGroup::Mail.name()
-        }});
+        let mail_pods = pods_labelled(&[(naming::LABEL_SERVICE_GROUP, ServiceGroup::Mail.name())]);
         policies.push(policy(
             plan,
             ALLOW_SMTP_EGRESS,
-            json!({"podSelector": mail_pods, "policyTypes": ["Egress"],
-                   "egress": [{"to": [internet], "ports": ports}]}),
-        )?);
+            NetworkPolicySpec {
+                pod_selector: Some(mail_pods),
+                policy_types: types(&["Egress"]),
+                egress: Some(vec![NetworkPolicyEgressRule {
+                    to: Some(vec![internet]),
+                    ports: Some(ports("TCP", &SMTP_PORTS)),
+                }]),
+                ..NetworkPolicySpec::default()
+            },
+        ));
     }
-    Ok(policies)
+    policies
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
     use super::super::tests::business_plan;
     use super::*;
 
     fn names(plan: &HostingPlan) -> Vec<String> {
         network_policies(plan, &NetworkConfig::default())
-            .unwrap()
             .into_iter()
             .filter_map(|p| p.metadata.name)
             .collect()
@@ -123,7 +194,7 @@ mod tests {
 
     #[test]
     fn default_deny_covers_both_directions() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default()).unwrap();
+        let all = network_policies(&business_plan(), &NetworkConfig::default());
         let deny = all[0].spec.as_ref().unwrap();
         assert_eq!(
             deny.policy_types.as_deref(),
@@ -134,7 +205,7 @@ mod tests {
 
     #[test]
     fn ingress_only_from_the_ingress_controller_monitor_and_own_pods() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default()).unwrap();
+        let all = network_policies(&business_plan(), &NetworkConfig::default());
         let ingress = all[1].spec.as_ref().unwrap().ingress.as_ref().unwrap();
         let text = serde_json::to_string(ingress).unwrap();
         assert!(
@@ -147,7 +218,6 @@ mod tests {
     /// Every `ipBlock` of every egress rule of the plan's policies.
     fn ip_blocks(plan: &HostingPlan) -> Vec<(String, Vec<String>)> {
         network_policies(plan, &NetworkConfig::default())
-            .unwrap()
             .into_iter()
             .flat_map(|p| p.spec.unwrap().egress.unwrap_or_default())
             .flat_map(|rule| rule.to.unwrap_or_default())
@@ -186,7 +256,7 @@ mod tests {
 
     #[test]
     fn only_the_mail_service_pods_reach_remote_smtp() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default()).unwrap();
+        let all = network_policies(&business_plan(), &NetworkConfig::default());
         let smtp_ports = |p: &NetworkPolicy| -> Vec<i32> {
             p.spec
                 .as_ref()

@@ -13,7 +13,6 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 use crate::naming;
@@ -44,12 +43,39 @@ fn reseller_labels(reseller: &str) -> BTreeMap<String, String> {
 }
 
 /// The reseller's own namespace, `reseller-<name>`.
-pub fn reseller_namespace(reseller: &str) -> Result<Namespace, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": naming::reseller_namespace(reseller), "labels": reseller_labels(reseller)}
-    }))
+pub fn reseller_namespace(reseller: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(naming::reseller_namespace(reseller)),
+            labels: Some(reseller_labels(reseller)),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+/// `subjects` bound to the ClusterRole `role` in `namespace`.
+fn role_binding(
+    name: &str,
+    namespace: &str,
+    role: &str,
+    labels: BTreeMap<String, String>,
+    subjects: &[Subject],
+) -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.to_owned(),
+        },
+        subjects: Some(subjects.to_vec()),
+    }
 }
 
 fn binding(
@@ -58,22 +84,13 @@ fn binding(
     role: &str,
     reseller: &str,
     admins: &[Subject],
-) -> Result<RoleBinding, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace, "labels": reseller_labels(reseller)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": admins
-    }))
+) -> RoleBinding {
+    role_binding(name, namespace, role, reseller_labels(reseller), admins)
 }
 
 /// Full control of courses and end users (and their password Secrets) in the reseller's
 /// namespace, read of incidents.
-pub fn reseller_admin_binding(
-    reseller: &str,
-    admins: &[Subject],
-) -> Result<RoleBinding, serde_json::Error> {
+pub fn reseller_admin_binding(reseller: &str, admins: &[Subject]) -> RoleBinding {
     binding(
         "reseller-admins",
         &naming::reseller_namespace(reseller),
@@ -88,7 +105,7 @@ pub fn tenant_viewer_binding(
     reseller: &str,
     hosting_namespace: &str,
     admins: &[Subject],
-) -> Result<RoleBinding, serde_json::Error> {
+) -> RoleBinding {
     binding(
         "reseller-viewers",
         hosting_namespace,
@@ -105,7 +122,7 @@ pub fn operator_secrets_binding(
     reseller: &str,
     namespace: &str,
     operator: &Subject,
-) -> Result<RoleBinding, serde_json::Error> {
+) -> RoleBinding {
     binding(
         OPERATOR_SECRETS_BINDING,
         namespace,
@@ -117,21 +134,14 @@ pub fn operator_secrets_binding(
 
 /// The operator's Secret access in the provider's namespace that holds the resellers' panel
 /// logins (shared by every reseller, so labelled with none).
-pub fn panel_accounts_binding(
-    namespace: &str,
-    operator: &Subject,
-) -> Result<RoleBinding, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {
-            "name": OPERATOR_SECRETS_BINDING,
-            "namespace": namespace,
-            "labels": {naming::LABEL_MANAGED_BY: naming::MANAGED_BY},
-        },
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OPERATOR_SECRETS_ROLE},
-        "subjects": [operator]
-    }))
+pub fn panel_accounts_binding(namespace: &str, operator: &Subject) -> RoleBinding {
+    role_binding(
+        OPERATOR_SECRETS_BINDING,
+        namespace,
+        OPERATOR_SECRETS_ROLE,
+        BTreeMap::from([(naming::LABEL_MANAGED_BY.into(), naming::MANAGED_BY.into())]),
+        std::slice::from_ref(operator),
+    )
 }
 
 /// The admission webhooks' Secret access (get) in a reseller's namespace: they read the key
@@ -190,25 +200,22 @@ pub fn reseller_self_binding(
 
 /// The ServiceAccount the resellers' panel acts as, in the reseller's namespace (it holds no
 /// token of its own: the panel impersonates it).
-pub fn reseller_panel_account(reseller: &str) -> Result<ServiceAccount, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": oem_crds::reseller::PANEL_SERVICE_ACCOUNT,
-            "namespace": naming::reseller_namespace(reseller),
-            "labels": reseller_labels(reseller),
+pub fn reseller_panel_account(reseller: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(oem_crds::reseller::PANEL_SERVICE_ACCOUNT.to_owned()),
+            namespace: Some(naming::reseller_namespace(reseller)),
+            labels: Some(reseller_labels(reseller)),
+            ..ObjectMeta::default()
         },
-        "automountServiceAccountToken": false
-    }))
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
 }
 
 /// The panel's right, in the reseller's namespace only, to impersonate that reseller's
 /// [`reseller_panel_account`].
-pub fn panel_impersonation_binding(
-    reseller: &str,
-    panel: &Subject,
-) -> Result<RoleBinding, serde_json::Error> {
+pub fn panel_impersonation_binding(reseller: &str, panel: &Subject) -> RoleBinding {
     binding(
         PANEL_IMPERSONATION_ROLE,
         &naming::reseller_namespace(reseller),
@@ -218,10 +225,7 @@ pub fn panel_impersonation_binding(
     )
 }
 
-pub fn webhooks_secrets_binding(
-    reseller: &str,
-    webhooks: &Subject,
-) -> Result<RoleBinding, serde_json::Error> {
+pub fn webhooks_secrets_binding(reseller: &str, webhooks: &Subject) -> RoleBinding {
     binding(
         WEBHOOKS_SECRETS_BINDING,
         &naming::reseller_namespace(reseller),
@@ -246,7 +250,7 @@ mod tests {
 
     #[test]
     fn admins_are_bound_only_inside_the_reseller_namespace() {
-        let b = reseller_admin_binding("sakura", &alice()).unwrap();
+        let b = reseller_admin_binding("sakura", &alice());
         assert_eq!(b.metadata.namespace.as_deref(), Some("reseller-sakura"));
         assert_eq!(b.role_ref.name, RESELLER_ADMIN_ROLE);
         assert_eq!(b.subjects.unwrap()[0].name, "alice@sakura");
@@ -255,7 +259,7 @@ mod tests {
     #[test]
     fn the_operator_binds_its_secret_role_to_itself_in_one_namespace() {
         let me = crate::identity::subject_of("system:serviceaccount:oem-hosting:oem-operator");
-        let b = operator_secrets_binding("sakura", "h-sakura-a-1234abcd", &me).unwrap();
+        let b = operator_secrets_binding("sakura", "h-sakura-a-1234abcd", &me);
         assert_eq!(b.metadata.namespace.as_deref(), Some("h-sakura-a-1234abcd"));
         assert_eq!(b.role_ref.name, OPERATOR_SECRETS_ROLE);
         assert_eq!(b.role_ref.kind, "ClusterRole");
@@ -269,7 +273,7 @@ mod tests {
             name: "oem-hosting-webhooks".into(),
         }
         .subject();
-        let b = webhooks_secrets_binding("sakura", &webhooks).unwrap();
+        let b = webhooks_secrets_binding("sakura", &webhooks);
         assert_eq!(b.metadata.name.as_deref(), Some(WEBHOOKS_SECRETS_BINDING));
         assert_eq!(b.metadata.namespace.as_deref(), Some("reseller-sakura"));
         assert_eq!(b.role_ref.name, WEBHOOKS_SECRETS_ROLE);
@@ -289,7 +293,7 @@ mod tests {
 
     #[test]
     fn the_panel_may_act_as_the_resellers_panel_account_in_its_namespace_only() {
-        let account = reseller_panel_account("sakura").unwrap();
+        let account = reseller_panel_account("sakura");
         assert_eq!(
             account.metadata.name.as_deref(),
             Some("oem-hosting-reseller-panel")
@@ -305,7 +309,7 @@ mod tests {
             namespace: Some("oem-hosting".into()),
             ..Subject::default()
         };
-        let binding = panel_impersonation_binding("sakura", &panel).unwrap();
+        let binding = panel_impersonation_binding("sakura", &panel);
         assert_eq!(
             binding.metadata.namespace.as_deref(),
             Some("reseller-sakura")
@@ -346,7 +350,7 @@ mod tests {
 
     #[test]
     fn hosting_namespaces_are_read_only_for_the_reseller() {
-        let b = tenant_viewer_binding("sakura", "h-sakura-a-1234abcd", &alice()).unwrap();
+        let b = tenant_viewer_binding("sakura", "h-sakura-a-1234abcd", &alice());
         assert_eq!(b.metadata.namespace.as_deref(), Some("h-sakura-a-1234abcd"));
         assert_eq!(b.role_ref.name, TENANT_VIEWER_ROLE);
     }
