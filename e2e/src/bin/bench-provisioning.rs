@@ -151,17 +151,17 @@ async fn raw_one(
         write_all::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests),
         write_all::<StatefulSet>(
             Api::namespaced(client.clone(), ns),
-            build::stateful_sets(plan, config)?,
+            build::stateful_sets(plan, config),
             requests
         ),
         write_all::<Service>(
             Api::namespaced(client.clone(), ns),
-            build::services(plan, config)?,
+            build::services(plan, config),
             requests
         ),
         write_all::<Ingress>(
             Api::namespaced(client.clone(), ns),
-            build::ingresses(plan, config)?,
+            build::ingresses(plan, config),
             requests
         ),
     )?;

@@ -229,7 +229,6 @@ async fn provision(
     plan.domains = claimed.served;
     let password_secret = secrets::ensure_login_password(ctx, caches, enduser, &object).await?;
     let config = &ctx.config;
-    let ser = |what| move |source| Error::Serialize { what, source };
     let hosting_ns = plan.namespace.as_str();
 
     // Never adopt or write into a namespace that is not this end user's.
@@ -280,16 +279,16 @@ async fn provision(
         Live::Meta(version) => Some(version),
         _ => None,
     };
-    let mut sets = hosting::stateful_sets(&plan, config).map_err(ser("statefulset"))?;
+    let mut sets = hosting::stateful_sets(&plan, config);
     children::keep_volume_templates(ctx, caches, hosting_ns, &mut sets).await?;
     caches
         .converge(ctx, &caches.stateful_sets, hosting_ns, sets)
         .await?;
-    let services = hosting::services(&plan, config).map_err(ser("service"))?;
+    let services = hosting::services(&plan, config);
     caches
         .converge(ctx, &caches.services, hosting_ns, services)
         .await?;
-    let ingresses = hosting::ingresses(&plan, config).map_err(ser("ingress"))?;
+    let ingresses = hosting::ingresses(&plan, config);
     caches
         .converge(ctx, &caches.ingresses, hosting_ns, ingresses)
         .await?;

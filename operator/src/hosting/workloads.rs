@@ -1,10 +1,25 @@
 //! The service groups' workloads: one StatefulSet of 1 per group with its data volume, a
 //! Service per group with a port per protocol, and an Ingress per domain for the web group.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::Ingress;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::config::Config;
 
@@ -90,19 +105,42 @@ struct ContainerPlan {
     name: &'static str,
     image: String,
     ports: &'static [Port],
-    env: Vec<Value>,
+    env: Vec<EnvVar>,
 }
 
-fn value(name: &str, value: impl Into<String>) -> Value {
-    json!({"name": name, "value": value.into()})
+fn value(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
-fn secret(name: &str, key: &str) -> Value {
-    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": super::CREDENTIALS_SECRET, "key": key}}})
+fn from_source(name: &str, source: EnvVarSource) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(source),
+    }
+}
+
+/// A key of the namespace's `credentials` Secret.
+fn secret(name: &str, key: &str) -> EnvVar {
+    from_source(
+        name,
+        EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: super::CREDENTIALS_SECRET.to_owned(),
+                key: key.to_owned(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        },
+    )
 }
 
 /// The database's name, user and address as the web and database containers read them.
-fn database_env(plan: &HostingPlan, db: &DatabasePlan) -> Vec<Value> {
+fn database_env(plan: &HostingPlan, db: &DatabasePlan) -> Vec<EnvVar> {
     vec![
         value("DB_ENGINE", db.engine.name()),
         value("DB_HOST", ServiceGroup::Db.name()),
@@ -139,7 +177,16 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                         secret("FTP_PASSWORD", super::KEY_FTP_PASSWORD),
                         value("FTP_TLS", if ftp.tls { "optional" } else { "off" }),
                         value("FTP_PASSIVE_PORTS", FTP_PASSIVE_PORTS),
-                        json!({"name": "FTP_PASSIVE_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+                        from_source(
+                            "FTP_PASSIVE_ADDRESS",
+                            EnvVarSource {
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "status.podIP".into(),
+                                    api_version: None,
+                                }),
+                                ..EnvVarSource::default()
+                            },
+                        ),
                     ],
                 });
             }
@@ -185,11 +232,15 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
     }
 }
 
-fn selector(plan: &HostingPlan, group: ServiceGroup) -> Value {
-    json!({
-        "app.kubernetes.io/name": group.name(),
-        "app.kubernetes.io/instance": plan.enduser,
-    })
+/// The labels that select a group's pods.
+fn selector(plan: &HostingPlan, group: ServiceGroup) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), group.name().to_owned()),
+        (
+            "app.kubernetes.io/instance".to_owned(),
+            plan.enduser.clone(),
+        ),
+    ])
 }
 
 fn divide(total: &str, parts: usize, unit: &str) -> String {
@@ -197,47 +248,131 @@ fn divide(total: &str, parts: usize, unit: &str) -> String {
     format!("{}{unit}", (value / parts.max(1) as u64).max(1))
 }
 
-fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Value {
-    let cpu = divide(&res.cpu, parts, "m");
-    let memory = divide(&res.memory, parts, "Mi");
-    let first_port = c.ports.first().map(|p| p.1).unwrap_or(80);
-    let ports: Vec<Value> = c
-        .ports
-        .iter()
-        .map(|(name, port, _)| json!({"name": name, "containerPort": port, "protocol": "TCP"}))
-        .collect();
-    json!({
-        "name": c.name,
-        "image": c.image,
-        "ports": ports,
-        "env": c.env,
-        "resources": {
-            "requests": {"cpu": cpu, "memory": memory},
-            "limits": {"cpu": cpu, "memory": memory}
-        },
-        "volumeMounts": [
-            {"name": "data", "mountPath": DATA_MOUNT},
-            {"name": "tls", "mountPath": TLS_MOUNT, "readOnly": true}
-        ],
-        // A first start (a database initialising its files on a busy node) may take minutes;
-        // liveness counts only once the port has answered.
-        "startupProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 5, "failureThreshold": 60},
-        "livenessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 20, "failureThreshold": 3},
-        "readinessProbe": {"tcpSocket": {"port": first_port}, "periodSeconds": 10},
-        "securityContext": {
-            "allowPrivilegeEscalation": false,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": true,
-            "seccompProfile": {"type": "RuntimeDefault"}
-        }
+fn tcp_probe(port: u16, period: i32, failures: Option<i32>) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(i32::from(port)),
+            host: None,
+        }),
+        period_seconds: Some(period),
+        failure_threshold: failures,
+        ..Probe::default()
+    }
+}
+
+fn runtime_default() -> Option<SeccompProfile> {
+    Some(SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
     })
 }
 
-/// One StatefulSet per enabled group; replicas 0 while suspended (volumes are kept).
-pub fn stateful_sets(
+fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Container {
+    let cpu = divide(&res.cpu, parts, "m");
+    let memory = divide(&res.memory, parts, "Mi");
+    let first_port = c.ports.first().map(|p| p.1).unwrap_or(80);
+    let ports = c
+        .ports
+        .iter()
+        .map(|(name, port, _)| ContainerPort {
+            name: Some((*name).to_owned()),
+            container_port: i32::from(*port),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        })
+        .collect();
+    let bounds = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu)),
+        ("memory".to_owned(), Quantity(memory)),
+    ]);
+    Container {
+        name: c.name.to_owned(),
+        image: Some(c.image.clone()),
+        ports: Some(ports),
+        env: Some(c.env.clone()),
+        resources: Some(ResourceRequirements {
+            requests: Some(bounds.clone()),
+            limits: Some(bounds),
+            ..ResourceRequirements::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_MOUNT.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tls".into(),
+                mount_path: TLS_MOUNT.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        // A first start (a database initialising its files on a busy node) may take minutes;
+        // liveness counts only once the port has answered.
+        startup_probe: Some(tcp_probe(first_port, 5, Some(60))),
+        liveness_probe: Some(tcp_probe(first_port, 20, Some(3))),
+        readiness_probe: Some(tcp_probe(first_port, 10, None)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            run_as_non_root: Some(true),
+            seccomp_profile: runtime_default(),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// The object metadata of a group's objects in the hosting namespace.
+fn meta(plan: &HostingPlan, name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(plan.namespace.clone()),
+        labels: Some(labels),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The group's data volume, claimed from the course's storage share.
+fn data_claim(
     plan: &HostingPlan,
+    group: ServiceGroup,
+    storage: &str,
     config: &Config,
-) -> Result<Vec<StatefulSet>, serde_json::Error> {
+) -> PersistentVolumeClaim {
+    let mut labels = plan.labels();
+    labels.insert(
+        crate::naming::LABEL_SERVICE_GROUP.into(),
+        group.name().into(),
+    );
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(storage.to_owned()),
+                )])),
+                limits: None,
+            }),
+            storage_class_name: config.storage_class.clone(),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// One StatefulSet per enabled group; replicas 0 while suspended (volumes are kept).
+pub fn stateful_sets(plan: &HostingPlan, config: &Config) -> Vec<StatefulSet> {
     let groups = plan.groups();
     let Some(shares) = split_resources(
         &plan.cpu,
@@ -246,108 +381,132 @@ pub fn stateful_sets(
         &groups,
         &config.resource_split,
     ) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     shares
         .iter()
         .map(|(group, res)| {
             let cs = containers(plan, *group, config);
             let mut labels = plan.labels();
-            labels.insert(crate::naming::LABEL_SERVICE_GROUP.into(), group.name().into());
-            if let Value::Object(sel) = selector(plan, *group) {
-                for (k, v) in sel {
-                    labels.insert(k, v.as_str().unwrap_or_default().to_owned());
-                }
-            }
-            let containers: Vec<Value> = cs.iter().map(|c| container(c, res, cs.len())).collect();
-            let mut claim_labels = plan.labels();
-            claim_labels.insert(crate::naming::LABEL_SERVICE_GROUP.into(), group.name().into());
-            let mut claim = json!({
-                "metadata": {"name": "data", "labels": claim_labels},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": res.storage}}
-                }
-            });
-            if let Some(class) = &config.storage_class {
-                claim["spec"]["storageClassName"] = json!(class);
-            }
-            let mut annotations = json!({
-                "kubernetes.io/ingress-bandwidth": plan.bandwidth,
-                "kubernetes.io/egress-bandwidth": plan.bandwidth
-            });
+            labels.insert(
+                crate::naming::LABEL_SERVICE_GROUP.into(),
+                group.name().into(),
+            );
+            labels.extend(selector(plan, *group));
+            let mut annotations = BTreeMap::from([
+                (
+                    "kubernetes.io/ingress-bandwidth".to_owned(),
+                    plan.bandwidth.clone(),
+                ),
+                (
+                    "kubernetes.io/egress-bandwidth".to_owned(),
+                    plan.bandwidth.clone(),
+                ),
+            ]);
             if let Some(version) = &plan.credentials_version {
-                annotations[super::ANNOTATION_CREDENTIALS_VERSION] = json!(version);
+                annotations.insert(
+                    super::ANNOTATION_CREDENTIALS_VERSION.into(),
+                    version.clone(),
+                );
             }
             if let Some(version) = &plan.tls_version {
-                annotations[super::ANNOTATION_TLS_VERSION] = json!(version);
+                annotations.insert(super::ANNOTATION_TLS_VERSION.into(), version.clone());
             }
-            let mut set = json!({
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": {"name": group.name(), "namespace": plan.namespace, "labels": labels},
-                "spec": {
-                    "replicas": if plan.suspended { 0 } else { 1 },
-                    "serviceName": group.name(),
-                    "selector": {"matchLabels": selector(plan, *group)},
-                    "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain", "whenDeleted": "Retain"},
-                    "template": {
-                        "metadata": {
-                            "labels": labels,
-                            "annotations": annotations
-                        },
-                        "spec": {
-                            "automountServiceAccountToken": false,
-                            "enableServiceLinks": false,
-                            "securityContext": {
-                                "runAsNonRoot": true,
-                                "runAsUser": 10001,
-                                "runAsGroup": 10001,
-                                "fsGroup": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}
-                            },
-                            "containers": containers,
-                            // Readable by the group (fsGroup), not by others.
-                            "volumes": [{"name": "tls", "secret": {
-                                "secretName": super::TLS_SECRET, "optional": true, "defaultMode": 0o440
-                            }}]
-                        }
-                    },
-                    "volumeClaimTemplates": [claim]
-                }
-            });
             // Empty lists stay absent: the API server drops them, and a difference that never
             // goes away would rewrite the set on every reconcile.
             let placement = &config.placement;
-            if !placement.node_selector.is_empty() {
-                set["spec"]["template"]["spec"]["nodeSelector"] = json!(placement.node_selector);
+            let pod = PodSpec {
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(10001),
+                    run_as_group: Some(10001),
+                    fs_group: Some(10001),
+                    seccomp_profile: runtime_default(),
+                    ..PodSecurityContext::default()
+                }),
+                containers: cs.iter().map(|c| container(c, res, cs.len())).collect(),
+                // Readable by the group (fsGroup), not by others.
+                volumes: Some(vec![Volume {
+                    name: "tls".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(super::TLS_SECRET.into()),
+                        optional: Some(true),
+                        default_mode: Some(0o440),
+                        items: None,
+                    }),
+                    ..Volume::default()
+                }]),
+                node_selector: (!placement.node_selector.is_empty())
+                    .then(|| placement.node_selector.clone()),
+                tolerations: (!placement.tolerations.is_empty())
+                    .then(|| placement.tolerations.clone()),
+                ..PodSpec::default()
+            };
+            StatefulSet {
+                metadata: meta(plan, group.name(), labels.clone()),
+                spec: Some(StatefulSetSpec {
+                    replicas: Some(if plan.suspended { 0 } else { 1 }),
+                    service_name: Some(group.name().into()),
+                    selector: LabelSelector {
+                        match_labels: Some(selector(plan, *group)),
+                        match_expressions: None,
+                    },
+                    persistent_volume_claim_retention_policy: Some(
+                        StatefulSetPersistentVolumeClaimRetentionPolicy {
+                            when_scaled: Some("Retain".into()),
+                            when_deleted: Some("Retain".into()),
+                        },
+                    ),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels),
+                            annotations: Some(annotations),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(pod),
+                    },
+                    volume_claim_templates: Some(vec![data_claim(
+                        plan,
+                        *group,
+                        &res.storage,
+                        config,
+                    )]),
+                    ..StatefulSetSpec::default()
+                }),
+                ..StatefulSet::default()
             }
-            if !placement.tolerations.is_empty() {
-                set["spec"]["template"]["spec"]["tolerations"] = json!(placement.tolerations);
-            }
-            serde_json::from_value(set)
         })
         .collect()
 }
 
 /// One Service per group, a named port per protocol.
-pub fn services(plan: &HostingPlan, config: &Config) -> Result<Vec<Service>, serde_json::Error> {
+pub fn services(plan: &HostingPlan, config: &Config) -> Vec<Service> {
     plan.groups()
         .into_iter()
         .map(|group| {
-            let ports: Vec<Value> = containers(plan, group, config)
+            let ports = containers(plan, group, config)
                 .iter()
                 .flat_map(|c| c.ports.iter())
-                .map(|(name, target, port)| {
-                    json!({"name": name, "port": port, "targetPort": target, "protocol": "TCP"})
+                .map(|(name, target, port)| ServicePort {
+                    name: Some((*name).to_owned()),
+                    port: i32::from(*port),
+                    target_port: Some(IntOrString::Int(i32::from(*target))),
+                    protocol: Some("TCP".into()),
+                    ..ServicePort::default()
                 })
                 .collect();
-            serde_json::from_value(json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": group.name(), "namespace": plan.namespace, "labels": plan.labels()},
-                "spec": {"type": "ClusterIP", "selector": selector(plan, group), "ports": ports}
-            }))
+            Service {
+                metadata: meta(plan, group.name(), plan.labels()),
+                spec: Some(ServiceSpec {
+                    type_: Some("ClusterIP".into()),
+                    selector: Some(selector(plan, group)),
+                    ports: Some(ports),
+                    ..ServiceSpec::default()
+                }),
+                ..Service::default()
+            }
         })
         .collect()
 }
@@ -359,25 +518,39 @@ pub fn ingress_name(domain: &str) -> String {
 }
 
 /// An Ingress per domain to the web Service; none while suspended or without web.
-pub fn ingresses(plan: &HostingPlan, config: &Config) -> Result<Vec<Ingress>, serde_json::Error> {
+pub fn ingresses(plan: &HostingPlan, config: &Config) -> Vec<Ingress> {
     if plan.suspended || plan.web.is_none() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     plan.domains
         .iter()
         .map(|domain| {
-            serde_json::from_value(json!({
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "Ingress",
-                "metadata": {"name": ingress_name(domain), "namespace": plan.namespace, "labels": plan.labels()},
-                "spec": {
-                    "ingressClassName": config.network.ingress_class,
-                    "rules": [{"host": domain, "http": {"paths": [{
-                        "path": "/", "pathType": "Prefix",
-                        "backend": {"service": {"name": "web", "port": {"name": "http"}}}
-                    }]}}]
-                }
-            }))
+            let path = HTTPIngressPath {
+                path: Some("/".into()),
+                path_type: "Prefix".into(),
+                backend: IngressBackend {
+                    service: Some(IngressServiceBackend {
+                        name: ServiceGroup::Web.name().into(),
+                        port: Some(ServiceBackendPort {
+                            name: Some("http".into()),
+                            number: None,
+                        }),
+                    }),
+                    resource: None,
+                },
+            };
+            Ingress {
+                metadata: meta(plan, &ingress_name(domain), plan.labels()),
+                spec: Some(IngressSpec {
+                    ingress_class_name: Some(config.network.ingress_class.clone()),
+                    rules: Some(vec![IngressRule {
+                        host: Some(domain.clone()),
+                        http: Some(HTTPIngressRuleValue { paths: vec![path] }),
+                    }]),
+                    ..IngressSpec::default()
+                }),
+                ..Ingress::default()
+            }
         })
         .collect()
 }
@@ -389,7 +562,7 @@ mod tests {
 
     #[test]
     fn one_statefulset_of_one_per_group_with_its_volume() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let names: Vec<_> = sets
             .iter()
             .filter_map(|s| s.metadata.name.clone())
@@ -403,7 +576,7 @@ mod tests {
     }
 
     fn mail_env(plan: &HostingPlan) -> Vec<(String, Option<String>)> {
-        let sets = stateful_sets(plan, &Config::default()).unwrap();
+        let sets = stateful_sets(plan, &Config::default());
         let mail = sets
             .iter()
             .find(|s| s.metadata.name.as_deref() == Some("mail"))
@@ -434,7 +607,7 @@ mod tests {
 
     #[test]
     fn web_and_ftp_share_the_document_root() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let pod = sets[0]
             .spec
             .as_ref()
@@ -454,7 +627,7 @@ mod tests {
 
     #[test]
     fn every_container_reads_the_optional_tls_secret() {
-        for set in stateful_sets(&business_plan(), &Config::default()).unwrap() {
+        for set in stateful_sets(&business_plan(), &Config::default()) {
             let pod = set.spec.unwrap().template.spec.unwrap();
             let volume = &pod.volumes.as_ref().unwrap()[0];
             let secret = volume.secret.as_ref().unwrap();
@@ -482,7 +655,7 @@ mod tests {
 
     #[test]
     fn pods_carry_the_bandwidth_limit_and_a_restricted_context() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let tpl = &sets[0].spec.as_ref().unwrap().template;
         let ann = tpl.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
         assert_eq!(ann["kubernetes.io/ingress-bandwidth"], "100M");
@@ -503,7 +676,7 @@ mod tests {
 
     #[test]
     fn container_limits_add_up_within_the_course() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let total: f64 = sets
             .iter()
             .flat_map(|s| {
@@ -529,17 +702,17 @@ mod tests {
     fn suspension_scales_to_zero_and_removes_ingresses() {
         let mut plan = business_plan();
         plan.suspended = true;
-        let sets = stateful_sets(&plan, &Config::default()).unwrap();
+        let sets = stateful_sets(&plan, &Config::default());
         assert!(
             sets.iter()
                 .all(|s| s.spec.as_ref().unwrap().replicas == Some(0))
         );
-        assert!(ingresses(&plan, &Config::default()).unwrap().is_empty());
+        assert!(ingresses(&plan, &Config::default()).is_empty());
     }
 
     #[test]
     fn an_ingress_per_domain() {
-        let ing = ingresses(&business_plan(), &Config::default()).unwrap();
+        let ing = ingresses(&business_plan(), &Config::default());
         assert_eq!(ing.len(), 2);
         assert_eq!(
             ing[0].metadata.name.as_deref(),
@@ -549,7 +722,7 @@ mod tests {
 
     #[test]
     fn services_expose_every_protocol_of_the_mail_group() {
-        let svcs = services(&business_plan(), &Config::default()).unwrap();
+        let svcs = services(&business_plan(), &Config::default());
         let mail = &svcs[1];
         let ports: Vec<_> = mail
             .spec
@@ -583,7 +756,7 @@ mod tests {
             engine: DbEngine::PostgreSql,
             image: "pg:15".into(),
         });
-        let sets = stateful_sets(&plan, &Config::default()).unwrap();
+        let sets = stateful_sets(&plan, &Config::default());
         let db = sets[2]
             .spec
             .as_ref()
@@ -624,7 +797,7 @@ mod tests {
 
     #[test]
     fn the_course_php_version_selects_the_web_image_and_php_reads_the_database() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let web = &pod_of(&sets[0]).containers[0];
         assert_eq!(web.name, "web");
         assert_eq!(
@@ -648,14 +821,14 @@ mod tests {
 
     #[test]
     fn ftp_serves_the_login_id_account_with_its_passive_ports() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let ftp = &pod_of(&sets[0]).containers[1];
         let env = env_of(ftp);
         assert_eq!(env["FTP_USER"], "tanaka");
         assert_eq!(env["FTP_PASSWORD"], "secret:ftp-password");
         assert_eq!(env["FTP_TLS"], "optional");
         assert_eq!(env["FTP_PASSIVE_PORTS"], "30000-30009");
-        let svcs = services(&business_plan(), &Config::default()).unwrap();
+        let svcs = services(&business_plan(), &Config::default());
         let ports = svcs[0].spec.as_ref().unwrap().ports.as_ref().unwrap();
         assert!(ports.iter().any(|p| p.port == 21));
         assert!(ports.iter().any(|p| p.port == 30009));
@@ -663,7 +836,7 @@ mod tests {
 
     #[test]
     fn mail_accepts_the_end_users_domains_with_the_course_limit() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         let mail = &pod_of(&sets[1]).containers[0];
         let env = env_of(mail);
         assert_eq!(
@@ -679,9 +852,9 @@ mod tests {
     fn a_rotated_credentials_secret_rolls_the_pods() {
         let mut plan = business_plan();
         plan.credentials_version = Some("41".into());
-        let before = stateful_sets(&plan, &Config::default()).unwrap();
+        let before = stateful_sets(&plan, &Config::default());
         plan.credentials_version = Some("42".into());
-        let after = stateful_sets(&plan, &Config::default()).unwrap();
+        let after = stateful_sets(&plan, &Config::default());
         let annotation = |s: &StatefulSet| {
             s.spec
                 .as_ref()
@@ -704,7 +877,6 @@ mod tests {
         let mut plan = business_plan();
         let template_annotations = |plan: &HostingPlan| {
             stateful_sets(plan, &Config::default())
-                .unwrap()
                 .into_iter()
                 .map(|s| {
                     s.spec
@@ -731,7 +903,7 @@ mod tests {
 
     #[test]
     fn hosting_pods_go_where_the_placement_says_and_nowhere_else_by_default() {
-        let sets = stateful_sets(&business_plan(), &Config::default()).unwrap();
+        let sets = stateful_sets(&business_plan(), &Config::default());
         assert!(pod_of(&sets[0]).node_selector.is_none());
         assert!(pod_of(&sets[0]).tolerations.is_none());
         let mut config = Config::default();
@@ -744,7 +916,7 @@ mod tests {
             operator: Some("Exists".into()),
             ..Default::default()
         }];
-        let sets = stateful_sets(&business_plan(), &config).unwrap();
+        let sets = stateful_sets(&business_plan(), &config);
         for set in &sets {
             let pod = pod_of(set);
             assert_eq!(
