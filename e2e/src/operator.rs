@@ -6,6 +6,7 @@
 //! previous binary left behind (its PID is recorded in the cluster's state folder, where
 //! `cluster.sh down` finds it too).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -275,30 +276,79 @@ pub fn stop_recorded_program(pid_file: &Path, program: &str) {
     let _ = std::fs::remove_file(pid_file);
 }
 
-/// Requests the operator made so far, from the audit log: (reads, writes). Watches are
-/// long-running streams, not counted; nor is the leader's renewal of its Lease (a write every
-/// retry period, whatever the cluster holds).
-pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
+/// Requests the operator made so far, from the audit log, by "verb resource[/subresource]".
+/// Watches are long-running streams, not counted; nor is the leader's renewal of its Lease (a
+/// write every retry period, whatever the cluster holds).
+pub fn request_counts(cluster: &Cluster) -> anyhow::Result<BTreeMap<String, usize>> {
     let user = format!("system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}");
     let log = std::fs::read_to_string(cluster.state_dir.join("logs/audit.log"))?;
-    let (mut reads, mut writes) = (0, 0);
+    let mut counts = BTreeMap::new();
     for line in log.lines() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
+        let object = &event["objectRef"];
         if event["stage"] != "ResponseComplete"
             || event["user"]["username"] != user.as_str()
-            || event["objectRef"]["resource"] == "leases"
+            || object["resource"] == "leases"
+            || event["verb"] == "watch"
         {
             continue;
         }
-        match event["verb"].as_str().unwrap_or_default() {
-            "create" | "update" | "patch" | "delete" | "deletecollection" => writes += 1,
-            "watch" => {}
-            _ => reads += 1,
+        let mut key = format!(
+            "{} {}",
+            event["verb"].as_str().unwrap_or_default(),
+            object["resource"].as_str().unwrap_or("?")
+        );
+        if let Some(sub) = object["subresource"].as_str() {
+            key = format!("{key}/{sub}");
         }
+        *counts.entry(key).or_default() += 1;
     }
+    Ok(counts)
+}
+
+/// Whether a request key of [`request_counts`] is a write.
+pub fn is_write(key: &str) -> bool {
+    [
+        "create ",
+        "update ",
+        "patch ",
+        "delete ",
+        "deletecollection ",
+    ]
+    .iter()
+    .any(|verb| key.starts_with(verb))
+}
+
+/// Requests the operator made so far: (reads, writes), as [`request_counts`] counts them.
+pub fn requests(cluster: &Cluster) -> anyhow::Result<(usize, usize)> {
+    let counts = request_counts(cluster)?;
+    let writes = counts
+        .iter()
+        .filter(|(k, _)| is_write(k))
+        .map(|(_, n)| n)
+        .sum();
+    let reads = counts
+        .iter()
+        .filter(|(k, _)| !is_write(k))
+        .map(|(_, n)| n)
+        .sum();
     Ok((reads, writes))
+}
+
+/// What was counted between two [`request_counts`], largest first ("42 get pods, ...").
+pub fn requests_between(
+    before: &BTreeMap<String, usize>,
+    after: &BTreeMap<String, usize>,
+) -> Vec<(String, usize)> {
+    let mut grown: Vec<(String, usize)> = after
+        .iter()
+        .map(|(k, n)| (k.clone(), n - before.get(k).copied().unwrap_or(0).min(*n)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    grown.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    grown
 }
 
 impl Operator {

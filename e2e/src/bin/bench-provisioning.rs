@@ -270,7 +270,7 @@ async fn with_operator(
         hosting::course(&ns, "plan", "1Gi", hosting::web_and_db()),
     )
     .await?;
-    let (reads_before, writes_before) = oem_e2e::operator::requests(cluster)?;
+    let counts_before = oem_e2e::operator::request_counts(cluster)?;
     let start = Instant::now();
     futures::stream::iter((0..n).map(|i| {
         let ns = ns.clone();
@@ -319,14 +319,36 @@ async fn with_operator(
     let elapsed = start.elapsed();
     // The audit log is written as requests complete; give the last ones a moment to land.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (reads, writes) = oem_e2e::operator::requests(cluster)?;
+    let counts = oem_e2e::operator::request_counts(cluster)?;
+    let made = oem_e2e::operator::requests_between(&counts_before, &counts);
+    eprintln!(
+        "N = {n}, operator requests while provisioning: {}",
+        breakdown(&made)
+    );
+    let count = |write: bool| {
+        made.iter()
+            .filter(|(k, _)| oem_e2e::operator::is_write(k) == write)
+            .map(|(_, n)| n)
+            .sum()
+    };
     Ok(Run {
         namespace: ns,
         reseller,
         elapsed,
-        reads: reads - reads_before,
-        writes: writes - writes_before,
+        reads: count(false),
+        writes: count(true),
     })
+}
+
+/// "42 get pods, 7 patch endusers/status, ...": what requests went to, largest first.
+fn breakdown(made: &[(String, usize)]) -> String {
+    if made.is_empty() {
+        return "none".into();
+    }
+    made.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Allocatable CPUs of all nodes: each end user's course asks for one.
@@ -411,16 +433,20 @@ async fn steady_state(cluster: &Cluster) -> anyhow::Result<(Operator, f64, f64, 
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let (reads_before, writes_before) = oem_e2e::operator::requests(cluster)?;
+    let before = oem_e2e::operator::request_counts(cluster)?;
     tokio::time::sleep(Duration::from_secs(120)).await;
-    let (reads, writes) = oem_e2e::operator::requests(cluster)?;
+    let made =
+        oem_e2e::operator::requests_between(&before, &oem_e2e::operator::request_counts(cluster)?);
+    eprintln!("idle, two minutes, every loop on: {}", breakdown(&made));
+    let per_minute = |write: bool| {
+        made.iter()
+            .filter(|(k, _)| oem_e2e::operator::is_write(k) == write)
+            .map(|(_, n)| *n as f64)
+            .sum::<f64>()
+            / 2.0
+    };
     let rss = memory(operator.pid(), "VmRSS");
-    Ok((
-        operator,
-        (reads - reads_before) as f64 / 2.0,
-        (writes - writes_before) as f64 / 2.0,
-        rss,
-    ))
+    Ok((operator, per_minute(false), per_minute(true), rss))
 }
 
 #[tokio::main]
