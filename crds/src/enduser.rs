@@ -304,6 +304,10 @@ impl std::fmt::Display for ServiceName {
     }
 }
 
+/// The `Ready` reason while the end user waits for its workloads. Its `lastTransitionTime` is
+/// when the wait began: the monitor probes an end user still waiting after its startup grace.
+pub const WAITING_FOR_WORKLOADS: &str = "WorkloadsNotReady";
+
 /// Phase of the end user: Scheduled (before its start date), Provisioning, Active, Suspended, Degraded (a service down) or Terminating.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum EndUserPhase {

@@ -11,11 +11,13 @@ use k8s_openapi::api::core::v1::Toleration;
 use oem_crds::policy::{SecurityPolicy, project_image};
 use serde::Deserialize;
 
-use crate::alerting::AlertingConfig;
+// Each part's configuration type, from its own leaf module (never the part itself, which
+// reads the whole configuration through the context): nothing here leads back to this file.
+use crate::alerting::config::AlertingConfig;
 use crate::leader::LeaderElectionConfig;
-use crate::monitor::MonitorConfig;
-use crate::monitor::probes::ProbeConfig;
-use crate::usage::UsageConfig;
+use crate::monitor::config::MonitorConfig;
+use crate::monitor::probes::config::ProbeConfig;
+use crate::usage::config::UsageConfig;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]

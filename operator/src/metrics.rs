@@ -18,7 +18,7 @@ pub struct Metrics {
     /// Reconciles running now, by controller: how busy each controller's queue is.
     pub in_flight: IntGaugeVec,
     pub probes: ProbeMetrics,
-    pub usage: crate::usage::UsageMetrics,
+    pub usage: crate::usage::metrics::UsageMetrics,
     pub alerting: crate::alerting::metrics::AlertingMetrics,
 }
 
@@ -148,7 +148,7 @@ impl Metrics {
             writes,
             in_flight,
             probes: ProbeMetrics::register(registry)?,
-            usage: crate::usage::UsageMetrics::register(registry)?,
+            usage: crate::usage::metrics::UsageMetrics::register(registry)?,
             alerting: crate::alerting::metrics::AlertingMetrics::register(registry)?,
         })
     }

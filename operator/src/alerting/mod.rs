@@ -25,6 +25,7 @@ pub mod controller;
 mod deliver;
 pub mod delivery;
 pub mod embedded;
+mod export;
 pub mod flow;
 pub mod incidents;
 pub mod mail;

@@ -14,7 +14,9 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
-use oem_crds::enduser::{DeletionPolicy, EndUser, EndUserPhase, EndUserStatus};
+use oem_crds::enduser::{
+    DeletionPolicy, EndUser, EndUserPhase, EndUserStatus, WAITING_FOR_WORKLOADS,
+};
 
 use super::cache::{Caches, Live, LiveStore};
 use super::domains::DOMAIN_CONFLICT;
@@ -28,9 +30,6 @@ use crate::naming;
 use crate::status::owners;
 
 pub const FINALIZER: &str = "hosting.oem.dev/hosting-cleanup";
-/// The `Ready` reason while the end user waits for its workloads. Its `lastTransitionTime` is
-/// when the wait began: the monitor probes an end user still waiting after its startup grace.
-pub const WAITING_FOR_WORKLOADS: &str = "WorkloadsNotReady";
 const CONTROLLER: &str = "enduser";
 
 /// The controller's context: the operator's shared one and the caches.

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 use oem_crds::conditions::ConditionStatus;
-use oem_crds::enduser::EndUserPhase;
+use oem_crds::enduser::{EndUserPhase, WAITING_FOR_WORKLOADS};
 
 use super::cache::Caches;
-use super::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::HostingPlan;
 
 /// What a reconcile found, as far as the phase goes.

@@ -3,7 +3,7 @@
 //! `scheduler` when, `health` what is written to `EndUser.status.services`, and `engine` runs
 //! it all against the cluster.
 
-mod config;
+pub mod config;
 pub mod engine;
 pub mod health;
 pub mod probes;

@@ -9,11 +9,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
 use kube::ResourceExt;
 use oem_crds::course::{Course, DatabaseEngine};
-use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName};
+use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName, WAITING_FOR_WORKLOADS};
 
 use super::probes::{AddressOwners, Scope, Target};
 use super::scheduler::Owner;
-use crate::controllers::enduser::WAITING_FOR_WORKLOADS;
 use crate::hosting::ServiceGroup;
 use crate::naming;
 

@@ -9,7 +9,7 @@
 //! Network traffic covers the current calendar month in the reseller's time zone.
 
 mod cluster;
-mod config;
+pub mod config;
 pub mod figures;
 pub mod metrics;
 pub mod prometheus;

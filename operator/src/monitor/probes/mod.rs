@@ -3,7 +3,7 @@
 //! contacts only addresses in the allow-list. `Prober` runs one probe of one target.
 
 mod allow;
-mod config;
+pub mod config;
 mod context;
 mod error;
 mod ftp;
