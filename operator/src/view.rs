@@ -1,7 +1,9 @@
-//! One view of the cluster for the loops that look at everything on a timer: the monitor, the
-//! usage reporter and the alert controller. Each kind is watched once (a reflector, started
-//! when this replica begins to lead) and the loops read its store; none of them LISTs on a
-//! timer, so their API reads do not grow with the number of end users or incidents.
+//! One view of the cluster. Each kind is watched once (a reflector, started when this replica
+//! begins to lead, managed fields dropped). The Reseller, Course and EndUser controllers are
+//! driven by the view's shared streams of their kinds (and of the end users they count), and
+//! the monitor, the usage reporter and the alert controller read its stores; none of them
+//! LISTs on a timer, so their API reads do not grow with the number of end users or
+//! incidents.
 //!
 //! Watched: Resellers, Courses, EndUsers, Incidents, Maintenances, ClusterMaintenances, the
 //! operator's hosting pods, managed Services, Nodes, and the `default/kubernetes` Service. The
@@ -9,8 +11,10 @@
 //! an outage by accident of a missing kind), and the other loops do not wait for them.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -45,6 +49,36 @@ pub struct View {
     filled: watch::Receiver<bool>,
 }
 
+/// A consumer's stream of one kind's changes: each object applied or deleted, and after each
+/// full list every object listed. Sent after the view's store took the change in, so a
+/// controller reading the store finds what it was woken for.
+pub type Feed<K> = UnboundedReceiver<Arc<K>>;
+
+/// The streams of the controllers' kinds, one per consumer, each taken by the controller it
+/// names. (Not kube's shared-store subscriptions: a subscriber woken for an object deleted
+/// before it read it stops being woken at all, and a full one holds the watch back.)
+pub struct Triggers {
+    /// The EndUser controller's own.
+    pub endusers: Feed<EndUser>,
+    /// The Course controller's, to count a course's end users.
+    pub endusers_of_courses: Feed<EndUser>,
+    /// The Reseller controller's, to count a reseller's end users.
+    pub endusers_of_resellers: Feed<EndUser>,
+    /// The Course controller's own.
+    pub courses: Feed<Course>,
+    /// The EndUser controller's, to wake a course's end users.
+    pub courses_of_endusers: Feed<Course>,
+    /// The Reseller controller's own.
+    pub resellers: Feed<Reseller>,
+    /// The EndUser controller's, to wake a reseller's end users.
+    pub resellers_of_endusers: Feed<Reseller>,
+}
+
+/// Managed fields are the largest part of most objects and nothing here reads them.
+fn strip<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// Adds a part that keeps `K`'s store filled from a watch until the stop; returns the store.
 fn watch<K>(
     supervisor: &mut Supervisor,
@@ -61,14 +95,85 @@ where
         + Sync
         + 'static,
 {
+    watch_feeding(supervisor, name, api, config, Vec::new())
+}
+
+/// Like [`watch`], and feeds every change to `N` consumers; returns the store and their
+/// feeds (made before the watch starts, so none misses the first list).
+fn watch_shared<K, const N: usize>(
+    supervisor: &mut Supervisor,
+    name: &'static str,
+    api: Api<K>,
+) -> (Store<K>, [Feed<K>; N])
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (senders, feeds): (Vec<UnboundedSender<Arc<K>>>, Vec<Feed<K>>) =
+        (0..N).map(|_| unbounded()).unzip();
+    let store = watch_feeding(supervisor, name, api, watcher::Config::default(), senders);
+    let feeds: [Feed<K>; N] = feeds
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N feeds were made"));
+    (store, feeds)
+}
+
+/// What one watch event (already taken into `store`) feeds the consumers: the object applied
+/// or deleted; after a (re)list, every object of the store, as kube's own controllers are
+/// woken after one; nothing while a list is under way.
+fn fed<K: Resource<DynamicType = ()> + Clone>(
+    event: watcher::Event<K>,
+    store: &Store<K>,
+) -> Vec<Arc<K>> {
+    match event {
+        watcher::Event::Apply(object) | watcher::Event::Delete(object) => vec![Arc::new(object)],
+        watcher::Event::InitDone => store.state(),
+        watcher::Event::Init | watcher::Event::InitApply(_) => Vec::new(),
+    }
+}
+
+/// The part that runs one watch into a store until the stop, feeding each change to `feeds`.
+fn watch_feeding<K>(
+    supervisor: &mut Supervisor,
+    name: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    feeds: Vec<UnboundedSender<Arc<K>>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let (reader, writer) = reflector::store();
+    let store = reader.clone();
     let stop = supervisor.stop();
     supervisor.add(name, async move {
-        let stream = reflector::reflector(writer, watcher(api, config))
+        let feed = |object: Arc<K>| {
+            for consumer in &feeds {
+                // A consumer gone (its part ended) stops the whole leadership anyway.
+                let _ = consumer.unbounded_send(object.clone());
+            }
+        };
+        let stream = watcher(api, config)
             .default_backoff()
+            .modify(strip::<K>)
+            .reflect(writer)
             .for_each(|event| {
-                if let Err(error) = event {
-                    tracing::debug!(%error, part = name, "watch error; retrying");
+                match event {
+                    Ok(event) => fed(event, &store).into_iter().for_each(&feed),
+                    Err(error) => {
+                        tracing::debug!(%error, part = name, "watch error; retrying");
+                    }
                 }
                 std::future::ready(())
             });
@@ -81,8 +186,9 @@ where
 }
 
 impl View {
-    /// Starts one watch per kind as parts of `supervisor`.
-    pub fn start(client: &kube::Client, supervisor: &mut Supervisor) -> View {
+    /// Starts one watch per kind as parts of `supervisor`; returns the view and the
+    /// controllers' shared streams.
+    pub fn start(client: &kube::Client, supervisor: &mut Supervisor) -> (View, Triggers) {
         let (filled, filled_rx) = watch::channel(false);
         let managed = watcher::Config::default().labels(&format!(
             "{}={}",
@@ -90,20 +196,25 @@ impl View {
             naming::MANAGED_BY
         ));
         let all = watcher::Config::default;
+        let (resellers, [resellers_own, resellers_of_endusers]) =
+            watch_shared(supervisor, "view: resellers", Api::all(client.clone()));
+        let (courses, [courses_own, courses_of_endusers]) =
+            watch_shared(supervisor, "view: courses", Api::all(client.clone()));
+        let (endusers, [endusers_own, endusers_of_courses, endusers_of_resellers]) =
+            watch_shared(supervisor, "view: end users", Api::all(client.clone()));
+        let triggers = Triggers {
+            endusers: endusers_own,
+            endusers_of_courses,
+            endusers_of_resellers,
+            courses: courses_own,
+            courses_of_endusers,
+            resellers: resellers_own,
+            resellers_of_endusers,
+        };
         let view = View {
-            resellers: watch(
-                supervisor,
-                "view: resellers",
-                Api::all(client.clone()),
-                all(),
-            ),
-            courses: watch(supervisor, "view: courses", Api::all(client.clone()), all()),
-            endusers: watch(
-                supervisor,
-                "view: end users",
-                Api::all(client.clone()),
-                all(),
-            ),
+            resellers,
+            courses,
+            endusers,
             incidents: watch(
                 supervisor,
                 "view: incidents",
@@ -144,7 +255,7 @@ impl View {
             filled: filled_rx,
         };
         supervisor.add("view: filled", view.clone().fill(filled, supervisor.stop()));
-        view
+        (view, triggers)
     }
 
     /// The "view: filled" part: tells every loop once the stores were listed, then waits for
@@ -205,6 +316,7 @@ impl View {
 mod tests {
     use std::time::Duration;
 
+    use kube::ResourceExt;
     use kube::runtime::reflector::store::Writer;
 
     use super::*;
@@ -215,6 +327,45 @@ mod tests {
     {
         let (reader, writer) = reflector::store();
         (reader, writer)
+    }
+
+    fn named(name: &str) -> Node {
+        Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Node::default()
+        }
+    }
+
+    /// A consumer is fed every change after the store took it in, and the whole list after a
+    /// (re)list, never the objects of a list still under way.
+    #[test]
+    fn a_feed_carries_each_change_and_the_whole_list_once_it_is_in() {
+        let (store, mut writer) = store::<Node>();
+        let names = |objects: Vec<Arc<Node>>| {
+            let mut names: Vec<String> = objects.iter().map(|o| o.name_any()).collect();
+            names.sort();
+            names
+        };
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(named("a")),
+            watcher::Event::InitApply(named("b")),
+        ] {
+            writer.apply_watcher_event(&event);
+            assert!(fed(event, &store).is_empty(), "nothing while listing");
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert_eq!(names(fed(watcher::Event::InitDone, &store)), ["a", "b"]);
+        let applied = watcher::Event::Apply(named("c"));
+        writer.apply_watcher_event(&applied);
+        assert_eq!(names(fed(applied, &store)), ["c"]);
+        let deleted = watcher::Event::Delete(named("a"));
+        writer.apply_watcher_event(&deleted);
+        assert_eq!(names(fed(deleted, &store)), ["a"], "a deletion is fed too");
+        assert!(store.get(&reflector::ObjectRef::new("a")).is_none());
     }
 
     /// The loops all wait for the view at once; each must wake when the stores are listed

@@ -37,6 +37,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::TLS_SECRET;
 use crate::naming;
+use crate::view::{Feed, View};
 
 /// The live state of one object, as the caches know it.
 pub enum Live<K> {
@@ -188,6 +189,25 @@ where
     reader
 }
 
+/// Wakes the end users `map` names for each object of a view's feed (deleted when the view's
+/// store, which took the change in before feeding it, no longer holds it).
+fn spawn_waker<T>(feed: Feed<T>, store: Store<T>, wake: Wake, map: Mapper<T>)
+where
+    T: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut feed = feed;
+        while let Some(object) = feed.next().await {
+            let deleted = store.get(&ObjectRef::from_obj(object.as_ref())).is_none();
+            for enduser in map(object.as_ref(), deleted) {
+                if wake.unbounded_send(enduser).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// Passes a Course or Reseller on when its spec changed (a new generation) or it went: its
 /// status (counts written by its own controller) means nothing to its end users, and waking
 /// every end user of a course for each count would cost a reconcile each.
@@ -248,18 +268,23 @@ where
 }
 
 impl Caches {
-    /// Starts the watches. Changes wake end users through the returned stream; `endusers` is
-    /// the controller's own store, used to find the end users of a course or a reseller.
+    /// Starts the watches of the children. Changes wake end users through the returned
+    /// stream; courses, resellers and end users are the view's (its feeds of courses and
+    /// resellers wake their end users).
     pub fn start(
         client: &kube::Client,
-        endusers: Store<EndUser>,
+        view: &View,
+        course_feed: Feed<Course>,
+        reseller_feed: Feed<Reseller>,
     ) -> (Arc<Caches>, UnboundedReceiver<ObjectRef<EndUser>>) {
         let (wake, woken) = unbounded();
-        let all = watcher::Config::default();
+        let endusers = view.endusers.clone();
         let on_course = endusers.clone();
         let course_specs = SpecChanges::default();
-        let courses = spawn_reflector(
-            watcher(Api::<Course>::all(client.clone()), all.clone()),
+        let courses = view.courses.clone();
+        spawn_waker(
+            course_feed,
+            courses.clone(),
             wake.clone(),
             Box::new(move |course: &Course, deleted| {
                 if !course_specs.changed(course, deleted) {
@@ -278,8 +303,10 @@ impl Caches {
         );
         let on_reseller = endusers;
         let reseller_specs = SpecChanges::default();
-        let resellers = spawn_reflector(
-            watcher(Api::<Reseller>::all(client.clone()), all),
+        let resellers = view.resellers.clone();
+        spawn_waker(
+            reseller_feed,
+            resellers.clone(),
             wake.clone(),
             // Its admins are in every end user's tenant-viewer binding.
             Box::new(move |reseller: &Reseller, deleted| {
@@ -340,6 +367,7 @@ impl Caches {
 
     /// Waits until every store holds its first full list, so that nothing is taken for
     /// absent merely because it was not listed yet. False when a watch task ended first.
+    /// (Courses and resellers are the view's: waited for with it.)
     pub async fn ready(&self) -> bool {
         macro_rules! all_ready {
             ($($store:ident),*) => {
@@ -347,8 +375,6 @@ impl Caches {
             };
         }
         all_ready!(
-            courses,
-            resellers,
             namespaces,
             role_bindings,
             quotas,

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::course::{Course, CourseStatus, DatabaseEngine};
@@ -17,35 +16,49 @@ use oem_crds::policy::{SecurityPolicy, Unservable};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::status::owners;
+use crate::view::{Feed, View};
 
 const CONTROLLER: &str = "course";
 
-/// Runs the controller until `stop`; its watch ending first is an error of the caller's.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
-    let client = ctx.client.clone();
-    Controller::new(
-        Api::<Course>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .watches(
-        Api::<EndUser>::all(client.clone()),
-        watcher::Config::default(),
-        |eu| {
+/// What a reconcile reads: the context, and the view's end users to count.
+struct CourseContext {
+    ctx: Arc<Context>,
+    view: View,
+}
+
+/// Runs the controller until `stop`, driven by the view's shared streams of courses and of
+/// end users (a course's count changes with them).
+pub async fn run(
+    ctx: Arc<Context>,
+    view: View,
+    courses: Feed<Course>,
+    endusers: Feed<EndUser>,
+    stop: oem_supervisor::Stop,
+) -> std::result::Result<(), String> {
+    // Not before the view is filled: kube's controller waits for its store's first list, and
+    // a store's readiness wakes one waiter only (the view's own).
+    if !view.wait_ready(&stop, "Course controller").await {
+        return Ok(());
+    }
+    let store = view.courses.clone();
+    let context = Arc::new(CourseContext { ctx, view });
+    Controller::for_shared_stream(courses, store)
+        .watches_shared_stream(endusers, |eu| {
             eu.namespace()
                 .map(|ns| ObjectRef::<Course>::new(&eu.spec.course_ref.name).within(&ns))
-        },
-    )
-    // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
-    // them once the burst settles saves a reconcile per change.
-    .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
-    .graceful_shutdown_on(stop.requested())
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+        })
+        // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
+        // them once the burst settles saves a reconcile per change.
+        .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
+        .graceful_shutdown_on(stop.requested())
+        .run(reconcile, error_policy, context)
+        .for_each(|_| async {})
+        .await;
     Ok(())
 }
 
-fn error_policy(course: Arc<Course>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(course: Arc<Course>, error: &Error, context: Arc<CourseContext>) -> Action {
+    let ctx = &context.ctx;
     ctx.metrics.failed(CONTROLLER, error.metric_label());
     tracing::warn!(course = %course.name_any(), %error, "reconcile failed");
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
@@ -102,17 +115,21 @@ pub fn policy_violation(
         })
 }
 
-async fn reconcile(course: Arc<Course>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(course: Arc<Course>, context: Arc<CourseContext>) -> Result<Action> {
+    let ctx = &context.ctx;
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = course.namespace().unwrap_or_default();
-    let endusers = Api::<EndUser>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "EndUser", ns.clone()))?;
-    let on_course = endusers
-        .items
+    // From the view: its shared stream of end users wakes this course when one comes, goes or
+    // moves, so the count is read, never listed.
+    let on_course = context
+        .view
+        .endusers
+        .state()
         .iter()
-        .filter(|eu| eu.spec.course_ref.name == course.name_any())
+        .filter(|eu| {
+            eu.namespace().as_deref() == Some(ns.as_str())
+                && eu.spec.course_ref.name == course.name_any()
+        })
         .count();
     let ready = match policy_violation(&course, &ctx.config.security_policy) {
         Some((reason, message)) => Condition::ready(

@@ -11,12 +11,12 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::{
     DeletionPolicy, EndUser, EndUserPhase, EndUserStatus, WAITING_FOR_WORKLOADS,
 };
+use oem_crds::{Course, Reseller};
 
 use super::cache::{Caches, Live, LiveStore};
 use super::domains::DOMAIN_CONFLICT;
@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::hosting::{self, HostingPlan};
 use crate::naming;
 use crate::status::owners;
+use crate::view::{Feed, View};
 
 pub const FINALIZER: &str = "hosting.oem.dev/hosting-cleanup";
 const CONTROLLER: &str = "enduser";
@@ -40,20 +41,37 @@ pub struct EndUserContext {
     end_users: Store<EndUser>,
 }
 
-/// Runs the controller until `stop`.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
+/// The view's feeds the EndUser controller reads.
+pub struct Triggers {
+    /// Its end users.
+    pub endusers: Feed<EndUser>,
+    /// Courses: a changed course wakes its end users.
+    pub courses: Feed<Course>,
+    /// Resellers: a changed reseller wakes its end users.
+    pub resellers: Feed<Reseller>,
+}
+
+/// Runs the controller until `stop`, driven by the view's feed of end users.
+pub async fn run(
+    ctx: Arc<Context>,
+    view: View,
+    triggers: Triggers,
+    stop: oem_supervisor::Stop,
+) -> std::result::Result<(), String> {
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<EndUser>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    // One watch per kind feeds both a cache and the end users to wake: a change (a hand
+    // One watch per child kind feeds both a cache and the end users to wake: a change (a hand
     // edit, a workload turning ready, a course or reseller edited) reconciles its end users.
-    let end_users = controller.store();
-    let (caches, woken) = Caches::start(&client, end_users.clone());
+    let end_users = view.endusers.clone();
+    let (caches, woken) = Caches::start(&client, &view, triggers.courses, triggers.resellers);
+    // Not before the view is filled: kube's controller waits for its store's first list, and
+    // a store's readiness wakes one waiter only (the view's own).
+    if !view.wait_ready(&stop, "EndUser controller").await {
+        return Ok(());
+    }
     if !caches.ready().await {
         return Err("a watch of its caches ended before its first list".to_owned());
     }
+    let controller = Controller::for_shared_stream(triggers.endusers, end_users.clone());
     let context = Arc::new(EndUserContext {
         ctx: ctx.clone(),
         caches,

@@ -39,19 +39,43 @@ pub fn add_parts(
     inbox: crate::alerting::AlertInbox,
 ) {
     let stop = supervisor.stop();
-    let view = crate::view::View::start(&ctx.client, supervisor);
+    let (view, triggers) = crate::view::View::start(&ctx.client, supervisor);
     supervisor.add(
         "alert controller",
         crate::alerting::run(ctx.clone(), view.clone(), inbox, stop.clone()),
     );
     supervisor.add(
         "Reseller controller",
-        reseller::run(ctx.clone(), stop.clone()),
+        reseller::run(
+            ctx.clone(),
+            view.clone(),
+            triggers.resellers,
+            triggers.endusers_of_resellers,
+            stop.clone(),
+        ),
     );
-    supervisor.add("Course controller", course::run(ctx.clone(), stop.clone()));
+    supervisor.add(
+        "Course controller",
+        course::run(
+            ctx.clone(),
+            view.clone(),
+            triggers.courses,
+            triggers.endusers_of_courses,
+            stop.clone(),
+        ),
+    );
     supervisor.add(
         "EndUser controller",
-        enduser::run(ctx.clone(), stop.clone()),
+        enduser::run(
+            ctx.clone(),
+            view.clone(),
+            enduser::Triggers {
+                endusers: triggers.endusers,
+                courses: triggers.courses_of_endusers,
+                resellers: triggers.resellers_of_endusers,
+            },
+            stop.clone(),
+        ),
     );
     supervisor.add(
         "monitor",

@@ -11,7 +11,6 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::EndUser;
@@ -23,56 +22,85 @@ use crate::error::{Error, Result};
 use crate::hosting::rbac;
 use crate::naming;
 use crate::status::owners;
+use crate::view::{Feed, View};
 
 pub const FINALIZER: &str = "hosting.oem.dev/reseller-cleanup";
 const CONTROLLER: &str = "reseller";
 
-/// Runs the controller until `stop`; its watch ending first is an error of the caller's.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> std::result::Result<(), String> {
-    let client = ctx.client.clone();
-    Controller::new(
-        Api::<Reseller>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .watches(
-        Api::<EndUser>::all(client.clone()),
-        watcher::Config::default(),
-        |eu| {
+/// What a reconcile reads: the context, and the view's end users to count.
+struct ResellerContext {
+    ctx: Arc<Context>,
+    view: View,
+}
+
+/// Runs the controller until `stop`, driven by the view's shared streams of resellers and of
+/// end users (a reseller's count changes with them).
+pub async fn run(
+    ctx: Arc<Context>,
+    view: View,
+    resellers: Feed<Reseller>,
+    endusers: Feed<EndUser>,
+    stop: oem_supervisor::Stop,
+) -> std::result::Result<(), String> {
+    // Not before the view is filled: kube's controller waits for its store's first list, and
+    // a store's readiness wakes one waiter only (the view's own).
+    if !view.wait_ready(&stop, "Reseller controller").await {
+        return Ok(());
+    }
+    let store = view.resellers.clone();
+    let context = Arc::new(ResellerContext { ctx, view });
+    Controller::for_shared_stream(resellers, store)
+        .watches_shared_stream(endusers, |eu| {
             eu.namespace()
                 .as_deref()
                 .and_then(naming::reseller_of_namespace)
                 .map(ObjectRef::<Reseller>::new)
-        },
-    )
-    // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
-    // them once the burst settles saves a reconcile per change.
-    .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
-    .graceful_shutdown_on(stop.requested())
-    .run(reconcile, error_policy, ctx)
-    .for_each(|_| async {})
-    .await;
+        })
+        // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
+        // them once the burst settles saves a reconcile per change.
+        .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
+        .graceful_shutdown_on(stop.requested())
+        .run(reconcile, error_policy, context)
+        .for_each(|_| async {})
+        .await;
     Ok(())
 }
 
-async fn reconcile(reseller: Arc<Reseller>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(reseller: Arc<Reseller>, context: Arc<ResellerContext>) -> Result<Action> {
+    let ctx = &context.ctx;
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let api: Api<Reseller> = Api::all(ctx.client.clone());
     finalizer(&api, FINALIZER, reseller, |event| async {
         match event {
-            Finalize::Apply(reseller) => apply(&reseller, &ctx).await,
-            Finalize::Cleanup(reseller) => cleanup(&reseller, &ctx).await,
+            Finalize::Apply(reseller) => apply(&reseller, ctx, &context.view).await,
+            Finalize::Cleanup(reseller) => cleanup(&reseller, ctx).await,
         }
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-fn error_policy(reseller: Arc<Reseller>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(reseller: Arc<Reseller>, error: &Error, context: Arc<ResellerContext>) -> Action {
+    let ctx = &context.ctx;
     ctx.metrics.failed(CONTROLLER, error.metric_label());
     tracing::warn!(reseller = %reseller.name_any(), %error, "reconcile failed");
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
 }
 
+/// The end users in `namespace` as the view holds them: what the status shows (the view's
+/// stream wakes the reseller when one comes or goes).
+fn end_users_seen(view: &View, namespace: &str) -> i32 {
+    let count = view
+        .endusers
+        .state()
+        .iter()
+        .filter(|eu| eu.namespace().as_deref() == Some(namespace))
+        .count();
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+/// The end users in `namespace` as the API server has them now: what a deletion waits for
+/// (one just created may not be in the view yet).
 async fn count_end_users(ctx: &Context, namespace: &str) -> Result<i32> {
     let list = Api::<EndUser>::namespaced(ctx.client.clone(), namespace)
         .list_metadata(&ListParams::default())
@@ -81,7 +109,7 @@ async fn count_end_users(ctx: &Context, namespace: &str) -> Result<i32> {
     Ok(i32::try_from(list.items.len()).unwrap_or(i32::MAX))
 }
 
-async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
+async fn apply(reseller: &Reseller, ctx: &Context, view: &View) -> Result<Action> {
     let name = reseller.name_any();
     let namespace = naming::reseller_namespace(&name);
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
@@ -141,7 +169,7 @@ async fn apply(reseller: &Reseller, ctx: &Context) -> Result<Action> {
         .await?;
         super::secrets::ensure_panel_accounts(ctx, reseller, &panel.namespace).await?;
     }
-    let end_users = count_end_users(ctx, &namespace).await?;
+    let end_users = end_users_seen(view, &namespace);
     let ready = Condition::ready(
         ConditionStatus::True,
         "NamespaceReady",
