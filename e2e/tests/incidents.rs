@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use anyhow::ensure;
+
 use incidents_support::{Hooks, MailExporter, unfold};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -27,7 +29,7 @@ use kube::{Client, ResourceExt};
 use oem_crds::{EndUser, Incident};
 use oem_e2e::dashboards::{self, PanelQuery};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{self, Operator, OperatorOptions, SINGLE_REPLICA};
 use oem_e2e::prometheus::{
     Alertmanager, Prometheus, PrometheusOptions, ScrapeTarget, SmtpSink, SmtpSinkOptions,
 };
@@ -56,7 +58,14 @@ enum Mode {
 struct Bench {
     cluster: &'static Cluster,
     client: Client,
+    /// The operator, or with a stand-by the replica that leads.
     operator: Operator,
+    /// A second replica following the Lease, whose name is the second field; the leader's
+    /// name is `leader`.
+    standby: Option<(Operator, String)>,
+    leader: String,
+    /// Replicas started so far (for new names).
+    replicas: usize,
     env: Vec<(String, String)>,
     smtp: SmtpSink,
     hooks: Hooks,
@@ -95,7 +104,40 @@ fn scaled_rules(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow::Result<Bench> {
+/// Starts a stand-by replica named `name`: the same settings, its own health address.
+async fn start_standby(
+    cluster: &Cluster,
+    env: &[(String, String)],
+    name: &str,
+) -> anyhow::Result<Operator> {
+    let mut env = env.to_vec();
+    env.retain(|(k, _)| k != "OEM_HTTP_ADDR");
+    env.push((
+        "OEM_HTTP_ADDR".into(),
+        format!("127.0.0.1:{}", free_port()?),
+    ));
+    let standby = Operator::start(
+        cluster,
+        OperatorOptions {
+            env,
+            replica: Some(name.into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    ensure!(
+        !standby.leads().await?,
+        "the stand-by {name} leads beside the leader"
+    );
+    Ok(standby)
+}
+
+async fn bench(
+    mode: Mode,
+    reseller_suffix: &str,
+    webhook_down: bool,
+    with_standby: bool,
+) -> anyhow::Result<Bench> {
     let cluster = Cluster::shared().await?;
     let client = cluster.client().await?;
     let dir = tempfile::tempdir()?;
@@ -190,6 +232,14 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
         },
     )
     .await?;
+    let standby = if with_standby {
+        Some((
+            start_standby(cluster, &env, "inc-standby-1").await?,
+            "inc-standby-1".to_owned(),
+        ))
+    } else {
+        None
+    };
 
     let contacts = json!([{
         "name": "desk", "email": format!("desk@{reseller}.example.jp"), "language": "en",
@@ -226,6 +276,9 @@ async fn bench(mode: Mode, reseller_suffix: &str, webhook_down: bool) -> anyhow:
         cluster,
         client,
         operator,
+        standby,
+        leader: SINGLE_REPLICA.to_owned(),
+        replicas: 2,
         env,
         smtp,
         hooks,
@@ -267,8 +320,36 @@ impl Bench {
         .map_err(|e| self.context(e))
     }
 
-    /// SIGKILL, as a crash would, then a new operator with the same settings.
+    /// SIGKILL, as a crash would, then a new operator with the same settings; with a
+    /// stand-by, SIGKILL the leader, wait for the stand-by to lead, and start a new stand-by.
     async fn restart_operator(&mut self, mode: Mode, outage: Instant) -> anyhow::Result<()> {
+        if let Some((standby, name)) = self.standby.take() {
+            let holder = operator::lease_holder(self.cluster)?;
+            ensure!(
+                holder.as_deref() == Some(self.leader.as_str()),
+                "the Lease is held by {holder:?}, not by the leader {}",
+                self.leader
+            );
+            self.operator.kill()?;
+            let killed = Instant::now();
+            standby
+                .wait_leading(Duration::from_secs(25))
+                .await
+                .map_err(|e| self.context(e))?;
+            eprintln!(
+                "[{mode:?}] leader {} SIGKILLed {:?} after the outage began; {name} led {:?} later",
+                self.leader,
+                outage.elapsed().saturating_sub(killed.elapsed()),
+                killed.elapsed()
+            );
+            self.operator = standby;
+            self.leader = name;
+            self.replicas += 1;
+            let next = format!("inc-standby-{}", self.replicas);
+            let fresh = start_standby(self.cluster, &self.env, &next).await?;
+            self.standby = Some((fresh, next));
+            return Ok(());
+        }
         self.operator.kill()?;
         eprintln!(
             "[{mode:?}] operator killed {:?} after the outage began",
@@ -443,6 +524,8 @@ enum Crash {
     BeforeNotice,
     /// After the notice, while the service is still down: the recovery comes to the new one.
     BeforeRecovery,
+    /// Both (the leader each time, with a stand-by taking over).
+    Both,
 }
 
 /// The whole flow of one outage; `crash` kills and restarts the operator between
@@ -483,7 +566,7 @@ async fn outage(mut bench: Bench, mode: Mode, crash: Crash) -> anyhow::Result<Be
         )));
     }
 
-    if crash == Crash::BeforeNotice {
+    if matches!(crash, Crash::BeforeNotice | Crash::Both) {
         assert!(
             v["status"]["notifiedAt"].is_null(),
             "killed before the notice"
@@ -567,7 +650,7 @@ async fn outage(mut bench: Bench, mode: Mode, crash: Crash) -> anyhow::Result<Be
     .await
     .map_err(|e| bench.context(e))?;
 
-    if crash == Crash::BeforeRecovery {
+    if matches!(crash, Crash::BeforeRecovery | Crash::Both) {
         bench.restart_operator(mode, clock).await?;
     }
 
@@ -730,7 +813,7 @@ async fn embedded_mode_outage_notified_once_even_when_the_operator_is_killed() -
 {
     let _one = SERIAL.lock().await;
     let t = Instant::now();
-    let bench = bench(Mode::Embedded, "e", false).await?;
+    let bench = bench(Mode::Embedded, "e", false, false).await?;
     outage(bench, Mode::Embedded, Crash::BeforeNotice)
         .await?
         .retire()
@@ -739,12 +822,30 @@ async fn embedded_mode_outage_notified_once_even_when_the_operator_is_killed() -
     Ok(())
 }
 
+/// Two replicas (issue 18): the leader is SIGKILLed between detection and the notice, and the
+/// new leader SIGKILLed again between the notice and the recovery; each time the stand-by
+/// takes over, and the contact still gets exactly one outage notice, one recovery notice and
+/// one report.
+#[tokio::test]
+async fn two_replicas_notify_once_when_the_leader_dies_before_the_notice_and_before_the_recovery()
+-> anyhow::Result<()> {
+    let _one = SERIAL.lock().await;
+    let t = Instant::now();
+    let bench = bench(Mode::Embedded, "h", false, true).await?;
+    outage(bench, Mode::Embedded, Crash::Both)
+        .await?
+        .retire()
+        .await?;
+    eprintln!("two replicas, two leader kills: {:?}", t.elapsed());
+    Ok(())
+}
+
 #[tokio::test]
 async fn alertmanager_mode_outage_with_the_webhook_receiver_down_for_a_while() -> anyhow::Result<()>
 {
     let _one = SERIAL.lock().await;
     let t = Instant::now();
-    let bench = bench(Mode::Alertmanager, "a", true).await?;
+    let bench = bench(Mode::Alertmanager, "a", true, false).await?;
     outage(bench, Mode::Alertmanager, Crash::BeforeRecovery)
         .await?
         .retire()
@@ -757,7 +858,7 @@ async fn alertmanager_mode_outage_with_the_webhook_receiver_down_for_a_while() -
 async fn prometheus_mode_outage_and_mass_mail_lock() -> anyhow::Result<()> {
     let _one = SERIAL.lock().await;
     let t = Instant::now();
-    let bench = bench(Mode::Prometheus, "p", false).await?;
+    let bench = bench(Mode::Prometheus, "p", false, false).await?;
     let bench = outage(bench, Mode::Prometheus, Crash::Never).await?;
     eprintln!("prometheus mode outage: {:?}", t.elapsed());
     incident_panels_have_data(&bench).await?;

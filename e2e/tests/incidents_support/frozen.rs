@@ -29,7 +29,7 @@ fn restarts(v: &Value) -> usize {
 async fn prometheus_mode_a_hung_prometheus_freezes_the_outage_until_it_answers()
 -> anyhow::Result<()> {
     let _one = SERIAL.lock().await;
-    let mut bench = bench(Mode::Prometheus, "f", false).await?;
+    let mut bench = bench(Mode::Prometheus, "f", false, false).await?;
     let prometheus = bench
         .prometheus
         .take()
