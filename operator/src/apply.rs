@@ -1,14 +1,26 @@
-//! The one place children are written: server-side apply with the operator's field manager,
-//! and only when what the operator owns differs from what is there (a no-op reconcile writes
-//! nothing; a hand edit of an owned field is put back).
+//! The one place children are written ([`Applier`], used by the EndUser and Reseller
+//! controllers alike): server-side apply with the operator's field manager, only when what the
+//! operator owns differs from what is there (a no-op reconcile writes nothing; a hand edit of
+//! an owned field is put back), and the managed objects no longer desired removed.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::naming;
 
 pub use oem_crds::quantity::value as quantity_value;
 
@@ -23,25 +35,336 @@ pub enum Applied {
     Unchanged,
 }
 
-/// Applies `desired` unless the live object already contains it. `api` must be scoped to the
-/// object's namespace (or cluster-wide for cluster objects).
-pub async fn apply<K>(api: &Api<K>, desired: &K) -> Result<Applied, kube::Error>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-{
-    let current = api.get_opt(&desired.name_any()).await?;
-    apply_over(api, desired, current.as_ref())
-        .await
-        .map(|(applied, _)| applied)
+/// The live state of one object, as a cache knows it.
+pub enum Live<K> {
+    /// Not in the cache: absent, or created so recently that its event has not arrived.
+    Absent,
+    /// Cached as metadata: its resourceVersion.
+    Meta(String),
+    /// Cached whole.
+    Full(Arc<K>),
+    /// Not cached at all: read it before deciding.
+    Unknown,
 }
 
-/// Like [`apply`] with the live object already known (`None`: absent, or not seen yet).
+/// A store that can say how an object of kind `K` stands.
+pub trait LiveStore<K> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K>;
+    /// Names of the cached objects in `namespace`.
+    fn names_in(&self, namespace: &str) -> Vec<String>;
+}
+
+fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> ObjectRef<K> {
+    let r = ObjectRef::new(name);
+    match namespace {
+        Some(ns) => r.within(ns),
+        None => r,
+    }
+}
+
+impl<K> LiveStore<K> for Store<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
+        match self.get(&object_ref(namespace, name)) {
+            Some(meta) => Live::Meta(meta.resource_version().unwrap_or_default()),
+            None => Live::Absent,
+        }
+    }
+
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        self.state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .map(|o| o.name_any())
+            .collect()
+    }
+}
+
+impl LiveStore<StatefulSet> for Store<StatefulSet> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<StatefulSet> {
+        match self.get(&object_ref(namespace, name)) {
+            Some(set) => Live::Full(set),
+            None => Live::Absent,
+        }
+    }
+
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        self.state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .map(|o| o.name_any())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl Key {
+    fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
+        Self {
+            kind: K::kind(&()).into_owned(),
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+        }
+    }
+}
+
+/// A fingerprint of what was wanted: the same desired object gives the same number within
+/// one process (the record is never persisted).
+pub fn fingerprint<T: Serialize>(wanted: &T) -> Result<u64> {
+    let text = serde_json::to_string(wanted).map_err(|source| Error::Serialize {
+        what: "fingerprint",
+        source,
+    })?;
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+/// Writes children: the one place a controller's objects are applied and its stale ones
+/// removed. It remembers, per object, the resourceVersion it last verified and what was wanted
+/// then, so a reconcile that finds an object as it left it sends no request.
+#[derive(Default)]
+pub struct Applier {
+    /// (kind, namespace, name) → (resourceVersion, fingerprint of what was wanted) at the
+    /// last time the object was checked or written.
+    verified: Mutex<HashMap<Key, (String, u64)>>,
+}
+
+impl Applier {
+    /// Whether `key` was verified at `resource_version` for the same wanted state.
+    fn is_verified(&self, key: &Key, resource_version: &str, wanted: u64) -> bool {
+        self.verified
+            .lock()
+            .map(|v| {
+                v.get(key)
+                    .is_some_and(|(rv, fp)| rv == resource_version && *fp == wanted)
+            })
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, key: Key, resource_version: Option<String>, wanted: u64) {
+        if let Ok(mut verified) = self.verified.lock() {
+            match resource_version {
+                Some(rv) => verified.insert(key, (rv, wanted)),
+                None => verified.remove(&key),
+            };
+        }
+    }
+
+    /// Forgets everything recorded about `namespace` (it is being deleted).
+    pub fn forget_namespace(&self, namespace: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.retain(|k, _| k.namespace != namespace && k.name != namespace);
+        }
+    }
+
+    /// A check recorded under `kind`/`namespace`/`name` (not an object this controller
+    /// writes whole): true when it was made at `resource_version` for the same `wanted`.
+    pub fn checked(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+        wanted: u64,
+    ) -> bool {
+        let key = Key {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.is_verified(&key, resource_version, wanted)
+    }
+
+    /// Records a check (see [`Applier::checked`]).
+    pub fn record_check(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<String>,
+        wanted: u64,
+    ) {
+        let key = Key {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.remember(key, resource_version, wanted);
+    }
+
+    /// Makes the live object contain `desired`: nothing is sent when the object is as it was
+    /// last verified for the same wanted state; otherwise the live object is compared (read
+    /// from the cache when whole there, else fetched) and written only when it differs.
+    pub async fn ensure<K>(
+        &self,
+        ctx: &Context,
+        api: &Api<K>,
+        desired: &K,
+        live: Live<K>,
+    ) -> Result<Applied>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        let key = Key::of(desired);
+        let wanted = fingerprint(desired)?;
+        let kind = key.kind.clone();
+        let name = desired.name_any();
+        let failed = |action: &'static str| {
+            let name = format!("{kind}/{name}");
+            move |source| Error::Kube {
+                action,
+                kind: "child",
+                name,
+                source,
+            }
+        };
+        let current = match live {
+            Live::Absent => None,
+            Live::Unknown => api
+                .get_opt(&desired.name_any())
+                .await
+                .map_err(failed("get"))?,
+            Live::Meta(rv) => {
+                if self.is_verified(&key, &rv, wanted) {
+                    return Ok(Applied::Unchanged);
+                }
+                api.get_opt(&desired.name_any())
+                    .await
+                    .map_err(failed("get"))?
+            }
+            Live::Full(object) => {
+                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted) {
+                    return Ok(Applied::Unchanged);
+                }
+                Some(object.as_ref().clone())
+            }
+        };
+        let (applied, rv) = apply_over(api, desired, current.as_ref())
+            .await
+            .map_err(failed("apply"))?;
+        self.remember(key.clone(), rv, wanted);
+        if applied == Applied::Written {
+            ctx.metrics.writes.with_label_values(&[&key.kind]).inc();
+            tracing::info!(kind = %key.kind, name = %key.name, namespace = %key.namespace, "applied");
+        }
+        Ok(applied)
+    }
+
+    /// Ensures every desired object of one kind in `namespace` and deletes the managed ones
+    /// of that kind not desired (a service dropped from the course takes its objects along).
+    pub async fn converge<K, S>(
+        &self,
+        ctx: &Context,
+        store: &S,
+        namespace: &str,
+        desired: Vec<K>,
+    ) -> Result<()>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+        S: LiveStore<K>,
+    {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+        let mut wanted = std::collections::BTreeSet::new();
+        for object in &desired {
+            let name = object.name_any();
+            self.ensure(ctx, &api, object, store.live(Some(namespace), &name))
+                .await?;
+            wanted.insert(name);
+        }
+        let kind = K::kind(&()).into_owned();
+        for stale in store
+            .names_in(namespace)
+            .into_iter()
+            .filter(|n| !wanted.contains(n))
+        {
+            match api.delete(&stale, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(%kind, name = %stale, %namespace, "removed"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube("delete", "child", format!("{kind}/{stale}"))(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The managed objects of one kind in one namespace as listed now (metadata): what
+/// [`Applier::converge`] compares with when no cache holds the kind.
+pub struct Listed {
+    namespace: String,
+    versions: HashMap<String, String>,
+}
+
+impl Listed {
+    /// Lists the operator's objects of kind `K` in `namespace` (by the managed-by label).
+    pub async fn managed<K>(client: &kube::Client, namespace: &str) -> Result<Listed>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
+        let selector = format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY);
+        let list = api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(Error::kube(
+                "list",
+                "child",
+                format!("{}/{namespace}", K::kind(&())),
+            ))?;
+        Ok(Listed {
+            namespace: namespace.to_owned(),
+            versions: list
+                .items
+                .iter()
+                .map(|o| (o.name_any(), o.resource_version().unwrap_or_default()))
+                .collect(),
+        })
+    }
+}
+
+impl<K> LiveStore<K> for Listed {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
+        if namespace != Some(self.namespace.as_str()) {
+            return Live::Unknown;
+        }
+        match self.versions.get(name) {
+            Some(version) => Live::Meta(version.clone()),
+            None => Live::Absent,
+        }
+    }
+
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        if namespace == self.namespace {
+            self.versions.keys().cloned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Applies `desired` unless `current`, the live object (`None`: absent, or not seen yet),
+/// already contains it. `api` must be scoped to the object's namespace (or cluster-wide).
 /// Returns what it did and the object's resourceVersion afterwards.
 pub async fn apply_over<K>(
     api: &Api<K>,
     desired: &K,
     current: Option<&K>,
-) -> Result<(Applied, Option<String>), kube::Error>
+) -> std::result::Result<(Applied, Option<String>), kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {

@@ -9,19 +9,18 @@
 //! dropped. Secret values are never cached: only the metadata of the operator's own Secrets.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, DeleteParams};
+use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -29,106 +28,12 @@ use kube::{Resource, ResourceExt};
 use oem_crds::course::Course;
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::apply::{Applied, apply_over};
-use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
 use crate::naming;
 use crate::view::{Feed, View};
-
-/// The live state of one object, as the caches know it.
-pub enum Live<K> {
-    /// Not in the cache: absent, or created so recently that its event has not arrived.
-    Absent,
-    /// Cached as metadata: its resourceVersion.
-    Meta(String),
-    /// Cached whole.
-    Full(Arc<K>),
-}
-
-/// A store that can say how an object of kind `K` stands.
-pub trait LiveStore<K> {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K>;
-    /// Names of the cached objects in `namespace`.
-    fn names_in(&self, namespace: &str) -> Vec<String>;
-}
-
-fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> ObjectRef<K> {
-    let r = ObjectRef::new(name);
-    match namespace {
-        Some(ns) => r.within(ns),
-        None => r,
-    }
-}
-
-impl<K> LiveStore<K> for Store<PartialObjectMeta<K>>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
-        match self.get(&object_ref(namespace, name)) {
-            Some(meta) => Live::Meta(meta.resource_version().unwrap_or_default()),
-            None => Live::Absent,
-        }
-    }
-
-    fn names_in(&self, namespace: &str) -> Vec<String> {
-        self.state()
-            .iter()
-            .filter(|o| o.namespace().as_deref() == Some(namespace))
-            .map(|o| o.name_any())
-            .collect()
-    }
-}
-
-impl LiveStore<StatefulSet> for Store<StatefulSet> {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<StatefulSet> {
-        match self.get(&object_ref(namespace, name)) {
-            Some(set) => Live::Full(set),
-            None => Live::Absent,
-        }
-    }
-
-    fn names_in(&self, namespace: &str) -> Vec<String> {
-        self.state()
-            .iter()
-            .filter(|o| o.namespace().as_deref() == Some(namespace))
-            .map(|o| o.name_any())
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    kind: String,
-    namespace: String,
-    name: String,
-}
-
-impl Key {
-    fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
-        Self {
-            kind: K::kind(&()).into_owned(),
-            namespace: object.namespace().unwrap_or_default(),
-            name: object.name_any(),
-        }
-    }
-}
-
-/// A fingerprint of what was wanted: the same desired object gives the same number within
-/// one process (the record is never persisted).
-pub fn fingerprint<T: Serialize>(wanted: &T) -> Result<u64> {
-    let text = serde_json::to_string(wanted).map_err(|source| Error::Serialize {
-        what: "fingerprint",
-        source,
-    })?;
-    let mut hasher = DefaultHasher::new();
-    text.hash(&mut hasher);
-    Ok(hasher.finish())
-}
 
 /// The caches, the record of verified objects, and the end users to wake.
 pub struct Caches {
@@ -147,9 +52,8 @@ pub struct Caches {
     pub certificates: Store<PartialObjectMeta<Secret>>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     pub stateful_sets: Store<StatefulSet>,
-    /// (kind, namespace, name) → (resourceVersion, fingerprint of what was wanted) at the
-    /// last time the object was checked or written.
-    verified: Mutex<HashMap<Key, (String, u64)>>,
+    /// Writes the children, remembering what it verified.
+    pub applier: Applier,
 }
 
 type Wake = UnboundedSender<ObjectRef<EndUser>>;
@@ -360,7 +264,7 @@ impl Caches {
             certificates,
             claims: children(client, &wake),
             stateful_sets,
-            verified: Mutex::new(HashMap::new()),
+            applier: Applier::default(),
         };
         (Arc::new(caches), woken)
     }
@@ -396,162 +300,6 @@ impl Caches {
     pub fn reseller(&self, name: &str) -> Option<Arc<Reseller>> {
         self.resellers.get(&ObjectRef::new(name))
     }
-
-    /// Whether `key` was verified at `resource_version` for the same wanted state.
-    fn is_verified(&self, key: &Key, resource_version: &str, wanted: u64) -> bool {
-        self.verified
-            .lock()
-            .map(|v| {
-                v.get(key)
-                    .is_some_and(|(rv, fp)| rv == resource_version && *fp == wanted)
-            })
-            .unwrap_or(false)
-    }
-
-    fn remember(&self, key: Key, resource_version: Option<String>, wanted: u64) {
-        if let Ok(mut verified) = self.verified.lock() {
-            match resource_version {
-                Some(rv) => verified.insert(key, (rv, wanted)),
-                None => verified.remove(&key),
-            };
-        }
-    }
-
-    /// Forgets everything recorded about `namespace` (it is being deleted).
-    pub fn forget_namespace(&self, namespace: &str) {
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.retain(|k, _| k.namespace != namespace && k.name != namespace);
-        }
-    }
-
-    /// A check recorded under `kind`/`namespace`/`name` (not an object this controller
-    /// writes whole): true when it was made at `resource_version` for the same `wanted`.
-    pub fn checked(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        resource_version: &str,
-        wanted: u64,
-    ) -> bool {
-        let key = Key {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        self.is_verified(&key, resource_version, wanted)
-    }
-
-    /// Records a check (see [`Caches::checked`]).
-    pub fn record_check(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        resource_version: Option<String>,
-        wanted: u64,
-    ) {
-        let key = Key {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        self.remember(key, resource_version, wanted);
-    }
-
-    /// Makes the live object contain `desired`: nothing is sent when the object is as it was
-    /// last verified for the same wanted state; otherwise the live object is compared (read
-    /// from the cache when whole there, else fetched) and written only when it differs.
-    pub async fn ensure<K>(
-        &self,
-        ctx: &Context,
-        api: &Api<K>,
-        desired: &K,
-        live: Live<K>,
-    ) -> Result<Applied>
-    where
-        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-    {
-        let key = Key::of(desired);
-        let wanted = fingerprint(desired)?;
-        let kind = key.kind.clone();
-        let name = desired.name_any();
-        let failed = |action: &'static str| {
-            let name = format!("{kind}/{name}");
-            move |source| Error::Kube {
-                action,
-                kind: "child",
-                name,
-                source,
-            }
-        };
-        let current = match live {
-            Live::Absent => None,
-            Live::Meta(rv) => {
-                if self.is_verified(&key, &rv, wanted) {
-                    return Ok(Applied::Unchanged);
-                }
-                api.get_opt(&desired.name_any())
-                    .await
-                    .map_err(failed("get"))?
-            }
-            Live::Full(object) => {
-                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted) {
-                    return Ok(Applied::Unchanged);
-                }
-                Some(object.as_ref().clone())
-            }
-        };
-        let (applied, rv) = apply_over(api, desired, current.as_ref())
-            .await
-            .map_err(failed("apply"))?;
-        self.remember(key.clone(), rv, wanted);
-        if applied == Applied::Written {
-            ctx.metrics.writes.with_label_values(&[&key.kind]).inc();
-            tracing::info!(kind = %key.kind, name = %key.name, namespace = %key.namespace, "applied");
-        }
-        Ok(applied)
-    }
-
-    /// Ensures every desired object of one kind in `namespace` and deletes the managed ones
-    /// of that kind not desired (a service dropped from the course takes its objects along).
-    pub async fn converge<K, S>(
-        &self,
-        ctx: &Context,
-        store: &S,
-        namespace: &str,
-        desired: Vec<K>,
-    ) -> Result<()>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
-        S: LiveStore<K>,
-    {
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-        let mut wanted = std::collections::BTreeSet::new();
-        for object in &desired {
-            let name = object.name_any();
-            self.ensure(ctx, &api, object, store.live(Some(namespace), &name))
-                .await?;
-            wanted.insert(name);
-        }
-        let kind = K::kind(&()).into_owned();
-        for stale in store
-            .names_in(namespace)
-            .into_iter()
-            .filter(|n| !wanted.contains(n))
-        {
-            match api.delete(&stale, &DeleteParams::background()).await {
-                Ok(_) => tracing::info!(%kind, name = %stale, %namespace, "removed"),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(Error::kube("delete", "child", format!("{kind}/{stale}"))(e)),
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -567,8 +315,10 @@ pub(crate) mod tests {
     use tower_test::mock::{self, Handle};
 
     use super::*;
+    use crate::apply::{Applied, Live, fingerprint};
     use crate::clock::SystemClock;
     use crate::config::Config;
+    use crate::context::Context;
     use crate::metrics::Metrics;
 
     /// Caches with no watch behind them; `sets` are put in the StatefulSet store.
@@ -598,7 +348,7 @@ pub(crate) mod tests {
             certificates: empty(),
             claims: empty(),
             stateful_sets,
-            verified: Mutex::new(HashMap::new()),
+            applier: Applier::default(),
         }
     }
 
@@ -658,7 +408,7 @@ pub(crate) mod tests {
         let caches = detached(Vec::new());
         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
         let desired: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
-        let ensure = |live| caches.ensure(&ctx, &api, &desired, live);
+        let ensure = |live| caches.applier.ensure(&ctx, &api, &desired, live);
 
         // Not cached: applied without a read.
         let first = serving(
@@ -703,14 +453,16 @@ pub(crate) mod tests {
         let new: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
         let first = serving(
             &mut handle,
-            caches.ensure(&ctx, &api, &old, Live::Absent),
+            caches.applier.ensure(&ctx, &api, &old, Live::Absent),
             vec![("PATCH", config_map("8.2", Some("3")))],
         )
         .await;
         assert_eq!(first.unwrap(), Applied::Written);
         let upgraded = serving(
             &mut handle,
-            caches.ensure(&ctx, &api, &new, Live::Meta("3".into())),
+            caches
+                .applier
+                .ensure(&ctx, &api, &new, Live::Meta("3".into())),
             vec![
                 ("GET", config_map("8.2", Some("3"))),
                 ("PATCH", config_map("8.4", Some("4"))),
@@ -729,7 +481,9 @@ pub(crate) mod tests {
         let live: ConfigMap = serde_json::from_value(config_map("8.4", Some("5"))).unwrap();
         let found = serving(
             &mut handle,
-            caches.ensure(&ctx, &api, &desired, Live::Full(Arc::new(live))),
+            caches
+                .applier
+                .ensure(&ctx, &api, &desired, Live::Full(Arc::new(live))),
             vec![],
         )
         .await;

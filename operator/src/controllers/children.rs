@@ -4,102 +4,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::cache::{Caches, Live, LiveStore, fingerprint};
-use crate::apply::{Applied, apply as apply_object, quantity_value};
+use super::cache::Caches;
+use crate::apply::quantity_value;
+use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::HostingPlan;
 use crate::naming;
-
-fn managed_selector() -> String {
-    format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY)
-}
-
-/// Applies one object, counting writes for `/metrics`.
-pub async fn apply<K>(ctx: &Context, api: &Api<K>, desired: &K) -> Result<Applied>
-where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-{
-    let kind = K::kind(&()).into_owned();
-    let applied = apply_object(api, desired)
-        .await
-        .map_err(|source| Error::Kube {
-            action: "apply",
-            kind: "child",
-            name: format!("{kind}/{}", desired.name_any()),
-            source,
-        })?;
-    if applied == Applied::Written {
-        ctx.metrics.writes.with_label_values(&[&kind]).inc();
-        tracing::info!(kind = %kind, name = %desired.name_any(), namespace = ?desired.namespace(), "applied");
-    }
-    Ok(applied)
-}
-
-/// One kind of child in one hosting namespace.
-pub struct Scope {
-    client: kube::Client,
-    namespace: String,
-    kind: &'static str,
-}
-
-impl Scope {
-    pub fn new(client: kube::Client, namespace: &str, kind: &'static str) -> Self {
-        Self {
-            client,
-            namespace: namespace.to_owned(),
-            kind,
-        }
-    }
-
-    /// Applies every desired object of the kind and deletes the managed ones not desired.
-    pub async fn converge<K>(&self, ctx: &Context, desired: Vec<K>) -> Result<()>
-    where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        let mut wanted = BTreeSet::new();
-        for object in &desired {
-            wanted.insert(object.name_any());
-            apply(ctx, &api, object).await?;
-        }
-        let meta_api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        let existing = meta_api
-            .list_metadata(&ListParams::default().labels(&managed_selector()))
-            .await
-            .map_err(Error::kube("list", self.kind, self.namespace.clone()))?;
-        for stale in existing
-            .items
-            .iter()
-            .filter(|o| !wanted.contains(&o.name_any()))
-        {
-            let name = stale.name_any();
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => {
-                    tracing::info!(kind = self.kind, %name, namespace = %self.namespace, "removed")
-                }
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(Error::kube("delete", self.kind, name)(e)),
-            }
-        }
-        Ok(())
-    }
-}
 
 /// A StatefulSet's volume claim templates cannot change once created: existing sets keep
 /// theirs, and a larger course grows the claims themselves (the StorageClass allows expansion).
@@ -137,7 +56,10 @@ pub async fn keep_volume_templates(
             continue;
         };
         let size = fingerprint(&wanted.0)?;
-        if caches.checked(CLAIM_SIZE, namespace, &claim_name, &version, size) {
+        if caches
+            .applier
+            .checked(CLAIM_SIZE, namespace, &claim_name, &version, size)
+        {
             continue;
         }
         let Some(claim) = claims.get_opt(&claim_name).await.map_err(Error::kube(
@@ -177,7 +99,9 @@ pub async fn keep_volume_templates(
             checked_at = grown.resource_version();
             tracing::info!(claim = %claim_name, size = %wanted.0, "volume grown with the course");
         }
-        caches.record_check(CLAIM_SIZE, namespace, &claim_name, checked_at, size);
+        caches
+            .applier
+            .record_check(CLAIM_SIZE, namespace, &claim_name, checked_at, size);
     }
     Ok(())
 }

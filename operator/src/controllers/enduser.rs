@@ -18,11 +18,12 @@ use oem_crds::enduser::{
 };
 use oem_crds::{Course, Reseller};
 
-use super::cache::{Caches, Live, LiveStore};
+use super::cache::Caches;
 use super::domains::DOMAIN_CONFLICT;
 use super::phase::{Found, Observed, observe, phase};
 use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
 use super::{children, secrets};
+use crate::apply::{Live, LiveStore};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::{self, HostingPlan};
@@ -252,6 +253,7 @@ async fn provision(
     children::check_namespace_owner(ctx, caches, &plan, &object).await?;
     let namespace = hosting::namespace(&plan);
     caches
+        .applier
         .ensure(
             ctx,
             &Api::<Namespace>::all(client.clone()),
@@ -264,6 +266,7 @@ async fn provision(
     // The operator's own Secret access in the namespace, before `credentials` is written.
     let own = hosting::rbac::operator_secrets_binding(&reseller_name, hosting_ns, &ctx.identity);
     caches
+        .applier
         .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
     let mut quota = hosting::resource_quota(&plan);
@@ -278,14 +281,17 @@ async fn provision(
         .get_or_insert_with(Default::default)
         .insert(GRANT_ANNOTATION.to_owned(), granted.annotation());
     caches
+        .applier
         .converge(ctx, &caches.quotas, hosting_ns, vec![quota])
         .await?;
     let limits = hosting::limit_range(&plan);
     caches
+        .applier
         .converge(ctx, &caches.limit_ranges, hosting_ns, vec![limits])
         .await?;
     let policies = hosting::network_policies(&plan, &config.network);
     caches
+        .applier
         .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;
     plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
@@ -299,14 +305,17 @@ async fn provision(
     let mut sets = hosting::stateful_sets(&plan, config);
     children::keep_volume_templates(ctx, caches, hosting_ns, &mut sets).await?;
     caches
+        .applier
         .converge(ctx, &caches.stateful_sets, hosting_ns, sets)
         .await?;
     let services = hosting::services(&plan, config);
     caches
+        .applier
         .converge(ctx, &caches.services, hosting_ns, services)
         .await?;
     let ingresses = hosting::ingresses(&plan, config);
     caches
+        .applier
         .converge(ctx, &caches.ingresses, hosting_ns, ingresses)
         .await?;
     children::remove_unused_volumes(ctx, caches, &plan).await?;
@@ -479,7 +488,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
         let (warning, reason, note) = match deletion {
             children::Deletion::Absent => continue,
             children::Deletion::Deleted => {
-                caches.forget_namespace(&hosting_ns);
+                caches.applier.forget_namespace(&hosting_ns);
                 (
                     false,
                     "HostingDeleted",

@@ -16,7 +16,7 @@ use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::{Reseller, ResellerStatus};
 
-use super::children;
+use crate::apply::{Applier, Listed, Live};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::rbac;
@@ -31,6 +31,8 @@ const CONTROLLER: &str = "reseller";
 struct ResellerContext {
     ctx: Arc<Context>,
     view: View,
+    /// Writes its children (namespace, bindings, roles, ServiceAccount).
+    applier: Applier,
 }
 
 /// Runs the controller until `stop`, driven by the view's shared streams of resellers and of
@@ -48,7 +50,11 @@ pub async fn run(
         return Ok(());
     }
     let store = view.resellers.clone();
-    let context = Arc::new(ResellerContext { ctx, view });
+    let context = Arc::new(ResellerContext {
+        ctx,
+        view,
+        applier: Applier::default(),
+    });
     Controller::for_shared_stream(resellers, store)
         .watches_shared_stream(endusers, |eu| {
             eu.namespace()
@@ -72,7 +78,9 @@ async fn reconcile(reseller: Arc<Reseller>, context: Arc<ResellerContext>) -> Re
     let api: Api<Reseller> = Api::all(ctx.client.clone());
     finalizer(&api, FINALIZER, reseller, |event| async {
         match event {
-            Finalize::Apply(reseller) => apply(&reseller, ctx, &context.view).await,
+            Finalize::Apply(reseller) => {
+                apply(&reseller, ctx, &context.view, &context.applier).await
+            }
             Finalize::Cleanup(reseller) => cleanup(&reseller, ctx).await,
         }
     })
@@ -109,11 +117,23 @@ async fn count_end_users(ctx: &Context, namespace: &str) -> Result<i32> {
     Ok(i32::try_from(list.items.len()).unwrap_or(i32::MAX))
 }
 
-async fn apply(reseller: &Reseller, ctx: &Context, view: &View) -> Result<Action> {
+async fn apply(
+    reseller: &Reseller,
+    ctx: &Context,
+    view: &View,
+    applier: &Applier,
+) -> Result<Action> {
     let name = reseller.name_any();
     let namespace = naming::reseller_namespace(&name);
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    children::apply(ctx, &ns_api, &rbac::reseller_namespace(&name)).await?;
+    applier
+        .ensure(
+            ctx,
+            &ns_api,
+            &rbac::reseller_namespace(&name),
+            Live::Unknown,
+        )
+        .await?;
     let admins = super::admin_subjects(reseller);
     // The operator's own Secret access here first: end users' password Secrets and webhook
     // keys are read, and generated logins written, only through it.
@@ -129,44 +149,53 @@ async fn apply(reseller: &Reseller, ctx: &Context, view: &View) -> Result<Action
     }
     // The ServiceAccount its panel acts as (one of `admins`), and the panel's right to
     // impersonate it here, when the configuration names the panel's ServiceAccount.
-    children::apply(
-        ctx,
-        &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace),
-        &rbac::reseller_panel_account(&name),
-    )
-    .await?;
+    applier
+        .ensure(
+            ctx,
+            &Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace),
+            &rbac::reseller_panel_account(&name),
+            Live::Unknown,
+        )
+        .await?;
     if let Some(panel) = &ctx.config.panel_service_account {
         bindings.push(rbac::panel_impersonation_binding(&name, &panel.subject()));
     }
     if !admins.is_empty() {
         bindings.push(rbac::reseller_admin_binding(&name, &admins));
     }
-    children::Scope::new(ctx.client.clone(), &namespace, "RoleBinding")
-        .converge::<RoleBinding>(ctx, bindings)
+    let present = Listed::managed::<RoleBinding>(&ctx.client, &namespace).await?;
+    applier
+        .converge(ctx, &present, &namespace, bindings)
         .await?;
     // Its read of its own (cluster-scoped) Reseller, for `kubectl get reseller <name>`.
     let uid = reseller.uid().unwrap_or_default();
-    children::apply(
-        ctx,
-        &Api::<ClusterRole>::all(ctx.client.clone()),
-        &rbac::reseller_self_role(&name, &uid),
-    )
-    .await?;
-    children::apply(
-        ctx,
-        &Api::<ClusterRoleBinding>::all(ctx.client.clone()),
-        &rbac::reseller_self_binding(&name, &uid, &admins),
-    )
-    .await?;
+    applier
+        .ensure(
+            ctx,
+            &Api::<ClusterRole>::all(ctx.client.clone()),
+            &rbac::reseller_self_role(&name, &uid),
+            Live::Unknown,
+        )
+        .await?;
+    applier
+        .ensure(
+            ctx,
+            &Api::<ClusterRoleBinding>::all(ctx.client.clone()),
+            &rbac::reseller_self_binding(&name, &uid, &admins),
+            Live::Unknown,
+        )
+        .await?;
     // Its panel logins, in the namespace of the panel's ServiceAccount (the provider's),
     // where the operator needs its Secret access.
     if let Some(panel) = &ctx.config.panel_service_account {
-        children::apply(
-            ctx,
-            &Api::<RoleBinding>::namespaced(ctx.client.clone(), &panel.namespace),
-            &rbac::panel_accounts_binding(&panel.namespace, &ctx.identity),
-        )
-        .await?;
+        applier
+            .ensure(
+                ctx,
+                &Api::<RoleBinding>::namespaced(ctx.client.clone(), &panel.namespace),
+                &rbac::panel_accounts_binding(&panel.namespace, &ctx.identity),
+                Live::Unknown,
+            )
+            .await?;
         super::secrets::ensure_panel_accounts(ctx, reseller, &panel.namespace).await?;
     }
     let end_users = end_users_seen(view, &namespace);

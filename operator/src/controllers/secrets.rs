@@ -12,7 +12,8 @@ use oem_crds::reseller::{FIRST_PANEL_LOGIN, Reseller, panel_accounts_secret};
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::json;
 
-use super::cache::{Caches, Live, LiveStore, fingerprint};
+use super::cache::Caches;
+use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::{
@@ -113,7 +114,9 @@ pub async fn ensure_credentials(
     let ns = plan.namespace.as_str();
     let keys = fingerprint(&CREDENTIAL_KEYS)?;
     if let Live::Meta(version) = caches.secrets.live(Some(ns), CREDENTIALS_SECRET)
-        && caches.checked(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, &version, keys)
+        && caches
+            .applier
+            .checked(CREDENTIAL_CHECK, ns, CREDENTIALS_SECRET, &version, keys)
     {
         return Ok(Some(version));
     }
@@ -125,7 +128,7 @@ pub async fn ensure_credentials(
     if !cached {
         let fresh = credentials_secret(plan, &CREDENTIAL_KEYS)?;
         if let Some(version) = create_once(&api, &fresh).await? {
-            caches.record_check(
+            caches.applier.record_check(
                 CREDENTIAL_CHECK,
                 ns,
                 CREDENTIALS_SECRET,
@@ -151,7 +154,7 @@ pub async fn ensure_credentials(
         .collect();
     if missing.is_empty() {
         let version = current.as_ref().and_then(|s| s.resource_version());
-        caches.record_check(
+        caches.applier.record_check(
             CREDENTIAL_CHECK,
             ns,
             CREDENTIALS_SECRET,
@@ -165,7 +168,9 @@ pub async fn ensure_credentials(
     if current.is_none() {
         create_once(&api, &secret).await
     } else {
-        super::children::apply(ctx, &api, &secret)
+        caches
+            .applier
+            .ensure(ctx, &api, &secret, Live::Unknown)
             .await
             .map(|_| None)
     }
