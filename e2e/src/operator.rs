@@ -47,6 +47,14 @@ pub struct OperatorOptions {
 }
 
 impl OperatorOptions {
+    /// The one operator of a test, with `env` (e.g. `OEM_RESYNC_INTERVAL`) set.
+    pub fn with_env(env: Vec<(String, String)>) -> Self {
+        OperatorOptions {
+            env,
+            ..Default::default()
+        }
+    }
+
     /// Provisioning alone, resyncing every 10 s and retrying spec errors every 5 s: the
     /// monitor would probe Service names that do not resolve in the test's network namespace
     /// and mark every end user Degraded.

@@ -96,14 +96,7 @@ async fn start_operator(cluster: &Cluster, smtp: &SmtpSink) -> anyhow::Result<Op
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    Operator::start(
-        cluster,
-        OperatorOptions {
-            env,
-            ..Default::default()
-        },
-    )
-    .await
+    Operator::start(cluster, OperatorOptions::with_env(env)).await
 }
 
 /// The shift that makes the operator's "now" `target`.

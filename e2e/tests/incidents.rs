@@ -224,14 +224,7 @@ async fn bench(
         }
         prometheus = Some(prom);
     }
-    let operator = Operator::start(
-        cluster,
-        OperatorOptions {
-            env: env.clone(),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let operator = Operator::start(cluster, OperatorOptions::with_env(env.clone())).await?;
     let standby = if with_standby {
         Some((
             start_standby(cluster, &env, "inc-standby-1").await?,
@@ -355,14 +348,8 @@ impl Bench {
             "[{mode:?}] operator killed {:?} after the outage began",
             outage.elapsed()
         );
-        self.operator = Operator::start(
-            self.cluster,
-            OperatorOptions {
-                env: self.env.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
+        self.operator =
+            Operator::start(self.cluster, OperatorOptions::with_env(self.env.clone())).await?;
         eprintln!(
             "[{mode:?}] operator back {:?} after the outage began",
             outage.elapsed()

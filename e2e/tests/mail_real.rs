@@ -206,14 +206,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let operator = Operator::start(
-        cluster,
-        OperatorOptions {
-            env,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let operator = Operator::start(cluster, OperatorOptions::with_env(env)).await?;
     let client = cluster.client().await?;
 
     let reseller = "realmail";

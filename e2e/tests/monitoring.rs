@@ -45,14 +45,7 @@ async fn setup() -> anyhow::Result<(&'static Cluster, Client, &'static Operator)
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            Operator::start(
-                cluster,
-                OperatorOptions {
-                    env,
-                    ..Default::default()
-                },
-            )
-            .await
+            Operator::start(cluster, OperatorOptions::with_env(env)).await
         })
         .await?;
     Ok((cluster, cluster.client().await?, operator))

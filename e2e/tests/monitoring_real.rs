@@ -117,14 +117,7 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let operator = Operator::start(
-        &cluster,
-        OperatorOptions {
-            env,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let operator = Operator::start(&cluster, OperatorOptions::with_env(env)).await?;
     let client = cluster.client().await?;
     let ns = hosting::reseller_with_namespace(&client, reseller, json!([])).await?;
     let bench = Bench {
