@@ -62,6 +62,19 @@ fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str
     }
 }
 
+/// The names of a store's objects in `namespace`.
+fn names_in<T>(store: &Store<T>, namespace: &str) -> Vec<String>
+where
+    T: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(namespace))
+        .map(|o| o.name_any())
+        .collect()
+}
+
 impl<K> LiveStore<K> for Store<PartialObjectMeta<K>>
 where
     K: Resource<DynamicType = ()> + Clone,
@@ -74,11 +87,7 @@ where
     }
 
     fn names_in(&self, namespace: &str) -> Vec<String> {
-        self.state()
-            .iter()
-            .filter(|o| o.namespace().as_deref() == Some(namespace))
-            .map(|o| o.name_any())
-            .collect()
+        names_in(self, namespace)
     }
 }
 
@@ -91,11 +100,7 @@ impl LiveStore<StatefulSet> for Store<StatefulSet> {
     }
 
     fn names_in(&self, namespace: &str) -> Vec<String> {
-        self.state()
-            .iter()
-            .filter(|o| o.namespace().as_deref() == Some(namespace))
-            .map(|o| o.name_any())
-            .collect()
+        names_in(self, namespace)
     }
 }
 
