@@ -67,6 +67,11 @@ pub struct IncidentSpec {
     /// Set by an SRE when the investigation needs longer than the deadline allows: the reseller is told so by the deadline, and the report follows when the cause is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_deferral: Option<ReportDeferral>,
+    /// The node the end user's hosting ran on, when that node was down (not Ready, or gone) as the incident opened; set by the operator, immutable. The incidents of every end user of one reseller on one down node are one outage: one notice lists them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::schema::DNS_SUBDOMAIN_PATTERN), length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("node is immutable"))]
+    pub node: Option<String>,
 }
 
 /// What kind of outage an incident is.

@@ -15,8 +15,8 @@ use notify_support::{
 use oem_crds::incident::{Channel, IncidentKind, NotificationEvent, event};
 use oem_crds::reseller::Language;
 use oem_operator::alerting::notify::{
-    IDEMPOTENCY_HEADER, IDEMPOTENCY_MAIL_HEADER, Notice, Notifier, NotifyConfig, NotifyError,
-    SIGNATURE_HEADER, StartTls, Target, idempotency_key, render,
+    Affected, IDEMPOTENCY_HEADER, IDEMPOTENCY_MAIL_HEADER, Notice, Notifier, NotifyConfig,
+    NotifyError, SIGNATURE_HEADER, StartTls, Target, idempotency_key, render,
 };
 
 const TO: &str = "ops@reseller.example";
@@ -33,10 +33,12 @@ fn notice(event: NotificationEvent) -> Notice {
         incident: "taro-http-20260305".into(),
         kind: IncidentKind::ServiceDown,
         brand: "さくらウェブ".into(),
-        end_user: "taro".into(),
-        contract_name: "山田商店".into(),
-        customer_number: None,
-        service: "http".into(),
+        affected: vec![Affected {
+            end_user: "taro".into(),
+            contract_name: "山田商店".into(),
+            customer_number: None,
+            services: vec!["http".into()],
+        }],
         started_at: ts("2026-03-05T01:00:00Z"),
         notified_at: Some(ts("2026-03-05T01:10:00Z")),
         resolved_at: Some(ts("2026-03-05T02:00:00Z")),
@@ -296,8 +298,8 @@ async fn webhook_notice_is_signed_and_carries_the_idempotency_key() {
     assert_eq!(json["idempotencyKey"], key.as_str());
     assert_eq!(json["event"], "outage");
     assert_eq!(json["brand"], "さくらウェブ");
-    assert_eq!(json["contractName"], "山田商店");
-    assert_eq!(json["service"], "http");
+    assert_eq!(json["affected"][0]["contractName"], "山田商店");
+    assert_eq!(json["affected"][0]["services"][0], "http");
     assert_eq!(json["startedAt"], "2026-03-05T01:00:00Z");
     assert_eq!(json["timeZone"], "Asia/Tokyo");
     receiver.server.abort();

@@ -7,12 +7,9 @@
 //! These two status fields have their own field manager (`oem-hosting-announcer`), so the
 //! window's phase writes (`windows.rs`) and these never undo each other.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use jiff::SignedDuration;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::DeliveryState;
 use oem_crds::maintenance::{
@@ -83,12 +80,7 @@ impl Alerting {
                 .map(|t| (t.start.0, t.end.0))
         });
         if announcements::due(&subject.view, told, lead, now) {
-            let on_node = self
-                .pods_on(&announcements::nodes(&subject.view.covers))
-                .await;
-            let Some(on_node) = on_node else {
-                return; // not announced blind: next tick
-            };
+            let on_node = world.namespaces_on(&announcements::nodes(&subject.view.covers));
             let audience = announcements::audience(&subject.view.covers, tenants, &on_node);
             let told: Vec<_> = audience
                 .keys()
@@ -193,10 +185,7 @@ impl Alerting {
             .map(|c| c.time_zone().clone())
             .unwrap_or(jiff::tz::TimeZone::UTC);
         // What this reseller is told is affected, as when it was queued (node pods looked up again).
-        let on_node = self
-            .pods_on(&announcements::nodes(&subject.view.covers))
-            .await
-            .unwrap_or_default();
+        let on_node = world.namespaces_on(&announcements::nodes(&subject.view.covers));
         let affected = announcements::audience(&subject.view.covers, tenants, &on_node)
             .remove(&record.reseller)
             .unwrap_or_default();
@@ -234,33 +223,6 @@ impl Alerting {
                 false
             }
         }
-    }
-
-    /// The hosting namespaces with a pod on each node; `None` when a list failed.
-    async fn pods_on(
-        &self,
-        nodes: &BTreeSet<String>,
-    ) -> Option<BTreeMap<String, BTreeSet<String>>> {
-        let mut out = BTreeMap::new();
-        let pods: Api<Pod> = Api::all(self.ctx.client.clone());
-        for node in nodes {
-            let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
-            match pods.list_metadata(&lp).await {
-                Ok(list) => {
-                    let namespaces = list
-                        .items
-                        .into_iter()
-                        .filter_map(|p| p.metadata.namespace)
-                        .collect();
-                    out.insert(node.clone(), namespaces);
-                }
-                Err(error) => {
-                    tracing::warn!(%node, %error, "listing the pods on a node for an announcement failed");
-                    return None;
-                }
-            }
-        }
-        Some(out)
     }
 }
 

@@ -103,8 +103,7 @@ impl Alerting {
         let mut world = World::of(&self.view);
         let observation = self.observe(&world, now).await;
         self.export_mail(&world);
-        let nodes =
-            windows::nodes_of_failing(&self.ctx.client, &world, observation.as_ref(), now).await;
+        let nodes = windows::nodes_of_failing(&world, observation.as_ref(), now);
         windows::write_statuses(&self.ctx.client, &world, observation.as_ref(), &nodes, now).await;
         self.export_maintenance(&world, &nodes, now);
         self.announce(&world).await;
@@ -252,7 +251,16 @@ impl Alerting {
                     IncidentKind::MassMail => "mail sent above the course's rate".to_owned(),
                     _ => format!("{} failing", service_text(key.service)),
                 });
-            match self.create(key, &name, *since, now, &detail).await {
+            // An end user whose hosting sits on a down node fell with it: the incidents of
+            // every end user there are one outage (`outage.rs`).
+            let node = (key.kind != IncidentKind::MassMail)
+                .then(|| world.down_node(&world.hosting_namespace(key)))
+                .flatten();
+            let detail = match &node {
+                Some(node) => format!("{detail} (node {node} down)"),
+                None => detail,
+            };
+            match self.create(key, &name, node, *since, now, &detail).await {
                 Ok(incident) => {
                     tracing::info!(namespace = %key.namespace, incident = %name, enduser = %key.enduser,
                         service = %service_text(key.service), kind = kind_text(key.kind), "incident opened");
@@ -314,6 +322,7 @@ impl Alerting {
         &self,
         key: &AlertKey,
         name: &str,
+        node: Option<String>,
         since: Timestamp,
         now: Timestamp,
         detail: &str,
@@ -327,6 +336,7 @@ impl Alerting {
                 kind: key.kind,
                 cause: None,
                 report_deferral: None,
+                node,
             },
         );
         incident.metadata.namespace = Some(key.namespace.clone());
@@ -419,12 +429,7 @@ impl Alerting {
             let status = flow::freeze(&incident, mode, now);
             return self.write_step(&incident, status).await;
         }
-        let hosting_ns = enduser.map(|e| {
-            e.status
-                .as_ref()
-                .and_then(|s| s.hosting_namespace.clone())
-                .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser))
-        });
+        let hosting_ns = enduser.map(|_| world.hosting_namespace(&key));
         let group = crate::hosting::ServiceGroup::serving(key.service);
         let mut facts = Facts {
             now,
@@ -446,12 +451,12 @@ impl Alerting {
             && failing
             && key.kind != IncidentKind::MassMail
             && let Some(ns) = &hosting_ns
-            && let Ok(pods) = remediation::pods(&self.ctx.client, ns, group).await
         {
+            let pods = world.pods_in(ns, group);
             facts.pod_not_ready =
                 key.kind == IncidentKind::ServiceDown && remediation::any_not_ready(&pods);
             if self.flow.allow_node_cordon {
-                facts.node_not_ready = remediation::not_ready_node(&self.ctx.client, &pods).await;
+                facts.node_not_ready = world.not_ready_node(&pods);
             }
         }
         let (mut status, remedies) =

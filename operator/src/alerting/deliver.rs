@@ -1,6 +1,7 @@
 //! Delivering the notices incidents' statuses hold as Pending, exactly once per event,
 //! contact and channel, across restarts, one notice per outage (`outage.rs`: the Pending
-//! records of one end user, event and contact go out together, recorded on every member): the attempt is recorded (attempts + 1, lastAttemptAt)
+//! records of one outage — an end user, or a down node — event and contact go out together,
+//! recorded on every member): the attempt is recorded (attempts + 1, lastAttemptAt)
 //! before the transport is called, and the outcome after. A record found Pending after a crash
 //! is sent again with the same idempotency key (the webhook's Idempotency-Key header, the
 //! mail's Message-ID), so a receiver can drop the rare duplicate of a send cut short by the
@@ -114,7 +115,6 @@ impl Alerting {
         let Some(calendar) = calendar_of(reseller) else {
             return;
         };
-        let enduser = world.enduser_of(&lead);
         // The attempt is on record, on every member, before it is made.
         let now = self.ctx.clock.now();
         for (incident, index) in members.iter_mut() {
@@ -137,6 +137,7 @@ impl Alerting {
         let notices = members
             .iter()
             .map(|(incident, _)| {
+                let enduser = world.enduser_of(incident);
                 delivery::notice(incident, record.event, reseller, enduser, &calendar)
             })
             .collect();

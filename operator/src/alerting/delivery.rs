@@ -17,7 +17,7 @@ use oem_crds::reseller::{Language, Reseller};
 
 use super::calendar::Calendar;
 use super::flow::{MAIL_UNLOCKED, Recipient};
-use super::notify::{Notice, Target, redact_url};
+use super::notify::{self, Notice, Target, redact_url};
 
 /// What one delivery attempt made of its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,14 +110,16 @@ pub fn notice(
         incident: incident.name_any(),
         kind: incident.spec.kind,
         brand: reseller.spec.display_name.clone(),
-        end_user: enduser
-            .map(|e| e.spec.login_id.clone())
-            .unwrap_or_else(|| incident.spec.end_user.clone()),
-        contract_name: enduser
-            .map(|e| e.spec.contract_name.clone())
-            .unwrap_or_default(),
-        customer_number: enduser.and_then(|e| e.spec.customer_number.clone()),
-        service: service_text(incident),
+        affected: vec![notify::Affected {
+            end_user: enduser
+                .map(|e| e.spec.login_id.clone())
+                .unwrap_or_else(|| incident.spec.end_user.clone()),
+            contract_name: enduser
+                .map(|e| e.spec.contract_name.clone())
+                .unwrap_or_default(),
+            customer_number: enduser.and_then(|e| e.spec.customer_number.clone()),
+            services: vec![service_text(incident)],
+        }],
         started_at: at(&status.started_at).unwrap_or_else(Timestamp::now),
         notified_at: at(&status.notified_at),
         resolved_at: at(&status.resolved_at),

@@ -148,6 +148,8 @@ mod tests {
             incidents: Vec::new(),
             maintenances: Vec::new(),
             cluster_maintenances: Vec::new(),
+            pods: HashMap::new(),
+            nodes_ready: HashMap::new(),
             windows: vec![Window {
                 name: "reseller-sakura/w".into(),
                 covers: vec![Cover::EndUser {

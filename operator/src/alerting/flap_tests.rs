@@ -68,6 +68,7 @@ fn run(service: &Service, span: i64, flap_window: SignedDuration) -> Vec<Inciden
                             kind: k.kind,
                             cause: None,
                             report_deferral: None,
+                            node: None,
                         },
                     );
                     i.metadata.namespace = Some(k.namespace.clone());

@@ -41,6 +41,7 @@ fn incident(
             kind,
             cause: None,
             report_deferral: None,
+            node: None,
         },
     );
     i.metadata.namespace = Some("reseller-sakura".into());

@@ -1,9 +1,10 @@
 //! What the alert controller knows of the cluster at one look (`World`, maintenance windows
 //! included), and how incidents are found again: their key (end user, service, kind) and their deterministic name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
@@ -14,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::maintenance::Window;
 use super::source::AlertKey;
+use crate::hosting::ServiceGroup;
+use crate::naming;
 
 /// What one look at the cluster finds.
 pub struct World {
@@ -25,6 +28,10 @@ pub struct World {
     pub cluster_maintenances: Vec<ClusterMaintenance>,
     /// Both kinds of maintenance window, as the decisions see them.
     pub windows: Vec<Window>,
+    /// The operator's hosting pods, by namespace.
+    pub pods: HashMap<String, Vec<Pod>>,
+    /// Whether each node is Ready, by name; a node not here is gone.
+    pub nodes_ready: HashMap<String, bool>,
 }
 
 impl World {
@@ -63,7 +70,91 @@ impl World {
             maintenances,
             cluster_maintenances,
             windows,
+            pods: View::all(&view.pods).into_iter().fold(
+                HashMap::new(),
+                |mut by_namespace: HashMap<String, Vec<Pod>>, pod| {
+                    by_namespace
+                        .entry(pod.namespace().unwrap_or_default())
+                        .or_default()
+                        .push(pod);
+                    by_namespace
+                },
+            ),
+            nodes_ready: View::all(&view.nodes)
+                .iter()
+                .map(|n| (n.name_any(), node_ready(n)))
+                .collect(),
         }
+    }
+
+    /// The hosting namespace of a key's end user: the one its status records, else the one
+    /// its name gives.
+    pub fn hosting_namespace(&self, key: &AlertKey) -> String {
+        self.endusers
+            .get(&(key.namespace.clone(), key.enduser.clone()))
+            .and_then(|e| e.status.as_ref())
+            .and_then(|s| s.hosting_namespace.clone())
+            .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser))
+    }
+
+    /// The pods of `group` in a hosting namespace (all of them for `None`).
+    pub fn pods_in(&self, namespace: &str, group: Option<ServiceGroup>) -> Vec<Pod> {
+        self.pods
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                group.is_none_or(|g| {
+                    p.labels()
+                        .get(naming::LABEL_SERVICE_GROUP)
+                        .map(String::as_str)
+                        == Some(g.name())
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The nodes a hosting namespace's pods are bound to.
+    pub fn nodes_of(&self, namespace: &str) -> BTreeSet<String> {
+        self.pods
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .collect()
+    }
+
+    /// The first node of these pods that exists and is not Ready (the one level 2 cordons).
+    pub fn not_ready_node(&self, pods: &[Pod]) -> Option<String> {
+        pods.iter()
+            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .find(|node| self.nodes_ready.get(node) == Some(&false))
+    }
+
+    /// The first node a hosting namespace's pods are bound to that is down: not Ready, or
+    /// gone. Every end user on it fell with it.
+    pub fn down_node(&self, namespace: &str) -> Option<String> {
+        self.nodes_of(namespace)
+            .into_iter()
+            .find(|node| self.nodes_ready.get(node) != Some(&true))
+    }
+
+    /// The namespaces with a hosting pod on each of `nodes`.
+    pub fn namespaces_on(&self, nodes: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<String>> {
+        let mut on: BTreeMap<String, BTreeSet<String>> =
+            nodes.iter().map(|n| (n.clone(), BTreeSet::new())).collect();
+        for (namespace, pods) in &self.pods {
+            for node in pods
+                .iter()
+                .filter_map(|p| p.spec.as_ref()?.node_name.as_ref())
+            {
+                if let Some(namespaces) = on.get_mut(node) {
+                    namespaces.insert(namespace.clone());
+                }
+            }
+        }
+        on
     }
 
     pub fn enduser_of(&self, incident: &Incident) -> Option<&EndUser> {
@@ -72,6 +163,16 @@ impl World {
             incident.spec.end_user.clone(),
         ))
     }
+}
+
+/// Whether a node's Ready condition is True.
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// The key of an incident.
@@ -226,5 +327,78 @@ mod tests {
         k.enduser = "a".repeat(253);
         let name = incident_name(&k, Timestamp::UNIX_EPOCH);
         assert!(name.len() <= 253, "{}", name.len());
+    }
+
+    fn pod(namespace: &str, name: &str, group: &str, node: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace,
+                "labels": {naming::LABEL_SERVICE_GROUP: group}},
+            "spec": {"containers": [], "nodeName": node},
+        }))
+        .unwrap()
+    }
+
+    fn world(pods: Vec<Pod>, nodes_ready: &[(&str, bool)]) -> World {
+        let mut by_namespace: HashMap<String, Vec<Pod>> = HashMap::new();
+        for p in pods {
+            by_namespace
+                .entry(p.namespace().unwrap())
+                .or_default()
+                .push(p);
+        }
+        World {
+            resellers: HashMap::new(),
+            endusers: HashMap::new(),
+            courses: HashMap::new(),
+            incidents: Vec::new(),
+            maintenances: Vec::new(),
+            cluster_maintenances: Vec::new(),
+            windows: Vec::new(),
+            pods: by_namespace,
+            nodes_ready: nodes_ready
+                .iter()
+                .map(|(n, r)| ((*n).to_owned(), *r))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_nodes_under_a_hosting_namespace_come_from_the_view() {
+        let w = world(
+            vec![
+                pod("h-shop", "web-0", "web", "node-1"),
+                pod("h-shop", "mail-0", "mail", "node-2"),
+                pod("h-blog", "web-0", "web", "node-2"),
+                pod("h-cafe", "web-0", "web", "node-3"),
+            ],
+            &[("node-1", true), ("node-2", false)],
+        );
+        assert_eq!(w.pods_in("h-shop", Some(ServiceGroup::Web)).len(), 1);
+        assert_eq!(w.pods_in("h-shop", None).len(), 2);
+        assert_eq!(
+            w.nodes_of("h-shop").into_iter().collect::<Vec<_>>(),
+            ["node-1", "node-2"]
+        );
+        // node-2 is NotReady; node-3 is gone (no Node object): both are down.
+        assert_eq!(w.down_node("h-shop").as_deref(), Some("node-2"));
+        assert_eq!(w.down_node("h-cafe").as_deref(), Some("node-3"));
+        assert_eq!(w.down_node("h-none"), None);
+        // Level 2 cordons only a node that exists.
+        assert_eq!(w.not_ready_node(&w.pods_in("h-cafe", None)), None);
+        assert_eq!(
+            w.not_ready_node(&w.pods_in("h-blog", None)).as_deref(),
+            Some("node-2")
+        );
+        let on = w.namespaces_on(&["node-2".to_owned(), "node-9".to_owned()].into());
+        assert_eq!(
+            on["node-2"].iter().collect::<Vec<_>>(),
+            ["h-blog", "h-shop"]
+        );
+        assert!(on["node-9"].is_empty());
+        let healthy = world(
+            vec![pod("h-shop", "web-0", "web", "node-1")],
+            &[("node-1", true)],
+        );
+        assert_eq!(healthy.down_node("h-shop"), None);
     }
 }

@@ -1,35 +1,44 @@
 //! One outage, one notice. Incidents stay per service (the record, remediation, availability),
 //! but a reseller reads outages: when several services of one end user go down together — its
-//! web pod down takes http, https, ftp and ftps with it — each contact gets one outage notice
-//! that lists them, one recovery notice once all of them answer again, and one report.
+//! web pod down takes http, https, ftp and ftps with it — or every end user of the reseller on
+//! one node goes down with the node, each contact gets one outage notice that lists them, one
+//! recovery notice once all of them answer again, and one report.
 //!
 //! The rules (pure; the controller applies them):
-//! - An outage is the end user's unresolved service incidents (mass mail is its own notice).
+//! - An outage is the unresolved service incidents of one subject ([`subject`]): the end user,
+//!   or the down node the incident recorded as it opened (`spec.node`). Mass mail is its own
+//!   notice.
 //! - When one of them reaches the notice threshold, the others join it: their outage notice is
 //!   queued at the same moment instead of at their own threshold ([`joins_outage`]).
 //! - A resolved incident's recovery notice and report wait while another incident of the same
 //!   outage that was told still fails ([`outage_continues`]), so the last recovery releases all.
-//! - Notices queued for one end user, event and contact at the same look go out as one
+//! - Notices queued for one subject, event and contact at the same look go out as one
 //!   ([`group_key`], [`merge`]): the first incident by name sends it, with its record's
 //!   idempotency key, and every member records the attempt and its outcome.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use oem_crds::incident::{Channel, Incident, IncidentKind, NotificationEvent};
 
 use super::flow;
-use super::notify::Notice;
+use super::notify::{Affected, Notice};
 use super::source::{AlertKey, Observation};
 
-/// Two incidents belong to one outage: the same end user's service incidents.
+/// Whom an incident's outage befell, within its reseller: every end user on the down node it
+/// recorded, else its end user; a mass-mail incident stands alone.
+pub fn subject(incident: &Incident) -> String {
+    match (&incident.spec.kind, &incident.spec.node) {
+        (IncidentKind::MassMail, _) => format!("incident/{}", incident.name_any()),
+        (_, Some(node)) => format!("node/{node}"),
+        _ => format!("enduser/{}", incident.spec.end_user),
+    }
+}
+
+/// Two incidents belong to one outage: other incidents of one reseller and one subject.
 fn same_outage(a: &Incident, b: &Incident) -> bool {
-    a.spec.kind != IncidentKind::MassMail
-        && b.spec.kind != IncidentKind::MassMail
-        && a.spec.end_user == b.spec.end_user
-        && a.namespace() == b.namespace()
-        && a.name_any() != b.name_any()
+    a.namespace() == b.namespace() && a.name_any() != b.name_any() && subject(a) == subject(b)
 }
 
 fn unresolved(incident: &Incident) -> bool {
@@ -85,12 +94,12 @@ pub fn outage_continues(
         .any(|other| seen.active.contains_key(&key_of(other)))
 }
 
-/// What one notice goes to: the end user (or, for mass mail, the incident itself), the event
-/// and the contact's channel and target.
+/// What one notice goes to: the outage's subject, the event and the contact's channel and
+/// target.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GroupKey {
     pub namespace: String,
-    /// The end user; a mass-mail incident's own name (never grouped).
+    /// [`subject`].
     pub subject: String,
     pub event: NotificationEvent,
     pub channel: Channel,
@@ -106,11 +115,7 @@ pub fn group_key(
 ) -> GroupKey {
     GroupKey {
         namespace: incident.namespace().unwrap_or_default(),
-        subject: if incident.spec.kind == IncidentKind::MassMail {
-            format!("incident/{}", incident.name_any())
-        } else {
-            incident.spec.end_user.clone()
-        },
+        subject: subject(incident),
         event,
         channel,
         target: target.to_owned(),
@@ -125,8 +130,40 @@ pub fn merge(mut notices: Vec<Notice>) -> Option<Notice> {
     if notices.len() == 1 {
         return Some(merged);
     }
-    let services: BTreeSet<&str> = notices.iter().map(|n| n.service.as_str()).collect();
-    merged.service = services.into_iter().collect::<Vec<_>>().join(", ");
+    let mut affected: BTreeMap<String, Affected> = BTreeMap::new();
+    for one in notices.iter().flat_map(|n| &n.affected) {
+        let entry = affected
+            .entry(one.end_user.clone())
+            .or_insert_with(|| Affected {
+                services: Vec::new(),
+                ..one.clone()
+            });
+        entry.services.extend(one.services.iter().cloned());
+    }
+    merged.affected = affected
+        .into_values()
+        .map(|mut one| {
+            one.services.sort();
+            one.services.dedup();
+            one
+        })
+        .collect();
+    let several = merged.affected.len() > 1;
+    // What a timeline line or an action is about: the service, and the end user too when the
+    // notice names several.
+    let about = |n: &Notice| {
+        n.affected
+            .iter()
+            .map(|a| {
+                if several {
+                    format!("{} {}", a.end_user, a.services_text())
+                } else {
+                    a.services_text()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     merged.incident = notices
         .iter()
         .map(|n| n.incident.as_str())
@@ -148,8 +185,8 @@ pub fn merge(mut notices: Vec<Notice>) -> Option<Notice> {
                     *at,
                     what.clone(),
                     Some(match message {
-                        Some(m) => format!("{}: {m}", n.service),
-                        None => n.service.clone(),
+                        Some(m) => format!("{}: {m}", about(n)),
+                        None => about(n),
                     }),
                 )
             })

@@ -138,30 +138,6 @@ pub fn any_not_ready(pods: &[Pod]) -> bool {
         .any(|p| condition_false(p.status.as_ref().and_then(|s| s.conditions.as_ref())))
 }
 
-/// The first NotReady node the pods run on.
-pub async fn not_ready_node(client: &Client, pods: &[Pod]) -> Option<String> {
-    let api: Api<Node> = Api::all(client.clone());
-    for node in pods
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-    {
-        let Ok(Some(found)) = api.get_opt(&node).await else {
-            continue;
-        };
-        let not_ready = found
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status != "True");
-        if not_ready {
-            return Some(node);
-        }
-    }
-    None
-}
-
 /// The annotation level 2 sets on the StatefulSets whose pods it force-deleted (metadata only:
 /// no rollout).
 const RECREATED_AT: &str = "hosting.oem.dev/recreated-at";

@@ -44,6 +44,7 @@ fn incident(
             kind,
             cause: Some("ディスク障害 <raid>".into()),
             report_deferral: None,
+            node: None,
         },
     );
     i.metadata.namespace = Some("reseller-sakura".into());

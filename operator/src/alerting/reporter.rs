@@ -22,7 +22,6 @@ use super::incidents::World;
 use super::maintenance::Cover;
 use super::notify::{self, AvailabilityReport};
 use super::report::{self, EndUserInput, Month, ReportInput};
-use super::windows;
 use crate::naming;
 use crate::status::owners;
 
@@ -205,7 +204,7 @@ impl Alerting {
                 let hosting = status
                     .and_then(|s| s.hosting_namespace.clone())
                     .unwrap_or_else(|| naming::hosting_namespace(&reseller.name_any(), name));
-                self.nodes_of(&hosting).await?
+                world.nodes_of(&hosting).into_iter().collect()
             } else {
                 Vec::new()
             };
@@ -236,16 +235,6 @@ impl Alerting {
             windows: &world.windows,
             now: self.ctx.clock.now(),
         })
-    }
-
-    /// The nodes the pods of a hosting namespace run on; `None` (logged) when the list failed.
-    async fn nodes_of(&self, hosting: &str) -> Option<Vec<String>> {
-        windows::pod_nodes(&self.ctx.client, hosting)
-            .await
-            .inspect_err(|error| {
-                tracing::warn!(namespace = %hosting, %error, "listing pods for the monthly report failed");
-            })
-            .ok()
     }
 
     /// One delivery attempt; the error says whether to retry.

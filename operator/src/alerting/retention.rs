@@ -108,6 +108,7 @@ mod tests {
                 kind: IncidentKind::ServiceDown,
                 cause: None,
                 report_deferral: None,
+                node: None,
             },
         );
         i.metadata.namespace = Some("reseller-sakura".into());

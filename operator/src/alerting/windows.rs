@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 use oem_crds::incident::IncidentKind;
 use oem_crds::maintenance::MaintenanceStatus;
@@ -17,12 +16,10 @@ use serde::de::DeserializeOwned;
 use super::incidents::World;
 use super::maintenance::{self, Admission, Cover, Phase, Target, Window};
 use super::source::{AlertKey, Observation};
-use crate::naming;
 use crate::status::owners;
 
-/// The nodes each failing end user's pods run on, looked up only while a node window is open.
-pub async fn nodes_of_failing(
-    client: &kube::Client,
+/// The nodes each failing end user's pods run on (from the view), while a node window is open.
+pub fn nodes_of_failing(
     world: &World,
     seen: Option<&Observation>,
     now: Timestamp,
@@ -44,39 +41,11 @@ pub async fn nodes_of_failing(
             .filter(|i| super::incidents::is_open(i))
             .map(super::incidents::key_of),
     );
-    let mut by_namespace: HashMap<String, Vec<String>> = HashMap::new();
     for key in keys {
-        if nodes.contains_key(&key) {
-            continue;
-        }
-        let hosting = world
-            .endusers
-            .get(&(key.namespace.clone(), key.enduser.clone()))
-            .and_then(|e| e.status.as_ref())
-            .and_then(|s| s.hosting_namespace.clone())
-            .unwrap_or_else(|| naming::hosting_namespace(key.reseller(), &key.enduser));
-        if !by_namespace.contains_key(&hosting) {
-            let found = pod_nodes(client, &hosting).await.unwrap_or_else(|error| {
-                tracing::warn!(namespace = %hosting, %error, "listing pods for a node window failed");
-                Vec::new()
-            });
-            by_namespace.insert(hosting.clone(), found);
-        }
-        let found = by_namespace.get(&hosting).cloned().unwrap_or_default();
-        nodes.insert(key, found);
+        let on = world.nodes_of(&world.hosting_namespace(&key));
+        nodes.insert(key, on.into_iter().collect());
     }
     nodes
-}
-
-/// The nodes the pods of a hosting namespace run on.
-pub async fn pod_nodes(client: &kube::Client, hosting: &str) -> Result<Vec<String>, kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), hosting);
-    let list = pods.list(&ListParams::default()).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|p| p.spec.and_then(|s| s.node_name))
-        .collect())
 }
 
 /// Whether an open window holds this outage now, and which.

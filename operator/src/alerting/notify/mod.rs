@@ -45,11 +45,9 @@ pub struct Notice {
     pub kind: IncidentKind,
     /// The reseller's displayName: the ONLY brand that appears.
     pub brand: String,
-    pub end_user: String,
-    pub contract_name: String,
-    pub customer_number: Option<String>,
-    /// e.g. "http".
-    pub service: String,
+    /// The end users the outage befell and their services: one, or every end user of the
+    /// reseller on a node that went down. Never empty.
+    pub affected: Vec<Affected>,
     pub started_at: Timestamp,
     pub notified_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
@@ -61,6 +59,24 @@ pub struct Notice {
     pub deferral_reason: Option<String>,
     /// Times are rendered in the reseller's zone.
     pub time_zone: TimeZone,
+}
+
+/// One end user an outage befell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affected {
+    /// The end user's login ID.
+    pub end_user: String,
+    pub contract_name: String,
+    pub customer_number: Option<String>,
+    /// e.g. `["http", "https"]`, sorted.
+    pub services: Vec<String>,
+}
+
+impl Affected {
+    /// The services as one line: `http, https`.
+    pub fn services_text(&self) -> String {
+        self.services.join(", ")
+    }
 }
 
 impl Notice {

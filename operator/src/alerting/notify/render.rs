@@ -181,27 +181,41 @@ const EN: Words = Words {
     closing: "We apologise for the inconvenience.",
 };
 
+/// Whom the subject line names: `山田商店 (http, https)`; of several end users the first three
+/// and how many more.
+fn who(notice: &Notice) -> String {
+    const NAMED: usize = 3;
+    let mut parts: Vec<String> = notice
+        .affected
+        .iter()
+        .take(NAMED)
+        .map(|a| format!("{} ({})", a.contract_name, a.services_text()))
+        .collect();
+    if notice.affected.len() > NAMED {
+        parts.push(format!("+{}", notice.affected.len() - NAMED));
+    }
+    parts.join(", ")
+}
+
 /// The notice as a subject and a plain-text body, in `language`, times in the notice's zone.
 pub fn render(notice: &Notice, language: Language) -> Rendered {
     let (w, subject) = match language {
         Language::Ja => (
             &JA,
             format!(
-                "【{}】{}: {} ({})",
+                "【{}】{}: {}",
                 notice.brand,
                 (JA.subject)(notice.event),
-                notice.contract_name,
-                notice.service
+                who(notice)
             ),
         ),
         Language::En => (
             &EN,
             format!(
-                "[{}] {}: {} ({})",
+                "[{}] {}: {}",
                 notice.brand,
                 (EN.subject)(notice.event),
-                notice.contract_name,
-                notice.service
+                who(notice)
             ),
         ),
     };
@@ -218,12 +232,16 @@ pub fn render(notice: &Notice, language: Language) -> Rendered {
     };
     let _ = writeln!(text, "{}\n", (w.intro)(notice.event));
 
-    let mut fields: Vec<(&str, String)> = vec![(w.contract, notice.contract_name.clone())];
-    if let Some(number) = &notice.customer_number {
-        fields.push((w.customer_number, number.clone()));
+    // Each end user the outage befell (several when their node went down), then the outage.
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for affected in &notice.affected {
+        fields.push((w.contract, affected.contract_name.clone()));
+        if let Some(number) = &affected.customer_number {
+            fields.push((w.customer_number, number.clone()));
+        }
+        fields.push((w.end_user, affected.end_user.clone()));
+        fields.push((w.service, affected.services_text()));
     }
-    fields.push((w.end_user, notice.end_user.clone()));
-    fields.push((w.service, notice.service.clone()));
     fields.push((w.incident_kind, (w.kind)(notice.kind).to_owned()));
     fields.push((w.started, time(notice.started_at)));
     if let Some(at) = notice.notified_at {

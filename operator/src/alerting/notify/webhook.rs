@@ -24,16 +24,21 @@ pub fn webhook_body(notice: &Notice, idempotency_key: &str) -> Value {
         .iter()
         .map(|(at, event, message)| json!({"time": time(*at), "event": event, "message": message}))
         .collect();
+    let affected: Vec<Value> = notice
+        .affected
+        .iter()
+        .map(|a| {
+            json!({"endUser": a.end_user, "contractName": a.contract_name,
+                "customerNumber": a.customer_number, "services": a.services})
+        })
+        .collect();
     json!({
         "idempotencyKey": idempotency_key,
         "event": event_name(notice.event),
         "incident": notice.incident,
         "kind": notice.kind,
         "brand": notice.brand,
-        "endUser": notice.end_user,
-        "contractName": notice.contract_name,
-        "customerNumber": notice.customer_number,
-        "service": notice.service,
+        "affected": affected,
         "startedAt": time(notice.started_at),
         "notifiedAt": notice.notified_at.map(time),
         "resolvedAt": notice.resolved_at.map(time),

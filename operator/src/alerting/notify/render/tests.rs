@@ -4,7 +4,7 @@ use oem_crds::incident::{IncidentKind, NotificationEvent, event};
 use oem_crds::reseller::Language;
 
 use super::render;
-use crate::alerting::notify::Notice;
+use crate::alerting::notify::{Affected, Notice};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -17,10 +17,12 @@ fn notice(event: NotificationEvent) -> Notice {
         incident: "taro-http-20260305".into(),
         kind: IncidentKind::ServiceDown,
         brand: "さくらウェブ".into(),
-        end_user: "taro".into(),
-        contract_name: "山田商店".into(),
-        customer_number: Some("C-0042".into()),
-        service: "http".into(),
+        affected: vec![Affected {
+            end_user: "taro".into(),
+            contract_name: "山田商店".into(),
+            customer_number: Some("C-0042".into()),
+            services: vec!["http".into()],
+        }],
         started_at: ts("2026-03-05T01:00:00Z"),
         notified_at: Some(ts("2026-03-05T01:10:00Z")),
         resolved_at: Some(ts("2026-03-05T02:23:00Z")),
@@ -158,4 +160,57 @@ fn times_follow_the_resellers_time_zone() {
         "{}",
         r.text
     );
+}
+
+#[test]
+fn a_node_notice_names_each_end_user_and_its_services() {
+    let mut n = notice(NotificationEvent::Outage);
+    for (login, contract) in [
+        ("hanako", "花子書店"),
+        ("jiro", "次郎商店"),
+        ("saburo", "三郎食堂"),
+    ] {
+        n.affected.push(Affected {
+            end_user: login.into(),
+            contract_name: contract.into(),
+            customer_number: None,
+            services: vec!["http".into(), "https".into()],
+        });
+    }
+    let r = render(&n, Language::En);
+    assert_eq!(
+        r.subject,
+        "[さくらウェブ] Service outage: 山田商店 (http), 花子書店 (http, https), 次郎商店 (http, https), +1"
+    );
+    for line in [
+        "User ID: taro",
+        "User ID: hanako",
+        "User ID: saburo",
+        "Contract: 三郎食堂",
+        "Service: http, https",
+        "Customer number: C-0042",
+    ] {
+        assert!(r.text.contains(line), "{line}: {}", r.text);
+    }
+}
+
+#[test]
+fn the_webhook_body_lists_each_affected_end_user() {
+    let mut n = notice(NotificationEvent::Recovered);
+    n.affected.push(Affected {
+        end_user: "hanako".into(),
+        contract_name: "花子書店".into(),
+        customer_number: None,
+        services: vec!["imap".into()],
+    });
+    let body = crate::alerting::notify::webhook_body(&n, "key-1");
+    assert_eq!(
+        body["affected"],
+        serde_json::json!([
+            {"endUser": "taro", "contractName": "山田商店", "customerNumber": "C-0042", "services": ["http"]},
+            {"endUser": "hanako", "contractName": "花子書店", "customerNumber": null, "services": ["imap"]},
+        ])
+    );
+    assert_eq!(body["resolvedAt"], "2026-03-05T02:23:00Z");
+    assert_eq!(body["idempotencyKey"], "key-1");
 }
