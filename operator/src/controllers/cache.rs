@@ -57,11 +57,16 @@ pub struct Caches {
 }
 
 type Wake = UnboundedSender<ObjectRef<EndUser>>;
+/// One watch or waker of the caches, run as a task of the EndUser controller's part: it ends
+/// only when the controller is gone (its wake channel closed), and the part fails if one ends
+/// while it runs.
+pub type Driver = futures::future::BoxFuture<'static, ()>;
 /// Names the end users to wake for a changed object (`true`: it was deleted).
 type Mapper<T> = Box<dyn Fn(&T, bool) -> Vec<ObjectRef<EndUser>> + Send>;
 
-/// Drives one reflector in its own task, waking the end users `map` names for each change.
-fn spawn_reflector<T, S>(stream: S, wake: Wake, map: Mapper<T>) -> Store<T>
+/// One reflector (its driver pushed to `drivers`), waking the end users `map` names for each
+/// change.
+fn reflector_of<T, S>(stream: S, wake: Wake, map: Mapper<T>, drivers: &mut Vec<Driver>) -> Store<T>
 where
     T: Resource + Clone + Send + Sync + 'static,
     T::DynamicType: Eq + Hash + Clone + Default,
@@ -69,7 +74,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = stream.default_backoff().modify(strip::<T>).reflect(writer);
-    tokio::spawn(async move {
+    drivers.push(Box::pin(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             let endusers = match event {
@@ -89,17 +94,17 @@ where
                 }
             }
         }
-    });
+    }));
     reader
 }
 
 /// Wakes the end users `map` names for each object of a view's feed (deleted when the view's
 /// store, which took the change in before feeding it, no longer holds it).
-fn spawn_waker<T>(feed: Feed<T>, store: Store<T>, wake: Wake, map: Mapper<T>)
+fn waker_of<T>(feed: Feed<T>, store: Store<T>, wake: Wake, map: Mapper<T>) -> Driver
 where
     T: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    tokio::spawn(async move {
+    Box::pin(async move {
         let mut feed = feed;
         while let Some(object) = feed.next().await {
             let deleted = store.get(&ObjectRef::from_obj(object.as_ref())).is_none();
@@ -109,7 +114,7 @@ where
                 }
             }
         }
-    });
+    })
 }
 
 /// Passes a Course or Reseller on when its spec changed (a new generation) or it went: its
@@ -162,31 +167,40 @@ fn managed() -> watcher::Config {
     ))
 }
 
-fn children<K>(client: &kube::Client, wake: &Wake) -> Store<PartialObjectMeta<K>>
+fn children<K>(
+    client: &kube::Client,
+    wake: &Wake,
+    drivers: &mut Vec<Driver>,
+) -> Store<PartialObjectMeta<K>>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
     K: 'static,
 {
     let stream = watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), managed());
-    spawn_reflector(stream, wake.clone(), Box::new(owner_of))
+    reflector_of(stream, wake.clone(), Box::new(owner_of), drivers)
 }
 
 impl Caches {
-    /// Starts the watches of the children. Changes wake end users through the returned
-    /// stream; courses, resellers and end users are the view's (its feeds of courses and
-    /// resellers wake their end users).
+    /// The watches of the children, to be run (the returned drivers). Changes wake end users
+    /// through the returned stream; courses, resellers and end users are the view's (its feeds
+    /// of courses and resellers wake their end users).
     pub fn start(
         client: &kube::Client,
         view: &View,
         course_feed: Feed<Course>,
         reseller_feed: Feed<Reseller>,
-    ) -> (Arc<Caches>, UnboundedReceiver<ObjectRef<EndUser>>) {
+    ) -> (
+        Arc<Caches>,
+        UnboundedReceiver<ObjectRef<EndUser>>,
+        Vec<Driver>,
+    ) {
         let (wake, woken) = unbounded();
+        let mut drivers = Vec::new();
         let endusers = view.endusers.clone();
         let on_course = endusers.clone();
         let course_specs = SpecChanges::default();
         let courses = view.courses.clone();
-        spawn_waker(
+        drivers.push(waker_of(
             course_feed,
             courses.clone(),
             wake.clone(),
@@ -204,11 +218,11 @@ impl Caches {
                     .map(|eu| ObjectRef::from_obj(eu.as_ref()))
                     .collect()
             }),
-        );
+        ));
         let on_reseller = endusers;
         let reseller_specs = SpecChanges::default();
         let resellers = view.resellers.clone();
-        spawn_waker(
+        drivers.push(waker_of(
             reseller_feed,
             resellers.clone(),
             wake.clone(),
@@ -225,16 +239,17 @@ impl Caches {
                     .map(|eu| ObjectRef::from_obj(eu.as_ref()))
                     .collect()
             }),
-        );
-        let stateful_sets = spawn_reflector(
+        ));
+        let stateful_sets = reflector_of(
             watcher(Api::<StatefulSet>::all(client.clone()), managed()),
             wake.clone(),
             Box::new(owner_of),
+            &mut drivers,
         );
-        let namespaces = children::<Namespace>(client, &wake);
+        let namespaces = children::<Namespace>(client, &wake, &mut drivers);
         // A `tls` Secret carries no label of ours: its end user is its namespace's owner.
         let owners = namespaces.clone();
-        let certificates = spawn_reflector(
+        let certificates = reflector_of(
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
                 watcher::Config::default().fields(&format!("metadata.name={TLS_SECRET}")),
@@ -249,24 +264,25 @@ impl Caches {
                     .map(|namespace| owner_of(namespace.as_ref(), deleted))
                     .unwrap_or_default()
             }),
+            &mut drivers,
         );
         let caches = Caches {
             courses,
             resellers,
             namespaces,
-            role_bindings: children(client, &wake),
-            quotas: children(client, &wake),
-            limit_ranges: children(client, &wake),
-            network_policies: children(client, &wake),
-            services: children(client, &wake),
-            ingresses: children(client, &wake),
-            secrets: children(client, &wake),
+            role_bindings: children(client, &wake, &mut drivers),
+            quotas: children(client, &wake, &mut drivers),
+            limit_ranges: children(client, &wake, &mut drivers),
+            network_policies: children(client, &wake, &mut drivers),
+            services: children(client, &wake, &mut drivers),
+            ingresses: children(client, &wake, &mut drivers),
+            secrets: children(client, &wake, &mut drivers),
             certificates,
-            claims: children(client, &wake),
+            claims: children(client, &wake, &mut drivers),
             stateful_sets,
             applier: Applier::default(),
         };
-        (Arc::new(caches), woken)
+        (Arc::new(caches), woken, drivers)
     }
 
     /// Waits until every store holds its first full list, so that nothing is taken for

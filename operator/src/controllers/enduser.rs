@@ -63,35 +63,51 @@ pub async fn run(
     // One watch per child kind feeds both a cache and the end users to wake: a change (a hand
     // edit, a workload turning ready, a course or reseller edited) reconciles its end users.
     let end_users = view.endusers.clone();
-    let (caches, woken) = Caches::start(&client, &view, triggers.courses, triggers.resellers);
-    // Not before the view is filled: kube's controller waits for its store's first list, and
-    // a store's readiness wakes one waiter only (the view's own).
-    if !view.wait_ready(&stop, "EndUser controller").await {
-        return Ok(());
+    let (caches, woken, drivers) =
+        Caches::start(&client, &view, triggers.courses, triggers.resellers);
+    // The caches' watches run as tasks of this part: dropped with it, and it fails when one
+    // ends (or panics) while the controller runs.
+    let mut watches = tokio::task::JoinSet::new();
+    for driver in drivers {
+        watches.spawn(driver);
     }
-    if !caches.ready().await {
-        return Err("a watch of its caches ended before its first list".to_owned());
+    let controller = async {
+        // Not before the view is filled: kube's controller waits for its store's first list,
+        // and a store's readiness wakes one waiter only (the view's own).
+        if !view.wait_ready(&stop, "EndUser controller").await {
+            return Ok(());
+        }
+        if !caches.ready().await {
+            return Err("a watch of its caches ended before its first list".to_owned());
+        }
+        let controller = Controller::for_shared_stream(triggers.endusers, end_users.clone());
+        let context = Arc::new(EndUserContext {
+            ctx: ctx.clone(),
+            caches: caches.clone(),
+            end_users,
+        });
+        controller
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+            )
+            .reconcile_on(woken)
+            .graceful_shutdown_on(stop.requested())
+            .run(reconcile, error_policy, context)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "enduser reconcile failed");
+                }
+            })
+            .await;
+        Ok(())
+    };
+    tokio::select! {
+        result = controller => result,
+        Some(ended) = watches.join_next() => Err(match ended {
+            Ok(()) => "a watch of its caches ended".to_owned(),
+            Err(error) => format!("a watch of its caches failed: {error}"),
+        }),
     }
-    let controller = Controller::for_shared_stream(triggers.endusers, end_users.clone());
-    let context = Arc::new(EndUserContext {
-        ctx: ctx.clone(),
-        caches,
-        end_users,
-    });
-    controller
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .reconcile_on(woken)
-        .graceful_shutdown_on(stop.requested())
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "enduser reconcile failed");
-            }
-        })
-        .await;
-    Ok(())
 }
 
 async fn reconcile(enduser: Arc<EndUser>, context: Arc<EndUserContext>) -> Result<Action> {
