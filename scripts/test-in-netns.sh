@@ -2,13 +2,13 @@
 # Runs inside `unshare --net --mount`: brings loopback up, runs the test suite offline (the
 # real-node tests and the rest side by side, or the tests its arguments select), and stops the
 # local control planes the tests started (the shared kwok cluster, the real-node cluster of the
-# *_real.rs and real_node.rs tests and the `make up` of e2e/tests/make_up.rs), whatever the
+# *_real.rs and real_node.rs tests, node_outage.rs's and the `make up` of e2e/tests/make_up.rs), whatever the
 # outcome. A failure's own messages are repeated at the end, where a CI page shows them.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo"
 ip link set lo up
-# The local clusters listen on fixed ports (their bases, 16000 to 46999); outgoing connections
+# The local clusters listen on fixed ports (their bases, 16000 to 48999); outgoing connections
 # here take their local ports above those, so a client never holds a cluster's port first (a
 # kube-proxy once found 127.0.0.1:46256 taken and never became ready).
 echo "50000 65000" > /proc/sys/net/ipv4/ip_local_port_range
@@ -18,6 +18,8 @@ bash scripts/netns-cluster-dns.sh
 cleanup() {
   bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
   OEM_CLUSTER_DIR=${OEM_REAL_CLUSTER_DIR:-$repo/.cluster/real} bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
+  # e2e/tests/node_outage.rs: a control plane of its own, one node to take away.
+  OEM_CLUSTER_DIR=$repo/.cluster/node-outage bash e2e/cluster/cluster.sh down >/dev/null 2>&1 || true
   # e2e/tests/make_up.rs: `make up` in a network namespace of its own, made from this one.
   OEM_CLUSTER_DIR=$repo/.cluster/up-test OEM_UP_NETNS=oem-up-test bash scripts/down.sh >/dev/null 2>&1 || true
 }
