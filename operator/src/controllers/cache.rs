@@ -25,6 +25,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use oem_crds::DomainClaim;
 use oem_crds::course::Course;
 use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
@@ -52,6 +53,9 @@ pub struct Caches {
     pub certificates: Store<PartialObjectMeta<Secret>>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     pub stateful_sets: Store<StatefulSet>,
+    /// Every DomainClaim (cluster-scoped, one per domain): who holds a domain, without a
+    /// request per reconcile. A claim deleted wakes the end users that list its domain.
+    pub domain_claims: Store<DomainClaim>,
     /// Writes the children, remembering what it verified.
     pub applier: Applier,
 }
@@ -219,7 +223,7 @@ impl Caches {
                     .collect()
             }),
         ));
-        let on_reseller = endusers;
+        let on_reseller = endusers.clone();
         let reseller_specs = SpecChanges::default();
         let resellers = view.resellers.clone();
         drivers.push(waker_of(
@@ -266,6 +270,24 @@ impl Caches {
             }),
             &mut drivers,
         );
+        let listing = endusers;
+        let domain_claims = reflector_of(
+            watcher(Api::<DomainClaim>::all(client.clone()), Default::default()),
+            wake.clone(),
+            Box::new(move |claim: &DomainClaim, deleted| {
+                if !deleted {
+                    return Vec::new();
+                }
+                let domain = claim.name_any();
+                listing
+                    .state()
+                    .iter()
+                    .filter(|eu| super::domains::normalised(&eu.spec.domains).contains(&domain))
+                    .map(|eu| ObjectRef::from_obj(eu.as_ref()))
+                    .collect()
+            }),
+            &mut drivers,
+        );
         let caches = Caches {
             courses,
             resellers,
@@ -280,6 +302,7 @@ impl Caches {
             certificates,
             claims: children(client, &wake, &mut drivers),
             stateful_sets,
+            domain_claims,
             applier: Applier::default(),
         };
         (Arc::new(caches), woken, drivers)
@@ -305,7 +328,8 @@ impl Caches {
             secrets,
             certificates,
             claims,
-            stateful_sets
+            stateful_sets,
+            domain_claims
         )
     }
 
@@ -364,6 +388,7 @@ pub(crate) mod tests {
             certificates: empty(),
             claims: empty(),
             stateful_sets,
+            domain_claims: empty(),
             applier: Applier::default(),
         }
     }

@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use oem_crds::domainclaim::selector_of;
 use oem_crds::{DomainClaim, EndUser};
@@ -67,30 +68,37 @@ pub fn past_grace(claim: &DomainClaim, now: jiff::Timestamp) -> bool {
 }
 
 /// Claims the domains of `enduser`, releases its claims of domains it no longer lists (past
-/// their grace), and says which domains it may serve.
-pub async fn ensure(client: &Client, enduser: &EndUser, now: jiff::Timestamp) -> Result<Claimed> {
+/// their grace), and says which domains it may serve. Reads the claims from `claims` (the
+/// controller's watch of them): an end user whose claims are all in place sends no request.
+pub async fn ensure(
+    client: &Client,
+    claims: &Store<DomainClaim>,
+    enduser: &EndUser,
+    now: jiff::Timestamp,
+) -> Result<Claimed> {
     let ns = enduser.namespace().unwrap_or_default();
     let name = enduser.name_any();
     let api: Api<DomainClaim> = Api::all(client.clone());
-    let object = format!("enduser {ns}/{name}");
-    let mine: HashMap<String, DomainClaim> = api
-        .list(&ListParams::default().labels(&selector_of(&ns, &name)))
-        .await
-        .map_err(Error::kube("list", "DomainClaim", object.clone()))?
-        .items
-        .into_iter()
-        .filter(|c| c.is_held_by(&ns, &name))
-        .map(|c| (c.name_any(), c))
-        .collect();
     let wanted = normalised(&enduser.spec.domains);
     let mut claimed = Claimed::default();
     for domain in &wanted {
-        if mine.contains_key(domain) || claim(&api, domain, &ns, &name).await? {
+        let held = match claims.get(&ObjectRef::new(domain)) {
+            Some(found) => found.is_held_by(&ns, &name),
+            // Not seen yet (or just released): created, or read when another got it first.
+            None => claim(&api, domain, &ns, &name).await?,
+        };
+        if held {
             claimed.served.push(domain.clone());
         } else {
             claimed.refused.push(domain.clone());
         }
     }
+    let mine: HashMap<String, DomainClaim> = claims
+        .state()
+        .iter()
+        .filter(|c| c.is_held_by(&ns, &name))
+        .map(|c| (c.name_any(), c.as_ref().clone()))
+        .collect();
     for (domain, claim) in &mine {
         if !wanted.contains(domain) && past_grace(claim, now) {
             release(&api, claim).await?;
@@ -102,16 +110,9 @@ pub async fn ensure(client: &Client, enduser: &EndUser, now: jiff::Timestamp) ->
 /// Creates the claim of `domain` for `ns/name`; whether the claim is theirs afterwards.
 async fn claim(api: &Api<DomainClaim>, domain: &str, ns: &str, name: &str) -> Result<bool> {
     let wanted = DomainClaim::for_end_user(domain, ns, name);
-    // Read first: a domain another end user holds is refused on every resync without a
-    // create the API server would refuse (a steady state writes nothing, not even refused
-    // writes).
-    if let Some(existing) =
-        api.get_opt(domain)
-            .await
-            .map_err(Error::kube("get", "DomainClaim", domain))?
-    {
-        return Ok(existing.is_held_by(ns, name));
-    }
+    // Only for a domain the cache has no claim of: a domain another end user holds is refused
+    // from the cache on every resync, without a create the API server would refuse (a steady
+    // state writes nothing, not even refused writes).
     // Two rounds: a claim released between the create and the get is created again once.
     for _ in 0..2 {
         match api.create(&PostParams::default(), &wanted).await {

@@ -208,7 +208,8 @@ async fn provision(
 
     // Claimed before anything else, so an end user scheduled or held keeps (and releases)
     // its domains too; only the domains its claims name are served.
-    let claimed = super::domains::ensure(client, enduser, ctx.clock.now()).await?;
+    let claimed =
+        super::domains::ensure(client, &caches.domain_claims, enduser, ctx.clock.now()).await?;
     let conflict = Some(claimed.conflict());
 
     let today = super::today(ctx, &reseller);
