@@ -79,12 +79,15 @@ async fn fifty_end_users_survive_a_sigkill_and_then_idle_without_writes() -> any
 
     // Steady state: let in-flight work settle, then two minutes of resyncs every 5 s.
     tokio::time::sleep(Duration::from_secs(15)).await;
+    let counted = oem_e2e::operator::request_counts(cluster)?;
     let (reads_before, before) = oem_e2e::operator::requests(cluster)?;
     tokio::time::sleep(Duration::from_secs(120)).await;
     let (reads_after, after) = oem_e2e::operator::requests(cluster)?;
+    let made =
+        oem_e2e::operator::requests_between(&counted, &oem_e2e::operator::request_counts(cluster)?);
     println!(
         "idle: {} operator write requests and {} reads in 120 s with {END_USERS} Active end users \
-         (audit log)",
+         (audit log): {made:?}",
         after - before,
         reads_after - reads_before
     );

@@ -24,6 +24,8 @@ const LEADING_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
+    // Listening from here on: a SIGTERM while starting stops the operator once started.
+    let stop_signal = oem_supervisor::stop_signal();
     let args: Vec<String> = std::env::args().collect();
     let config = match Config::load(&args) {
         Ok(config) => config,
@@ -124,7 +126,7 @@ async fn main() -> ExitCode {
         }),
     );
     state.set_ready(true);
-    match supervisor.run(oem_supervisor::stop_signal()).await {
+    match supervisor.run(stop_signal).await {
         Ok(()) => {
             tracing::info!("shut down");
             ExitCode::SUCCESS

@@ -16,6 +16,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // Listening from here on: a SIGTERM while starting stops the panel once started.
+    let stop_signal = oem_supervisor::stop_signal();
     let args: Vec<String> = std::env::args().collect();
     let config = match Config::load(&args) {
         Ok(config) => config,
@@ -87,7 +89,7 @@ async fn main() -> ExitCode {
             tracing::error!("the watches ended");
             ExitCode::from(1)
         }
-        _ = oem_supervisor::stop_signal() => {
+        () = stop_signal => {
             tracing::info!("shut down");
             ExitCode::SUCCESS
         }

@@ -17,24 +17,34 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Resolves on SIGINT or SIGTERM. Without a SIGTERM handler (it cannot be installed) only
-/// SIGINT counts, and that is logged.
-pub async fn stop_signal() {
+/// Listens for SIGINT and SIGTERM from this call on, and resolves on the first. Call it first
+/// thing in `main` (inside the runtime): the handlers are installed at the call, not when the
+/// future is first polled, so a signal that comes while the program is still starting stops
+/// it cleanly once started instead of killing it by the default action. Without a handler
+/// (it cannot be installed) that signal does not count, and that is logged.
+pub fn stop_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops");
-                std::future::pending::<()>().await;
+    let listen = |kind: SignalKind, name: &'static str| {
+        let installed = signal(kind);
+        async move {
+            match installed {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, signal = name, "cannot listen for this stop signal");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    let term = listen(SignalKind::terminate(), "SIGTERM");
+    let int = listen(SignalKind::interrupt(), "SIGINT");
+    async move {
+        tokio::select! {
+            () = term => {}
+            () = int => {}
+        }
     }
 }
 
@@ -187,6 +197,20 @@ mod tests {
         stop.requested().await;
         ended.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_sigterm_before_the_first_poll_is_kept_not_fatal() {
+        let stop = stop_signal();
+        // Were the handler installed only at the first poll, this would end the test process.
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(5), stop)
+            .await
+            .expect("the SIGTERM sent before the first poll resolves the stop");
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,6 +23,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Listening from here on: a SIGTERM while starting stops the server once started.
+    let stop_signal = oem_supervisor::stop_signal();
     let config = Config::from_args(std::env::args().skip(1))?;
     let client = kube::Client::try_default()
         .await
@@ -90,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     });
     supervisor
-        .run(oem_supervisor::stop_signal())
+        .run(stop_signal)
         .await
         .context("the webhook server stopped")?;
     tracing::info!("shut down");
