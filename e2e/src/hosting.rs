@@ -132,6 +132,21 @@ pub async fn apply_course(client: &Client, value: Value) -> anyhow::Result<Cours
     apply(&Api::<Course>::namespaced(client.clone(), &ns), value).await
 }
 
+/// The course `db` in `namespace`: 1 GiB, PostgreSQL only (the incident tests' end users,
+/// whose PostgreSQL is the probe tests' real server through `monitoring.endpoints`).
+pub async fn apply_postgresql_course(client: &Client, namespace: &str) -> anyhow::Result<Course> {
+    apply_course(
+        client,
+        course(
+            namespace,
+            "db",
+            "1Gi",
+            json!({"database": {"engine": "postgresql"}}),
+        ),
+    )
+    .await
+}
+
 pub async fn apply_enduser(client: &Client, value: Value) -> anyhow::Result<EndUser> {
     let ns = value["metadata"]["namespace"]
         .as_str()

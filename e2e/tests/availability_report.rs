@@ -21,7 +21,7 @@ use oem_crds::enduser::EndUser;
 use oem_crds::incident::Incident;
 use oem_crds::maintenance::Maintenance;
 use oem_crds::reseller::Reseller;
-use oem_e2e::hosting::{self, apply_course, apply_enduser};
+use oem_e2e::hosting::{self, apply_enduser};
 use oem_e2e::mail::{decode_words, header, parse};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
@@ -129,16 +129,7 @@ async fn a_window_holds_an_outage_its_end_opens_it_and_the_months_report_goes_on
         {"name": "night", "email": format!("night{domain}"), "language": "en"}
     ]);
     let ns = hosting::apply_reseller(&client, spec).await?;
-    apply_course(
-        &client,
-        hosting::course(
-            &ns,
-            "db",
-            "1Gi",
-            json!({"database": {"engine": "postgresql"}}),
-        ),
-    )
-    .await?;
+    hosting::apply_postgresql_course(&client, &ns).await?;
     let endpoints = json!({"monitoring": {"endpoints": [
         {"service": "postgresql", "host": "127.0.0.1", "port": postgres},
         {"service": "ping", "host": "127.0.0.1"}

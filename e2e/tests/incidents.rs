@@ -247,16 +247,7 @@ async fn bench(
         "stringData": {"hmacKey": String::from_utf8_lossy(HMAC_KEY)}
     }))?;
     secrets.create(&PostParams::default(), &secret).await?;
-    apply_course(
-        &client,
-        hosting::course(
-            &ns,
-            "db",
-            "1Gi",
-            json!({"database": {"engine": "postgresql"}}),
-        ),
-    )
-    .await?;
+    hosting::apply_postgresql_course(&client, &ns).await?;
     let endpoints = json!({"monitoring": {"endpoints": [
         {"service": "postgresql", "host": "127.0.0.1", "port": db_port}
     ]}});

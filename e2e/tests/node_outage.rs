@@ -20,7 +20,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use oem_crds::{EndUser, Incident};
 use oem_e2e::cluster::DownOnDrop;
-use oem_e2e::hosting::{self, apply_course, apply_enduser};
+use oem_e2e::hosting::{self, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
 use oem_e2e::{Cluster, wait};
@@ -174,16 +174,7 @@ async fn end_users_on_a_node_that_goes_down_get_one_notice_per_contact() -> anyh
         "name": "desk", "email": format!("desk@{reseller}.example.jp"), "language": "en"
     }]);
     let ns = hosting::apply_reseller(&client, spec).await?;
-    apply_course(
-        &client,
-        hosting::course(
-            &ns,
-            "db",
-            "1Gi",
-            json!({"database": {"engine": "postgresql"}}),
-        ),
-    )
-    .await?;
+    hosting::apply_postgresql_course(&client, &ns).await?;
     let endpoints = json!({"monitoring": {"endpoints": [
         {"service": "postgresql", "host": "127.0.0.1", "port": db_port}
     ]}});
