@@ -53,6 +53,10 @@ if ! holder_alive; then
   findmnt -n /run/netns >/dev/null 2>&1 || touch "$OEM_CLUSTER_DIR/netns-mount-made"
   ip netns add "$up_netns"
   ip -n "$up_netns" link set lo up
+  # Outgoing connections take local ports above the cluster's fixed ones (base 16000 to about
+  # base+500): a new namespace's default range starts at 32768, and a client once held
+  # 127.0.0.1:36444 just before the webhooks bound it (make_up.rs, port base 36000).
+  ip netns exec "$up_netns" sh -c 'echo "50000 65000" > /proc/sys/net/ipv4/ip_local_port_range'
   # The holder: an idle process in the network namespace and a new private mount namespace.
   OEM_UP_HOLDER=$OEM_CLUSTER_DIR setsid nsenter --net="/run/netns/$up_netns" -- \
     unshare --mount --propagation private -- sleep infinity </dev/null >/dev/null 2>&1 &

@@ -283,7 +283,9 @@ async fn two_hundred_end_users_provisioned_while_the_leader_is_killed_every_twen
     }
     let mut kills = Vec::new();
     let mut next = 2;
-    let limit = Duration::from_secs(600);
+    // A bound on a stall, not a target: each leader works about 7 of every 20 s (the rest is
+    // the 13 s hand-over), and runs took 89.5 s alone and 397 s beside the real-node tests.
+    let limit = Duration::from_secs(900);
     loop {
         let active = hosting::active_count(&client, &ns).await?;
         if active == END_USERS {
