@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -36,22 +37,64 @@ pub enum Applied {
 }
 
 /// The live state of one object, as a cache knows it.
-pub enum Live<K> {
+pub enum Live {
     /// Not in the cache: absent, or created so recently that its event has not arrived.
     Absent,
-    /// Cached as metadata: its resourceVersion.
+    /// Cached: the version that moves when its content does (its store's
+    /// [`LiveStore::version`]).
     Meta(String),
-    /// Cached whole.
-    Full(Arc<K>),
     /// Not cached at all: read it before deciding.
     Unknown,
 }
 
 /// A store that can say how an object of kind `K` stands.
-pub trait LiveStore<K> {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K>;
+pub trait LiveStore<K: Resource> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live;
     /// Names of the cached objects in `namespace`.
     fn names_in(&self, namespace: &str) -> Vec<String>;
+    /// The version [`LiveStore::live`] gives for `object`: its resourceVersion, unless the
+    /// store knows a version that status writes do not move.
+    fn version(object: &K) -> Option<String>
+    where
+        Self: Sized,
+    {
+        object.resource_version()
+    }
+}
+
+/// A kind cached whole (or nearly) whose status is written often by someone else: its store
+/// tells a change of what the operator owns by a version that status writes do not move, so a
+/// status write costs no read at the next reconcile.
+pub trait ContentVersion {
+    fn content_version(&self) -> Option<String>;
+}
+
+/// Its generation (every change of its spec moves it) with its labels, annotations and
+/// owners; the pod template need not be cached to compare (its status moves at each pod's
+/// start and stop).
+impl ContentVersion for StatefulSet {
+    fn content_version(&self) -> Option<String> {
+        let meta = &self.metadata;
+        let generation = meta.generation?;
+        let metadata =
+            fingerprint(&(&meta.labels, &meta.annotations, &meta.owner_references)).ok()?;
+        Some(format!("{generation}/{metadata:x}"))
+    }
+}
+
+/// Its spec, labels, annotations and owners (it has no generation; the quota controller writes
+/// its usage at each pod's start and stop).
+impl ContentVersion for ResourceQuota {
+    fn content_version(&self) -> Option<String> {
+        let meta = &self.metadata;
+        let content = (
+            &meta.labels,
+            &meta.annotations,
+            &meta.owner_references,
+            &self.spec,
+        );
+        fingerprint(&content).ok().map(|f| format!("{f:x}"))
+    }
 }
 
 fn object_ref<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> ObjectRef<K> {
@@ -79,7 +122,7 @@ impl<K> LiveStore<K> for Store<PartialObjectMeta<K>>
 where
     K: Resource<DynamicType = ()> + Clone,
 {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live {
         match self.get(&object_ref(namespace, name)) {
             Some(meta) => Live::Meta(meta.resource_version().unwrap_or_default()),
             None => Live::Absent,
@@ -91,16 +134,23 @@ where
     }
 }
 
-impl LiveStore<StatefulSet> for Store<StatefulSet> {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<StatefulSet> {
+impl<K> LiveStore<K> for Store<K>
+where
+    K: ContentVersion + Resource<DynamicType = ()> + Clone,
+{
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live {
         match self.get(&object_ref(namespace, name)) {
-            Some(set) => Live::Full(set),
+            Some(object) => Live::Meta(object.content_version().unwrap_or_default()),
             None => Live::Absent,
         }
     }
 
     fn names_in(&self, namespace: &str) -> Vec<String> {
         names_in(self, namespace)
+    }
+
+    fn version(object: &K) -> Option<String> {
+        object.content_version()
     }
 }
 
@@ -214,7 +264,24 @@ impl Applier {
         ctx: &Context,
         api: &Api<K>,
         desired: &K,
-        live: Live<K>,
+        live: Live,
+    ) -> Result<Applied>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        self.ensure_versioned(ctx, api, desired, live, &|o: &K| o.resource_version())
+            .await
+    }
+
+    /// [`Applier::ensure`], recording the version `version` gives (the one the object's
+    /// store tells it by).
+    async fn ensure_versioned<K>(
+        &self,
+        ctx: &Context,
+        api: &Api<K>,
+        desired: &K,
+        live: Live,
+        version: &(dyn Fn(&K) -> Option<String> + Sync),
     ) -> Result<Applied>
     where
         K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
@@ -238,25 +305,19 @@ impl Applier {
                 .get_opt(&desired.name_any())
                 .await
                 .map_err(failed("get"))?,
-            Live::Meta(rv) => {
-                if self.is_verified(&key, &rv, wanted) {
+            Live::Meta(seen) => {
+                if self.is_verified(&key, &seen, wanted) {
                     return Ok(Applied::Unchanged);
                 }
                 api.get_opt(&desired.name_any())
                     .await
                     .map_err(failed("get"))?
             }
-            Live::Full(object) => {
-                if self.is_verified(&key, &object.resource_version().unwrap_or_default(), wanted) {
-                    return Ok(Applied::Unchanged);
-                }
-                Some(object.as_ref().clone())
-            }
         };
-        let (applied, rv) = apply_over(api, desired, current.as_ref())
+        let (applied, after) = apply_over(api, desired, current.as_ref(), version)
             .await
             .map_err(failed("apply"))?;
-        self.remember(key.clone(), rv, wanted);
+        self.remember(key.clone(), after, wanted);
         if applied == Applied::Written {
             ctx.metrics.writes.with_label_values(&[&key.kind]).inc();
             tracing::info!(kind = %key.kind, name = %key.name, namespace = %key.namespace, "applied");
@@ -285,7 +346,8 @@ impl Applier {
         let mut wanted = std::collections::BTreeSet::new();
         for object in &desired {
             let name = object.name_any();
-            self.ensure(ctx, &api, object, store.live(Some(namespace), &name))
+            let live = store.live(Some(namespace), &name);
+            self.ensure_versioned(ctx, &api, object, live, &S::version)
                 .await?;
             wanted.insert(name);
         }
@@ -342,8 +404,8 @@ impl Listed {
     }
 }
 
-impl<K> LiveStore<K> for Listed {
-    fn live(&self, namespace: Option<&str>, name: &str) -> Live<K> {
+impl<K: Resource> LiveStore<K> for Listed {
+    fn live(&self, namespace: Option<&str>, name: &str) -> Live {
         if namespace != Some(self.namespace.as_str()) {
             return Live::Unknown;
         }
@@ -364,11 +426,12 @@ impl<K> LiveStore<K> for Listed {
 
 /// Applies `desired` unless `current`, the live object (`None`: absent, or not seen yet),
 /// already contains it. `api` must be scoped to the object's namespace (or cluster-wide).
-/// Returns what it did and the object's resourceVersion afterwards.
-pub async fn apply_over<K>(
+/// Returns what it did and the object's `version` afterwards.
+async fn apply_over<K>(
     api: &Api<K>,
     desired: &K,
     current: Option<&K>,
+    version: &(dyn Fn(&K) -> Option<String> + Sync),
 ) -> std::result::Result<(Applied, Option<String>), kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
@@ -377,14 +440,14 @@ where
         let want = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
         let have = serde_json::to_value(current).map_err(kube::Error::SerdeError)?;
         if contains(&have, &want) {
-            return Ok((Applied::Unchanged, current.resource_version()));
+            return Ok((Applied::Unchanged, version(current)));
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api
         .patch(&desired.name_any(), &params, &Patch::Apply(desired))
         .await?;
-    Ok((Applied::Written, written.resource_version()))
+    Ok((Applied::Written, version(&written)))
 }
 
 /// True when every field set in `want` has the same value in `have`. Maps may hold more keys

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod slim;
 pub mod status;
 pub mod telemetry;
 pub mod usage;

@@ -10,15 +10,16 @@
 //! windows' kinds may not be installed: their stores stay empty then (a window must never hide
 //! an outage by accident of a missing kind), and the other loops do not wait for them.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use oem_crds::incident::Incident;
 use oem_crds::maintenance::{ClusterMaintenance, Maintenance};
 use oem_crds::{Course, EndUser, Reseller};
@@ -26,7 +27,12 @@ use oem_supervisor::{Stop, Supervisor};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::naming;
+use crate::{naming, slim};
+
+/// Objects per page of a watch's (re)list. The pages are parsed whole, and every watch lists
+/// at once when a replica starts to lead: at 500 (kube's default) the lists of 300 end users'
+/// pods and StatefulSets held 54 MB at the start's peak, several times what the stores keep.
+pub const PAGE_SIZE: u32 = 50;
 
 /// The stores, shared by the loops.
 #[derive(Clone)]
@@ -74,9 +80,44 @@ pub struct Triggers {
     pub resellers_of_endusers: Feed<Reseller>,
 }
 
-/// Managed fields are the largest part of most objects and nothing here reads them.
-fn strip<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+/// Passes an object on when its spec changed (a new generation) or it went, not for a status
+/// change. A Course or Reseller's status (counts written by its own controller) means nothing
+/// to its end users; an end user's status (its services' health, its phase) changes nothing a
+/// Course or Reseller counts. Each would cost a reconcile per status write.
+#[derive(Default)]
+pub struct SpecChanges {
+    /// (namespace, name) → generation last passed on.
+    seen: Mutex<HashMap<ObjectName, Option<i64>>>,
+}
+
+type ObjectName = (Option<String>, String);
+
+impl SpecChanges {
+    pub fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
+        let key = (object.namespace(), object.name_any());
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        if deleted {
+            seen.remove(&key);
+            return true;
+        }
+        let generation = object.meta().generation;
+        seen.insert(key, generation) != Some(generation)
+    }
+
+    /// The objects of `feed` whose spec changed or that went (gone from `store`, which took
+    /// the change in before it was fed).
+    pub fn of<K>(feed: Feed<K>, store: Store<K>) -> impl Stream<Item = Arc<K>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        let specs = SpecChanges::default();
+        feed.filter(move |object| {
+            let deleted = store.get(&ObjectRef::from_obj(object.as_ref())).is_none();
+            std::future::ready(specs.changed(object.as_ref(), deleted))
+        })
+    }
 }
 
 /// Adds a part that keeps `K`'s store filled from a watch until the stop; returns the store.
@@ -85,6 +126,7 @@ fn watch<K>(
     name: &'static str,
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -95,7 +137,7 @@ where
         + Sync
         + 'static,
 {
-    watch_feeding(supervisor, name, api, config, Vec::new())
+    watch_feeding(supervisor, name, api, config, slim, Vec::new())
 }
 
 /// Like [`watch`], and feeds every change to `N` consumers; returns the store and their
@@ -116,7 +158,14 @@ where
 {
     let (senders, feeds): (Vec<UnboundedSender<Arc<K>>>, Vec<Feed<K>>) =
         (0..N).map(|_| unbounded()).unzip();
-    let store = watch_feeding(supervisor, name, api, watcher::Config::default(), senders);
+    let store = watch_feeding(
+        supervisor,
+        name,
+        api,
+        watcher::Config::default().page_size(PAGE_SIZE),
+        slim::managed_fields::<K>,
+        senders,
+    );
     let feeds: [Feed<K>; N] = feeds
         .try_into()
         .unwrap_or_else(|_| unreachable!("N feeds were made"));
@@ -143,6 +192,7 @@ fn watch_feeding<K>(
     name: &'static str,
     api: Api<K>,
     config: watcher::Config,
+    slim: fn(&mut K),
     feeds: Vec<UnboundedSender<Arc<K>>>,
 ) -> Store<K>
 where
@@ -166,7 +216,7 @@ where
         };
         let stream = watcher(api, config)
             .default_backoff()
-            .modify(strip::<K>)
+            .modify(slim)
             .reflect(writer)
             .for_each(|event| {
                 match event {
@@ -190,12 +240,12 @@ impl View {
     /// controllers' shared streams.
     pub fn start(client: &kube::Client, supervisor: &mut Supervisor) -> (View, Triggers) {
         let (filled, filled_rx) = watch::channel(false);
-        let managed = watcher::Config::default().labels(&format!(
+        let all = || watcher::Config::default().page_size(PAGE_SIZE);
+        let managed = all().labels(&format!(
             "{}={}",
             naming::LABEL_MANAGED_BY,
             naming::MANAGED_BY
         ));
-        let all = watcher::Config::default;
         let (resellers, [resellers_own, resellers_of_endusers]) =
             watch_shared(supervisor, "view: resellers", Api::all(client.clone()));
         let (courses, [courses_own, courses_of_endusers]) =
@@ -220,37 +270,49 @@ impl View {
                 "view: incidents",
                 Api::all(client.clone()),
                 all(),
+                slim::managed_fields,
             ),
             maintenances: watch(
                 supervisor,
                 "view: maintenances",
                 Api::all(client.clone()),
                 all(),
+                slim::managed_fields,
             ),
             cluster_maintenances: watch(
                 supervisor,
                 "view: cluster maintenances",
                 Api::all(client.clone()),
                 all(),
+                slim::managed_fields,
             ),
             pods: watch(
                 supervisor,
                 "view: hosting pods",
                 Api::all(client.clone()),
                 managed.clone(),
+                slim::pod,
             ),
             services: watch(
                 supervisor,
                 "view: services",
                 Api::all(client.clone()),
                 managed,
+                slim::service,
             ),
-            nodes: watch(supervisor, "view: nodes", Api::all(client.clone()), all()),
+            nodes: watch(
+                supervisor,
+                "view: nodes",
+                Api::all(client.clone()),
+                all(),
+                slim::node,
+            ),
             api_server: watch(
                 supervisor,
                 "view: default/kubernetes",
                 Api::namespaced(client.clone(), "default"),
                 watcher::Config::default().fields("metadata.name=kubernetes"),
+                slim::service,
             ),
             filled: filled_rx,
         };
@@ -316,7 +378,6 @@ impl View {
 mod tests {
     use std::time::Duration;
 
-    use kube::ResourceExt;
     use kube::runtime::reflector::store::Writer;
 
     use super::*;
@@ -366,6 +427,20 @@ mod tests {
         writer.apply_watcher_event(&deleted);
         assert_eq!(names(fed(deleted, &store)), ["a"], "a deletion is fed too");
         assert!(store.get(&reflector::ObjectRef::new("a")).is_none());
+    }
+
+    #[test]
+    fn only_a_new_generation_or_a_deletion_passes() {
+        let specs = SpecChanges::default();
+        let mut object = named("basic");
+        object.meta_mut().generation = Some(1);
+        assert!(specs.changed(&object, false), "first sight");
+        object.meta_mut().resource_version = Some("2".into());
+        assert!(!specs.changed(&object, false), "a status change");
+        object.meta_mut().generation = Some(2);
+        assert!(specs.changed(&object, false), "a spec change");
+        assert!(specs.changed(&object, true), "gone");
+        assert!(specs.changed(&object, false), "back again");
     }
 
     /// The loops all wait for the view at once; each must wake when the stores are listed

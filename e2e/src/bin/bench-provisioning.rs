@@ -426,21 +426,23 @@ async fn clean(client: &Client, run: &Run) -> anyhow::Result<()> {
 
 /// With `n` Active end users in place: the operator with every loop on (monitor, usage
 /// reporter, alert controller; their Prometheus answers nothing, so no incident opens), idle
-/// for two minutes after one of settling. Reads and writes per minute (audit log, watches and
-/// the Lease not counted) and RSS at the end. The startup grace is 30 s, so every service's
-/// first fall (nothing listens on kwok) is over before the two minutes, and the resync 60 s,
-/// so every end user is reconciled twice in them: the steady state, not the settling.
+/// for two minutes after three of settling. Reads and writes per minute (audit log, watches
+/// and the Lease not counted) and RSS at the end. The startup grace is 30 s and every target
+/// is probed once a minute, so every service's first fall (nothing listens on kwok) and the
+/// phases it moves are written before the two minutes; the resync is 60 s, so every end user
+/// is reconciled twice in them: the steady state, not the settling.
 async fn steady_state(cluster: &Cluster) -> anyhow::Result<(Operator, f64, f64, String)> {
     let operator = Operator::start(
         cluster,
         OperatorOptions::with_env(vec![
             ("OEM_PROMETHEUS_URL".into(), "http://127.0.0.1:9".into()),
             ("OEM_PROBE_STARTUP_GRACE".into(), "30s".into()),
+            ("OEM_PROBE_INTERVAL".into(), "60s".into()),
             ("OEM_RESYNC_INTERVAL".into(), "60s".into()),
         ]),
     )
     .await?;
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(180)).await;
     let before = oem_e2e::operator::request_counts(cluster)?;
     tokio::time::sleep(Duration::from_secs(120)).await;
     let made =

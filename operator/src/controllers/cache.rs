@@ -5,12 +5,13 @@
 //! that object only.
 //!
 //! Children are cached as metadata only (a resourceVersion says whether anything changed),
-//! except StatefulSets, whose status tells whether the end user is Active; managed fields are
-//! dropped. Secret values are never cached: only the metadata of the operator's own Secrets.
+//! except StatefulSets, whose status tells whether the end user is Active (kept without their
+//! pod template's spec), and ResourceQuotas (small, and compared whole); each keeps only what
+//! is read (`slim.rs`). Secret values are never
+//! cached: only the metadata of the operator's own Secrets.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
@@ -33,8 +34,8 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
-use crate::naming;
-use crate::view::{Feed, View};
+use crate::view::{Feed, PAGE_SIZE, SpecChanges, View};
+use crate::{naming, slim};
 
 /// The caches, the record of verified objects, and the end users to wake.
 pub struct Caches {
@@ -42,7 +43,9 @@ pub struct Caches {
     pub resellers: Store<Reseller>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub role_bindings: Store<PartialObjectMeta<RoleBinding>>,
-    pub quotas: Store<PartialObjectMeta<ResourceQuota>>,
+    /// Whole (they are small): the quota controller writes their status at each pod's start
+    /// and stop, which their content version (`apply::ContentVersion`) ignores.
+    pub quotas: Store<ResourceQuota>,
     pub limit_ranges: Store<PartialObjectMeta<LimitRange>>,
     pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
     pub services: Store<PartialObjectMeta<Service>>,
@@ -70,14 +73,20 @@ type Mapper<T> = Box<dyn Fn(&T, bool) -> Vec<ObjectRef<EndUser>> + Send>;
 
 /// One reflector (its driver pushed to `drivers`), waking the end users `map` names for each
 /// change.
-fn reflector_of<T, S>(stream: S, wake: Wake, map: Mapper<T>, drivers: &mut Vec<Driver>) -> Store<T>
+fn reflector_of<T, S>(
+    stream: S,
+    slim: fn(&mut T),
+    wake: Wake,
+    map: Mapper<T>,
+    drivers: &mut Vec<Driver>,
+) -> Store<T>
 where
     T: Resource + Clone + Send + Sync + 'static,
     T::DynamicType: Eq + Hash + Clone + Default,
     S: Stream<Item = std::result::Result<watcher::Event<T>, watcher::Error>> + Send + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = stream.default_backoff().modify(strip::<T>).reflect(writer);
+    let stream = stream.default_backoff().modify(slim).reflect(writer);
     drivers.push(Box::pin(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -121,37 +130,6 @@ where
     })
 }
 
-/// Passes a Course or Reseller on when its spec changed (a new generation) or it went: its
-/// status (counts written by its own controller) means nothing to its end users, and waking
-/// every end user of a course for each count would cost a reconcile each.
-#[derive(Default)]
-struct SpecChanges {
-    /// (namespace, name) → generation last passed on.
-    seen: Mutex<HashMap<ObjectName, Option<i64>>>,
-}
-
-type ObjectName = (Option<String>, String);
-
-impl SpecChanges {
-    fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
-        let key = (object.namespace(), object.name_any());
-        let Ok(mut seen) = self.seen.lock() else {
-            return true;
-        };
-        if deleted {
-            seen.remove(&key);
-            return true;
-        }
-        let generation = object.meta().generation;
-        seen.insert(key, generation) != Some(generation)
-    }
-}
-
-/// Managed fields are the largest part of most objects and never read here.
-fn strip<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
-}
-
 fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
     let labels = child.labels();
     match (
@@ -163,8 +141,12 @@ fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
     }
 }
 
+fn page() -> watcher::Config {
+    watcher::Config::default().page_size(PAGE_SIZE)
+}
+
 fn managed() -> watcher::Config {
-    watcher::Config::default().labels(&format!(
+    page().labels(&format!(
         "{}={}",
         naming::LABEL_MANAGED_BY,
         naming::MANAGED_BY
@@ -181,7 +163,13 @@ where
     K: 'static,
 {
     let stream = watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), managed());
-    reflector_of(stream, wake.clone(), Box::new(owner_of), drivers)
+    reflector_of(
+        stream,
+        slim::metadata,
+        wake.clone(),
+        Box::new(owner_of),
+        drivers,
+    )
 }
 
 impl Caches {
@@ -246,18 +234,31 @@ impl Caches {
         ));
         let stateful_sets = reflector_of(
             watcher(Api::<StatefulSet>::all(client.clone()), managed()),
+            slim::stateful_set,
             wake.clone(),
             Box::new(owner_of),
             &mut drivers,
         );
-        let namespaces = children::<Namespace>(client, &wake, &mut drivers);
+        // Every namespace, not only the operator's: a new end user's namespace is then known
+        // absent (or someone else's) without a read.
+        let namespaces = reflector_of(
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                page(),
+            ),
+            slim::metadata,
+            wake.clone(),
+            Box::new(owner_of),
+            &mut drivers,
+        );
         // A `tls` Secret carries no label of ours: its end user is its namespace's owner.
         let owners = namespaces.clone();
         let certificates = reflector_of(
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                watcher::Config::default().fields(&format!("metadata.name={TLS_SECRET}")),
+                page().fields(&format!("metadata.name={TLS_SECRET}")),
             ),
+            slim::metadata,
             wake.clone(),
             Box::new(move |secret: &PartialObjectMeta<Secret>, deleted| {
                 let Some(ns) = secret.namespace() else {
@@ -272,7 +273,8 @@ impl Caches {
         );
         let listing = endusers;
         let domain_claims = reflector_of(
-            watcher(Api::<DomainClaim>::all(client.clone()), Default::default()),
+            watcher(Api::<DomainClaim>::all(client.clone()), page()),
+            slim::managed_fields,
             wake.clone(),
             Box::new(move |claim: &DomainClaim, deleted| {
                 if !deleted {
@@ -293,7 +295,13 @@ impl Caches {
             resellers,
             namespaces,
             role_bindings: children(client, &wake, &mut drivers),
-            quotas: children(client, &wake, &mut drivers),
+            quotas: reflector_of(
+                watcher(Api::<ResourceQuota>::all(client.clone()), managed()),
+                slim::managed_fields,
+                wake.clone(),
+                Box::new(owner_of),
+                &mut drivers,
+            ),
             limit_ranges: children(client, &wake, &mut drivers),
             network_policies: children(client, &wake, &mut drivers),
             services: children(client, &wake, &mut drivers),
@@ -513,39 +521,65 @@ pub(crate) mod tests {
         assert_eq!(upgraded.unwrap(), Applied::Written);
     }
 
-    #[tokio::test]
-    async fn a_whole_cached_object_is_compared_without_a_read() {
-        let (ctx, mut handle) = context();
-        let caches = detached(Vec::new());
-        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), "h-a");
-        let desired: ConfigMap = serde_json::from_value(config_map("8.4", None)).unwrap();
-        let live: ConfigMap = serde_json::from_value(config_map("8.4", Some("5"))).unwrap();
-        let found = serving(
-            &mut handle,
-            caches
-                .applier
-                .ensure(&ctx, &api, &desired, Live::Full(Arc::new(live))),
-            vec![],
-        )
-        .await;
-        assert_eq!(found.unwrap(), Applied::Unchanged);
+    fn stateful_set(generation: i64, version: &str, ready: i32) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "web", "namespace": "h-a", "generation": generation,
+                "resourceVersion": version},
+            "spec": {"replicas": 1, "serviceName": "web",
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "php", "image": "php:8.4"}]}}},
+            "status": {"replicas": 1, "readyReplicas": ready}
+        })
     }
 
-    #[test]
-    fn only_a_new_generation_or_a_deletion_passes() {
-        let specs = SpecChanges::default();
-        // Any kind will do: only the metadata is looked at.
-        let mut course: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": "basic", "namespace": "reseller-a", "generation": 1}
-        }))
+    /// A StatefulSet is cached without its pod template: its status changing (a new
+    /// resourceVersion) costs no read; its spec changing (a new generation) is read and put back.
+    #[tokio::test]
+    async fn a_stateful_set_is_read_again_only_when_its_content_changed() {
+        let (ctx, mut handle) = context();
+        let (store, mut writer) = reflector::store::<StatefulSet>();
+        let cache = |writer: &mut reflector::store::Writer<StatefulSet>, v: Value| {
+            let mut set: StatefulSet = serde_json::from_value(v).unwrap();
+            slim::stateful_set(&mut set);
+            writer.apply_watcher_event(&Event::Apply(set));
+        };
+        let mut desired: StatefulSet = serde_json::from_value(stateful_set(0, "", 0)).unwrap();
+        desired.metadata.generation = None;
+        desired.metadata.resource_version = None;
+        desired.status = None;
+        cache(&mut writer, stateful_set(1, "5", 0));
+        let applier = Arc::new(Applier::default());
+        let run = |applier: &Arc<Applier>| {
+            let (applier, desired) = (applier.clone(), desired.clone());
+            let (store, ctx) = (store.clone(), ctx.clone());
+            async move { applier.converge(&ctx, &store, "h-a", vec![desired]).await }
+        };
+        // First sight: read whole once and found as wanted.
+        serving(
+            &mut handle,
+            run(&applier),
+            vec![("GET", stateful_set(1, "5", 0))],
+        )
+        .await
         .unwrap();
-        assert!(specs.changed(&course, false), "first sight");
-        course.meta_mut().resource_version = Some("2".into());
-        assert!(!specs.changed(&course, false), "a status change");
-        course.meta_mut().generation = Some(2);
-        assert!(specs.changed(&course, false), "a spec change");
-        assert!(specs.changed(&course, true), "gone");
-        assert!(specs.changed(&course, false), "back again");
+        // Its pod became ready: a new resourceVersion, the same generation: nothing is sent.
+        cache(&mut writer, stateful_set(1, "6", 1));
+        serving(&mut handle, run(&applier), vec![]).await.unwrap();
+        // Someone changed its spec: read, found different, put back.
+        cache(&mut writer, stateful_set(2, "7", 1));
+        let mut edited = stateful_set(2, "7", 1);
+        edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("php:7.4");
+        serving(
+            &mut handle,
+            run(&applier),
+            vec![("GET", edited), ("PATCH", stateful_set(3, "8", 1))],
+        )
+        .await
+        .unwrap();
+        cache(&mut writer, stateful_set(3, "8", 1));
+        serving(&mut handle, run(&applier), vec![]).await.unwrap();
     }
 
     #[test]

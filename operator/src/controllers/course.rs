@@ -1,12 +1,13 @@
 //! The Course controller: status counts the end users on the course and says whether the
 //! course is usable (its runtime versions allowed by the security policy).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use oem_crds::conditions::{Condition, ConditionStatus, merge};
 use oem_crds::course::{Course, CourseStatus, DatabaseEngine};
@@ -16,7 +17,7 @@ use oem_crds::policy::{SecurityPolicy, Unservable};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::status::owners;
-use crate::view::{Feed, View};
+use crate::view::{Feed, SpecChanges, View};
 
 const CONTROLLER: &str = "course";
 
@@ -41,12 +42,16 @@ pub async fn run(
         return Ok(());
     }
     let store = view.courses.clone();
+    // Only an end user that comes, goes or changes course changes a count, not its status
+    // writes. A move wakes the course it left as well as the one it joined.
+    let endusers = SpecChanges::of(endusers, view.endusers.clone());
+    let moves = CourseMoves {
+        endusers: view.endusers.clone(),
+        on: Mutex::default(),
+    };
     let context = Arc::new(CourseContext { ctx, view });
     Controller::for_shared_stream(courses, store)
-        .watches_shared_stream(endusers, |eu| {
-            eu.namespace()
-                .map(|ns| ObjectRef::<Course>::new(&eu.spec.course_ref.name).within(&ns))
-        })
+        .watches_shared_stream(endusers, move |eu| moves.courses_of(&eu))
         // End users come and change in bursts (a GitOps sync, a provisioning wave); counting
         // them once the burst settles saves a reconcile per change.
         .with_config(kube::runtime::controller::Config::default().debounce(super::COUNT_DEBOUNCE))
@@ -55,6 +60,38 @@ pub async fn run(
         .for_each(|_| async {})
         .await;
     Ok(())
+}
+
+/// The course each end user was last seen on, so that a move wakes both courses.
+struct CourseMoves {
+    endusers: Store<EndUser>,
+    /// (namespace, end user) → course; an end user gone from the view is forgotten.
+    on: Mutex<HashMap<(String, String), String>>,
+}
+
+impl CourseMoves {
+    /// The courses whose count `eu`'s change may have changed: the one it names, and the one
+    /// it named before if it moved.
+    fn courses_of(&self, eu: &EndUser) -> Vec<ObjectRef<Course>> {
+        let Some(ns) = eu.namespace() else {
+            return Vec::new();
+        };
+        let now = &eu.spec.course_ref.name;
+        let key = (ns.clone(), eu.name_any());
+        let gone = self.endusers.get(&ObjectRef::from_obj(eu)).is_none();
+        let before = match self.on.lock() {
+            Ok(mut on) if gone => on.remove(&key),
+            Ok(mut on) => on.insert(key, now.clone()),
+            // Poisoned: wake the one it names; a resync corrects the other count.
+            Err(_) => None,
+        };
+        before
+            .filter(|b| b != now)
+            .into_iter()
+            .chain([now.clone()])
+            .map(|course| ObjectRef::new(&course).within(&ns))
+            .collect()
+    }
 }
 
 fn error_policy(course: Arc<Course>, error: &Error, context: Arc<CourseContext>) -> Action {

@@ -267,7 +267,7 @@ async fn provision(
     let hosting_ns = plan.namespace.as_str();
 
     // Never adopt or write into a namespace that is not this end user's.
-    children::check_namespace_owner(ctx, caches, &plan, &object).await?;
+    children::check_namespace_owner(caches, &plan, &object)?;
     let namespace = hosting::namespace(&plan);
     caches
         .applier

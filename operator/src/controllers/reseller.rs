@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::hosting::rbac;
 use crate::naming;
 use crate::status::owners;
-use crate::view::{Feed, View};
+use crate::view::{Feed, SpecChanges, View};
 
 pub const FINALIZER: &str = "hosting.oem.dev/reseller-cleanup";
 const CONTROLLER: &str = "reseller";
@@ -55,6 +55,8 @@ pub async fn run(
         view,
         applier: Applier::default(),
     });
+    // Only an end user that comes or goes changes the count, not its status writes.
+    let endusers = SpecChanges::of(endusers, context.view.endusers.clone());
     Controller::for_shared_stream(resellers, store)
         .watches_shared_stream(endusers, |eu| {
             eu.namespace()
