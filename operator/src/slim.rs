@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 
+use crate::naming;
+
 /// Managed fields are the largest part of most objects and nothing reads them. The whole
 /// slimming of the kinds the controllers reconcile (kube's finalizer helper reads finalizers,
 /// the controllers their annotations).
@@ -19,17 +21,30 @@ pub fn managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-/// A child's metadata as its cache reads it: names, resourceVersion, generation, labels (whose
-/// end user it is), annotations (a quota's grant) and deletion; no owners, finalizers or
-/// managed fields.
+/// The labels anything reads from a cached object: whose it is, and a pod's service group.
+const READ_LABELS: [&str; 5] = [
+    naming::LABEL_MANAGED_BY,
+    naming::LABEL_RESELLER,
+    naming::LABEL_ENDUSER,
+    naming::LABEL_ENDUSER_NAMESPACE,
+    naming::LABEL_SERVICE_GROUP,
+];
+
+/// A child's metadata as its cache reads it: names, resourceVersion, generation, the labels
+/// that say whose it is, annotations (a quota's grant) and deletion; no other labels, owners,
+/// finalizers or managed fields.
 pub fn metadata<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
+    let mut labels = meta.labels.take();
+    if let Some(labels) = labels.as_mut() {
+        labels.retain(|k, _| READ_LABELS.contains(&k.as_str()));
+    }
     *meta = ObjectMeta {
         name: meta.name.take(),
         namespace: meta.namespace.take(),
         resource_version: meta.resource_version.take(),
         generation: meta.generation.take(),
-        labels: meta.labels.take(),
+        labels,
         annotations: meta.annotations.take(),
         deletion_timestamp: meta.deletion_timestamp.take(),
         ..ObjectMeta::default()
@@ -113,7 +128,8 @@ mod tests {
     fn a_pod_keeps_what_the_loops_read_and_nothing_else() {
         let mut p: Pod = serde_json::from_value(json!({
             "metadata": {"name": "web-0", "namespace": "h-a", "resourceVersion": "7",
-                "labels": {"app": "web"}, "annotations": {"big": "x"},
+                "labels": {"app": "web", "hosting.oem.dev/enduser": "alice"},
+                "annotations": {"big": "x"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
                     "name": "web", "uid": "u"}],
                 "managedFields": [{"manager": "kubelet"}]},
@@ -134,7 +150,7 @@ mod tests {
             json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "web-0", "namespace": "h-a", "resourceVersion": "7",
-                    "labels": {"app": "web"}},
+                    "labels": {"hosting.oem.dev/enduser": "alice"}},
                 "spec": {"nodeName": "n1", "containers": [
                     {"name": "php", "ports": [{"containerPort": 80}]}]},
                 "status": {"phase": "Running", "podIP": "10.0.0.1",
