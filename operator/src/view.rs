@@ -368,9 +368,10 @@ impl View {
         }
     }
 
-    /// The objects of a store, cloned.
-    pub fn all<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<K> {
-        store.state().iter().map(|k| K::clone(k)).collect()
+    /// The objects of a store, shared (a look at 2,000 end users must not copy them all: the
+    /// copies were 8.6 MB of the 44.6 MB peak at 300).
+    pub fn all<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<Arc<K>> {
+        store.state()
     }
 }
 

@@ -160,7 +160,7 @@ impl Alerting {
                 None => Ok(self.inbox.observe()),
             },
             SourceMode::Embedded | SourceMode::Auto => {
-                let endusers: Vec<EndUser> = world.endusers.values().cloned().collect();
+                let endusers: Vec<_> = world.endusers.values().cloned().collect();
                 Ok(embedded::evaluate(&endusers, now))
             }
         };

@@ -5,6 +5,8 @@
 //! again recovered at its `since`. Mass mail needs the mail servers' counters, which only
 //! Prometheus scrapes: it is not evaluated here (see docs/incidents.md).
 
+use std::borrow::Borrow;
+
 use jiff::Timestamp;
 use kube::ResourceExt;
 use oem_crds::enduser::{EndUser, HealthState, ServiceName};
@@ -22,12 +24,12 @@ pub fn kind_of(service: ServiceName) -> IncidentKind {
 }
 
 /// Every end user's failing services (since their first failure) and recovered ones.
-pub fn evaluate(endusers: &[EndUser], now: Timestamp) -> Observation {
+pub fn evaluate(endusers: &[impl Borrow<EndUser>], now: Timestamp) -> Observation {
     let mut seen = Observation {
         complete: true,
         ..Observation::default()
     };
-    for enduser in endusers {
+    for enduser in endusers.iter().map(Borrow::borrow) {
         let Some(namespace) = enduser.namespace() else {
             continue;
         };

@@ -143,7 +143,10 @@ mod tests {
         let start: Timestamp = "2026-12-09T17:00:00Z".parse().unwrap();
         let world = World {
             resellers: HashMap::new(),
-            endusers: HashMap::from([(("reseller-sakura".into(), "shop".into()), enduser)]),
+            endusers: HashMap::from([(
+                ("reseller-sakura".into(), "shop".into()),
+                std::sync::Arc::new(enduser),
+            )]),
             courses: HashMap::new(),
             incidents: Vec::new(),
             maintenances: Vec::new(),

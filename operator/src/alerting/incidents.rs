@@ -2,6 +2,7 @@
 //! included), and how incidents are found again: their key (end user, service, kind) and their deterministic name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -20,16 +21,17 @@ use crate::naming;
 
 /// What one look at the cluster finds.
 pub struct World {
-    pub resellers: HashMap<String, Reseller>,
-    pub endusers: HashMap<(String, String), EndUser>,
-    pub courses: HashMap<(String, String), Course>,
+    pub resellers: HashMap<String, Arc<Reseller>>,
+    pub endusers: HashMap<(String, String), Arc<EndUser>>,
+    pub courses: HashMap<(String, String), Arc<Course>>,
+    /// Owned: the loop updates them in place as it writes them.
     pub incidents: Vec<Incident>,
     pub maintenances: Vec<Maintenance>,
     pub cluster_maintenances: Vec<ClusterMaintenance>,
     /// Both kinds of maintenance window, as the decisions see them.
     pub windows: Vec<Window>,
     /// The operator's hosting pods, by namespace.
-    pub pods: HashMap<String, Vec<Pod>>,
+    pub pods: HashMap<String, Vec<Arc<Pod>>>,
     /// Whether each node is Ready, by name; a node not here is gone.
     pub nodes_ready: HashMap<String, bool>,
 }
@@ -38,8 +40,13 @@ impl World {
     /// The world as the view's stores hold it now: no request.
     pub fn of(view: &crate::view::View) -> Self {
         use crate::view::View;
-        let maintenances = View::all(&view.maintenances);
-        let cluster_maintenances = View::all(&view.cluster_maintenances);
+        // Windows are few and small, and written back by the announcements.
+        fn owned<K: Clone>(all: Vec<Arc<K>>) -> Vec<K> {
+            all.iter().map(|k| K::clone(k)).collect()
+        }
+        let maintenances: Vec<Maintenance> = owned(View::all(&view.maintenances));
+        let cluster_maintenances: Vec<ClusterMaintenance> =
+            owned(View::all(&view.cluster_maintenances));
         let windows = maintenances
             .iter()
             .map(Window::of_maintenance)
@@ -50,7 +57,7 @@ impl World {
             )
             .collect();
         let key = |ns: Option<String>, name: String| (ns.unwrap_or_default(), name);
-        let mut incidents = View::all(&view.incidents);
+        let mut incidents: Vec<Incident> = owned(View::all(&view.incidents));
         // The order the LIST gave (namespace, name), so each look walks them alike.
         incidents.sort_by_key(|i| (i.namespace(), i.name_any()));
         Self {
@@ -72,7 +79,7 @@ impl World {
             windows,
             pods: View::all(&view.pods).into_iter().fold(
                 HashMap::new(),
-                |mut by_namespace: HashMap<String, Vec<Pod>>, pod| {
+                |mut by_namespace: HashMap<String, Vec<Arc<Pod>>>, pod| {
                     by_namespace
                         .entry(pod.namespace().unwrap_or_default())
                         .or_default()
@@ -98,7 +105,7 @@ impl World {
     }
 
     /// The pods of `group` in a hosting namespace (all of them for `None`).
-    pub fn pods_in(&self, namespace: &str, group: Option<ServiceGroup>) -> Vec<Pod> {
+    pub fn pods_in(&self, namespace: &str, group: Option<ServiceGroup>) -> Vec<Arc<Pod>> {
         self.pods
             .get(namespace)
             .into_iter()
@@ -126,8 +133,9 @@ impl World {
     }
 
     /// The first node of these pods that exists and is not Ready (the one level 2 cordons).
-    pub fn not_ready_node(&self, pods: &[Pod]) -> Option<String> {
+    pub fn not_ready_node(&self, pods: &[impl std::borrow::Borrow<Pod>]) -> Option<String> {
         pods.iter()
+            .map(std::borrow::Borrow::borrow)
             .filter_map(|p| p.spec.as_ref()?.node_name.clone())
             .find(|node| self.nodes_ready.get(node) == Some(&false))
     }
@@ -158,10 +166,12 @@ impl World {
     }
 
     pub fn enduser_of(&self, incident: &Incident) -> Option<&EndUser> {
-        self.endusers.get(&(
-            incident.namespace().unwrap_or_default(),
-            incident.spec.end_user.clone(),
-        ))
+        self.endusers
+            .get(&(
+                incident.namespace().unwrap_or_default(),
+                incident.spec.end_user.clone(),
+            ))
+            .map(Arc::as_ref)
     }
 }
 
@@ -339,12 +349,12 @@ mod tests {
     }
 
     fn world(pods: Vec<Pod>, nodes_ready: &[(&str, bool)]) -> World {
-        let mut by_namespace: HashMap<String, Vec<Pod>> = HashMap::new();
+        let mut by_namespace: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
         for p in pods {
             by_namespace
                 .entry(p.namespace().unwrap())
                 .or_default()
-                .push(p);
+                .push(Arc::new(p));
         }
         World {
             resellers: HashMap::new(),

@@ -133,9 +133,10 @@ fn condition_false(conditions: Option<&Vec<k8s_openapi::api::core::v1::PodCondit
 }
 
 /// Whether any of the pods exists and is not Ready.
-pub fn any_not_ready(pods: &[Pod]) -> bool {
+pub fn any_not_ready(pods: &[impl std::borrow::Borrow<Pod>]) -> bool {
     pods.iter()
-        .any(|p| condition_false(p.status.as_ref().and_then(|s| s.conditions.as_ref())))
+        .map(std::borrow::Borrow::borrow)
+        .any(|p: &Pod| condition_false(p.status.as_ref().and_then(|s| s.conditions.as_ref())))
 }
 
 /// The annotation level 2 sets on the StatefulSets whose pods it force-deleted (metadata only:

@@ -273,9 +273,9 @@ impl Engine {
         self.prober.set_owners(targets::address_owners(
             &services,
             &pods,
-            api_server.as_ref(),
+            api_server.as_deref(),
         ));
-        let courses: HashMap<(String, String), Course> = courses
+        let courses: HashMap<(String, String), Arc<Course>> = courses
             .into_iter()
             .map(|c| ((c.namespace().unwrap_or_default(), c.name_any()), c))
             .collect();

@@ -3,6 +3,7 @@
 //! endpoint the end user named or at its in-cluster Service, and a ping of every hosting pod
 //! and of every node that hosts tenants.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -221,10 +222,14 @@ pub fn enduser_targets(
 
 /// A ping of every running hosting pod (TCP fallback: its first container port), and of every
 /// node such a pod runs on (TCP fallback: the kubelet's port).
-pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<MonitoredTarget> {
+pub fn host_targets(
+    pods: &[impl Borrow<Pod>],
+    nodes: &[impl Borrow<Node>],
+    kubelet_port: u16,
+) -> Vec<MonitoredTarget> {
     let mut out = Vec::new();
     let mut tenant_nodes = BTreeSet::new();
-    for pod in pods {
+    for pod in pods.iter().map(Borrow::borrow) {
         let labels = pod.labels();
         let (Some(reseller), Some(enduser)) = (
             labels.get(naming::LABEL_RESELLER),
@@ -255,7 +260,7 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
             target: Target::new(ServiceName::Ping, ip, port).with_scope(Scope::Cluster),
         });
     }
-    for node in nodes {
+    for node in nodes.iter().map(Borrow::borrow) {
         let name = node.name_any();
         if !tenant_nodes.contains(&name) {
             continue;
@@ -282,8 +287,8 @@ pub fn host_targets(pods: &[Pod], nodes: &[Node], kubelet_port: u16) -> Vec<Moni
 /// hosting namespace), and the API server's Service (`default/kubernetes`) as the control
 /// plane's.
 pub fn address_owners(
-    services: &[KubeService],
-    pods: &[Pod],
+    services: &[impl Borrow<KubeService>],
+    pods: &[impl Borrow<Pod>],
     api_server: Option<&KubeService>,
 ) -> AddressOwners {
     let mut owners = AddressOwners::default();
@@ -297,13 +302,13 @@ pub fn address_owners(
             .filter_map(|ip| ip.parse().ok())
             .collect()
     };
-    for svc in services {
+    for svc in services.iter().map(Borrow::borrow) {
         let ns = svc.namespace().unwrap_or_default();
         for ip in service_ips(svc) {
             owners.insert_hosting(ip, &ns);
         }
     }
-    for pod in pods {
+    for pod in pods.iter().map(Borrow::borrow) {
         let ns = pod.namespace().unwrap_or_default();
         let Some(status) = pod.status.as_ref() else {
             continue;

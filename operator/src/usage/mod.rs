@@ -188,7 +188,7 @@ impl Reporter {
     }
 
     /// The resellers and end users as the view holds them now.
-    fn list(&self) -> (Vec<Reseller>, Vec<EndUser>) {
+    fn list(&self) -> (Vec<Arc<Reseller>>, Vec<Arc<EndUser>>) {
         use crate::view::View;
         (
             View::all(&self.view.resellers),
@@ -200,8 +200,8 @@ impl Reporter {
     async fn report(
         &mut self,
         at: Timestamp,
-        resellers: &[Reseller],
-        endusers: &[EndUser],
+        resellers: &[Arc<Reseller>],
+        endusers: &[Arc<EndUser>],
     ) -> Result<bool, UsageError> {
         let client = &self.ctx.client;
         let metrics = &self.ctx.metrics.usage;
@@ -210,7 +210,7 @@ impl Reporter {
             .iter()
             .map(|r| (r.name_any(), r.spec.business_calendar.time_zone.clone()))
             .collect();
-        let tenants: Vec<Tenant> = endusers.iter().filter_map(tenant).collect();
+        let tenants: Vec<Tenant> = endusers.iter().filter_map(|e| tenant(e)).collect();
         let zones: BTreeSet<String> = tenants
             .iter()
             .filter_map(|t| time_zone.get(&t.reseller).cloned())
@@ -251,7 +251,7 @@ impl Reporter {
         }
         self.endusers = exported;
 
-        let names: Vec<String> = resellers.iter().map(ResourceExt::name_any).collect();
+        let names: Vec<String> = resellers.iter().map(|r| r.name_any()).collect();
         let base = if complete {
             figures::ZERO
         } else {
@@ -326,14 +326,14 @@ impl Reporter {
 }
 
 /// What a measurement covers: every reseller and every end user whose hosting exists.
-fn objects(resellers: &[Reseller], endusers: &[EndUser]) -> BTreeSet<String> {
+fn objects(resellers: &[Arc<Reseller>], endusers: &[Arc<EndUser>]) -> BTreeSet<String> {
     resellers
         .iter()
         .map(|r| r.name_any())
         .chain(
             endusers
                 .iter()
-                .filter_map(tenant)
+                .filter_map(|e| tenant(e))
                 .map(|t| format!("{}/{}", t.namespace, t.name)),
         )
         .collect()
