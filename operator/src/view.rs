@@ -34,6 +34,20 @@ use crate::{naming, slim};
 /// pods and StatefulSets held 54 MB at the start's peak, several times what the stores keep.
 pub const PAGE_SIZE: u32 = 50;
 
+/// A watch of every object of its kind, listed [`PAGE_SIZE`] at a time.
+pub fn watch_all() -> watcher::Config {
+    watcher::Config::default().page_size(PAGE_SIZE)
+}
+
+/// A watch of the operator's own objects (its managed-by label), listed [`PAGE_SIZE`] at a time.
+pub fn watch_managed() -> watcher::Config {
+    watch_all().labels(&format!(
+        "{}={}",
+        naming::LABEL_MANAGED_BY,
+        naming::MANAGED_BY
+    ))
+}
+
 /// The stores, shared by the loops.
 #[derive(Clone)]
 pub struct View {
@@ -162,7 +176,7 @@ where
         supervisor,
         name,
         api,
-        watcher::Config::default().page_size(PAGE_SIZE),
+        watch_all(),
         slim::managed_fields::<K>,
         senders,
     );
@@ -240,12 +254,6 @@ impl View {
     /// controllers' shared streams.
     pub fn start(client: &kube::Client, supervisor: &mut Supervisor) -> (View, Triggers) {
         let (filled, filled_rx) = watch::channel(false);
-        let all = || watcher::Config::default().page_size(PAGE_SIZE);
-        let managed = all().labels(&format!(
-            "{}={}",
-            naming::LABEL_MANAGED_BY,
-            naming::MANAGED_BY
-        ));
         let (resellers, [resellers_own, resellers_of_endusers]) =
             watch_shared(supervisor, "view: resellers", Api::all(client.clone()));
         let (courses, [courses_own, courses_of_endusers]) =
@@ -269,42 +277,42 @@ impl View {
                 supervisor,
                 "view: incidents",
                 Api::all(client.clone()),
-                all(),
+                watch_all(),
                 slim::managed_fields,
             ),
             maintenances: watch(
                 supervisor,
                 "view: maintenances",
                 Api::all(client.clone()),
-                all(),
+                watch_all(),
                 slim::managed_fields,
             ),
             cluster_maintenances: watch(
                 supervisor,
                 "view: cluster maintenances",
                 Api::all(client.clone()),
-                all(),
+                watch_all(),
                 slim::managed_fields,
             ),
             pods: watch(
                 supervisor,
                 "view: hosting pods",
                 Api::all(client.clone()),
-                managed.clone(),
+                watch_managed(),
                 slim::pod,
             ),
             services: watch(
                 supervisor,
                 "view: services",
                 Api::all(client.clone()),
-                managed,
+                watch_managed(),
                 slim::service,
             ),
             nodes: watch(
                 supervisor,
                 "view: nodes",
                 Api::all(client.clone()),
-                all(),
+                watch_all(),
                 slim::node,
             ),
             api_server: watch(

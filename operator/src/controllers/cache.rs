@@ -7,8 +7,8 @@
 //! Children are cached as metadata only (a resourceVersion says whether anything changed),
 //! except StatefulSets, whose status tells whether the end user is Active (kept without their
 //! pod template's spec), and ResourceQuotas (small, and compared whole); each keeps only what
-//! is read (`slim.rs`). Secret values are never
-//! cached: only the metadata of the operator's own Secrets.
+//! is read (`slim.rs`). Secret values are never cached: only the metadata of the operator's
+//! own Secrets.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
-use crate::view::{Feed, PAGE_SIZE, SpecChanges, View};
+use crate::view::{self, Feed, SpecChanges, View};
 use crate::{naming, slim};
 
 /// The caches, the record of verified objects, and the end users to wake.
@@ -141,18 +141,6 @@ fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
     }
 }
 
-fn page() -> watcher::Config {
-    watcher::Config::default().page_size(PAGE_SIZE)
-}
-
-fn managed() -> watcher::Config {
-    page().labels(&format!(
-        "{}={}",
-        naming::LABEL_MANAGED_BY,
-        naming::MANAGED_BY
-    ))
-}
-
 fn children<K>(
     client: &kube::Client,
     wake: &Wake,
@@ -162,7 +150,10 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
     K: 'static,
 {
-    let stream = watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), managed());
+    let stream = watcher(
+        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        view::watch_managed(),
+    );
     reflector_of(
         stream,
         slim::metadata,
@@ -233,7 +224,10 @@ impl Caches {
             }),
         ));
         let stateful_sets = reflector_of(
-            watcher(Api::<StatefulSet>::all(client.clone()), managed()),
+            watcher(
+                Api::<StatefulSet>::all(client.clone()),
+                view::watch_managed(),
+            ),
             slim::stateful_set,
             wake.clone(),
             Box::new(owner_of),
@@ -244,7 +238,7 @@ impl Caches {
         let namespaces = reflector_of(
             watcher(
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                page(),
+                view::watch_all(),
             ),
             slim::metadata,
             wake.clone(),
@@ -256,7 +250,7 @@ impl Caches {
         let certificates = reflector_of(
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                page().fields(&format!("metadata.name={TLS_SECRET}")),
+                view::watch_all().fields(&format!("metadata.name={TLS_SECRET}")),
             ),
             slim::metadata,
             wake.clone(),
@@ -273,7 +267,7 @@ impl Caches {
         );
         let listing = endusers;
         let domain_claims = reflector_of(
-            watcher(Api::<DomainClaim>::all(client.clone()), page()),
+            watcher(Api::<DomainClaim>::all(client.clone()), view::watch_all()),
             slim::managed_fields,
             wake.clone(),
             Box::new(move |claim: &DomainClaim, deleted| {
@@ -296,7 +290,10 @@ impl Caches {
             namespaces,
             role_bindings: children(client, &wake, &mut drivers),
             quotas: reflector_of(
-                watcher(Api::<ResourceQuota>::all(client.clone()), managed()),
+                watcher(
+                    Api::<ResourceQuota>::all(client.clone()),
+                    view::watch_managed(),
+                ),
                 slim::managed_fields,
                 wake.clone(),
                 Box::new(owner_of),
