@@ -107,7 +107,7 @@ pub struct SpecChanges {
 type ObjectName = (Option<String>, String);
 
 impl SpecChanges {
-    pub fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
+    fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
         let key = (object.namespace(), object.name_any());
         let Ok(mut seen) = self.seen.lock() else {
             return true;

@@ -111,23 +111,51 @@ where
     reader
 }
 
-/// Wakes the end users `map` names for each object of a view's feed (deleted when the view's
-/// store, which took the change in before feeding it, no longer holds it).
-fn waker_of<T>(feed: Feed<T>, store: Store<T>, wake: Wake, map: Mapper<T>) -> Driver
+/// Wakes the end users `map` names for each object of a view's feed whose spec changed or that
+/// went ([`SpecChanges::of`]): a Course's or Reseller's status means nothing to its end users,
+/// and waking every end user of a course for each count would cost a reconcile each.
+fn waker_of<T>(
+    feed: Feed<T>,
+    store: Store<T>,
+    wake: Wake,
+    map: fn(&Store<EndUser>, &T) -> Vec<ObjectRef<EndUser>>,
+    endusers: Store<EndUser>,
+) -> Driver
 where
     T: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     Box::pin(async move {
-        let mut feed = feed;
-        while let Some(object) = feed.next().await {
-            let deleted = store.get(&ObjectRef::from_obj(object.as_ref())).is_none();
-            for enduser in map(object.as_ref(), deleted) {
+        let mut changes = std::pin::pin!(SpecChanges::of(feed, store));
+        while let Some(object) = changes.next().await {
+            for enduser in map(&endusers, object.as_ref()) {
                 if wake.unbounded_send(enduser).is_err() {
                     return;
                 }
             }
         }
     })
+}
+
+/// The end users on `course`.
+fn on_course(endusers: &Store<EndUser>, course: &Course) -> Vec<ObjectRef<EndUser>> {
+    let ns = course.namespace();
+    endusers
+        .state()
+        .iter()
+        .filter(|eu| eu.namespace() == ns && eu.spec.course_ref.name == course.name_any())
+        .map(|eu| ObjectRef::from_obj(eu.as_ref()))
+        .collect()
+}
+
+/// The end users of `reseller` (its admins are in every end user's tenant-viewer binding).
+fn of_reseller(endusers: &Store<EndUser>, reseller: &Reseller) -> Vec<ObjectRef<EndUser>> {
+    let ns = naming::reseller_namespace(&reseller.name_any());
+    endusers
+        .state()
+        .iter()
+        .filter(|eu| eu.namespace().as_deref() == Some(ns.as_str()))
+        .map(|eu| ObjectRef::from_obj(eu.as_ref()))
+        .collect()
 }
 
 fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
@@ -180,48 +208,21 @@ impl Caches {
         let (wake, woken) = unbounded();
         let mut drivers = Vec::new();
         let endusers = view.endusers.clone();
-        let on_course = endusers.clone();
-        let course_specs = SpecChanges::default();
         let courses = view.courses.clone();
         drivers.push(waker_of(
             course_feed,
             courses.clone(),
             wake.clone(),
-            Box::new(move |course: &Course, deleted| {
-                if !course_specs.changed(course, deleted) {
-                    return Vec::new();
-                }
-                let ns = course.namespace();
-                on_course
-                    .state()
-                    .iter()
-                    .filter(|eu| {
-                        eu.namespace() == ns && eu.spec.course_ref.name == course.name_any()
-                    })
-                    .map(|eu| ObjectRef::from_obj(eu.as_ref()))
-                    .collect()
-            }),
+            on_course,
+            endusers.clone(),
         ));
-        let on_reseller = endusers.clone();
-        let reseller_specs = SpecChanges::default();
         let resellers = view.resellers.clone();
         drivers.push(waker_of(
             reseller_feed,
             resellers.clone(),
             wake.clone(),
-            // Its admins are in every end user's tenant-viewer binding.
-            Box::new(move |reseller: &Reseller, deleted| {
-                if !reseller_specs.changed(reseller, deleted) {
-                    return Vec::new();
-                }
-                let ns = naming::reseller_namespace(&reseller.name_any());
-                on_reseller
-                    .state()
-                    .iter()
-                    .filter(|eu| eu.namespace().as_deref() == Some(ns.as_str()))
-                    .map(|eu| ObjectRef::from_obj(eu.as_ref()))
-                    .collect()
-            }),
+            of_reseller,
+            endusers.clone(),
         ));
         let stateful_sets = reflector_of(
             watcher(
