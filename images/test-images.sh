@@ -15,6 +15,9 @@ export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
 for tool in curl openssl; do
   command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $tool >/dev/null
 done
+# the DKIM verifier and the relay the mail checks use
+/usr/bin/python3 -c 'import dkim, aiosmtpd' 2>/dev/null ||
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-dkim python3-aiosmtpd >/dev/null
 
 all=(mariadb postgresql web-php8.2 web-php8.4 ftp mail)
 want=("$@")
@@ -65,17 +68,19 @@ rootfs() {  # IMAGE -> prints the unpacked rootfs (cached per archive)
   echo "$dir"
 }
 
-# run NAME IMAGE SRV_DIR [--tls DIR] [K=V...]: starts a container in the background.
+# run NAME IMAGE SRV_DIR [--tls DIR] [--dkim KEY] [K=V...]: starts a container in the
+# background (KEY: a DKIM private key, mounted as the dkim Secret is).
 run() {
-  local name=$1 image=$2 srv=$3 tls=; shift 3
+  local name=$1 image=$2 srv=$3 tls= dkim=; shift 3
   if [ "${1:-}" = --tls ]; then tls=$2; shift 2; fi
+  if [ "${1:-}" = --dkim ]; then dkim=$2; shift 2; fi
   local r; r=$(rootfs "$image")
   mkdir -p "$srv"; chown 10001:10001 "$srv"
   local ienv=(); mapfile -t ienv <"$r.env"
   env -i "${ienv[@]}" HOSTNAME="$name" "$@" \
     ip netns exec "$ns" unshare --pid --fork --kill-child --uts --mount --propagation private \
     /bin/bash -c '
-      set -e; r=$1 srv=$2 tls=$3
+      set -e; r=$1 srv=$2 tls=$3 dkim=$4
       mount --bind "$r" "$r"
       mount -t proc proc "$r/proc"
       mount -t tmpfs -o mode=1777,size=256m tmpfs "$r/tmp"
@@ -90,17 +95,24 @@ run() {
       [ -e "$r/etc/hosts" ] && mount --bind "$r/tmp/.hosts" "$r/etc/hosts"
       : >"$r/tmp/.resolv"; [ -e "$r/etc/resolv.conf" ] && mount --bind "$r/tmp/.resolv" "$r/etc/resolv.conf"
       hostname "$HOSTNAME"
-      if [ -n "$tls" ]; then
-        mount -t tmpfs -o size=1m tmpfs "$r/run"; mkdir -p "$r/run/secrets/oem-tls"
-        cp "$tls/tls.crt" "$tls/tls.key" "$r/run/secrets/oem-tls/"
-        chmod 644 "$r/run/secrets/oem-tls/"*   # the default mode of a Secret volume
+      if [ -n "$tls$dkim" ]; then
+        mount -t tmpfs -o size=1m tmpfs "$r/run"
+        if [ -n "$tls" ]; then
+          mkdir -p "$r/run/secrets/oem-tls"
+          cp "$tls/tls.crt" "$tls/tls.key" "$r/run/secrets/oem-tls/"
+          chmod 644 "$r/run/secrets/oem-tls/"*   # the default mode of a Secret volume
+        fi
+        if [ -n "$dkim" ]; then
+          mkdir -p "$r/run/secrets/oem-dkim"
+          cp "$dkim" "$r/run/secrets/oem-dkim/private-key"; chmod 644 "$r/run/secrets/oem-dkim/private-key"
+        fi
         mount -o remount,ro "$r/run"
       fi
       mount -o remount,bind,ro "$r"
       cd "$r"
       exec chroot "$r" /usr/bin/setpriv --reuid 10001 --regid 10001 --clear-groups \
         --inh-caps=-all --bounding-set=-all --no-new-privs /usr/local/bin/entrypoint.sh
-    ' oem-run "$r" "$srv" "$tls" >>"$work/$name.log" 2>&1 &
+    ' oem-run "$r" "$srv" "$tls" "$dkim" >>"$work/$name.log" 2>&1 &
   UPID[$name]=$!
 }
 init_pid() { pgrep -P "${UPID[$1]}" 2>/dev/null | head -1 || true; }
@@ -358,8 +370,16 @@ fi
 # --- mail -----------------------------------------------------------------------------------
 if has mail; then
   say "mail"
-  run mail mail "$work/srv-mail" MAIL_DOMAINS="example.test, Other.test" MAIL_HOSTNAME=mail.example.test \
-    MAX_SENDS_PER_HOUR=2 MAIL_ACCOUNTS=$'alice@example.test:alice-pw\r\nBob@other.test:b:o b\n'
+  # The provider's relay takes the outbound mail (a real SMTP server in the namespace); the
+  # MTA signs it with a DKIM key made as the operator makes one (RSA 2048, PKCS #1 PEM).
+  mkdir -p "$work/relay"
+  in_ns /usr/bin/python3 "$repo/e2e/daemons/smtp_sink.py" --port 2626 --dir "$work/relay" >"$work/relay.log" 2>&1 &
+  UPID[relay]=$!
+  openssl genrsa -traditional -out "$work/dkim.key" 2048 2>/dev/null
+  dkim_txt="v=DKIM1; k=rsa; p=$(openssl rsa -in "$work/dkim.key" -pubout -outform DER 2>/dev/null | base64 -w0)"
+  run mail mail "$work/srv-mail" --dkim "$work/dkim.key" MAIL_DOMAINS="example.test, Other.test" MAIL_HOSTNAME=mail.example.test \
+    MAX_SENDS_PER_HOUR=2 MAIL_ACCOUNTS=$'alice@example.test:alice-pw\r\nBob@other.test:b:o b\n' \
+    MAIL_RELAY=127.0.0.1:2626 MAIL_DKIM_SELECTOR=sel1
   mail_up() { wait_tcp mail 4465 60 && wait_tcp mail 1993 30 && wait_tcp mail 9154 30; }
   check "mail: up (smtps 4465, imaps 1993, metrics 9154)" mail_up
   check "mail: listens on 2525 2587 4465 1110 1995 1143 1993 9154" bash -c \
@@ -388,10 +408,21 @@ if has mail; then
   # (Dovecot allows plaintext logins from its own address, so "no login without TLS" on
   # 1143/1110 cannot be shown over loopback; disable_plaintext_auth = yes covers the rest.)
   for n in 1 2; do
-    msg alice@example.test "friend$n@remote.test" "relay-$n"
+    # the second one's From: is the account's other domain, which signs it (d=other.test)
+    from=alice@example.test; [ $n = 2 ] && from=Alice@Other.test
+    msg "$from" "friend$n@remote.test" "relay-$n"
     check "mail: authenticated relay #$n to a remote domain accepted" \
       c --ssl-reqd -k smtp://127.0.0.1:2587 --user alice@example.test:alice-pw --mail-from alice@example.test --mail-rcpt "friend$n@remote.test" -T "$work/msg.eml"
   done
+  relayed() { local i; for ((i = 0; i < 50; i++)); do [ -s "$work/relay/0000$1.eml" ] && return 0; sleep 0.2; done; ls -la "$work/relay"; tail -5 "$work/relay.log"; return 1; }
+  check "mail: both relays reached the provider's relay (MAIL_RELAY)" bash -c "$(declare -f relayed); work=$work; relayed 1 && relayed 2"
+  for n in 1 2; do
+    d=example.test; [ $n = 2 ] && d=other.test
+    check "mail: relay #$n carries a DKIM signature by $d that dkimpy verifies with the published key" \
+      /usr/bin/python3 "$repo/e2e/daemons/dkim_verify.py" "$work/relay/0000$n.eml" "$d" sel1 "$dkim_txt"
+  done
+  check "mail: a record of another key does not verify it" bash -c "openssl genrsa 2048 2>/dev/null | openssl rsa -pubout -outform DER 2>/dev/null | base64 -w0 >$work/other.pub;
+    ! /usr/bin/python3 $repo/e2e/daemons/dkim_verify.py $work/relay/00001.eml example.test sel1 \"v=DKIM1; k=rsa; p=\$(cat $work/other.pub)\""
   msg spoofed@bank.test friend3@remote.test "spoofed"
   check "mail: an authenticated client cannot send as another domain" bash -c "! ip netns exec $ns curl -sS --max-time 10 --ssl-reqd -k smtp://127.0.0.1:2587 --user alice@example.test:alice-pw --mail-from spoofed@bank.test --mail-rcpt friend3@remote.test -T $work/msg.eml"
   msg alice@example.test friend3@remote.test "relay-3"

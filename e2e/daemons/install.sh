@@ -2,7 +2,7 @@
 # Installs the real daemons the probe tests run against (operator/tests/probes*.rs):
 # nginx, postfix, dovecot (imap, pop3), vsftpd, postgresql, mariadb and openssl; and what the
 # alerting and usage tests run: prometheus (with promtool), alertmanager and an SMTP server
-# (python3-aiosmtpd).
+# (python3-aiosmtpd); and the DKIM verifier the mail tests check signatures with (python3-dkim).
 # Idempotent: does nothing when every binary is present. Leaves no system service running:
 # the tests start their own instances on 127.0.0.1 high ports with state in a temp dir.
 set -euo pipefail
@@ -22,6 +22,7 @@ have_all() {
     [ -x /usr/bin/promtool ] || return 1
     [ -x /usr/bin/prometheus-alertmanager ] || return 1
     /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || return 1
+    /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || return 1
 }
 
 if have_all; then
@@ -63,7 +64,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     nginx postfix dovecot-core dovecot-imapd dovecot-pop3d vsftpd \
     postgresql mariadb-server openssl ca-certificates \
-    prometheus prometheus-alertmanager python3-aiosmtpd
+    prometheus prometheus-alertmanager python3-aiosmtpd python3-dkim
 
 # Belt and braces: make sure nothing the packages ship is left running or enabled.
 for svc in nginx postfix dovecot vsftpd postgresql mariadb mysql prometheus prometheus-alertmanager; do

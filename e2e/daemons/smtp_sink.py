@@ -7,7 +7,9 @@ Run with Debian's interpreter (aiosmtpd is installed for it, not for pyenv's):
         --cert cert.pem --key key.pem --user notify --password-file pw.txt
 
 Options:
-  --port N            listen on 127.0.0.1:N (required)
+  --port N            listen on port N (required)
+  --host ADDRESS      listen on this address (default 127.0.0.1), e.g. the test node's address
+                      for pods on a real node
   --dir PATH          write each message to PATH/<n>.eml, atomically (required)
   --cert/--key PATH   offer STARTTLS with this certificate (both or neither)
   --require-tls       refuse MAIL before STARTTLS
@@ -79,6 +81,7 @@ class Authenticator:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--dir", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
@@ -106,7 +109,7 @@ def main():
         # AUTH over plain text only when no TLS is offered (tests without certificates).
         kwargs["auth_require_tls"] = bool(a.cert)
     controller = Controller(
-        Sink(a.dir, a.fail_first), hostname="127.0.0.1", port=a.port, **kwargs
+        Sink(a.dir, a.fail_first), hostname=a.host, port=a.port, **kwargs
     )
     controller.start()
     print(f"ready {a.port}", flush=True)

@@ -4,7 +4,10 @@
 # all as uid 10001 with no capabilities.
 # env: MAIL_DOMAINS (comma-separated), MAIL_HOSTNAME, MAX_SENDS_PER_HOUR (0 = no limit),
 #      MAIL_ACCOUNTS (lines address:password), MAIL_LOCKED (true: outbound mail locked for mass
-#      mailing; relaying refused and queued outbound mail held; default false).
+#      mailing; relaying refused and queued outbound mail held; default false),
+#      MAIL_DKIM_SELECTOR (default oem; the key is /run/secrets/oem-dkim/private-key, signing
+#      starts when it is there), MAIL_RELAY (IP:port or [IPv6]:port of the provider's relay that
+#      takes all outbound mail; empty: straight to each recipient's MX).
 OEM_IMAGE=mail
 . /usr/local/lib/oem/lib.sh
 oem_own_stdio
@@ -17,6 +20,20 @@ export MAX_SENDS_PER_HOUR
 MAIL_LOCKED=${MAIL_LOCKED:-false}
 [[ $MAIL_LOCKED =~ ^(true|false)$ ]] || die "MAIL_LOCKED must be true or false, not '$MAIL_LOCKED'"
 export MAIL_LOCKED
+MAIL_DKIM_SELECTOR=${MAIL_DKIM_SELECTOR:-oem}
+[[ $MAIL_DKIM_SELECTOR =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "invalid MAIL_DKIM_SELECTOR '$MAIL_DKIM_SELECTOR'"
+DKIM_KEY=/run/secrets/oem-dkim/private-key
+relay_host= relay_port=
+if [ -n "${MAIL_RELAY:-}" ]; then
+  if [[ $MAIL_RELAY =~ ^([0-9.]+):([0-9]+)$ ]]; then
+    relay_host=${BASH_REMATCH[1]} relay_port=${BASH_REMATCH[2]}
+  elif [[ $MAIL_RELAY =~ ^\[([0-9A-Fa-f:.]+)\]:([0-9]+)$ ]]; then
+    relay_host="<; ${BASH_REMATCH[1]}" relay_port=${BASH_REMATCH[2]}
+  else
+    die "MAIL_RELAY must be IP:port or [IPv6]:port, not '$MAIL_RELAY'"
+  fi
+  [ "$relay_port" -ge 1 ] && [ "$relay_port" -le 65535 ] || die "MAIL_RELAY's port must be 1-65535, not $relay_port"
+fi
 
 # domains: lower case, no spaces, each a plain domain name
 domains=()
@@ -60,11 +77,18 @@ chmod 700 /tmp/oem-mail /srv/mail /srv/spool
   echo $n >/tmp/oem-mail/count
 )
 log "$(cat /tmp/oem-mail/count) account(s) for ${domains[*]}; hostname $hostname; limit ${MAX_SENDS_PER_HOUR} sends/hour$([ "$MAIL_LOCKED" = true ] && echo '; outbound mail LOCKED')"
+log "outbound: ${MAIL_RELAY:-straight to each MX}; DKIM selector $MAIL_DKIM_SELECTOR, $([ -r "$DKIM_KEY" ] && echo "signing" || echo "no key yet (signing starts when the dkim Secret is mounted)")"
 {
   echo "OEM_HOSTNAME = $hostname"
   echo "OEM_QUALIFY = ${domains[0]}"
   echo "OEM_LOCKED = $([ "$MAIL_LOCKED" = true ] && echo yes || echo no)"
   printf 'OEM_DOMAINS = %s\n' "$(IFS=:; echo "${domains[*]}" | sed 's/:/ : /g')"
+  echo "OEM_DKIM_SELECTOR = $MAIL_DKIM_SELECTOR"
+  echo "OEM_DKIM_KEY = $DKIM_KEY"
+  if [ -n "$relay_host" ]; then
+    echo "OEM_RELAY_HOST = $relay_host"
+    echo "OEM_RELAY_PORT = $relay_port"
+  fi
 } >/tmp/oem-mail/macros.conf
 
 exim4 -bV >/tmp/oem-mail/exim-bV.txt 2>&1 || { cat /tmp/oem-mail/exim-bV.txt >&2; die "Exim's configuration is invalid"; }
