@@ -353,6 +353,11 @@ pub struct EndUserStatus {
     /// True while the account's outbound mail is locked after sending above the course's rate.
     #[serde(default)]
     pub mail_locked: bool,
+    /// The DNS records each of the end user's domains needs (web and mail addresses, MX, SPF,
+    /// the DKIM public key), for the end user to publish where its domains are hosted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub dns: Vec<DnsRecord>,
     /// Standard conditions; Ready is True when every workload is ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::conditions")]
@@ -393,9 +398,87 @@ pub struct ServiceHealth {
     pub message: Option<String>,
 }
 
+/// A DNS record of one of the end user's domains.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsRecord {
+    /// The record's owner name, without the final dot, e.g. `mail.example.jp`.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// A, AAAA, CNAME, MX or TXT.
+    #[serde(rename = "type")]
+    pub type_: DnsRecordType,
+    /// The record's data as a zone file writes it: an address, a host name with its final dot
+    /// (CNAME), `10 mail.example.jp.` for MX,
+    /// the text of a TXT record (one string; a zone file splits it into 255-byte pieces).
+    #[schemars(length(max = 1024))]
+    pub value: String,
+    /// What the record is for.
+    pub purpose: DnsPurpose,
+}
+
+/// The DNS record types `status.dns` lists.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DnsRecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+    #[serde(rename = "CNAME")]
+    Cname,
+    #[serde(rename = "MX")]
+    Mx,
+    #[serde(rename = "TXT")]
+    Txt,
+}
+
+impl DnsRecordType {
+    /// The type as zone files and `status.dns` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsRecordType::A => "A",
+            DnsRecordType::Aaaa => "AAAA",
+            DnsRecordType::Cname => "CNAME",
+            DnsRecordType::Mx => "MX",
+            DnsRecordType::Txt => "TXT",
+        }
+    }
+}
+
+/// What a DNS record of `status.dns` is for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DnsPurpose {
+    /// The domain's web site: its address.
+    Web,
+    /// Mail for the domain: its MX and the mail host's address.
+    Mail,
+    /// Which servers may send the domain's mail (SPF, RFC 7208).
+    Spf,
+    /// The public key that verifies the domain's signed mail (DKIM, RFC 6376).
+    Dkim,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_record_types_serialise_as_zone_files_write_them() {
+        let names: Vec<serde_json::Value> = [
+            DnsRecordType::A,
+            DnsRecordType::Aaaa,
+            DnsRecordType::Cname,
+            DnsRecordType::Mx,
+            DnsRecordType::Txt,
+        ]
+        .iter()
+        .map(|t| {
+            let json = serde_json::to_value(t).expect("serialisable");
+            assert_eq!(json, serde_json::Value::from(t.as_str()));
+            json
+        })
+        .collect();
+        assert_eq!(names, ["A", "AAAA", "CNAME", "MX", "TXT"]);
+    }
 
     #[test]
     fn service_names_serialise_as_written_in_yaml() {

@@ -488,6 +488,8 @@ pub struct SmtpSinkOptions {
     pub user: Option<(String, String)>,
     /// Answer the first N messages with a transient 451.
     pub fail_first: u32,
+    /// Listen on this address instead of 127.0.0.1, e.g. the real node's, for pods.
+    pub host: Option<String>,
 }
 
 /// A running SMTP server keeping every message it accepts.
@@ -511,7 +513,8 @@ impl SmtpSink {
             .args(["--port", &port.to_string()])
             .arg("--dir")
             .arg(&mail)
-            .args(["--fail-first", &options.fail_first.to_string()]);
+            .args(["--fail-first", &options.fail_first.to_string()])
+            .args(["--host", options.host.as_deref().unwrap_or("127.0.0.1")]);
         let mut ca_pem = None;
         if options.tls {
             let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])

@@ -222,7 +222,7 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
     );
 
     // With the Ingress: class, host and TLS as given; the panel trusts X-Forwarded-For and
-    // only the ingress controller's namespace may reach it; the front door lands in the config.
+    // only the ingress controller's namespace may reach it.
     let objects = render(
         cluster,
         &[
@@ -234,10 +234,6 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
             "panel.ingress.host=panel.example.net",
             "--set",
             "panel.ingress.tlsSecretName=panel-tls",
-            "--set",
-            "panel.config.frontDoor.ipv4[0]=192.0.2.10",
-            "--set",
-            "panel.config.frontDoor.mailExchanger=mx.example.net",
             "--set",
             "operator.config.network.ingressNamespace=edge",
         ],
@@ -261,11 +257,6 @@ async fn the_chart_renders_the_panel_restricted_with_its_rbac_and_an_optional_in
     assert_eq!(
         config["clientAddressHeader"].as_str(),
         Some("x-forwarded-for")
-    );
-    assert_eq!(config["frontDoor"]["ipv4"][0].as_str(), Some("192.0.2.10"));
-    assert_eq!(
-        config["frontDoor"]["mailExchanger"].as_str(),
-        Some("mx.example.net")
     );
     let from = &must(&objects, "NetworkPolicy", NAME)?["spec"]["ingress"][0]["from"];
     assert_eq!(

@@ -145,6 +145,7 @@ async fn bench(
         tls: true,
         user: Some(("notify".into(), "mail-secret".into())),
         fail_first: 0,
+        host: None,
     })
     .await?;
     let password_file = dir.path().join("smtp-password");

@@ -167,6 +167,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
         tls: true,
         user: Some(("notify".into(), "mail-secret".into())),
         fail_first: 0,
+        host: None,
     })
     .await?;
     let password_file = dir.path().join("smtp-password");

@@ -68,6 +68,7 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
         tls: false,
         user: None,
         fail_first: 0,
+        host: None,
     })
     .await?;
     // PHP 8.2 names an image the node does not have: the broken end user's course uses it.

@@ -142,6 +142,7 @@ async fn end_users_on_a_node_that_goes_down_get_one_notice_per_contact() -> anyh
         tls: false,
         user: None,
         fail_first: 0,
+        host: None,
     })
     .await?;
     let db_port = tokio::task::spawn_blocking(daemons::postgres).await?;

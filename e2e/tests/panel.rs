@@ -44,6 +44,9 @@ async fn the_issued_password_logs_in_and_the_overview_shows_the_hosting() -> any
         format!("shop.{}.example.jp", f.namespace),
         "192.0.2.80".to_owned(),
         "10 mx.example.net.".to_owned(),
+        "v=spf1 a mx ~all".to_owned(),
+        format!("oem._domainkey.shop.{}.example.jp", f.namespace),
+        "v=DKIM1; k=rsa; p=MIIBIjAN".to_owned(),
         "稼働中".to_owned(),
     ] {
         assert!(

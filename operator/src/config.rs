@@ -14,6 +14,7 @@ use serde::Deserialize;
 // Each part's configuration type, from its own leaf module (never the part itself, which
 // reads the whole configuration through the context): nothing here leads back to this file.
 use crate::alerting::config::AlertingConfig;
+use crate::hosting::config::{FrontDoor, MailConfig};
 use crate::leader::LeaderElectionConfig;
 use crate::monitor::config::MonitorConfig;
 use crate::monitor::probes::config::ProbeConfig;
@@ -203,6 +204,10 @@ pub struct Config {
     pub panel_service_account: Option<ServiceAccountRef>,
     /// The Lease the replicas elect their leader on (`leader.rs`).
     pub leader_election: LeaderElectionConfig,
+    /// Where the end users' domains point (their DNS records in `status.dns`).
+    pub front_door: FrontDoor,
+    /// End users' mail: DKIM selector, the provider's relay, the SPF record.
+    pub mail: MailConfig,
 }
 
 impl Default for Config {
@@ -230,6 +235,8 @@ impl Default for Config {
             webhooks_service_account: None,
             panel_service_account: None,
             leader_election: LeaderElectionConfig::default(),
+            front_door: FrontDoor::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -424,6 +431,12 @@ impl Config {
         if let Err(message) = self.leader_election.validate() {
             return invalid("leaderElection", &message);
         }
+        if let Err(message) = self.mail.validate() {
+            return invalid("mail", &message);
+        }
+        if let Err(message) = self.front_door.validate() {
+            return invalid("frontDoor", &message);
+        }
         for (field, image) in [
             ("images.ftp".to_owned(), self.images.ftp.as_str()),
             ("images.mail".to_owned(), self.images.mail.as_str()),
@@ -460,6 +473,8 @@ mod tests {
             ("alerting:\n  notifyAfer: 5m\n", "notifyAfer"),
             ("usage:\n  intervall: 1m\n", "intervall"),
             ("network:\n  ingresClass: traefik\n", "ingresClass"),
+            ("mail:\n  dkimSelectr: a\n", "dkimSelectr"),
+            ("frontDoor:\n  mailExchangr: mx\n", "mailExchangr"),
             ("resourceSplit:\n  wbe: 50\n", "wbe"),
             ("placement:\n  nodeSelectr: {}\n", "nodeSelectr"),
         ] {

@@ -57,6 +57,9 @@ pub enum Error {
     EndUsersRemain { reseller: String, count: i32 },
     #[error(transparent)]
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    /// Something of the operator's own failed, e.g. making a key: retried as transient.
+    #[error("{what}: {message}")]
+    Internal { what: String, message: String },
     #[error("serialising {what}: {source}")]
     Serialize {
         what: &'static str,
@@ -90,7 +93,7 @@ impl Error {
                 }
                 _ => ErrorClass::Transient,
             },
-            Error::Serialize { .. } => ErrorClass::Transient,
+            Error::Serialize { .. } | Error::Internal { .. } => ErrorClass::Transient,
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.class(),
@@ -110,7 +113,7 @@ impl Error {
             Error::NotInResellerNamespace { .. } => "NotInResellerNamespace",
             Error::PasswordSecret { .. } => "PasswordSecretInvalid",
             Error::HostingNamespaceNotOwned { .. } => "HostingNamespaceConflict",
-            Error::Serialize { .. } => "InternalError",
+            Error::Serialize { .. } | Error::Internal { .. } => "InternalError",
             Error::EndUsersRemain { .. } => "EndUsersRemain",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)

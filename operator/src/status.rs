@@ -42,6 +42,7 @@ pub mod owners {
             "hostingNamespace",
             "passwordSecret",
             "domainCount",
+            "dns",
             "conditions",
             "observedGeneration",
         ],

@@ -2,7 +2,7 @@
 //! (`--config <file>` / `OEM_PANEL_CONFIG`) with a few environment overrides, validated with a
 //! clear message. Every duration is here so tests can scale time.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,20 +84,6 @@ impl Default for SessionConfig {
     }
 }
 
-/// Where the provider's front door (ingress) answers: what the end users' DNS records point to.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct FrontDoor {
-    /// IPv4 addresses for A records (apex domains, and subdomains when there is no `cname`).
-    pub ipv4: Vec<Ipv4Addr>,
-    /// IPv6 addresses for AAAA records.
-    pub ipv6: Vec<Ipv6Addr>,
-    /// Host name subdomains point to with a CNAME record.
-    pub cname: Option<String>,
-    /// Host name of the mail exchanger, for the MX record of a course with mail.
-    pub mail_exchanger: Option<String>,
-}
-
 /// Time limits of the HTTP server.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -150,7 +136,6 @@ pub struct Config {
     pub client_address_header: Option<String>,
     pub lockout: LockoutConfig,
     pub session: SessionConfig,
-    pub front_door: FrontDoor,
     pub timeouts: ServerTimeouts,
     pub hash_cost: HashCost,
     pub resellers: ResellerPanelConfig,
@@ -188,7 +173,6 @@ impl Default for Config {
             client_address_header: None,
             lockout: LockoutConfig::default(),
             session: SessionConfig::default(),
-            front_door: FrontDoor::default(),
             timeouts: ServerTimeouts::default(),
             hash_cost: HashCost::default(),
             resellers: ResellerPanelConfig::default(),
@@ -322,16 +306,19 @@ mod tests {
     }
 
     #[test]
-    fn a_file_sets_durations_and_the_front_door() {
-        let c: Config = serde_yaml::from_str(
-            "session: {idle: 5m, absolute: 1h, secureCookies: false}\n\
-             frontDoor: {ipv4: [192.0.2.10], cname: door.example.net}\n",
-        )
-        .unwrap();
+    fn a_file_sets_durations() {
+        let c: Config =
+            serde_yaml::from_str("session: {idle: 5m, absolute: 1h, secureCookies: false}\n")
+                .unwrap();
         assert_eq!(c.session.idle, Duration::from_secs(300));
         assert!(!c.session.secure_cookies);
-        assert_eq!(c.front_door.cname.as_deref(), Some("door.example.net"));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_front_door_moved_to_the_operator_and_is_refused_by_name() {
+        let err = serde_yaml::from_str::<Config>("frontDoor: {ipv4: [192.0.2.10]}\n").unwrap_err();
+        assert!(err.to_string().contains("frontDoor"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
 use oem_operator::config::Config;
+use oem_operator::hosting::dkim;
 use oem_operator::hosting::{
     self as build, DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan, rbac,
 };
@@ -136,6 +137,18 @@ async fn raw_one(
         "metadata": {"name": "credentials", "namespace": plan.namespace},
         "stringData": {"ftp-password": "x", "mail-password": "x", "db-password": "x"}
     }))?;
+    // The DKIM key is work the floor must do too: a fresh key per end user with mail.
+    let mut secrets = vec![secret];
+    if plan.mail.is_some() {
+        let key = tokio::task::spawn_blocking(dkim::generate)
+            .await?
+            .map_err(anyhow::Error::msg)?;
+        secrets.push(serde_json::from_value(json!({
+            "metadata": {"name": dkim::DKIM_SECRET, "namespace": plan.namespace,
+                         "annotations": {dkim::ANNOTATION_PUBLIC_KEY: key.public}},
+            "stringData": {dkim::KEY_PRIVATE: key.private_pem}
+        }))?);
+    }
     futures::try_join!(
         write_all::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests),
         write_all::<ResourceQuota>(
@@ -150,10 +163,10 @@ async fn raw_one(
         ),
         write_all::<NetworkPolicy>(
             Api::namespaced(client.clone(), ns),
-            build::network_policies(plan, &config.network),
+            build::network_policies(plan, &config.network, config.mail.relay),
             requests
         ),
-        write_all::<Secret>(Api::namespaced(client.clone(), ns), vec![secret], requests),
+        write_all::<Secret>(Api::namespaced(client.clone(), ns), secrets, requests),
         write_all::<StatefulSet>(
             Api::namespaced(client.clone(), ns),
             build::stateful_sets(plan, config),

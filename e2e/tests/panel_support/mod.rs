@@ -31,10 +31,17 @@ pub async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fix
     let cluster = Cluster::shared().await?;
     let fixture = FIXTURE
         .get_or_try_init(|| async {
+            // The provider's front door, which the end users' DNS records (status.dns) name.
+            let config = cluster.state_dir.join("panel-operator.yaml");
+            std::fs::write(
+                &config,
+                "frontDoor: {ipv4: [192.0.2.80], mailExchanger: mx.example.net}\n",
+            )?;
             let operator = Operator::start(
                 cluster,
                 OperatorOptions {
                     env: vec![
+                        ("OEM_CONFIG".into(), config.display().to_string()),
                         ("OEM_MONITOR_ENABLED".into(), "false".into()),
                         ("OEM_RESYNC_INTERVAL".into(), "20s".into()),
                         ("OEM_SPEC_RETRY".into(), "3s".into()),
@@ -64,11 +71,7 @@ pub async fn fixture() -> anyhow::Result<(&'static Cluster, Client, &'static Fix
             for name in END_USERS {
                 wait_phase(&client, &namespace, name, "Active", LIMIT).await?;
             }
-            let panel = Panel::start(
-                cluster,
-                "frontDoor: {ipv4: [192.0.2.80], mailExchanger: mx.example.net}\n",
-            )
-            .await?;
+            let panel = Panel::start(cluster, "").await?;
             anyhow::Ok(Fixture {
                 _operator: operator,
                 panel,

@@ -148,6 +148,7 @@ async fn apply(
                 message: observed.message.clone(),
                 held: observed.held.clone(),
                 conflict: observed.conflict.clone(),
+                dns: observed.dns.clone(),
             },
             plan.as_ref().map(|p| p.namespace.clone()),
             secret.clone(),
@@ -160,6 +161,7 @@ async fn apply(
                 message: error.to_string(),
                 held: None,
                 conflict: None,
+                dns: None,
             },
             None,
             None,
@@ -226,6 +228,7 @@ async fn provision(
             ),
             held: Some(None),
             conflict,
+            dns: None,
         };
         return Ok((observed, None, None));
     }
@@ -248,6 +251,7 @@ async fn provision(
                 message: why.clone(),
                 held: Some(Some(why)),
                 conflict,
+                dns: None,
             };
             return Ok((observed, None, None));
         }
@@ -306,12 +310,13 @@ async fn provision(
         .applier
         .converge(ctx, &caches.limit_ranges, hosting_ns, vec![limits])
         .await?;
-    let policies = hosting::network_policies(&plan, &config.network);
+    let policies = hosting::network_policies(&plan, &config.network, config.mail.relay);
     caches
         .applier
         .converge(ctx, &caches.network_policies, hosting_ns, policies)
         .await?;
     plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
+    let dkim_public = secrets::ensure_dkim(ctx, caches, &plan).await?;
     plan.tls_version = match caches
         .certificates
         .live(Some(&plan.namespace), crate::hosting::TLS_SECRET)
@@ -340,6 +345,12 @@ async fn provision(
     let mut observed = observe(caches, &plan);
     observed.held = Some(held);
     observed.conflict = conflict;
+    observed.dns = Some(hosting::dns::records(
+        &plan,
+        &config.front_door,
+        &config.mail,
+        dkim_public.as_deref(),
+    ));
     Ok((observed, Some(plan), Some(password_secret)))
 }
 
@@ -423,6 +434,7 @@ async fn write_status(
         hosting_namespace: hosting_namespace.or(previous.hosting_namespace.clone()),
         password_secret: password_secret.or(previous.password_secret.clone()),
         domain_count: Some(i32::try_from(enduser.spec.domains.len()).unwrap_or(i32::MAX)),
+        dns: observed.dns.unwrap_or(previous.dns.clone()),
         observed_generation: enduser.meta().generation,
         conditions,
         ..previous.clone()

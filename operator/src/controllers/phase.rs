@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 use oem_crds::conditions::ConditionStatus;
-use oem_crds::enduser::{EndUserPhase, WAITING_FOR_WORKLOADS};
+use oem_crds::enduser::{DnsRecord, EndUserPhase, WAITING_FOR_WORKLOADS};
 
 use super::cache::Caches;
 use crate::hosting::HostingPlan;
@@ -72,6 +72,8 @@ pub struct Observed {
     pub held: Option<Option<String>>,
     /// Which of its domains another end user holds (`Some(None)`: none; `None`: not known).
     pub conflict: Option<Option<String>>,
+    /// The DNS records its domains need (`None`: not known, so `status.dns` stays as it was).
+    pub dns: Option<Vec<DnsRecord>>,
 }
 
 /// What the workloads of `plan` say, read from the StatefulSet cache (a set turning ready
@@ -85,6 +87,7 @@ pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
             message: "suspended: nothing is served, all data is kept".into(),
             held: None,
             conflict: None,
+            dns: None,
         };
     }
     let sets: Vec<Arc<StatefulSet>> = caches
@@ -125,6 +128,7 @@ pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
             message: format!("{} workloads ready", sets.len()),
             held: None,
             conflict: None,
+            dns: None,
         }
     } else {
         Observed {
@@ -137,6 +141,7 @@ pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
             message: format!("waiting for: {}", not_ready.join(", ")),
             held: None,
             conflict: None,
+            dns: None,
         }
     }
 }

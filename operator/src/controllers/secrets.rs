@@ -16,6 +16,7 @@ use super::cache::Caches;
 use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::hosting::dkim::{self, ANNOTATION_PUBLIC_KEY, DKIM_SECRET, DkimKey, KEY_PRIVATE};
 use crate::hosting::{
     CREDENTIALS_SECRET, HostingPlan, KEY_DB_PASSWORD, KEY_DB_ROOT_PASSWORD, KEY_FTP_PASSWORD,
     KEY_MAIL_ACCOUNTS,
@@ -208,6 +209,132 @@ pub fn first_mailbox(plan: &HostingPlan) -> String {
         Some(domain) => format!("info@{domain}"),
         None => format!("postmaster@{}", plan.mail_hostname()),
     }
+}
+
+/// The hosting namespace's DKIM key when the plan has mail: made once (the `dkim` Secret,
+/// mounted into the mail pod, which signs with it) and never changed while it is usable.
+/// Returns its public half, from the Secret's cached annotation once it was checked against
+/// the private key at that resourceVersion; a Secret edited by hand is read and its
+/// annotation corrected, an unusable key (missing, not an RSA key in PEM) replaced.
+pub async fn ensure_dkim(
+    ctx: &Context,
+    caches: &Caches,
+    plan: &HostingPlan,
+) -> Result<Option<String>> {
+    if plan.mail.is_none() {
+        return Ok(None);
+    }
+    let ns = plan.namespace.as_str();
+    let name = format!("{ns}/{DKIM_SECRET}");
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let cached = caches
+        .secrets
+        .get(&kube::runtime::reflector::ObjectRef::new(DKIM_SECRET).within(ns));
+    match cached {
+        Some(meta) => {
+            let version = meta.resource_version().unwrap_or_default();
+            if let Some(public) = meta.annotations().get(ANNOTATION_PUBLIC_KEY)
+                && caches
+                    .applier
+                    .checked(DKIM_CHECK, ns, DKIM_SECRET, &version, 0)
+            {
+                return Ok(Some(public.clone()));
+            }
+        }
+        // Not cached: most likely new, so make one; an existing one (409) is read below.
+        None => {
+            let key = new_key(&name).await?;
+            let secret = dkim_secret(plan, &key)?;
+            if let Some(version) = create_once(&api, &secret).await? {
+                caches
+                    .applier
+                    .record_check(DKIM_CHECK, ns, DKIM_SECRET, Some(version), 0);
+                tracing::info!(secret = %name, "made the end user's DKIM key");
+                return Ok(Some(key.public));
+            }
+        }
+    }
+    let Some(current) =
+        api.get_opt(DKIM_SECRET)
+            .await
+            .map_err(Error::kube("get", "Secret", name.clone()))?
+    else {
+        // Deleted since the cache saw it: the next reconcile makes a new one.
+        return Ok(None);
+    };
+    let version = current.resource_version();
+    let published = current.annotations().get(ANNOTATION_PUBLIC_KEY).cloned();
+    let private = current
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEY_PRIVATE))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    let usable = match private.as_deref().map(dkim::public_of) {
+        Some(Ok(public)) => Ok(public),
+        Some(Err(why)) => Err(why),
+        None => Err(format!("it has no {KEY_PRIVATE}")),
+    };
+    let patch = match usable {
+        Ok(public) if published.as_deref() == Some(public.as_str()) => {
+            caches
+                .applier
+                .record_check(DKIM_CHECK, ns, DKIM_SECRET, version, 0);
+            return Ok(Some(public));
+        }
+        // The key was put there by hand: publish its public half.
+        Ok(public) => json!({
+            "metadata": {"resourceVersion": version, "annotations": {ANNOTATION_PUBLIC_KEY: public}},
+        }),
+        Err(why) => {
+            tracing::warn!(secret = %name, %why, "the DKIM key is unusable: replacing it");
+            let key = new_key(&name).await?;
+            json!({
+                "metadata": {"resourceVersion": version, "annotations": {ANNOTATION_PUBLIC_KEY: key.public}},
+                "stringData": {KEY_PRIVATE: key.private_pem},
+            })
+        }
+    };
+    // On the version read: a concurrent edit fails it (409) and the next reconcile looks again.
+    let written = api
+        .patch(DKIM_SECRET, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("patch", "Secret", name.clone()))?;
+    Ok(written.annotations().get(ANNOTATION_PUBLIC_KEY).cloned())
+}
+
+/// What [`ensure_dkim`] records: the Secret's annotation was checked to be its key's public half.
+const DKIM_CHECK: &str = "dkim-key";
+
+/// A fresh DKIM key, made on a blocking thread (a quarter of a second of one core).
+async fn new_key(secret: &str) -> Result<DkimKey> {
+    tokio::task::spawn_blocking(dkim::generate)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|made| made)
+        .map_err(|message| Error::Internal {
+            what: format!("DKIM key for Secret {secret}"),
+            message,
+        })
+}
+
+/// The `dkim` Secret holding `key`, its public half in an annotation.
+fn dkim_secret(plan: &HostingPlan, key: &DkimKey) -> Result<Secret> {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": DKIM_SECRET,
+            "namespace": plan.namespace,
+            "labels": plan.labels(),
+            "annotations": {ANNOTATION_PUBLIC_KEY: key.public},
+        },
+        "type": "Opaque",
+        "stringData": {KEY_PRIVATE: key.private_pem}
+    }))
+    .map_err(|source| Error::Serialize {
+        what: "dkim",
+        source,
+    })
 }
 
 /// A reseller's panel logins, `oem-hosting-panel-<reseller>` in the provider's `namespace`:

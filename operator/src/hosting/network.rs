@@ -7,6 +7,8 @@
 //! local real node's bridge plugin does not): the mail lock is also enforced by the mail
 //! container's MTA (`MAIL_LOCKED`, `workloads.rs`), on any cluster.
 
+use std::net::{IpAddr, SocketAddr};
+
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
@@ -99,8 +101,13 @@ fn types(types: &[&str]) -> Option<Vec<String>> {
 }
 
 /// Every NetworkPolicy the namespace should have, by name. A mail-locked plan has no
-/// `allow-smtp-egress`, so the controller removes it.
-pub fn network_policies(plan: &HostingPlan, network: &NetworkConfig) -> Vec<NetworkPolicy> {
+/// `allow-smtp-egress`, so the controller removes it. `relay`: the provider's mail relay,
+/// which the mail pods (and only they) reach on its one port, wherever it is.
+pub fn network_policies(
+    plan: &HostingPlan,
+    network: &NetworkConfig,
+    relay: Option<SocketAddr>,
+) -> Vec<NetworkPolicy> {
     let internet = NetworkPolicyPeer {
         ip_block: Some(IPBlock {
             cidr: "0.0.0.0/0".into(),
@@ -169,10 +176,26 @@ pub fn network_policies(plan: &HostingPlan, network: &NetworkConfig) -> Vec<Netw
             NetworkPolicySpec {
                 pod_selector: Some(mail_pods),
                 policy_types: types(&["Egress"]),
-                egress: Some(vec![NetworkPolicyEgressRule {
-                    to: Some(vec![internet]),
-                    ports: Some(ports("TCP", &SMTP_PORTS)),
-                }]),
+                egress: Some(
+                    std::iter::once(NetworkPolicyEgressRule {
+                        to: Some(vec![internet]),
+                        ports: Some(ports("TCP", &SMTP_PORTS)),
+                    })
+                    .chain(relay.map(|relay| NetworkPolicyEgressRule {
+                        to: Some(vec![NetworkPolicyPeer {
+                            ip_block: Some(IPBlock {
+                                cidr: match relay.ip() {
+                                    IpAddr::V4(ip) => format!("{ip}/32"),
+                                    IpAddr::V6(ip) => format!("{ip}/128"),
+                                },
+                                except: None,
+                            }),
+                            ..NetworkPolicyPeer::default()
+                        }]),
+                        ports: Some(ports("TCP", &[relay.port()])),
+                    }))
+                    .collect(),
+                ),
                 ..NetworkPolicySpec::default()
             },
         ));
@@ -186,7 +209,7 @@ mod tests {
     use super::*;
 
     fn names(plan: &HostingPlan) -> Vec<String> {
-        network_policies(plan, &NetworkConfig::default())
+        network_policies(plan, &NetworkConfig::default(), None)
             .into_iter()
             .filter_map(|p| p.metadata.name)
             .collect()
@@ -194,7 +217,7 @@ mod tests {
 
     #[test]
     fn default_deny_covers_both_directions() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default());
+        let all = network_policies(&business_plan(), &NetworkConfig::default(), None);
         let deny = all[0].spec.as_ref().unwrap();
         assert_eq!(
             deny.policy_types.as_deref(),
@@ -205,7 +228,7 @@ mod tests {
 
     #[test]
     fn ingress_only_from_the_ingress_controller_monitor_and_own_pods() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default());
+        let all = network_policies(&business_plan(), &NetworkConfig::default(), None);
         let ingress = all[1].spec.as_ref().unwrap().ingress.as_ref().unwrap();
         let text = serde_json::to_string(ingress).unwrap();
         assert!(
@@ -217,7 +240,7 @@ mod tests {
 
     /// Every `ipBlock` of every egress rule of the plan's policies.
     fn ip_blocks(plan: &HostingPlan) -> Vec<(String, Vec<String>)> {
-        network_policies(plan, &NetworkConfig::default())
+        network_policies(plan, &NetworkConfig::default(), None)
             .into_iter()
             .flat_map(|p| p.spec.unwrap().egress.unwrap_or_default())
             .flat_map(|rule| rule.to.unwrap_or_default())
@@ -256,7 +279,7 @@ mod tests {
 
     #[test]
     fn only_the_mail_service_pods_reach_remote_smtp() {
-        let all = network_policies(&business_plan(), &NetworkConfig::default());
+        let all = network_policies(&business_plan(), &NetworkConfig::default(), None);
         let smtp_ports = |p: &NetworkPolicy| -> Vec<i32> {
             p.spec
                 .as_ref()
@@ -302,5 +325,27 @@ mod tests {
         assert!(names(&plan).contains(&ALLOW_SMTP_EGRESS.to_owned()));
         plan.mail_locked = true;
         assert!(!names(&plan).contains(&ALLOW_SMTP_EGRESS.to_owned()));
+    }
+
+    #[test]
+    fn the_providers_relay_is_reached_by_the_mail_pods_on_its_port_only_while_unlocked() {
+        let relay: SocketAddr = "10.20.0.5:2525".parse().unwrap();
+        let smtp_rules = |plan: &HostingPlan| {
+            network_policies(plan, &NetworkConfig::default(), Some(relay))
+                .into_iter()
+                .filter(|p| p.metadata.name.as_deref() == Some(ALLOW_SMTP_EGRESS))
+                .flat_map(|p| p.spec.unwrap().egress.unwrap_or_default())
+                .map(|rule| serde_json::to_value(rule).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let mut plan = business_plan();
+        let rules = smtp_rules(&plan);
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(
+            rules[1],
+            serde_json::json!({"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [{"protocol": "TCP", "port": 2525}]})
+        );
+        plan.mail_locked = true;
+        assert!(smtp_rules(&plan).is_empty());
     }
 }

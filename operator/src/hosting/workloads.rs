@@ -99,6 +99,8 @@ const POSTGRESQL_PORTS: [Port; 1] = [("postgresql", 5432, 5432)];
 const DATA_MOUNT: &str = "/srv";
 /// Where the images read the certificate they present (`tls.crt`, `tls.key`; docs/images.md).
 const TLS_MOUNT: &str = "/run/secrets/oem-tls";
+/// Where the mail image reads the DKIM key it signs with (`private-key`; docs/images.md).
+const DKIM_MOUNT: &str = "/run/secrets/oem-dkim";
 
 /// A container of a group: name, image, ports and environment.
 struct ContainerPlan {
@@ -106,6 +108,9 @@ struct ContainerPlan {
     image: String,
     ports: &'static [Port],
     env: Vec<EnvVar>,
+    /// A Secret of the namespace mounted read-only besides the certificate: its name (also the
+    /// volume's) and where.
+    secret_mount: Option<(&'static str, &'static str)>,
 }
 
 fn value(name: &str, value: impl Into<String>) -> EnvVar {
@@ -165,6 +170,7 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                         .as_ref()
                         .map(|db| database_env(plan, db))
                         .unwrap_or_default(),
+                    secret_mount: None,
                 });
             }
             if let Some(ftp) = &plan.ftp {
@@ -188,6 +194,7 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                             },
                         ),
                     ],
+                    secret_mount: None,
                 });
             }
             out
@@ -198,7 +205,11 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                 value("MAIL_HOSTNAME", plan.mail_hostname()),
                 value("MAX_SENDS_PER_HOUR", plan.mail.unwrap_or(0).to_string()),
                 secret("MAIL_ACCOUNTS", super::KEY_MAIL_ACCOUNTS),
+                value("MAIL_DKIM_SELECTOR", config.mail.dkim_selector.clone()),
             ];
+            if let Some(relay) = config.mail.relay {
+                env.push(value("MAIL_RELAY", relay.to_string()));
+            }
             // The mail lock is enforced by the MTA itself (relaying refused, queued outbound
             // mail held), whatever the cluster's CNI does with the NetworkPolicy. Only while
             // locked: the variable's arrival and departure restart the mail pod, nothing else.
@@ -210,6 +221,7 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                 image: config.images.mail.clone(),
                 ports: &MAIL_PORTS,
                 env,
+                secret_mount: Some((super::dkim::DKIM_SECRET, DKIM_MOUNT)),
             }]
         }
         ServiceGroup::Db => match &plan.database {
@@ -225,6 +237,7 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
                     image: db.image.clone(),
                     ports,
                     env,
+                    secret_mount: None,
                 }]
             }
             None => Vec::new(),
@@ -295,19 +308,29 @@ fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Container
             limits: Some(bounds),
             ..ResourceRequirements::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_MOUNT.into(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tls".into(),
-                mount_path: TLS_MOUNT.into(),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: DATA_MOUNT.into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "tls".into(),
+                    mount_path: TLS_MOUNT.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(c.secret_mount.map(|(name, path)| VolumeMount {
+                name: name.into(),
+                mount_path: path.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         // A first start (a database initialising its files on a busy node) may take minutes;
         // liveness counts only once the port has answered.
         startup_probe: Some(tcp_probe(first_port, 5, Some(60))),
@@ -428,16 +451,26 @@ pub fn stateful_sets(plan: &HostingPlan, config: &Config) -> Vec<StatefulSet> {
                 }),
                 containers: cs.iter().map(|c| container(c, res, cs.len())).collect(),
                 // Readable by the group (fsGroup), not by others.
-                volumes: Some(vec![Volume {
-                    name: "tls".into(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(super::TLS_SECRET.into()),
-                        optional: Some(true),
-                        default_mode: Some(0o440),
-                        items: None,
-                    }),
-                    ..Volume::default()
-                }]),
+                // Optional: a Secret made after the pod started is projected into it (the MTA
+                // reads its DKIM key at each delivery).
+                volumes: Some(
+                    std::iter::once(super::TLS_SECRET)
+                        .chain(
+                            cs.iter()
+                                .filter_map(|c| c.secret_mount.map(|(name, _)| name)),
+                        )
+                        .map(|name| Volume {
+                            name: name.into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(name.into()),
+                                optional: Some(true),
+                                default_mode: Some(0o440),
+                                items: None,
+                            }),
+                            ..Volume::default()
+                        })
+                        .collect(),
+                ),
                 node_selector: (!placement.node_selector.is_empty())
                     .then(|| placement.node_selector.clone()),
                 tolerations: (!placement.tolerations.is_empty())

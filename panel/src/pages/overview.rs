@@ -7,11 +7,11 @@ use std::fmt::Write;
 use http::StatusCode;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use oem_crds::course::Course;
-use oem_crds::enduser::{EndUserPhase, HealthState};
+use oem_crds::enduser::{DnsPurpose, DnsRecord, EndUserPhase, HealthState};
 use oem_crds::incident::{IncidentKind, IncidentPhase};
 use oem_crds::quantity;
 
-use super::{dns, time_zone, user_page, when};
+use super::{time_zone, user_page, when};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::app::{App, UserRequest};
@@ -19,6 +19,39 @@ use crate::cache::PlannedWork;
 use crate::html::esc;
 use crate::i18n::{Lang, Texts};
 use crate::web::Reply;
+
+/// The rows of the DNS table, from `status.dns` (the operator's, from the provider's front door
+/// and the end user's DKIM key): each domain's records (its DKIM key's among them), a row
+/// without a value ("ask support") for a domain whose web address the provider has not set,
+/// then the rest (the mail host's addresses).
+fn dns_rows<'a>(
+    domains: &'a [String],
+    records: &'a [DnsRecord],
+    web: bool,
+) -> Vec<(&'a str, &'static str, Option<&'a str>)> {
+    let of = |r: &DnsRecord, domain: &str| {
+        r.name == domain
+            || r.name
+                .strip_suffix(domain)
+                .is_some_and(|head| head.ends_with("._domainkey."))
+    };
+    let row = |r: &'a DnsRecord| (r.name.as_str(), r.type_.as_str(), Some(r.value.as_str()));
+    let mut rows = Vec::new();
+    for domain in domains {
+        let own: Vec<&DnsRecord> = records.iter().filter(|r| of(r, domain)).collect();
+        if web && !own.iter().any(|r| r.purpose == DnsPurpose::Web) {
+            rows.push((domain.as_str(), "A", None));
+        }
+        rows.extend(own.into_iter().map(row));
+    }
+    rows.extend(
+        records
+            .iter()
+            .filter(|r| !domains.iter().any(|d| of(r, d)))
+            .map(row),
+    );
+    rows
+}
 
 pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
     let texts = user.lang.texts();
@@ -78,9 +111,9 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
     body.push_str(&course_section(texts, course.as_deref(), chosen_php));
     body.push_str(&usage_section(texts, course.as_deref(), &status.usage, &tz));
 
-    let mail = course
+    let web = course
         .as_ref()
-        .is_some_and(|c| c.spec.services.mail.is_some());
+        .is_some_and(|c| c.spec.services.web.is_some());
     let _ = write!(
         body,
         "<section aria-labelledby=\"h-dns\"><h2 id=\"h-dns\">{}</h2>",
@@ -98,16 +131,14 @@ pub fn page(app: &App, user: &UserRequest<'_>) -> Reply {
             esc(texts.record_type),
             esc(texts.value)
         );
-        for domain in &eu.spec.domains {
-            for r in dns::records(domain, &app.config.front_door, mail) {
-                let _ = write!(
-                    body,
-                    "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                    esc(&r.host),
-                    esc(r.kind),
-                    esc(r.value.as_deref().unwrap_or(texts.dns_unset))
-                );
-            }
+        for (name, kind, value) in dns_rows(&eu.spec.domains, &status.dns, web) {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td><code class=\"record\">{}</code></td></tr>",
+                esc(name),
+                esc(kind),
+                esc(value.unwrap_or(texts.dns_unset))
+            );
         }
         body.push_str("</tbody></table>");
     }
@@ -388,5 +419,42 @@ mod tests {
             used_cell(texts, Some(&Quantity("<b>".into())), None),
             "&lt;b&gt;"
         );
+    }
+
+    #[test]
+    fn dns_rows_group_each_domains_records_and_say_what_the_provider_has_not_set() {
+        let record = |name: &str, type_, value: &str, purpose| DnsRecord {
+            name: name.into(),
+            type_,
+            value: value.into(),
+            purpose,
+        };
+        use oem_crds::enduser::DnsRecordType::{A, Mx, Txt};
+        let records = vec![
+            record("a.jp", A, "192.0.2.1", DnsPurpose::Web),
+            record("a.jp", Mx, "10 mail.a.jp.", DnsPurpose::Mail),
+            record(
+                "oem._domainkey.a.jp",
+                Txt,
+                "v=DKIM1; k=rsa; p=K",
+                DnsPurpose::Dkim,
+            ),
+            record("b.jp", Mx, "10 mail.a.jp.", DnsPurpose::Mail),
+            record("mail.a.jp", A, "192.0.2.1", DnsPurpose::Mail),
+        ];
+        let domains = vec!["a.jp".to_owned(), "b.jp".to_owned()];
+        let rows = dns_rows(&domains, &records, true);
+        assert_eq!(
+            rows,
+            [
+                ("a.jp", "A", Some("192.0.2.1")),
+                ("a.jp", "MX", Some("10 mail.a.jp.")),
+                ("oem._domainkey.a.jp", "TXT", Some("v=DKIM1; k=rsa; p=K")),
+                ("b.jp", "A", None),
+                ("b.jp", "MX", Some("10 mail.a.jp.")),
+                ("mail.a.jp", "A", Some("192.0.2.1")),
+            ]
+        );
+        assert_eq!(dns_rows(&domains, &[], false), []);
     }
 }
