@@ -248,6 +248,28 @@ pub async fn upload_over_ftps(
     .await
 }
 
+/// Sends one mail from `account` (address, password) to `to` over smtps (465) of the mail
+/// Service at `ip`; curl's error on a refusal.
+pub fn send_over_smtps(
+    ip: &str,
+    account: &(String, String),
+    to: &str,
+    file: &str,
+) -> anyhow::Result<String> {
+    curl(&[
+        "--ssl-reqd",
+        "--user",
+        &format!("{}:{}", account.0, account.1),
+        "--mail-from",
+        &account.0,
+        "--mail-rcpt",
+        to,
+        "-T",
+        file,
+        &format!("smtps://{ip}:465"),
+    ])
+}
+
 /// The first `address:password` line of the end user's `mail-accounts`.
 pub fn first_mail_account(served: &Served) -> anyhow::Result<(String, String)> {
     let accounts = secret_value(&served.credentials, "mail-accounts")?;

@@ -22,8 +22,8 @@ use oem_e2e::hosting::{self, apply_course, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
 use oem_e2e::real_hosting::{
-    active_on_the_real_node, cluster_ip, curl, first_mail_account, import_images, pods_report,
-    retrying,
+    active_on_the_real_node, cluster_ip, first_mail_account, import_images, pods_report, retrying,
+    send_over_smtps,
 };
 use oem_e2e::{Cluster, wait};
 use serde_json::json;
@@ -35,22 +35,6 @@ const SELECTOR: &str = "s2026";
 const OUTSIDE: &str = "someone@elsewhere.example.com";
 /// Debian's interpreter, for which python3-dkim is installed.
 const PYTHON: &str = "/usr/bin/python3";
-
-/// Sends one mail from the account to [`OUTSIDE`] over smtps (465).
-fn send(ip: &str, account: &(String, String), file: &Path) -> anyhow::Result<String> {
-    curl(&[
-        "--ssl-reqd",
-        "--user",
-        &format!("{}:{}", account.0, account.1),
-        "--mail-from",
-        &account.0,
-        "--mail-rcpt",
-        OUTSIDE,
-        "-T",
-        &file.to_string_lossy(),
-        &format!("smtps://{ip}:465"),
-    ])
-}
 
 /// The `n`th message the relay received, once there.
 async fn relayed(relay: &SmtpSink, n: usize) -> anyhow::Result<PathBuf> {
@@ -231,7 +215,7 @@ async fn the_published_dkim_key_verifies_mail_sent_through_the_providers_relay_a
     };
     write_message(1)?;
     retrying("the first mail", Duration::from_secs(60), || {
-        send(&ip, &account, &message)
+        send_over_smtps(&ip, &account, OUTSIDE, &message.to_string_lossy())
     })
     .await?;
     let first = relayed(&relay, 1).await?;
@@ -283,7 +267,7 @@ async fn the_published_dkim_key_verifies_mail_sent_through_the_providers_relay_a
     retrying(
         "the mail after the restart",
         Duration::from_secs(60),
-        || send(&ip, &account, &message),
+        || send_over_smtps(&ip, &account, OUTSIDE, &message.to_string_lossy()),
     )
     .await?;
     let second = relayed(&relay, 2).await?;

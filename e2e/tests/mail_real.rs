@@ -29,7 +29,7 @@ use oem_e2e::operator::{Operator, OperatorOptions};
 use oem_e2e::prometheus::{Prometheus, PrometheusOptions, ScrapeTarget, SmtpSink, SmtpSinkOptions};
 use oem_e2e::real_hosting::{
     Served, active_on_the_real_node, cluster_ip, curl, first_mail_account, import_images,
-    pods_report, retrying,
+    pods_report, retrying, send_over_smtps,
 };
 use oem_e2e::tenant_scrape::{discover_pods, tenant_mail_scrape};
 use oem_e2e::{Cluster, free_port, http_get, wait};
@@ -51,22 +51,6 @@ fn scaled_rules(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     let path = dir.join("alert-rules.yaml");
     std::fs::write(&path, text)?;
     Ok(path)
-}
-
-/// Sends one mail from the account to `to` over smtps (465); curl's error on a refusal.
-fn send(ip: &str, account: &(String, String), to: &str, file: &str) -> anyhow::Result<String> {
-    curl(&[
-        "--ssl-reqd",
-        "--user",
-        &format!("{}:{}", account.0, account.1),
-        "--mail-from",
-        &account.0,
-        "--mail-rcpt",
-        to,
-        "-T",
-        file,
-        &format!("smtps://{ip}:465"),
-    ])
 }
 
 /// One line's value of a Prometheus text exposition.
@@ -275,11 +259,11 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
     // Exceed maxSendsPerHour: two mails out are taken, the third is refused by the MTA.
     for n in 1..=MAX_SENDS {
         retrying(&format!("relay #{n}"), Duration::from_secs(60), || {
-            send(&ip, &account, OUTSIDE, &message)
+            send_over_smtps(&ip, &account, OUTSIDE, &message)
         })
         .await?;
     }
-    let refused = send(&ip, &account, OUTSIDE, &message)
+    let refused = send_over_smtps(&ip, &account, OUTSIDE, &message)
         .err()
         .context("a send over the hourly limit was accepted")?;
     let burst = Instant::now();
@@ -397,7 +381,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
     let refused = retrying(
         "a relay refused by the lock",
         Duration::from_secs(60),
-        || match send(&ip, &account, OUTSIDE, &message) {
+        || match send_over_smtps(&ip, &account, OUTSIDE, &message) {
             Ok(_) => bail!("a relay was accepted while locked"),
             Err(e) if format!("{e:#}").contains("550") => Ok(format!("{e:#}")),
             Err(e) => Err(e),
@@ -421,7 +405,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
         },
     )
     .await?;
-    send(&ip, &account, &account.0, &message).context("local mail while locked")?;
+    send_over_smtps(&ip, &account, &account.0, &message).context("local mail while locked")?;
     let text = mail_metrics(&ip, "the lock in the mail metrics", |t| {
         metric(t, "oem_mail_outbound_locked") == Some(1.0)
             && metric(t, "oem_mail_locked_refused_total") == Some(1.0)
@@ -454,7 +438,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
     retrying(
         "a relay after the lock is lifted",
         Duration::from_secs(60),
-        || send(&ip, &account, OUTSIDE, &message),
+        || send_over_smtps(&ip, &account, OUTSIDE, &message),
     )
     .await?;
     ensure!(
