@@ -15,7 +15,7 @@ rc=0
 in_netns bash "$repo/e2e/cluster/cluster.sh" status || rc=1
 for name in operator webhooks panel forward-api-netns forward-api-host forward-site-netns \
             forward-site-host forward-metrics-netns forward-metrics-host forward-panel-netns \
-            forward-panel-host; do
+            forward-panel-host forward-https-netns forward-https-host; do
   if process_alive "$name" "$dir"; then
     printf '%-24s running (pid %s)\n' "$name" "$(cat "$dir/pids/$name.pid")"
   else

@@ -133,7 +133,9 @@ YAML
 
 say "operator"
 # Hosting pods go to the real node; kwok's nodes stay for scale tests.
-printf 'placement:\n  nodeSelector: {type: real}\n' > "$dir/operator.yaml"
+# The end users' Ingresses are Traefik's, the real node's ingress controller (e2e/cluster/ingress.sh).
+printf 'placement:\n  nodeSelector: {type: real}\nnetwork: {ingressNamespace: traefik, ingressClass: traefik}\n' \
+  > "$dir/operator.yaml"
 # The provider's CA, which issues the example end user's certificate (cert-manager's job in a
 # real deployment) and which the monitor trusts, so its TLS services can be Up.
 if [ ! -f "$dir/pki/provider-ca.crt" ]; then
@@ -243,10 +245,13 @@ forward_netns() { # $1 name, $2 target host:port; restarted when the target chan
 }
 forward_netns api "127.0.0.1:$api_port"
 forward_netns site "$web_ip:80"
+# HTTPS through the front door: Traefik's Service (ingress.sh), which picks the certificate by name.
+forward_netns https "$(OEM_CLUSTER_REAL_NODES=1 bash "$repo/e2e/cluster/cluster.sh" ingress-ip):443"
 forward_netns metrics "127.0.0.1:$metrics_port"
 forward_netns panel "127.0.0.1:$panel_port"
 for _ in $(seq 1 20); do
   [ -S "$dir/sockets/api.sock" ] && [ -S "$dir/sockets/site.sock" ] && [ -S "$dir/sockets/metrics.sock" ] &&
+    [ -S "$dir/sockets/https.sock" ] &&
     [ -S "$dir/sockets/panel.sock" ] && break
   sleep 0.1
 done

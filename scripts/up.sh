@@ -14,6 +14,7 @@ export OEM_CLUSTER_REAL_NODES=1
 base=${OEM_CLUSTER_PORT_BASE:-16000}
 api_port=$((base + 443))
 site_port=${OEM_SITE_PORT:-18081}
+https_port=${OEM_HTTPS_PORT:-18444}
 metrics_port=${OEM_METRICS_PORT:-18080}
 panel_port=${OEM_PANEL_PORT:-18082}
 [ "$(id -u)" = 0 ] || { echo "make up runs as root (it creates the network namespace $up_netns)" >&2; exit 1; }
@@ -86,6 +87,7 @@ forward_host() { # $1 name, $2 port
 }
 forward_host api "$api_port"
 forward_host site "$site_port"
+forward_host https "$https_port"
 forward_host metrics "$metrics_port"
 forward_host panel "$panel_port"
 eval "$(bash "$repo/e2e/cluster/cluster.sh" env)"
@@ -95,6 +97,14 @@ kubectl get --raw /readyz >/dev/null || { echo "the API server does not answer o
 page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "http://127.0.0.1:$site_port/") ||
   { echo "the example site does not answer on http://127.0.0.1:$site_port/" >&2; exit 1; }
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
+# The same site over HTTPS through the front door (Traefik), by its domain, with the
+# certificate the provider's CA issued for it (cert-manager's job in a real deployment).
+site_domain=$(kubectl get endusers -A -o jsonpath='{.items[?(@.status.phase=="Active")].spec.domains[0]}' | awk '{print $1}')
+https_url=https://$site_domain:$https_port/
+page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors \
+  --resolve "$site_domain:$https_port:127.0.0.1" --cacert "$OEM_CLUSTER_DIR/pki/provider-ca.crt" "$https_url") ||
+  { echo "the example site does not answer on $https_url through the front door" >&2; exit 1; }
+grep -q "served by PHP" <<<"$page" || { echo "unexpected page from $https_url: $page" >&2; exit 1; }
 # The panel's login page of the example reseller, through the forward.
 reseller=$(kubectl get resellers -o jsonpath='{.items[0].metadata.name}')
 panel_url=http://127.0.0.1:$panel_port/login/$reseller
@@ -109,6 +119,8 @@ cat <<TXT
   kubectl get hosting -A                 # resellers, courses, end users, incidents
   kubectl get pods -A -o wide            # hosting pods on real-node-1, inside namespace $up_netns
   curl http://127.0.0.1:$site_port/          # the example site of $site
+  curl --resolve $site_domain:$https_port:127.0.0.1 --cacert $OEM_CLUSTER_DIR/pki/provider-ca.crt $https_url
+                                         # the same over HTTPS through the front door (Traefik)
   kubectl apply -f examples/refused/     # refused by the admission webhooks, with the reason
   operator: http://127.0.0.1:$metrics_port/metrics, logs in $OEM_CLUSTER_DIR/logs/
   end users' panel: $panel_url  (plain http on loopback: cookies without Secure)

@@ -7,6 +7,7 @@
 #   bridge, host-local, loopback, portmap, bandwidth   github.com/containernetworking/plugins
 #   crictl                    sigs.k8s.io/cri-tools
 #   coredns                   github.com/coredns/coredns (cluster DNS, run as a pod on the node)
+#   traefik                   github.com/traefik/traefik/v3 (the ingress controller, a pod on the node)
 #   pause                     k8s.io/kubernetes build/pause/linux/pause.c (gcc -static)
 # Binaries land in $OEM_CACHE/bin/<component>-<version>/; a warm run returns at once.
 set -euo pipefail
@@ -67,6 +68,19 @@ MAIN_GO="" REPLACES="" build_module cri-tools "$bin/cri-tools-$CRI_TOOLS_VERSION
 MAIN_GO="" REPLACES="" build_module coredns "$bin/coredns-$COREDNS_VERSION" github.com/coredns/coredns \
   "$COREDNS_VERSION" "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
   github.com/coredns/coredns
+
+# Traefik's go.mod replaces three modules with its own forks; a consumer must say so too (the
+# replace lines are read from the served go.mod).
+if [ ! -x "$bin/traefik-$TRAEFIK_VERSION/traefik" ]; then
+  traefik_mod=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$traefik_mod" ] || { echo "build-node.sh: cannot download traefik $TRAEFIK_VERSION" >&2; exit 1; }
+  TRAEFIK_REPLACES=$(sed -n '/^replace (/,/^)/p' "$traefik_mod")
+fi
+# Static (no cgo): the image holds the one binary, no C library.
+CGO_ENABLED=0 MAIN_GO="" REPLACES="${TRAEFIK_REPLACES:-}" build_module traefik "$bin/traefik-$TRAEFIK_VERSION" \
+  github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
+  "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+  github.com/traefik/traefik/v3/cmd/traefik
 
 # The sandbox ("pause") image's one binary: there is no registry to pull it from.
 pause_out=$bin/pause-$K8S_VERSION

@@ -356,11 +356,14 @@ status() {
 
 # shellcheck source=node.sh
 source "$here/node.sh"
+# shellcheck source=ingress.sh
+source "$here/ingress.sh"
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  ingress-ip) ingress_ip ;;  # the real node's ingress controller's Service address (ingress.sh)
   env)
     extra=""
     if [ "$REAL" = 1 ]; then extra=":$CONTAINERD_BIN:$CRICTL_BIN"; fi

@@ -403,7 +403,8 @@ node_up() {
     "$NODE_BIN/kube-proxy" --config "$ND/kube-proxy.yaml" --v 1
   wait_for kube-proxy 60 quiet curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
   node_dns
-  log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR, DNS $(dns_ip))"
+  node_ingress
+  log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR, DNS $(dns_ip), ingress $(ingress_ip))"
 }
 
 # Every PID whose command line names this node's folder (ours: containerd, shims, kubelet).

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -580,6 +580,12 @@ pub fn ingresses(plan: &HostingPlan, config: &Config) -> Vec<Ingress> {
                         host: Some(domain.clone()),
                         http: Some(HTTPIngressRuleValue { paths: vec![path] }),
                     }]),
+                    // HTTPS with the namespace's certificate (cert-manager's or the provider's);
+                    // until it exists the controller presents its own.
+                    tls: Some(vec![IngressTLS {
+                        hosts: Some(vec![domain.clone()]),
+                        secret_name: Some(super::TLS_SECRET.into()),
+                    }]),
                     ..IngressSpec::default()
                 }),
                 ..Ingress::default()
@@ -750,6 +756,12 @@ mod tests {
         assert_eq!(
             ing[0].metadata.name.as_deref(),
             Some("domain-tanaka-shoten-example-jp")
+        );
+        // Each serves HTTPS for its domain with the namespace's `tls` certificate.
+        let tls = ing[0].spec.as_ref().unwrap().tls.as_ref().unwrap();
+        assert_eq!(
+            serde_json::to_value(tls).unwrap(),
+            serde_json::json!([{"hosts": ["tanaka-shoten.example.jp"], "secretName": "tls"}])
         );
     }
 
