@@ -232,6 +232,7 @@ for i in $(seq 1 30); do
   sleep 2
 done
 echo "$example_user ($hosting_ns, web Service $web_ip)" > "$dir/site"
+kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{.spec.domains[0]}' > "$dir/site-domain"
 
 say "forwards to Unix sockets"
 mkdir -p "$dir/sockets"

@@ -99,7 +99,7 @@ page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "ht
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
 # The same site over HTTPS through the front door (Traefik), by its domain, with the
 # certificate the provider's CA issued for it (cert-manager's job in a real deployment).
-site_domain=$(kubectl get endusers -A -o jsonpath='{.items[?(@.status.phase=="Active")].spec.domains[0]}' | awk '{print $1}')
+site_domain=$(cat "$OEM_CLUSTER_DIR/site-domain")
 https_url=https://$site_domain:$https_port/
 page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors \
   --resolve "$site_domain:$https_port:127.0.0.1" --cacert "$OEM_CLUSTER_DIR/pki/provider-ca.crt" "$https_url") ||
