@@ -55,6 +55,17 @@ impl OperatorOptions {
         }
     }
 
+    /// A real-node test's operator: the configuration file `config` (e.g. the placement on
+    /// the real node), the monitor off, a resync every 10 s and spec errors retried every 3 s.
+    pub fn with_config(config: &Path) -> Self {
+        Self::with_env(vec![
+            ("OEM_CONFIG".into(), config.to_string_lossy().into_owned()),
+            ("OEM_MONITOR_ENABLED".into(), "false".into()),
+            ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
+            ("OEM_SPEC_RETRY".into(), "3s".into()),
+        ])
+    }
+
     /// Provisioning alone, resyncing every 10 s and retrying spec errors every 5 s: the
     /// monitor would probe Service names that do not resolve in the test's network namespace
     /// and mark every end user Degraded.

@@ -106,16 +106,7 @@ async fn the_published_dkim_key_verifies_mail_sent_through_the_providers_relay_a
             relay.port
         ),
     )?;
-    let env: Vec<(String, String)> = [
-        ("OEM_CONFIG", config.to_string_lossy().into_owned()),
-        ("OEM_MONITOR_ENABLED", "false".into()),
-        ("OEM_RESYNC_INTERVAL", "10s".into()),
-        ("OEM_SPEC_RETRY", "3s".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let _operator = Operator::start(cluster, OperatorOptions::with_env(env)).await?;
+    let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;
 
     let ns = hosting::reseller_with_namespace(&client, "realdkim", json!([])).await?;

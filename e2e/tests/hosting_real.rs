@@ -99,19 +99,7 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("operator.yaml");
     std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;
-    let _operator = Operator::start(
-        cluster,
-        OperatorOptions {
-            env: vec![
-                ("OEM_CONFIG".into(), config.to_string_lossy().into_owned()),
-                ("OEM_MONITOR_ENABLED".into(), "false".into()),
-                ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
-                ("OEM_SPEC_RETRY".into(), "3s".into()),
-            ],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;
     let reseller = "realhost";
     let ns = hosting::reseller_with_namespace(

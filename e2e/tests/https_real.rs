@@ -66,6 +66,17 @@ async fn eventually<T>(
     .await
 }
 
+/// Waits until `domain` is served through the front door over `scheme` (the site says so).
+async fn answers(domain: &str, scheme: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let want = format!("served for {domain} over {scheme}");
+    eventually(&format!("{scheme}://{domain}/ through Traefik"), || {
+        let body = through_the_front_door(domain, scheme, extra)?;
+        ensure!(body.contains(&want), "{body}");
+        Ok(())
+    })
+    .await
+}
+
 /// A CA, and a certificate for `domain` it signs, as PEM files in `dir` (openssl).
 fn issue(dir: &Path, domain: &str) -> anyhow::Result<(String, String)> {
     let run = |args: &[&str]| -> anyhow::Result<()> {
@@ -137,16 +148,7 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
         "placement:\n  nodeSelector: {type: real}\n\
          network: {ingressNamespace: traefik, ingressClass: traefik}\n",
     )?;
-    let env: Vec<(String, String)> = [
-        ("OEM_CONFIG", config.to_string_lossy().into_owned()),
-        ("OEM_MONITOR_ENABLED", "false".into()),
-        ("OEM_RESYNC_INTERVAL", "10s".into()),
-        ("OEM_SPEC_RETRY", "3s".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let _operator = Operator::start(cluster, OperatorOptions::with_env(env)).await?;
+    let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;
 
     let ns = hosting::reseller_with_namespace(&client, "realtls", json!([])).await?;
@@ -173,14 +175,7 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
     .await?;
 
     // HTTP through the front door, by host name.
-    let body = eventually(&format!("http://{domain}/ through Traefik"), || {
-        through_the_front_door(&domain, "http", &[])
-    })
-    .await?;
-    ensure!(
-        body.contains(&format!("served for {domain} over http")),
-        "{body}"
-    );
+    answers(&domain, "http", &[]).await?;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &served.ns);
     let published = wait::until(
         "the Ingress's status to name the front door",
@@ -240,14 +235,7 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
     Api::<Secret>::namespaced(client.clone(), &served.ns)
         .create(&PostParams::default(), &secret)
         .await?;
-    let body = eventually(&format!("https://{domain}/ with its certificate"), || {
-        through_the_front_door(&domain, "https", &["--cacert", &ca_arg])
-    })
-    .await?;
-    ensure!(
-        body.contains(&format!("served for {domain} over https")),
-        "{body}"
-    );
+    answers(&domain, "https", &["--cacert", &ca_arg]).await?;
     eprintln!(
         "https://{domain}/ verified with the end user's certificate {:.1} s after the start",
         started.elapsed().as_secs_f64()
@@ -264,14 +252,7 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
             &Patch::Merge(&domains(vec![&domain, &second])),
         )
         .await?;
-    let body = eventually(&format!("http://{second}/ once added"), || {
-        through_the_front_door(&second, "http", &[])
-    })
-    .await?;
-    ensure!(
-        body.contains(&format!("served for {second} over http")),
-        "{body}"
-    );
+    answers(&second, "http", &[]).await?;
     endusers
         .patch(
             "shop",
