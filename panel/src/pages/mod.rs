@@ -3,6 +3,7 @@
 //! Every value that is not a literal here goes through `html::esc`.
 
 pub mod credentials;
+pub mod dns;
 pub mod login;
 pub mod overview;
 pub mod password;

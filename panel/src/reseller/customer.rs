@@ -380,6 +380,18 @@ fn render_detail(
         );
     }
     body.push_str("</section>");
+    // What its domains need in DNS, as its own panel shows it.
+    let web = app
+        .caches
+        .course(&r.namespace, &eu.spec.course_ref.name)
+        .is_some_and(|c| c.spec.services.web.is_some());
+    let records = st.map(|s| s.dns.as_slice()).unwrap_or(&[]);
+    body.push_str(&crate::pages::dns::section(
+        base,
+        &eu.spec.domains,
+        records,
+        web,
+    ));
     // Actions: suspend or resume, lift locks, delete.
     let suspended = eu.spec.suspended;
     let _ = write!(

@@ -37,7 +37,9 @@ fn enduser(namespace: &str, name: &str, contract: &str, domain: &str) -> EndUser
         "spec": {"loginId": name, "contractName": contract, "contactEmail": "a@example.jp",
                  "courseRef": {"name": "basic"}, "domains": [domain, "www.example.jp"],
                  "contractDate": "2026-01-01", "startDate": "2026-02-01", "customerNumber": "C-7"},
-        "status": {"phase": "Active", "services": [{"service": "http", "state": "Up"}, {"service": "ftp", "state": "Down"}]}
+        "status": {"phase": "Active", "services": [{"service": "http", "state": "Up"}, {"service": "ftp", "state": "Down"}],
+                   "dns": [{"name": domain, "type": "MX", "value": "10 mx.example.net.", "purpose": "Mail"},
+                           {"name": format!("oem._domainkey.{domain}"), "type": "TXT", "value": "v=DKIM1; k=rsa; p=KEY", "purpose": "Dkim"}]}
     }))
     .unwrap()
 }
@@ -134,6 +136,19 @@ async fn the_customer_list_shows_the_specs_columns_of_this_reseller_only() {
     assert!(html.contains("1/2"), "health of shop");
     assert!(!html.contains("Ocha Ya"), "another reseller's end user");
     assert!(html.contains("さくらウェブ") && !html.contains("梅ホスティング"));
+}
+
+#[tokio::test]
+async fn the_customer_page_shows_what_its_domains_need_in_dns() {
+    let (app, _w) = panel().await;
+    let cookie = sakura(&app).await;
+    let html = body(&get(&app, "/r/sakura/customers/shop", &cookie).await);
+    for want in [
+        "<td>shop.example.jp</td><td>MX</td><td><code>10 mx.example.net.</code>",
+        "<td>oem._domainkey.shop.example.jp</td><td>TXT</td><td><code>v=DKIM1; k=rsa; p=KEY</code>",
+    ] {
+        assert!(html.contains(want), "{want} missing:\n{html}");
+    }
 }
 
 #[tokio::test]
