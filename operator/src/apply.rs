@@ -162,6 +162,15 @@ struct Key {
 }
 
 impl Key {
+    /// A check's key (see [`Applier::checked`]).
+    fn check(kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
     fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
         Self {
             kind: K::kind(&()).into_owned(),
@@ -231,12 +240,17 @@ impl Applier {
         resource_version: &str,
         wanted: u64,
     ) -> bool {
-        let key = Key {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let key = Key::check(kind, namespace, name);
         self.is_verified(&key, resource_version, wanted)
+    }
+
+    /// Whether any check is recorded under `kind`/`namespace`/`name`, at whatever version.
+    pub fn recorded(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        let key = Key::check(kind, namespace, name);
+        self.verified
+            .lock()
+            .map(|v| v.contains_key(&key))
+            .unwrap_or(false)
     }
 
     /// Records a check (see [`Applier::checked`]).
@@ -248,11 +262,7 @@ impl Applier {
         resource_version: Option<String>,
         wanted: u64,
     ) {
-        let key = Key {
-            kind: kind.to_owned(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let key = Key::check(kind, namespace, name);
         self.remember(key, resource_version, wanted);
     }
 

@@ -143,11 +143,7 @@ async fn raw_one(
         let key = tokio::task::spawn_blocking(dkim::generate)
             .await?
             .map_err(anyhow::Error::msg)?;
-        secrets.push(serde_json::from_value(json!({
-            "metadata": {"name": dkim::DKIM_SECRET, "namespace": plan.namespace,
-                         "annotations": {dkim::ANNOTATION_PUBLIC_KEY: key.public}},
-            "stringData": {dkim::KEY_PRIVATE: key.private_pem}
-        }))?);
+        secrets.push(dkim::secret(ns, plan.labels(), &key));
     }
     futures::try_join!(
         write_all::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests),

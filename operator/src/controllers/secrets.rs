@@ -241,16 +241,13 @@ pub async fn ensure_dkim(
                 return Ok(Some(public.clone()));
             }
         }
+        // Made by this process moments ago, before its watch event: read below rather than
+        // make a key (a quarter of a second of a core) only to be told it exists.
+        None if caches.applier.recorded(DKIM_CHECK, ns, DKIM_SECRET) => {}
         // Not cached: most likely new, so make one; an existing one (409) is read below.
         None => {
-            let key = new_key(&name).await?;
-            let secret = dkim_secret(plan, &key)?;
-            if let Some(version) = create_once(&api, &secret).await? {
-                caches
-                    .applier
-                    .record_check(DKIM_CHECK, ns, DKIM_SECRET, Some(version), 0);
-                tracing::info!(secret = %name, "made the end user's DKIM key");
-                return Ok(Some(key.public));
+            if let Some(public) = make_dkim(&api, caches, plan, &name).await? {
+                return Ok(Some(public));
             }
         }
     }
@@ -259,8 +256,8 @@ pub async fn ensure_dkim(
             .await
             .map_err(Error::kube("get", "Secret", name.clone()))?
     else {
-        // Deleted since the cache saw it: the next reconcile makes a new one.
-        return Ok(None);
+        // Deleted (a rotation, or since the cache saw it): a new key now.
+        return make_dkim(&api, caches, plan, &name).await;
     };
     let version = current.resource_version();
     let published = current.annotations().get(ANNOTATION_PUBLIC_KEY).cloned();
@@ -302,6 +299,26 @@ pub async fn ensure_dkim(
     Ok(written.annotations().get(ANNOTATION_PUBLIC_KEY).cloned())
 }
 
+/// Makes a key and creates the `dkim` Secret with it; its public half, or `None` when a
+/// Secret was there already (kept).
+async fn make_dkim(
+    api: &Api<Secret>,
+    caches: &Caches,
+    plan: &HostingPlan,
+    name: &str,
+) -> Result<Option<String>> {
+    let key = new_key(name).await?;
+    let secret = dkim::secret(&plan.namespace, plan.labels(), &key);
+    let Some(version) = create_once(api, &secret).await? else {
+        return Ok(None);
+    };
+    caches
+        .applier
+        .record_check(DKIM_CHECK, &plan.namespace, DKIM_SECRET, Some(version), 0);
+    tracing::info!(secret = %name, "made the end user's DKIM key");
+    Ok(Some(key.public))
+}
+
 /// What [`ensure_dkim`] records: the Secret's annotation was checked to be its key's public half.
 const DKIM_CHECK: &str = "dkim-key";
 
@@ -315,26 +332,6 @@ async fn new_key(secret: &str) -> Result<DkimKey> {
             what: format!("DKIM key for Secret {secret}"),
             message,
         })
-}
-
-/// The `dkim` Secret holding `key`, its public half in an annotation.
-fn dkim_secret(plan: &HostingPlan, key: &DkimKey) -> Result<Secret> {
-    serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": DKIM_SECRET,
-            "namespace": plan.namespace,
-            "labels": plan.labels(),
-            "annotations": {ANNOTATION_PUBLIC_KEY: key.public},
-        },
-        "type": "Opaque",
-        "stringData": {KEY_PRIVATE: key.private_pem}
-    }))
-    .map_err(|source| Error::Serialize {
-        what: "dkim",
-        source,
-    })
 }
 
 /// A reseller's panel logins, `oem-hosting-panel-<reseller>` in the provider's `namespace`:

@@ -308,27 +308,23 @@ fn container(c: &ContainerPlan, res: &GroupResources, parts: usize) -> Container
             limits: Some(bounds),
             ..ResourceRequirements::default()
         }),
+        // The data volume, then the Secrets, read-only: the certificate, and the container's own.
         volume_mounts: Some(
-            vec![
-                VolumeMount {
-                    name: "data".into(),
-                    mount_path: DATA_MOUNT.into(),
-                    ..VolumeMount::default()
-                },
-                VolumeMount {
-                    name: "tls".into(),
-                    mount_path: TLS_MOUNT.into(),
-                    read_only: Some(true),
-                    ..VolumeMount::default()
-                },
-            ]
-            .into_iter()
-            .chain(c.secret_mount.map(|(name, path)| VolumeMount {
-                name: name.into(),
-                mount_path: path.into(),
-                read_only: Some(true),
+            std::iter::once(VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_MOUNT.into(),
                 ..VolumeMount::default()
-            }))
+            })
+            .chain(
+                std::iter::once((super::TLS_SECRET, TLS_MOUNT))
+                    .chain(c.secret_mount)
+                    .map(|(name, path)| VolumeMount {
+                        name: name.into(),
+                        mount_path: path.into(),
+                        read_only: Some(true),
+                        ..VolumeMount::default()
+                    }),
+            )
             .collect(),
         ),
         // A first start (a database initialising its files on a busy node) may take minutes;
