@@ -55,8 +55,9 @@ impl OperatorOptions {
         }
     }
 
-    /// A real-node test's operator: the configuration file `config` (e.g. the placement on
-    /// the real node), the monitor off, a resync every 10 s and spec errors retried every 3 s.
+    /// A real-node test's operator: the configuration file `config` (see
+    /// [`real_node_config`]), the monitor off, a resync every 10 s and spec errors retried
+    /// every 3 s.
     pub fn with_config(config: &Path) -> Self {
         Self::with_env(vec![
             ("OEM_CONFIG".into(), config.to_string_lossy().into_owned()),
@@ -79,6 +80,18 @@ impl OperatorOptions {
             ..Default::default()
         }
     }
+}
+
+/// Writes `operator.yaml` in `dir`: hosting pods on the real node, then `extra` (YAML lines of
+/// the test's own settings). Returns its path, for `OEM_CONFIG`.
+pub fn real_node_config(dir: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join("operator.yaml");
+    std::fs::write(
+        &path,
+        format!("placement:\n  nodeSelector: {{type: real}}\n{extra}"),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// The name (`POD_NAME`) of the one operator most tests run.

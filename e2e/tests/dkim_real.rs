@@ -19,7 +19,7 @@ use oem_crds::EndUser;
 use oem_crds::enduser::{DnsPurpose, DnsRecord, DnsRecordType};
 use oem_e2e::cluster::{DownOnDrop, repo_root};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
 use oem_e2e::real_hosting::{
     active_on_the_real_node, cluster_ip, first_mail_account, import_images, pods_report, retrying,
@@ -96,12 +96,10 @@ async fn the_published_dkim_key_verifies_mail_sent_through_the_providers_relay_a
     })
     .await?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("operator.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "placement:\n  nodeSelector: {{type: real}}\n\
-             frontDoor: {{ipv4: [192.0.2.25]}}\n\
+    let config = real_node_config(
+        dir.path(),
+        &format!(
+            "frontDoor: {{ipv4: [192.0.2.25]}}\n\
              mail: {{dkimSelector: {SELECTOR}, relay: \"{NODE_IP}:{}\"}}\n",
             relay.port
         ),

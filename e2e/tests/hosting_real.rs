@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
 use oem_e2e::cluster::DownOnDrop;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
 use oem_e2e::panel::{Panel, PanelClient};
 use oem_e2e::real_hosting::{
     Served, active_on_the_real_node, cluster_ip, curl, import_images, pods_report, retrying,
@@ -97,8 +97,7 @@ async fn an_uploaded_site_is_served_by_the_courses_php_reading_its_own_database(
     import_images(cluster, &[])?;
 
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("operator.yaml");
-    std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;
+    let config = real_node_config(dir.path(), "")?;
     let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;
     let reseller = "realhost";

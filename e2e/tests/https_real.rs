@@ -19,7 +19,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use oem_crds::EndUser;
 use oem_e2e::cluster::DownOnDrop;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
 use oem_e2e::real_hosting::{
     active_on_the_real_node, import_images, secret_value, upload_over_ftps,
 };
@@ -142,11 +142,9 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
     let cluster = guard.0.as_ref().context("cluster")?;
     import_images(cluster, &[])?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("operator.yaml");
-    std::fs::write(
-        &config,
-        "placement:\n  nodeSelector: {type: real}\n\
-         network: {ingressNamespace: traefik, ingressClass: traefik}\n",
+    let config = real_node_config(
+        dir.path(),
+        "network: {ingressNamespace: traefik, ingressClass: traefik}\n",
     )?;
     let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;

@@ -23,7 +23,7 @@ use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
 use oem_e2e::cluster::{DownOnDrop, repo_root};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
 use oem_e2e::real_hosting::{
     Served, active_on_the_real_node, cluster_ip, import_images, pods_report, secret_value,
     upload_over_ftps,
@@ -331,21 +331,8 @@ async fn the_course_bandwidth_caps_downloads_and_deletion_removes_or_retains_the
     );
     import_images(cluster, &[])?;
     let dir = tempfile::tempdir()?;
-    let config = dir.path().join("operator.yaml");
-    std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;
-    let _operator = Operator::start(
-        cluster,
-        OperatorOptions {
-            env: vec![
-                ("OEM_CONFIG".into(), config.to_string_lossy().into_owned()),
-                ("OEM_MONITOR_ENABLED".into(), "false".into()),
-                ("OEM_RESYNC_INTERVAL".into(), "10s".into()),
-                ("OEM_SPEC_RETRY".into(), "3s".into()),
-            ],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let config = real_node_config(dir.path(), "")?;
+    let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
     let client = cluster.client().await?;
     let ns = hosting::reseller_with_namespace(&client, "lifecycle", json!([])).await?;
     let (slow_limit, fast_limit) = ("8M", "80M");

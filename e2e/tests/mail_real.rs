@@ -25,7 +25,7 @@ use kube::{Client, ResourceExt};
 use oem_crds::{EndUser, Incident};
 use oem_e2e::cluster::{DownOnDrop, repo_root};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
 use oem_e2e::prometheus::{Prometheus, PrometheusOptions, ScrapeTarget, SmtpSink, SmtpSinkOptions};
 use oem_e2e::real_hosting::{
     Served, active_on_the_real_node, cluster_ip, curl, first_mail_account, import_images,
@@ -170,8 +170,7 @@ async fn mass_mail_on_the_real_node_is_refused_alerted_locked_in_the_mta_and_tol
     })
     .await?;
 
-    let config = dir.path().join("operator.yaml");
-    std::fs::write(&config, "placement:\n  nodeSelector: {type: real}\n")?;
+    let config = real_node_config(dir.path(), "")?;
     let notify = json!({
         "smtpHost": "127.0.0.1", "smtpPort": smtp.port, "starttls": "required",
         "from": "noc@provider.example", "username": "notify",
