@@ -56,3 +56,7 @@ k8s_build_settings() {
     K8S_LDFLAGS+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
 }
+
+# The cache folder of a binary built from a main of ours ($2, a file): keyed by version and
+# by the main's content, so an edited main is built again. $1: component and version.
+own_main_dir() { echo "$OEM_CACHE/bin/$1-$(sha256sum "$2" | cut -c1-12)"; }

@@ -8,6 +8,8 @@
 #   crictl                    sigs.k8s.io/cri-tools
 #   coredns                   github.com/coredns/coredns (cluster DNS, run as a pod on the node)
 #   traefik                   github.com/traefik/traefik/v3 (the ingress controller, a pod on the node)
+#   cert-manager, acmesolver github.com/cert-manager/cert-manager (mains in cert-manager/, static)
+#   pebble                    github.com/letsencrypt/pebble/v2 (the local ACME server)
 #   pause                     k8s.io/kubernetes build/pause/linux/pause.c (gcc -static)
 # Binaries land in $OEM_CACHE/bin/<component>-<version>/; a warm run returns at once.
 set -euo pipefail
@@ -81,6 +83,26 @@ CGO_ENABLED=0 MAIN_GO="" REPLACES="${TRAEFIK_REPLACES:-}" build_module traefik "
   github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" \
   "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
   github.com/traefik/traefik/v3/cmd/traefik
+
+# cert-manager's commands live in nested modules the proxy does not serve: our mains use its
+# packages (e2e/cluster/cert-manager/). Static, like Traefik: the solver's image is one binary.
+cm=github.com/cert-manager/cert-manager
+cm_out=$(own_main_dir "cert-manager-$CERT_MANAGER_VERSION" "$here/cert-manager/controller.go")
+CGO_ENABLED=0 MAIN_GO=$(cat "$here/cert-manager/controller.go") REPLACES="" build_module cert-manager \
+  "$cm_out" $cm "$CERT_MANAGER_VERSION" "-s -w" .
+CGO_ENABLED=0 MAIN_GO=$(cat "$here/cert-manager/acmesolver.go") REPLACES="" build_module acmesolver \
+  "$(own_main_dir "acmesolver-$CERT_MANAGER_VERSION" "$here/cert-manager/acmesolver.go")" $cm \
+  "$CERT_MANAGER_VERSION" "-s -w" .
+# Its CRDs are plain YAML in the module: kept beside the binary.
+cm_crds=$cm_out/crds
+if [ ! -f "$cm_crds/cert-manager.io_certificates.yaml" ]; then
+  cm_src=$(go mod download -json "$cm@$CERT_MANAGER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$cm_crds"
+  cp "$cm_src"/deploy/crds/*.yaml "$cm_crds/"
+  log "cert-manager $CERT_MANAGER_VERSION: CRDs $(ls "$cm_crds" | tr '\n' ' ')"
+fi
+MAIN_GO="" REPLACES="" build_module pebble "$bin/pebble-$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2 \
+  "$PEBBLE_VERSION" "-s -w" github.com/letsencrypt/pebble/v2/cmd/pebble
 
 # The sandbox ("pause") image's one binary: there is no registry to pull it from.
 pause_out=$bin/pause-$K8S_VERSION

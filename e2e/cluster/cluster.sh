@@ -358,6 +358,8 @@ status() {
 source "$here/node.sh"
 # shellcheck source=ingress.sh
 source "$here/ingress.sh"
+# shellcheck source=certificates.sh
+source "$here/certificates.sh"
 
 case "${1:-}" in
   up) up ;;

@@ -299,6 +299,17 @@ data:
         cache 30
         reload
     }
+    # Every name of the site zones points at the front door, as a domain's A record does
+    # (certificates.sh): what the ACME server validates and clients in the cluster reach.
+    $(for z in $SITE_ZONES; do printf '%s:53 ' "$z"; done){
+        errors
+        template IN A {
+            answer "{{ .Name }} 60 IN A $(ingress_ip)"
+        }
+        template IN ANY {
+            rcode NOERROR
+        }
+    }
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -404,6 +415,7 @@ node_up() {
   wait_for kube-proxy 60 quiet curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
   node_dns
   node_ingress
+  node_certificates
   log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR, DNS $(dns_ip), ingress $(ingress_ip))"
 }
 
