@@ -14,7 +14,7 @@ use serde::Deserialize;
 // Each part's configuration type, from its own leaf module (never the part itself, which
 // reads the whole configuration through the context): nothing here leads back to this file.
 use crate::alerting::config::AlertingConfig;
-use crate::hosting::config::{FrontDoor, MailConfig};
+use crate::hosting::config::{CertificatesConfig, FrontDoor, MailConfig};
 use crate::leader::LeaderElectionConfig;
 use crate::monitor::config::MonitorConfig;
 use crate::monitor::probes::config::ProbeConfig;
@@ -208,6 +208,9 @@ pub struct Config {
     pub front_door: FrontDoor,
     /// End users' mail: DKIM selector, the provider's relay, the SPF record.
     pub mail: MailConfig,
+    /// Who issues each end user's certificate (a cert-manager issuer), and the room its
+    /// HTTP-01 solver pods need.
+    pub certificates: CertificatesConfig,
 }
 
 impl Default for Config {
@@ -237,6 +240,7 @@ impl Default for Config {
             leader_election: LeaderElectionConfig::default(),
             front_door: FrontDoor::default(),
             mail: MailConfig::default(),
+            certificates: CertificatesConfig::default(),
         }
     }
 }
@@ -436,6 +440,9 @@ impl Config {
         }
         if let Err(message) = self.front_door.validate() {
             return invalid("frontDoor", &message);
+        }
+        if let Err(message) = self.certificates.validate() {
+            return invalid("certificates", &message);
         }
         for (field, image) in [
             ("images.ftp".to_owned(), self.images.ftp.as_str()),

@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
+use crate::hosting::certificate::Certificate;
 use crate::view::{self, Feed, SpecChanges, View};
 use crate::{naming, slim};
 
@@ -53,7 +54,10 @@ pub struct Caches {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// The hosting namespaces' `tls` Secrets (whoever made them: cert-manager, the provider),
     /// as metadata: their resourceVersion rolls the workloads that present the certificate.
-    pub certificates: Store<PartialObjectMeta<Secret>>,
+    pub tls_secrets: Store<PartialObjectMeta<Secret>>,
+    /// The end users' cert-manager Certificates, watched only when an issuer is configured
+    /// (`certificates.issuer`; without one the cluster need not have cert-manager at all).
+    pub certificates: Option<Store<PartialObjectMeta<Certificate>>>,
     pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     pub stateful_sets: Store<StatefulSet>,
     /// Every DomainClaim (cluster-scoped, one per domain): who holds a domain, without a
@@ -194,12 +198,14 @@ where
 impl Caches {
     /// The watches of the children, to be run (the returned drivers). Changes wake end users
     /// through the returned stream; courses, resellers and end users are the view's (its feeds
-    /// of courses and resellers wake their end users).
+    /// of courses and resellers wake their end users). `issue_certificates`: also watch the
+    /// end users' cert-manager Certificates.
     pub fn start(
         client: &kube::Client,
         view: &View,
         course_feed: Feed<Course>,
         reseller_feed: Feed<Reseller>,
+        issue_certificates: bool,
     ) -> (
         Arc<Caches>,
         UnboundedReceiver<ObjectRef<EndUser>>,
@@ -248,7 +254,7 @@ impl Caches {
         );
         // A `tls` Secret carries no label of ours: its end user is its namespace's owner.
         let owners = namespaces.clone();
-        let certificates = reflector_of(
+        let tls_secrets = reflector_of(
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
                 view::watch_all().fields(&format!("metadata.name={TLS_SECRET}")),
@@ -305,7 +311,8 @@ impl Caches {
             services: children(client, &wake, &mut drivers),
             ingresses: children(client, &wake, &mut drivers),
             secrets: children(client, &wake, &mut drivers),
-            certificates,
+            tls_secrets,
+            certificates: issue_certificates.then(|| children(client, &wake, &mut drivers)),
             claims: children(client, &wake, &mut drivers),
             stateful_sets,
             domain_claims,
@@ -332,11 +339,14 @@ impl Caches {
             services,
             ingresses,
             secrets,
-            certificates,
+            tls_secrets,
             claims,
             stateful_sets,
             domain_claims
-        )
+        ) && match &self.certificates {
+            Some(store) => store.wait_until_ready().await.is_ok(),
+            None => true,
+        }
     }
 
     pub fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
@@ -391,7 +401,8 @@ pub(crate) mod tests {
             services: empty(),
             ingresses: empty(),
             secrets: empty(),
-            certificates: empty(),
+            tls_secrets: empty(),
+            certificates: None,
             claims: empty(),
             stateful_sets,
             domain_claims: empty(),

@@ -26,7 +26,7 @@ use super::{children, secrets};
 use crate::apply::{Live, LiveStore};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::hosting::{self, HostingPlan};
+use crate::hosting::{self, HostingPlan, certificate};
 use crate::naming;
 use crate::status::owners;
 use crate::view::{Feed, View};
@@ -63,8 +63,13 @@ pub async fn run(
     // One watch per child kind feeds both a cache and the end users to wake: a change (a hand
     // edit, a workload turning ready, a course or reseller edited) reconciles its end users.
     let end_users = view.endusers.clone();
-    let (caches, woken, drivers) =
-        Caches::start(&client, &view, triggers.courses, triggers.resellers);
+    let (caches, woken, drivers) = Caches::start(
+        &client,
+        &view,
+        triggers.courses,
+        triggers.resellers,
+        ctx.config.certificates.issuer.is_some(),
+    );
     // The caches' watches run as tasks of this part: dropped with it, and it fails when one
     // ends (or panics) while the controller runs.
     let mut watches = tokio::task::JoinSet::new();
@@ -290,7 +295,9 @@ async fn provision(
         .applier
         .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
+    let shared_exchanger = config.front_door.mail_exchanger.is_some();
     let mut quota = hosting::resource_quota(&plan);
+    certificate::make_room(&mut quota, &plan, &config.certificates, shared_exchanger);
     let granted = Resources {
         cpu: plan.cpu.clone(),
         memory: plan.memory.clone(),
@@ -317,8 +324,15 @@ async fn provision(
         .await?;
     plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
     let dkim_public = secrets::ensure_dkim(ctx, caches, &plan).await?;
+    if let Some(store) = &caches.certificates {
+        let wanted = certificate::certificates(&plan, &config.certificates, shared_exchanger);
+        caches
+            .applier
+            .converge(ctx, store, hosting_ns, wanted)
+            .await?;
+    }
     plan.tls_version = match caches
-        .certificates
+        .tls_secrets
         .live(Some(&plan.namespace), crate::hosting::TLS_SECRET)
     {
         Live::Meta(version) => Some(version),

@@ -1,5 +1,6 @@
 //! What the provider sets for what every end user publishes and sends: `frontDoor:` (where its
-//! domains point) and `mail:` in the operator's configuration.
+//! domains point), `mail:` and `certificates:` (who issues its certificates) in the operator's
+//! configuration.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -121,6 +122,89 @@ impl MailConfig {
     }
 }
 
+/// Embedded as `certificates:`: who issues each end user's certificate.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct CertificatesConfig {
+    /// The cert-manager issuer of every end user's certificate (`hosting/certificate.rs`);
+    /// none: the operator writes no Certificate, and the provider puts each hosting
+    /// namespace's `tls` Secret there itself (or leaves the services' self-signed ones).
+    pub issuer: Option<IssuerRef>,
+    /// What one HTTP-01 solver pod may use, as the issuer starts them (cert-manager's default
+    /// limits unless the issuer's pod template says otherwise): the hosting namespace's quota
+    /// keeps that much room per name being validated.
+    pub solver: SolverAllowance,
+}
+
+/// A cert-manager issuer, as a Certificate's `issuerRef` names it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssuerRef {
+    pub name: String,
+    #[serde(default = "cluster_issuer")]
+    pub kind: String,
+    #[serde(default = "cert_manager_group")]
+    pub group: String,
+}
+
+fn cluster_issuer() -> String {
+    "ClusterIssuer".into()
+}
+
+fn cert_manager_group() -> String {
+    "cert-manager.io".into()
+}
+
+/// cpu and memory of one solver pod (requests and limits).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SolverAllowance {
+    pub cpu: String,
+    pub memory: String,
+}
+
+impl Default for SolverAllowance {
+    fn default() -> Self {
+        Self {
+            cpu: "100m".into(),
+            memory: "64Mi".into(),
+        }
+    }
+}
+
+impl CertificatesConfig {
+    /// Why the configuration cannot work, for the start-up check.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(issuer) = &self.issuer {
+            for (field, value) in [
+                ("certificates.issuer.name", &issuer.name),
+                ("certificates.issuer.group", &issuer.group),
+            ] {
+                if !host_name(value) || value.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(format!(
+                        "{field} {value:?} must be a DNS name (lower-case letters, digits, '-', '.')"
+                    ));
+                }
+            }
+            if issuer.kind.is_empty() || !issuer.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(format!(
+                    "certificates.issuer.kind {:?} must be a kind such as ClusterIssuer or Issuer",
+                    issuer.kind
+                ));
+            }
+        }
+        for (field, value) in [
+            ("certificates.solver.cpu", &self.solver.cpu),
+            ("certificates.solver.memory", &self.solver.memory),
+        ] {
+            if crate::apply::quantity_value(value).is_none_or(|v| v <= 0.0) {
+                return Err(format!("{field} {value:?} is not a positive quantity"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +271,32 @@ mod tests {
             let error = config.validate().unwrap_err();
             assert!(error.starts_with(field), "{error}");
         }
+    }
+
+    #[test]
+    fn a_certificate_issuer_names_a_kind_and_the_solver_fits_quantities() {
+        let parsed: CertificatesConfig =
+            serde_yaml::from_str("issuer: {name: letsencrypt}").unwrap();
+        let issuer = parsed.issuer.clone().unwrap();
+        assert_eq!(
+            (issuer.kind.as_str(), issuer.group.as_str()),
+            ("ClusterIssuer", "cert-manager.io")
+        );
+        parsed.validate().unwrap();
+        CertificatesConfig::default().validate().unwrap();
+        for (yaml, field) in [
+            ("issuer: {name: Lets_Encrypt}", "certificates.issuer.name"),
+            (
+                "issuer: {name: le, kind: 'Cluster Issuer'}",
+                "certificates.issuer.kind",
+            ),
+            ("solver: {cpu: lots}", "certificates.solver.cpu"),
+            ("solver: {memory: '0'}", "certificates.solver.memory"),
+        ] {
+            let bad: CertificatesConfig = serde_yaml::from_str(yaml).unwrap();
+            let error = bad.validate().unwrap_err();
+            assert!(error.contains(field), "{yaml}: {error}");
+        }
+        assert!(serde_yaml::from_str::<CertificatesConfig>("issuer: {nmae: x}").is_err());
     }
 }

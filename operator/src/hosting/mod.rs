@@ -2,6 +2,7 @@
 //! resolved against its course and the operator's configuration) to the exact objects of its
 //! hosting namespace. No I/O here; `controllers::enduser` applies what these return.
 
+pub mod certificate;
 pub mod config;
 pub mod dkim;
 pub mod dns;
