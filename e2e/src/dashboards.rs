@@ -40,6 +40,9 @@ pub struct PanelQuery {
     pub error: Option<String>,
 }
 
+/// The monitor's certificate-expiry gauge.
+pub const CERTIFICATE_METRIC: &str = "oem_tls_cert_expiry_seconds";
+
 impl PanelQuery {
     pub fn has_data(&self) -> bool {
         self.error.is_none() && self.series > 0
@@ -48,6 +51,12 @@ impl PanelQuery {
     /// Whether the query reads incident metrics (data only once incidents exist).
     pub fn on_incident_metrics(&self) -> bool {
         INCIDENT_METRICS.iter().any(|m| self.expr.contains(m))
+    }
+
+    /// Whether the query reads certificate expiry (data only once a TLS service answers with
+    /// a certificate the monitor trusts: on the real node, `https_real`).
+    pub fn on_certificate_metrics(&self) -> bool {
+        self.expr.contains(CERTIFICATE_METRIC)
     }
 }
 

@@ -18,6 +18,20 @@ use crate::Cluster;
 use crate::cluster::{REAL_NODE, repo_root};
 use crate::hosting::{self, wait_phase};
 
+/// The names in this network namespace resolve through the real node's cluster DNS
+/// (`scripts/netns-cluster-dns.sh`), as in the operator's pod: else the monitor cannot reach
+/// `web.<namespace>.svc`.
+pub fn require_cluster_dns() -> anyhow::Result<()> {
+    let conf = std::fs::read_to_string("/etc/resolv.conf").context("reading /etc/resolv.conf")?;
+    ensure!(
+        conf.lines().any(|l| l.trim() == "nameserver 10.96.0.10")
+            && conf.contains("svc.cluster.local"),
+        "/etc/resolv.conf does not name the cluster DNS (run scripts/netns-cluster-dns.sh in \
+         the test's namespace first, as scripts/test-in-netns.sh does):\n{conf}"
+    );
+    Ok(())
+}
+
 /// Builds the project's images (cached by content, `scripts/build-images.sh`) and imports them
 /// into the real node's containerd: those named, or all of them when `images` is empty. The
 /// operator's, webhooks' and panel's images take the debug binaries the tests run anyway

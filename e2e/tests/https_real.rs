@@ -1,34 +1,51 @@
-//! The front door on the real node, with nothing standing in: Traefik (built from the Go module
-//! proxy, a pod on the node, `e2e/cluster/ingress.sh`) serves the operator's per-domain
-//! Ingresses. An end user's uploaded site answers over HTTP and, once its hosting namespace
-//! has a `tls` certificate for its domain (here from a test CA, as cert-manager would write
-//! it), over HTTPS with that certificate, verified by curl; a domain added to the EndUser is
-//! served without a hand, a domain removed is not.
+//! The front door on the real node, with nothing standing in. Traefik (a pod on the node,
+//! `e2e/cluster/ingress.sh`) serves the operator's per-domain Ingresses; cert-manager's ACME
+//! controllers obtain each end user's certificate from pebble, the local ACME server
+//! (`e2e/cluster/certificates.sh`), over HTTP-01: pebble resolves the domain through the
+//! cluster DNS (which points it at Traefik, as a real A record points at the provider's front
+//! door) and fetches the token from cert-manager's solver pod in the hosting namespace, inside
+//! its quota. The certificate is the operator's: a `Certificate` for the end user's domains
+//! and its mail host, written to the `tls` Secret.
 //!
-//! Runs only inside a network and mount namespace of its own (scripts/test.sh does that).
+//! Shown here: the site over HTTP and then over HTTPS with pebble's certificate (curl verifies
+//! it against pebble's root); the mail service's SMTPS and the FTP service's AUTH TLS present
+//! the same certificate for their names; the monitor reads its expiry (a 6-day certificate,
+//! pebble's short-lived profile), Prometheus evaluating the chart's rules raises
+//! HostingCertExpiring for the end user, and the SRE dashboard's certificate panel lists it;
+//! a domain added gets a certificate without a hand, a domain removed is left out of the next.
+//!
+//! Runs only inside a network and mount namespace of its own, with the cluster DNS resolver
+//! (scripts/test-in-netns.sh).
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use oem_crds::EndUser;
 use oem_e2e::cluster::DownOnDrop;
+use oem_e2e::dashboards::{self, CERTIFICATE_METRIC};
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
 use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
+use oem_e2e::prometheus::{Prometheus, PrometheusOptions, ScrapeTarget};
 use oem_e2e::real_hosting::{
-    active_on_the_real_node, import_images, secret_value, upload_over_ftps,
+    active_on_the_real_node, cluster_ip, import_images, require_cluster_dns, secret_value,
+    upload_over_ftps,
 };
-use oem_e2e::{Cluster, wait};
+use oem_e2e::{Cluster, free_port, wait};
+use oem_operator::alerting::rules;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(180);
 /// The ingress controller's Service address (`ingress_ip` in `e2e/cluster/ingress.sh`).
 const INGRESS_IP: &str = "10.96.0.80";
+/// pebble's short-lived profile: 6 days, under the 14 days of HostingCertExpiring.
+const ISSUER: &str = "local-acme-short";
 const SITE: &str = r#"<?php
 printf("served for %s over %s\n", $_SERVER['HTTP_HOST'], $_SERVER['HTTP_X_FORWARDED_PROTO'] ?? 'direct');
 "#;
@@ -77,90 +94,195 @@ async fn answers(domain: &str, scheme: &str, extra: &[&str]) -> anyhow::Result<(
     .await
 }
 
-/// A CA, and a certificate for `domain` it signs, as PEM files in `dir` (openssl).
-fn issue(dir: &Path, domain: &str) -> anyhow::Result<(String, String)> {
-    let run = |args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(())
+/// What `openssl x509` says of a PEM certificate: its names, issuer and end.
+#[derive(Debug)]
+struct Issued {
+    names: Vec<String>,
+    issuer: String,
+    not_after: String,
+}
+
+fn openssl(args: &[&str], input: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running openssl")?;
+    child
+        .stdin
+        .take()
+        .context("openssl's stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "openssl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn inspect(pem: &str) -> anyhow::Result<Issued> {
+    let text = openssl(
+        &[
+            "x509",
+            "-noout",
+            "-issuer",
+            "-enddate",
+            "-ext",
+            "subjectAltName",
+        ],
+        pem,
+    )?;
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_owned)
+            .unwrap_or_default()
     };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=oem test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ])?;
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        &format!("/CN={domain}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{domain}"),
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-keyout",
-        "site.key",
-        "-out",
-        "site.crt",
-    ])?;
-    Ok((
-        std::fs::read_to_string(dir.join("site.crt"))?,
-        std::fs::read_to_string(dir.join("site.key"))?,
-    ))
+    let names = text
+        .split([',', '\n'])
+        .filter_map(|part| part.trim().strip_prefix("DNS:"))
+        .map(str::to_owned)
+        .collect();
+    Ok(Issued {
+        names,
+        issuer: field("issuer="),
+        not_after: field("notAfter="),
+    })
+}
+
+/// Waits until the hosting namespace's `tls` Secret holds a certificate from pebble for
+/// exactly `names`.
+async fn issued_for(client: &Client, ns: &str, names: &[&str]) -> anyhow::Result<Issued> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut want: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    want.sort();
+    wait::until(
+        &format!("a certificate from pebble for {want:?} in {ns}/tls"),
+        LIMIT,
+        Duration::from_secs(2),
+        || {
+            let secrets = secrets.clone();
+            let want = want.clone();
+            async move {
+                let secret = secrets
+                    .get_opt("tls")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no tls Secret yet")?;
+                let pem = secret_value(&secret, "tls.crt").map_err(|e| format!("{e:#}"))?;
+                let mut issued = inspect(&pem).map_err(|e| format!("{e:#}"))?;
+                issued.names.sort();
+                if issued.issuer.contains("Pebble") && issued.names == want {
+                    Ok(issued)
+                } else {
+                    Err(format!("the Secret holds {issued:?}"))
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Connects to `ip:port` (after `starttls` when set) and verifies the certificate for `name`
+/// against pebble's root.
+fn verified_tls(
+    ip: &str,
+    port: u16,
+    starttls: Option<&str>,
+    name: &str,
+    root: &Path,
+) -> anyhow::Result<()> {
+    let connect = format!("{ip}:{port}");
+    let root = root.to_string_lossy();
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        name,
+        "-verify_hostname",
+        name,
+        "-CAfile",
+        &root,
+        "-verify_return_error",
+        "-brief",
+    ];
+    if let Some(protocol) = starttls {
+        args.extend(["-starttls", protocol]);
+    }
+    openssl(&args, "").map(|_| ())
 }
 
 #[tokio::test]
-async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_certificate()
+async fn each_domain_gets_its_certificate_from_the_acme_server_and_is_served_over_https()
 -> anyhow::Result<()> {
     let started = Instant::now();
+    require_cluster_dns()?;
     let cluster = tokio::task::spawn_blocking(Cluster::real_node).await??;
     let guard = DownOnDrop(Some(cluster));
     let cluster = guard.0.as_ref().context("cluster")?;
     import_images(cluster, &[])?;
+    let root = cluster.state_dir.join("acme-root.pem");
+    ensure!(root.exists(), "no pebble root at {}", root.display());
+    let root_arg = root.to_string_lossy().into_owned();
     let dir = tempfile::tempdir()?;
     let config = real_node_config(
         dir.path(),
-        "network: {ingressNamespace: traefik, ingressClass: traefik}\n",
+        &format!(
+            "network: {{ingressNamespace: traefik, ingressClass: traefik}}\n\
+             certificates: {{issuer: {{name: {ISSUER}}}}}\n\
+             probes: {{caFile: {root_arg}}}\n"
+        ),
     )?;
-    let _operator = Operator::start(cluster, OperatorOptions::with_config(&config)).await?;
+    // The monitor on, probing every 5 s: it reads each TLS service's certificate.
+    let http_addr = format!("127.0.0.1:{}", free_port()?);
+    let mut options = OperatorOptions::with_config(&config);
+    options.env.retain(|(k, _)| k != "OEM_MONITOR_ENABLED");
+    options.env.extend(
+        [
+            ("OEM_HTTP_ADDR", http_addr.as_str()),
+            ("OEM_PROBE_INTERVAL", "5s"),
+            ("OEM_PROBE_RETRY_INTERVAL", "2s"),
+            ("OEM_PROBE_TIMEOUT", "3s"),
+            ("OEM_PROBE_STARTUP_GRACE", "60s"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    // Prometheus evaluates the chart's rules with HostingCertExpiring firing at once.
+    let values: BTreeMap<String, String> = [("certExpiringFor".to_owned(), "0s".to_owned())].into();
+    let rules_file = dir.path().join("alert-rules.yaml");
+    std::fs::write(
+        &rules_file,
+        rules::render(rules::DEFAULT_RULES, &values).map_err(anyhow::Error::msg)?,
+    )?;
+    let prometheus = Prometheus::start(PrometheusOptions {
+        scrape: vec![ScrapeTarget::new("oem-operator", &http_addr)],
+        rule_files: vec![rules_file],
+        ..PrometheusOptions::default()
+    })
+    .await?;
+    let operator = Operator::start(cluster, options).await?;
     let client = cluster.client().await?;
 
     let ns = hosting::reseller_with_namespace(&client, "realtls", json!([])).await?;
     let mut course = hosting::course(
         &ns,
         "web",
-        "512Mi",
-        json!({"web": {"phpVersion": "8.4"}, "ftp": {"tls": true}}),
+        "1Gi",
+        json!({"web": {"phpVersion": "8.4"}, "ftp": {"tls": true}, "mail": {"maxSendsPerHour": 10}}),
     );
-    course["spec"]["resources"]["cpu"] = json!("500m");
+    course["spec"]["resources"]["cpu"] = json!("800m");
     apply_course(&client, course).await?;
     let value = hosting::enduser(&ns, "shop", "web", "2025-01-01", json!({}));
     let enduser = apply_enduser(&client, value.clone()).await?;
     let domain = enduser.spec.domains.first().context("no domain")?.clone();
+    let mail_host = format!("mail.{domain}");
     let served = active_on_the_real_node(&client, &enduser, LIMIT).await?;
     let ftp_password = secret_value(&served.credentials, "ftp-password")?;
     upload_over_ftps(
@@ -171,75 +293,123 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
         SITE,
     )
     .await?;
-
-    // HTTP through the front door, by host name.
     answers(&domain, "http", &[]).await?;
+    eprintln!(
+        "http://{domain}/ served through Traefik {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The certificate: pebble's, for the domain and the mail host, in the tls Secret.
+    let issued = issued_for(&client, &served.ns, &[&domain, &mail_host]).await?;
+    eprintln!(
+        "certificate from pebble for {:?} (until {}) {:.1} s after the start",
+        issued.names,
+        issued.not_after,
+        started.elapsed().as_secs_f64()
+    );
+    answers(&domain, "https", &["--cacert", &root_arg]).await?;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &served.ns);
-    let published = wait::until(
-        "the Ingress's status to name the front door",
+    let front = ingresses.list(&Default::default()).await?;
+    ensure!(
+        front.items.iter().all(|i| i
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some_and(|l| l.iter().any(|a| a.ip.as_deref() == Some(INGRESS_IP)))),
+        "an Ingress's status does not name the front door: {:?}",
+        front.items.iter().map(|i| &i.status).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "https://{domain}/ verified against pebble's root {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The mail and FTP services present it too, once their pods roll onto it.
+    let mail_ip = cluster_ip(&client, &served.ns, "mail").await?;
+    eventually("SMTPS with the certificate for the mail host", || {
+        verified_tls(&mail_ip, 465, None, &mail_host, &root)
+    })
+    .await?;
+    eventually("FTP's AUTH TLS with the certificate for the domain", || {
+        verified_tls(&served.web_ip, 21, Some("ftp"), &domain, &root)
+    })
+    .await?;
+    eprintln!(
+        "SMTPS and FTPS verified {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The monitor's expiry, the alert, the dashboard panel.
+    // Until the pods roll onto it, a service may still show the image's own certificate: the
+    // monitor records whatever is served, trusted or not.
+    let expiry = wait::until(
+        "the monitor to report the 6-day certificate on https, smtps and ftps",
         LIMIT,
-        Duration::from_secs(1),
+        Duration::from_secs(2),
         || async {
-            let list = ingresses
-                .list(&Default::default())
+            let samples = prometheus
+                .query(&format!("{CERTIFICATE_METRIC}{{enduser=\"shop\"}}"))
                 .await
-                .map_err(|e| e.to_string())?;
-            let ip = list
-                .items
-                .first()
-                .and_then(|i| i.status.as_ref())
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|l| l.ingress.as_ref())
-                .and_then(|l| l.first())
-                .and_then(|l| l.ip.clone())
-                .unwrap_or_default();
-            if ip == INGRESS_IP {
-                Ok(ip)
+                .map_err(|e| format!("{e:#}"))?;
+            let days: BTreeMap<String, f64> = samples
+                .iter()
+                .filter_map(|s| Some((s.labels.get("service")?.clone(), s.value / 86400.0)))
+                .collect();
+            let six_days =
+                |service: &str| days.get(service).is_some_and(|d| (5.9..=6.01).contains(d));
+            if ["https", "smtps", "ftps"].into_iter().all(six_days) {
+                Ok(days)
             } else {
-                Err(format!("status names {ip:?}"))
+                Err(format!("days left {days:?}"))
             }
         },
     )
-    .await?;
-    eprintln!(
-        "http://{domain}/ served through Traefik ({published}) {:.1} s after the start",
-        started.elapsed().as_secs_f64()
-    );
-
-    // HTTPS: without the end user's certificate the controller's own is not trusted; with it
-    // (the `tls` Secret, as cert-manager writes it), curl verifies the name and the chain.
-    let ca = dir.path().join("ca.crt");
-    let (cert, key) = issue(dir.path(), &domain)?;
-    let ca_arg = ca.to_string_lossy().into_owned();
-    let untrusted = through_the_front_door(&domain, "https", &["--cacert", &ca_arg]);
-    ensure!(
-        untrusted.is_err(),
-        "trusted before the certificate: {untrusted:?}"
-    );
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("tls".into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(
-            [("tls.crt", cert), ("tls.key", key)]
+    .await
+    .map_err(|e| e.context(format!("operator log:\n{}", operator.log_tail(20))))?;
+    let alert = wait::until(
+        "HostingCertExpiring to fire for the end user",
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        || async {
+            let alerts = prometheus.alerts().await.map_err(|e| format!("{e:#}"))?;
+            alerts
                 .into_iter()
-                .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), &served.ns)
-        .create(&PostParams::default(), &secret)
+                .find(|a| {
+                    a.state == "firing"
+                        && a.labels.get("alertname").map(String::as_str)
+                            == Some("HostingCertExpiring")
+                        && a.labels.get("enduser").map(String::as_str) == Some("shop")
+                })
+                .ok_or_else(|| "not firing yet".to_owned())
+        },
+    )
+    .await?;
+    let sre = dashboards::load(&dashboards::dashboards_dir().join("sre-overview.json"))?;
+    let (panel, _, expr) = dashboards::queries(&sre)
+        .into_iter()
+        .find(|(_, _, expr)| expr.contains(CERTIFICATE_METRIC))
+        .context("no certificate panel on the SRE dashboard")?;
+    let rows = prometheus
+        .query(&dashboards::substitute(
+            &expr,
+            &dashboards::builtin_variables(),
+        ))
         .await?;
-    answers(&domain, "https", &["--cacert", &ca_arg]).await?;
+    ensure!(
+        rows.iter()
+            .any(|r| r.labels.get("enduser").map(String::as_str) == Some("shop")),
+        "the panel {panel:?} does not list the end user: {rows:?}"
+    );
     eprintln!(
-        "https://{domain}/ verified with the end user's certificate {:.1} s after the start",
+        "days left {expiry:?}; {} fired for service {:?}; panel {panel:?} lists {} rows; {:.1} s after the start",
+        alert.labels["alertname"],
+        alert.labels.get("service"),
+        rows.len(),
         started.elapsed().as_secs_f64()
     );
 
-    // A domain added to the EndUser is served without a hand; a domain removed is not.
+    // A domain added gets its certificate without a hand; a domain removed is left out.
     let second = format!("www.{domain}");
     let endusers: Api<EndUser> = Api::namespaced(client.clone(), &ns);
     let domains = |list: Vec<&str>| json!({"spec": {"domains": list}});
@@ -250,24 +420,28 @@ async fn the_ingress_controller_serves_each_domain_over_http_and_https_with_its_
             &Patch::Merge(&domains(vec![&domain, &second])),
         )
         .await?;
-    answers(&second, "http", &[]).await?;
+    issued_for(&client, &served.ns, &[&domain, &second, &mail_host]).await?;
+    answers(&second, "https", &["--cacert", &root_arg]).await?;
+    eprintln!(
+        "{second} added: certified and served over HTTPS {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
     endusers
         .patch(
             "shop",
             &PatchParams::default(),
-            &Patch::Merge(&domains(vec![&domain])),
+            &Patch::Merge(&domains(vec![&second])),
         )
         .await?;
-    eventually(&format!("http://{second}/ refused once removed"), || {
-        let answer = through_the_front_door(&second, "http", &[]);
+    let mail_host = format!("mail.{second}");
+    issued_for(&client, &served.ns, &[&second, &mail_host]).await?;
+    eventually(&format!("http://{domain}/ refused once removed"), || {
+        let answer = through_the_front_door(&domain, "http", &[]);
         ensure!(answer.is_err(), "still served: {answer:?}");
         Ok(())
     })
     .await?;
-    ensure!(
-        through_the_front_door(&domain, "https", &["--cacert", &ca_arg])?.contains("over https"),
-        "the first domain stopped being served"
-    );
+    answers(&second, "https", &["--cacert", &root_arg]).await?;
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -50,7 +50,7 @@ const WEB: [&str; 4] = ["http", "https", "ftp", "ftps"];
 async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alerted()
 -> anyhow::Result<()> {
     let started = Instant::now();
-    support::require_cluster_dns()?;
+    oem_e2e::real_hosting::require_cluster_dns()?;
     let cluster = tokio::task::spawn_blocking(Cluster::real_node).await??;
     let guard = DownOnDrop(Some(cluster));
     let cluster = guard.0.as_ref().context("cluster")?.clone();

@@ -20,20 +20,6 @@ use oem_operator::naming;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{Value, json};
 
-/// The names in this network namespace resolve through the real node's cluster DNS
-/// (`scripts/netns-cluster-dns.sh`), as in the operator's pod: else the monitor cannot reach
-/// `web.<namespace>.svc`.
-pub fn require_cluster_dns() -> anyhow::Result<()> {
-    let conf = std::fs::read_to_string("/etc/resolv.conf").context("reading /etc/resolv.conf")?;
-    ensure!(
-        conf.lines().any(|l| l.trim() == "nameserver 10.96.0.10")
-            && conf.contains("svc.cluster.local"),
-        "/etc/resolv.conf does not name the cluster DNS (run scripts/netns-cluster-dns.sh in \
-         the test's namespace first, as scripts/test-in-netns.sh does):\n{conf}"
-    );
-    Ok(())
-}
-
 /// The provider's CA (a PEM file for the monitor) and a certificate it issued for `domains`.
 pub struct Pki {
     pub ca_file: PathBuf,
