@@ -133,19 +133,14 @@ YAML
 
 say "operator"
 # Hosting pods go to the real node; kwok's nodes stay for scale tests.
-# The end users' Ingresses are Traefik's, the real node's ingress controller (e2e/cluster/ingress.sh).
-printf 'placement:\n  nodeSelector: {type: real}\nnetwork: {ingressNamespace: traefik, ingressClass: traefik}\n' \
+# The end users' Ingresses are Traefik's, the real node's ingress controller (e2e/cluster/ingress.sh);
+# their certificates come from the local ACME server through cert-manager
+# (e2e/cluster/certificates.sh), and the monitor trusts its root, so TLS services can be Up.
+printf 'placement:\n  nodeSelector: {type: real}\nnetwork: {ingressNamespace: traefik, ingressClass: traefik}\ncertificates: {issuer: {name: local-acme}}\n' \
   > "$dir/operator.yaml"
-# The provider's CA, which issues the example end user's certificate (cert-manager's job in a
-# real deployment) and which the monitor trusts, so its TLS services can be Up.
-if [ ! -f "$dir/pki/provider-ca.crt" ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=oem-hosting make up provider CA" \
-    -keyout "$dir/pki/provider-ca.key" -out "$dir/pki/provider-ca.crt" 2>/dev/null
-  chmod 600 "$dir/pki/provider-ca.key"
-fi
 stop_process operator "$dir"
 KUBECONFIG=$dir/oem-operator.kubeconfig OEM_CONFIG=$dir/operator.yaml \
-  OEM_PROBE_CA_FILE=$dir/pki/provider-ca.crt \
+  OEM_PROBE_CA_FILE=$dir/acme-root.pem \
   OEM_HTTP_ADDR=127.0.0.1:$metrics_port OEM_MONITOR_NAMESPACE=$system_ns \
   OEM_WEBHOOKS_SERVICE_ACCOUNT=$system_ns/oem-webhooks OEM_PANEL_SERVICE_ACCOUNT=$system_ns/oem-panel \
   POD_NAME=oem-operator-up start_process operator "$dir" "$target_dir/debug/oem-operator"
@@ -191,24 +186,17 @@ done
 
 say "the example site"
 t=$SECONDS
-# Its certificate for its domains, in the hosting namespace's `tls` Secret: the operator rolls
-# its pods to present it (docs/images.md).
+# Its certificate for its domains, from the local ACME server (HTTP-01 through Traefik) into the
+# hosting namespace's `tls` Secret: the operator rolls its pods to present it (docs/dns.md).
 for _ in $(seq 1 120); do
   hosting_ns=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{.status.hostingNamespace}' 2>/dev/null || true)
-  [ -n "$hosting_ns" ] && kubectl get namespace "$hosting_ns" >/dev/null 2>&1 && break
+  [ -n "$hosting_ns" ] && kubectl -n "$hosting_ns" get certificate tls >/dev/null 2>&1 && break
   sleep 0.5
 done
 [ -n "$hosting_ns" ] || { echo "$example_user got no hosting namespace" >&2; exit 1; }
-if ! kubectl -n "$hosting_ns" get secret tls >/dev/null 2>&1; then
-  sans=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{range .spec.domains[*]}DNS:{@},{end}')
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=$example_user" -keyout "$dir/pki/site.key" \
-    -out "$dir/pki/site.csr" 2>/dev/null
-  openssl x509 -req -in "$dir/pki/site.csr" -CA "$dir/pki/provider-ca.crt" -CAkey "$dir/pki/provider-ca.key" \
-    -CAcreateserial -days 825 -out "$dir/pki/site.crt" 2>/dev/null \
-    -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${sans%,}")
-  kubectl -n "$hosting_ns" create secret tls tls --cert "$dir/pki/site.crt" --key "$dir/pki/site.key" >/dev/null
-  rm -f "$dir/pki/site.csr" "$dir/pki/site.key"
-fi
+kubectl -n "$hosting_ns" wait --for=condition=Ready certificate/tls --timeout 180s >/dev/null || {
+  kubectl -n "$hosting_ns" describe certificate tls >&2; kubectl get challenges -A >&2; exit 1; }
+echo "certificate for $(kubectl -n "$hosting_ns" get certificate tls -o jsonpath='{.spec.dnsNames}') issued in $((SECONDS - t)) s" >&2
 kubectl -n "$example_ns" wait --for=jsonpath='{.status.phase}'=Active "enduser/$example_user" --timeout 300s >/dev/null || {
   kubectl get hosting -A >&2; kubectl get pods -A -o wide >&2; exit 1; }
 hosting_ns=$(kubectl -n "$example_ns" get enduser "$example_user" -o jsonpath='{.status.hostingNamespace}')

@@ -98,11 +98,11 @@ page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors "ht
   { echo "the example site does not answer on http://127.0.0.1:$site_port/" >&2; exit 1; }
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from the example site: $page" >&2; exit 1; }
 # The same site over HTTPS through the front door (Traefik), by its domain, with the
-# certificate the provider's CA issued for it (cert-manager's job in a real deployment).
+# certificate the local ACME server issued for it through cert-manager.
 site_domain=$(cat "$OEM_CLUSTER_DIR/site-domain")
 https_url=https://$site_domain:$https_port/
 page=$(curl -fsS --max-time 10 --retry 10 --retry-delay 2 --retry-all-errors \
-  --resolve "$site_domain:$https_port:127.0.0.1" --cacert "$OEM_CLUSTER_DIR/pki/provider-ca.crt" "$https_url") ||
+  --resolve "$site_domain:$https_port:127.0.0.1" --cacert "$OEM_CLUSTER_DIR/acme-root.pem" "$https_url") ||
   { echo "the example site does not answer on $https_url through the front door" >&2; exit 1; }
 grep -q "served by PHP" <<<"$page" || { echo "unexpected page from $https_url: $page" >&2; exit 1; }
 # The panel's login page of the example reseller, through the forward.
@@ -119,7 +119,7 @@ cat <<TXT
   kubectl get hosting -A                 # resellers, courses, end users, incidents
   kubectl get pods -A -o wide            # hosting pods on real-node-1, inside namespace $up_netns
   curl http://127.0.0.1:$site_port/          # the example site of $site
-  curl --resolve $site_domain:$https_port:127.0.0.1 --cacert $OEM_CLUSTER_DIR/pki/provider-ca.crt $https_url
+  curl --resolve $site_domain:$https_port:127.0.0.1 --cacert $OEM_CLUSTER_DIR/acme-root.pem $https_url
                                          # the same over HTTPS through the front door (Traefik)
   kubectl apply -f examples/refused/     # refused by the admission webhooks, with the reason
   operator: http://127.0.0.1:$metrics_port/metrics, logs in $OEM_CLUSTER_DIR/logs/
