@@ -10,6 +10,7 @@
 #   traefik                   github.com/traefik/traefik/v3 (the ingress controller, a pod on the node)
 #   cert-manager, acmesolver github.com/cert-manager/cert-manager (mains in cert-manager/, static)
 #   pebble                    github.com/letsencrypt/pebble/v2 (the local ACME server)
+#   controller, speaker       go.universe.tf/metallb (MetalLB, layer 2: per-end-user addresses)
 #   pause                     k8s.io/kubernetes build/pause/linux/pause.c (gcc -static)
 # Binaries land in $OEM_CACHE/bin/<component>-<version>/; a warm run returns at once.
 set -euo pipefail
@@ -103,6 +104,18 @@ if [ ! -f "$cm_crds/cert-manager.io_certificates.yaml" ]; then
 fi
 MAIN_GO="" REPLACES="" build_module pebble "$bin/pebble-$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2 \
   "$PEBBLE_VERSION" "-s -w" github.com/letsencrypt/pebble/v2/cmd/pebble
+
+# MetalLB's controller (addresses) and speaker (ARP for them), static like Traefik. The proxy
+# does not serve the frr-k8s release MetalLB's go.mod names (only for its BGP mode, unused
+# here): the nearest served one stands in (versions.env).
+CGO_ENABLED=0 MAIN_GO="" REPLACES="replace github.com/metallb/frr-k8s => github.com/metallb/frr-k8s $METALLB_FRR_K8S" build_module metallb "$bin/metallb-$METALLB_VERSION" go.universe.tf/metallb \
+  "$METALLB_VERSION" "-s -w" go.universe.tf/metallb/controller go.universe.tf/metallb/speaker
+
+# Its release manifest (namespace, CRDs, RBAC, the controller and speaker), kept beside them.
+if [ ! -f "$bin/metallb-$METALLB_VERSION/metallb-native.yaml" ]; then
+  mlb_src=$(go mod download -json "go.universe.tf/metallb@$METALLB_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+  cp "$mlb_src/config/manifests/metallb-native.yaml" "$bin/metallb-$METALLB_VERSION/"
+fi
 
 # The sandbox ("pause") image's one binary: there is no registry to pull it from.
 pause_out=$bin/pause-$K8S_VERSION

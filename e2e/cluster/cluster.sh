@@ -360,6 +360,8 @@ source "$here/node.sh"
 source "$here/ingress.sh"
 # shellcheck source=certificates.sh
 source "$here/certificates.sh"
+# shellcheck source=loadbalancer.sh
+source "$here/loadbalancer.sh"
 
 case "${1:-}" in
   up) up ;;

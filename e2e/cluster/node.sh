@@ -416,6 +416,7 @@ node_up() {
   node_dns
   node_ingress
   node_certificates
+  node_loadbalancer
   log "real node $NODE_NAME Ready in $((SECONDS - t0)) s (node IP $NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR, DNS $(dns_ip), ingress $(ingress_ip))"
 }
 
@@ -530,8 +531,9 @@ node_down() {
     grep -qxF "$dir" "$ND/cgroups-before" 2>/dev/null && continue
     rmdir "$dir" 2>/dev/null || log "note: $dir holds other containers, kept"
   done
-  # The node's bridge, address and route.
+  # The node's bridges, address and route.
   if [ "$here_ns" = 1 ]; then
+    loadbalancer_down
     ip link del "$BRIDGE" 2>/dev/null || true
     ip route del "$SERVICE_CIDR" dev lo 2>/dev/null || true
     ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
