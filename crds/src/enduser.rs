@@ -455,6 +455,8 @@ pub enum DnsPurpose {
     Spf,
     /// The public key that verifies the domain's signed mail (DKIM, RFC 6376).
     Dkim,
+    /// The end user's FTP host's address (`ftp.<first domain>`, with a load balancer).
+    Ftp,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 // reads the whole configuration through the context): nothing here leads back to this file.
 use crate::alerting::config::AlertingConfig;
 use crate::hosting::config::{CertificatesConfig, FrontDoor, MailConfig};
+use crate::hosting::public::LoadBalancerConfig;
 use crate::leader::LeaderElectionConfig;
 use crate::monitor::config::MonitorConfig;
 use crate::monitor::probes::config::ProbeConfig;
@@ -94,6 +95,8 @@ pub struct NetworkConfig {
     pub monitor_namespace: String,
     /// IngressClass of the per-domain Ingresses.
     pub ingress_class: String,
+    /// Addresses of their own for each end user's mail and FTP services (`hosting/public.rs`).
+    pub load_balancer: LoadBalancerConfig,
 }
 
 impl Default for NetworkConfig {
@@ -102,6 +105,7 @@ impl Default for NetworkConfig {
             ingress_namespace: "ingress-nginx".into(),
             monitor_namespace: "oem-hosting-system".into(),
             ingress_class: "nginx".into(),
+            load_balancer: LoadBalancerConfig::default(),
         }
     }
 }
@@ -443,6 +447,14 @@ impl Config {
         }
         if let Err(message) = self.certificates.validate() {
             return invalid("certificates", &message);
+        }
+        if let Some(class) = &self.network.load_balancer.class_name
+            && class.trim().is_empty()
+        {
+            return invalid(
+                "network.loadBalancer.className",
+                "must name a load-balancer class, or be left out for the default",
+            );
         }
         for (field, image) in [
             ("images.ftp".to_owned(), self.images.ftp.as_str()),

@@ -10,7 +10,9 @@
 //! is read (`slim.rs`). Secret values are never cached: only the metadata of the operator's
 //! own Secrets.
 
+use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
@@ -65,7 +67,13 @@ pub struct Caches {
     pub domain_claims: Store<DomainClaim>,
     /// Writes the children, remembering what it verified.
     pub applier: Applier,
+    /// The addresses last read from each public Service's status, by namespace and name, with
+    /// the version they were read at (`hosting/public.rs`): read again only when it moves.
+    pub public_addresses: std::sync::Mutex<AddressMemo>,
 }
+
+/// Addresses by (namespace, Service name), with the version they were read at.
+pub type AddressMemo = HashMap<(String, String), (String, Vec<IpAddr>)>;
 
 type Wake = UnboundedSender<ObjectRef<EndUser>>;
 /// One watch or waker of the caches, run as a task of the EndUser controller's part: it ends
@@ -317,6 +325,7 @@ impl Caches {
             stateful_sets,
             domain_claims,
             applier: Applier::default(),
+            public_addresses: Default::default(),
         };
         (Arc::new(caches), woken, drivers)
     }
@@ -407,6 +416,7 @@ pub(crate) mod tests {
             stateful_sets,
             domain_claims: empty(),
             applier: Applier::default(),
+            public_addresses: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
@@ -18,7 +18,7 @@ use oem_crds::enduser::{
 };
 use oem_crds::{Course, Reseller};
 
-use super::cache::Caches;
+use super::cache::{AddressMemo, Caches};
 use super::domains::DOMAIN_CONFLICT;
 use super::phase::{Found, Observed, observe, phase};
 use super::pool::{self, GRANT_ANNOTATION, QUOTA_EXCEEDED, Resources, Share};
@@ -26,6 +26,7 @@ use super::{children, secrets};
 use crate::apply::{Live, LiveStore};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::hosting::public::{self, PublicAddresses};
 use crate::hosting::{self, HostingPlan, certificate};
 use crate::naming;
 use crate::status::owners;
@@ -295,9 +296,13 @@ async fn provision(
         .applier
         .converge(ctx, &caches.role_bindings, hosting_ns, vec![viewer, own])
         .await?;
-    let shared_exchanger = config.front_door.mail_exchanger.is_some();
+    let hosts = certificate::Hosts {
+        shared_exchanger: config.front_door.mail_exchanger.is_some(),
+        public_ftp: config.network.load_balancer.enabled,
+    };
     let mut quota = hosting::resource_quota(&plan);
-    certificate::make_room(&mut quota, &plan, &config.certificates, shared_exchanger);
+    certificate::make_room(&mut quota, &plan, &config.certificates, hosts);
+    public::allow(&mut quota, &plan, &config.network.load_balancer);
     let granted = Resources {
         cpu: plan.cpu.clone(),
         memory: plan.memory.clone(),
@@ -325,7 +330,7 @@ async fn provision(
     plan.credentials_version = secrets::ensure_credentials(ctx, caches, &plan).await?;
     let dkim_public = secrets::ensure_dkim(ctx, caches, &plan).await?;
     if let Some(store) = &caches.certificates {
-        let wanted = certificate::certificates(&plan, &config.certificates, shared_exchanger);
+        let wanted = certificate::certificates(&plan, &config.certificates, hosts);
         caches
             .applier
             .converge(ctx, store, hosting_ns, wanted)
@@ -344,7 +349,8 @@ async fn provision(
         .applier
         .converge(ctx, &caches.stateful_sets, hosting_ns, sets)
         .await?;
-    let services = hosting::services(&plan, config);
+    let mut services = hosting::services(&plan, config);
+    services.extend(public::services(&plan, &config.network.load_balancer));
     caches
         .applier
         .converge(ctx, &caches.services, hosting_ns, services)
@@ -359,13 +365,64 @@ async fn provision(
     let mut observed = observe(caches, &plan);
     observed.held = Some(held);
     observed.conflict = conflict;
+    let public = public_addresses(ctx, caches, &plan).await?;
     observed.dns = Some(hosting::dns::records(
         &plan,
         &config.front_door,
         &config.mail,
         dkim_public.as_deref(),
+        public.as_ref(),
     ));
     Ok((observed, Some(plan), Some(password_secret)))
+}
+
+/// The addresses the load balancer gave the end user's public Services (`None`: no load
+/// balancer): each read from the Service's status once per version of it in the cache.
+async fn public_addresses(
+    ctx: &Context,
+    caches: &Caches,
+    plan: &HostingPlan,
+) -> Result<Option<PublicAddresses>> {
+    if !ctx.config.network.load_balancer.enabled {
+        return Ok(None);
+    }
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &plan.namespace);
+    let mut found = PublicAddresses::default();
+    for (name, slot) in [
+        (public::MAIL_PUBLIC, &mut found.mail),
+        (public::FTP_PUBLIC, &mut found.ftp),
+    ] {
+        let Live::Meta(version) = caches.services.live(Some(&plan.namespace), name) else {
+            continue;
+        };
+        let key = (plan.namespace.clone(), name.to_owned());
+        let known = memo(caches).get(&key).cloned();
+        *slot = match known {
+            Some((seen, ips)) if seen == version => ips,
+            _ => {
+                let service = api.get_opt(name).await.map_err(Error::kube(
+                    "get",
+                    "child",
+                    format!("Service/{name}"),
+                ))?;
+                let ips = service.as_ref().map(public::assigned).unwrap_or_default();
+                memo(caches).insert(key, (version, ips.clone()));
+                ips
+            }
+        };
+    }
+    Ok(Some(found))
+}
+
+fn memo(caches: &Caches) -> std::sync::MutexGuard<'_, AddressMemo> {
+    caches
+        .public_addresses
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn forget_public_addresses(caches: &Caches, namespace: &str) {
+    memo(caches).retain(|(ns, _), _| ns != namespace);
 }
 
 /// Merges the `Ready` condition, keeping its transition time while its status stays the same,
@@ -532,6 +589,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
             children::Deletion::Absent => continue,
             children::Deletion::Deleted => {
                 caches.applier.forget_namespace(&hosting_ns);
+                forget_public_addresses(caches, &hosting_ns);
                 (
                     false,
                     "HostingDeleted",

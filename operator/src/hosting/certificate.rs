@@ -55,15 +55,33 @@ impl Default for PrivateKey {
     }
 }
 
-/// The names the certificate covers: the end user's domains, and `mail.<first domain>` when it
-/// runs its own mail service and the provider has no shared mail exchanger.
-pub fn dns_names(plan: &HostingPlan, shared_exchanger: bool) -> Vec<String> {
+/// Which host names of its own, beside its domains, clients reach an end user's services by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hosts {
+    /// The provider runs a shared mail exchanger: no `mail.<first domain>` of the end user's.
+    pub shared_exchanger: bool,
+    /// FTP has an address of its own (`network.loadBalancer`): `ftp.<first domain>`.
+    pub public_ftp: bool,
+}
+
+/// The names the certificate covers: the end user's domains, `mail.<first domain>` when it
+/// runs its own mail service and the provider has no shared mail exchanger, and
+/// `ftp.<first domain>` when its FTP server has an address of its own.
+pub fn dns_names(plan: &HostingPlan, hosts: Hosts) -> Vec<String> {
     let mut names = plan.domains.clone();
-    if plan.mail.is_some() && !shared_exchanger && !plan.domains.is_empty() {
-        let host = plan.mail_hostname();
+    let mut add = |host: String| {
         if !names.contains(&host) {
             names.push(host);
         }
+    };
+    if plan.mail.is_some() && !hosts.shared_exchanger && !plan.domains.is_empty() {
+        add(plan.mail_hostname());
+    }
+    if plan.ftp.is_some()
+        && hosts.public_ftp
+        && let Some(host) = super::public::ftp_hostname(plan)
+    {
+        add(host);
     }
     names
 }
@@ -73,12 +91,12 @@ pub fn dns_names(plan: &HostingPlan, shared_exchanger: bool) -> Vec<String> {
 pub fn certificates(
     plan: &HostingPlan,
     config: &CertificatesConfig,
-    shared_exchanger: bool,
+    hosts: Hosts,
 ) -> Vec<Certificate> {
     let Some(issuer) = &config.issuer else {
         return Vec::new();
     };
-    let dns_names = dns_names(plan, shared_exchanger);
+    let dns_names = dns_names(plan, hosts);
     if dns_names.is_empty() {
         return Vec::new();
     }
@@ -105,12 +123,12 @@ pub fn make_room(
     quota: &mut ResourceQuota,
     plan: &HostingPlan,
     config: &CertificatesConfig,
-    shared_exchanger: bool,
+    hosts: Hosts,
 ) {
     if config.issuer.is_none() {
         return;
     }
-    let solvers = dns_names(plan, shared_exchanger).len() as u64;
+    let solvers = dns_names(plan, hosts).len() as u64;
     if solvers == 0 {
         return;
     }
@@ -170,7 +188,7 @@ mod tests {
     #[test]
     fn one_certificate_for_every_domain_and_the_mail_host() {
         let plan = business_plan();
-        let all = certificates(&plan, &issuing(), false);
+        let all = certificates(&plan, &issuing(), Hosts::default());
         assert_eq!(all.len(), 1);
         let cert = &all[0];
         assert_eq!(cert.metadata.name.as_deref(), Some(TLS_SECRET));
@@ -185,16 +203,31 @@ mod tests {
         assert_eq!(sent["kind"], "Certificate");
         assert_eq!(sent["spec"]["privateKey"]["rotationPolicy"], "Always");
         // A shared mail exchanger: the end user's own mail host is not a name clients use.
-        let shared = certificates(&plan, &issuing(), true);
+        let shared = Hosts {
+            shared_exchanger: true,
+            public_ftp: false,
+        };
+        let shared = certificates(&plan, &issuing(), shared);
         assert_eq!(shared[0].spec.dns_names, plan.domains);
+        // FTP with an address of its own: clients reach it as ftp.<first domain>.
+        let public = Hosts {
+            shared_exchanger: true,
+            public_ftp: true,
+        };
+        let mut want = plan.domains.clone();
+        want.push(format!("ftp.{}", plan.domains[0]));
+        assert_eq!(
+            certificates(&plan, &issuing(), public)[0].spec.dns_names,
+            want
+        );
     }
 
     #[test]
     fn no_issuer_or_no_domain_no_certificate() {
         let mut plan = business_plan();
-        assert!(certificates(&plan, &CertificatesConfig::default(), false).is_empty());
+        assert!(certificates(&plan, &CertificatesConfig::default(), Hosts::default()).is_empty());
         plan.domains.clear();
-        assert!(certificates(&plan, &issuing(), false).is_empty());
+        assert!(certificates(&plan, &issuing(), Hosts::default()).is_empty());
     }
 
     #[test]
@@ -202,10 +235,15 @@ mod tests {
         let plan = business_plan();
         let base = super::super::resource_quota(&plan);
         let mut quota = base.clone();
-        make_room(&mut quota, &plan, &CertificatesConfig::default(), false);
+        make_room(
+            &mut quota,
+            &plan,
+            &CertificatesConfig::default(),
+            Hosts::default(),
+        );
         assert_eq!(quota, base, "no issuer: the course's quota as it is");
-        make_room(&mut quota, &plan, &issuing(), false);
-        let names = dns_names(&plan, false).len() as f64;
+        make_room(&mut quota, &plan, &issuing(), Hosts::default());
+        let names = dns_names(&plan, Hosts::default()).len() as f64;
         assert!(names >= 2.0);
         assert_eq!(hard(&quota, "pods"), hard(&base, "pods") + names);
         for key in ["requests.cpu", "limits.cpu"] {

@@ -7,18 +7,23 @@ use oem_crds::enduser::{DnsPurpose, DnsRecord, DnsRecordType};
 use super::HostingPlan;
 use super::config::{FrontDoor, MailConfig};
 use super::dkim;
+use super::public::{self, PublicAddresses};
 
 /// The MX preference of the one mail exchanger.
 const MX_PREFERENCE: u16 = 10;
 
 /// The records, domain by domain in the order the plan serves them, then the end user's own
-/// mail host's addresses. A target the provider did not configure is not listed (no address
-/// and no CNAME: no web record); `dkim_public` is the key's `p=` once known.
+/// mail host's addresses (and its FTP host's). A target the provider did not configure is not
+/// listed (no address and no CNAME: no web record); `dkim_public` is the key's `p=` once known.
+/// `public`: with the load balancer on, the addresses of the end user's public Services, which
+/// its mail host (`mail.<first domain>`) and FTP host (`ftp.<first domain>`) point at instead
+/// of the front door (listed once assigned).
 pub fn records(
     plan: &HostingPlan,
     door: &FrontDoor,
     mail: &MailConfig,
     dkim_public: Option<&str>,
+    public: Option<&PublicAddresses>,
 ) -> Vec<DnsRecord> {
     let record = |name: &str, type_, value: String, purpose| DnsRecord {
         name: name.to_owned(),
@@ -79,9 +84,29 @@ pub fn records(
             }
         }
     }
+    let own = |name: &str, ips: &[std::net::IpAddr], purpose| {
+        ips.iter()
+            .map(|ip| {
+                let type_ = if ip.is_ipv4() {
+                    DnsRecordType::A
+                } else {
+                    DnsRecordType::Aaaa
+                };
+                record(name, type_, ip.to_string(), purpose)
+            })
+            .collect::<Vec<_>>()
+    };
     // An MX names a host with addresses (never a CNAME, RFC 2181 §10.3).
     if plan.mail.is_some() && door.mail_exchanger.is_none() && !plan.domains.is_empty() {
-        out.extend(addresses(&exchanger, DnsPurpose::Mail));
+        match public {
+            Some(public) => out.extend(own(&exchanger, &public.mail, DnsPurpose::Mail)),
+            None => out.extend(addresses(&exchanger, DnsPurpose::Mail)),
+        }
+    }
+    if let (Some(public), Some(host)) = (public, public::ftp_hostname(plan))
+        && plan.ftp.is_some()
+    {
+        out.extend(own(&host, &public.ftp, DnsPurpose::Ftp));
     }
     out
 }
@@ -110,7 +135,7 @@ mod tests {
     fn each_domain_gets_its_address_mx_spf_and_dkim_key_and_the_mail_host_its_address() {
         let mut plan = business_plan();
         plan.domains = vec!["tanaka.example.jp".into(), "tanaka.example.com".into()];
-        let records = records(&plan, &door(), &MailConfig::default(), Some("KEY"));
+        let records = records(&plan, &door(), &MailConfig::default(), Some("KEY"), None);
         assert_eq!(
             table(&records),
             [
@@ -145,7 +170,7 @@ mod tests {
             ..MailConfig::default()
         };
         assert_eq!(
-            table(&records(&plan, &door, &mail, Some("KEY"))),
+            table(&records(&plan, &door, &mail, Some("KEY"), None)),
             [
                 "tanaka.example.jp Cname door.example.net. Web",
                 "tanaka.example.jp Mx 10 mx.example.net. Mail",
@@ -160,7 +185,7 @@ mod tests {
         let mut plan = business_plan();
         plan.domains = vec!["tanaka.example.jp".into()];
         plan.mail = None;
-        let web_only = records(&plan, &door(), &MailConfig::default(), Some("KEY"));
+        let web_only = records(&plan, &door(), &MailConfig::default(), Some("KEY"), None);
         assert_eq!(
             table(&web_only),
             [
@@ -171,8 +196,13 @@ mod tests {
         let mut plan = business_plan();
         plan.domains = vec!["tanaka.example.jp".into()];
         plan.web = None;
-        let nothing_configured =
-            records(&plan, &FrontDoor::default(), &MailConfig::default(), None);
+        let nothing_configured = records(
+            &plan,
+            &FrontDoor::default(),
+            &MailConfig::default(),
+            None,
+            None,
+        );
         assert_eq!(
             table(&nothing_configured),
             [
@@ -181,6 +211,57 @@ mod tests {
             ]
         );
         plan.domains.clear();
-        assert!(records(&plan, &door(), &MailConfig::default(), Some("KEY")).is_empty());
+        assert!(records(&plan, &door(), &MailConfig::default(), Some("KEY"), None).is_empty());
+    }
+
+    #[test]
+    fn with_a_load_balancer_the_mail_and_ftp_hosts_point_at_their_own_addresses() {
+        let plan = business_plan();
+        let domain = &plan.domains[0];
+        let none_yet = PublicAddresses::default();
+        let waiting = table(&records(
+            &plan,
+            &door(),
+            &MailConfig::default(),
+            None,
+            Some(&none_yet),
+        ));
+        assert!(
+            !waiting
+                .iter()
+                .any(|r| r.starts_with(&format!("mail.{domain} A"))),
+            "the mail host is not pointed at the web front door: {waiting:?}"
+        );
+        let public = PublicAddresses {
+            mail: vec!["10.251.0.100".parse().unwrap()],
+            ftp: vec![
+                "10.251.0.101".parse().unwrap(),
+                "2001:db8::101".parse().unwrap(),
+            ],
+        };
+        let all = table(&records(
+            &plan,
+            &door(),
+            &MailConfig::default(),
+            None,
+            Some(&public),
+        ));
+        assert!(
+            all.contains(&format!("mail.{domain} A 10.251.0.100 Mail")),
+            "{all:?}"
+        );
+        assert!(
+            all.contains(&format!("ftp.{domain} A 10.251.0.101 Ftp")),
+            "{all:?}"
+        );
+        assert!(
+            all.contains(&format!("ftp.{domain} Aaaa 2001:db8::101 Ftp")),
+            "{all:?}"
+        );
+        // The web site still points at the front door.
+        assert!(
+            all.contains(&format!("{domain} A 203.0.113.10 Web")),
+            "{all:?}"
+        );
     }
 }

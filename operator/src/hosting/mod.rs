@@ -8,6 +8,7 @@ pub mod dkim;
 pub mod dns;
 mod namespace;
 mod network;
+pub mod public;
 pub mod rbac;
 mod resources;
 mod workloads;

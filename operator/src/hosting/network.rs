@@ -2,7 +2,9 @@
 //! controller's and the monitor's namespaces (and between the end user's own pods); traffic
 //! out to DNS and the internet but never to private, link-local (cloud metadata), carrier-grade
 //! NAT, loopback, multicast or reserved ranges; SMTP out (25, 465, 587) only from the mail
-//! service group's pods, in a policy of its own, left out while the account is mail-locked.
+//! service group's pods, in a policy of its own, left out while the account is mail-locked;
+//! with `network.loadBalancer`, traffic in from anywhere to the mail and FTP ports the public
+//! Services expose (`public.rs`), those ports only.
 //! NetworkPolicies are enforced only by a CNI that implements them (Calico, Cilium, ...; the
 //! local real node's bridge plugin does not): the mail lock is also enforced by the mail
 //! container's MTA (`MAIL_LOCKED`, `workloads.rs`), on any cluster.
@@ -25,6 +27,8 @@ pub const DEFAULT_DENY: &str = "default-deny";
 pub const ALLOW_INGRESS: &str = "allow-ingress";
 pub const ALLOW_EGRESS: &str = "allow-egress";
 pub const ALLOW_SMTP_EGRESS: &str = "allow-smtp-egress";
+/// `allow-public-<group>`: the world to the group's public ports (`network.loadBalancer`).
+pub const ALLOW_PUBLIC: &str = "allow-public";
 
 /// IPv4 ranges never reachable from a hosting pod: RFC 1918 (other tenants, the cluster's own
 /// networks, the provider's systems), link-local (the cloud metadata service at
@@ -166,6 +170,34 @@ pub fn network_policies(
             },
         ),
     ];
+    if network.load_balancer.enabled {
+        // Anyone may reach the public Services' ports, and nothing else of those pods.
+        let anyone = ["0.0.0.0/0", "::/0"].map(|cidr| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.into(),
+                except: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        });
+        for (group, numbers) in super::public::target_ports(plan) {
+            policies.push(policy(
+                plan,
+                &format!("{ALLOW_PUBLIC}-{}", group.name()),
+                NetworkPolicySpec {
+                    pod_selector: Some(pods_labelled(&[(
+                        naming::LABEL_SERVICE_GROUP,
+                        group.name(),
+                    )])),
+                    policy_types: types(&["Ingress"]),
+                    ingress: Some(vec![NetworkPolicyIngressRule {
+                        from: Some(anyone.to_vec()),
+                        ports: Some(ports("TCP", &numbers)),
+                    }]),
+                    ..NetworkPolicySpec::default()
+                },
+            ));
+        }
+    }
     if plan.mail.is_some() && !plan.mail_locked {
         // Only the mail service's pods send mail; PHP code in the web pods does not reach
         // remote SMTP servers (it hands mail to the mail service inside the namespace).
@@ -347,5 +379,54 @@ mod tests {
         );
         plan.mail_locked = true;
         assert!(smtp_rules(&plan).is_empty());
+    }
+
+    #[test]
+    fn public_ports_are_open_to_the_world_only_with_a_load_balancer() {
+        let plan = business_plan();
+        let closed = network_policies(&plan, &NetworkConfig::default(), None);
+        assert!(
+            closed
+                .iter()
+                .all(|p| !p.metadata.name.as_ref().unwrap().starts_with(ALLOW_PUBLIC))
+        );
+        let mut network = NetworkConfig::default();
+        network.load_balancer.enabled = true;
+        let open = network_policies(&plan, &network, None);
+        let public: Vec<_> = open
+            .iter()
+            .filter(|p| p.metadata.name.as_ref().unwrap().starts_with(ALLOW_PUBLIC))
+            .collect();
+        let names: Vec<_> = public
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["allow-public-mail", "allow-public-web"]);
+        let rule = &public[0].spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+        let numbers: Vec<_> = rule
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port.clone())
+            .collect();
+        assert!(numbers.contains(&Some(IntOrString::Int(2525))));
+        assert!(
+            !numbers.contains(&Some(IntOrString::Int(9154))),
+            "the metrics port stays closed"
+        );
+        let web = &public[1].spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+        let web_ports: Vec<_> = web
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port.clone())
+            .collect();
+        assert!(web_ports.contains(&Some(IntOrString::Int(2121))));
+        assert!(
+            !web_ports.contains(&Some(IntOrString::Int(8080))),
+            "http stays behind the ingress"
+        );
     }
 }

@@ -67,7 +67,7 @@ type Port = (&'static str, u16, u16);
 const WEB_PORTS: [Port; 2] = [("http", 8080, 80), ("https", 8443, 443)];
 /// FTP control, then the passive data ports (the same numbers in the pod and the Service, since
 /// the server announces them to the client).
-const FTP_PORTS: [Port; 11] = [
+pub(super) const FTP_PORTS: [Port; 11] = [
     ("ftp", 2121, 21),
     ("ftp-data-0", 30000, 30000),
     ("ftp-data-1", 30001, 30001),
@@ -82,7 +82,7 @@ const FTP_PORTS: [Port; 11] = [
 ];
 /// The passive port range of [`FTP_PORTS`], as the ftp image reads it.
 const FTP_PASSIVE_PORTS: &str = "30000-30009";
-const MAIL_PORTS: [Port; 8] = [
+pub(super) const MAIL_PORTS: [Port; 8] = [
     ("smtp", 2525, 25),
     ("submission", 2587, 587),
     ("smtps", 4465, 465),
@@ -246,7 +246,7 @@ fn containers(plan: &HostingPlan, group: ServiceGroup, config: &Config) -> Vec<C
 }
 
 /// The labels that select a group's pods.
-fn selector(plan: &HostingPlan, group: ServiceGroup) -> BTreeMap<String, String> {
+pub(super) fn selector(plan: &HostingPlan, group: ServiceGroup) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), group.name().to_owned()),
         (
