@@ -1,9 +1,11 @@
 //! The end-to-end harness: finds or starts the local control plane (`e2e/cluster/cluster.sh`),
 //! hands tests a client for it, and waits with bounded loops.
 
+pub mod certificates;
 pub mod cluster;
 pub mod dashboards;
 pub mod hosting;
+pub mod lan;
 pub mod mail;
 pub mod operator;
 pub mod panel;
