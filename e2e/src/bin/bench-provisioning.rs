@@ -503,7 +503,7 @@ async fn main() -> anyhow::Result<()> {
             n.div_ceil(64)
         );
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for &n in &sizes {
         let (mut raws, mut ops) = (Vec::new(), Vec::new());
         let (mut peak, mut requests, mut raw_writes) = (String::new(), String::new(), 0);
@@ -554,30 +554,64 @@ async fn main() -> anyhow::Result<()> {
         } else {
             (raw_text, format!("{:.2}", op_median / raw_median))
         };
-        rows.push((
-            n, raw_text, op_text, ratio, peak, requests, raw_writes, steady,
-        ));
-    }
-    println!(
-        "{:>6} {:>20} {:>20} {:>7} {:>10} {:>14} {:>10} {:>22} {:>12}",
-        "N",
-        "raw floor s",
-        "operator s",
-        "ratio",
-        "peak RSS",
-        "op reads/writes",
-        "raw writes",
-        "idle reads, writes /min",
-        "idle RSS"
-    );
-    for (n, raw, op, ratio, peak, requests, raw_writes, steady) in rows {
-        let (idle, idle_rss) = match steady {
-            Some((reads, writes, rss)) => (format!("{reads:.1}, {writes:.1}"), rss),
-            None => (String::new(), String::new()),
+        let row = Row {
+            n,
+            raw: raw_text,
+            op: op_text,
+            ratio,
+            peak,
+            requests,
+            raw_writes,
+            steady,
         };
-        println!(
-            "{n:>6} {raw:>20} {op:>20} {ratio:>7} {peak:>10} {requests:>14} {raw_writes:>10} {idle:>22} {idle_rss:>12}"
-        );
+        // Printed as soon as measured: a run cut off later keeps this size's figures.
+        println!("{}\n{}", Row::header(), row.line());
+        rows.push(row);
+    }
+    println!("all sizes:\n{}", Row::header());
+    for row in &rows {
+        println!("{}", row.line());
     }
     Ok(())
+}
+
+/// One size's figures, as a line of the table.
+struct Row {
+    n: usize,
+    raw: String,
+    op: String,
+    ratio: String,
+    peak: String,
+    requests: String,
+    raw_writes: usize,
+    /// Idle reads and writes a minute and RSS, when the steady state was measured.
+    steady: Option<(f64, f64, String)>,
+}
+
+impl Row {
+    fn header() -> String {
+        format!(
+            "{:>6} {:>20} {:>20} {:>7} {:>10} {:>14} {:>10} {:>22} {:>12}",
+            "N",
+            "raw floor s",
+            "operator s",
+            "ratio",
+            "peak RSS",
+            "op reads/writes",
+            "raw writes",
+            "idle reads, writes /min",
+            "idle RSS"
+        )
+    }
+
+    fn line(&self) -> String {
+        let (idle, idle_rss) = match &self.steady {
+            Some((reads, writes, rss)) => (format!("{reads:.1}, {writes:.1}"), rss.clone()),
+            None => (String::new(), String::new()),
+        };
+        format!(
+            "{:>6} {:>20} {:>20} {:>7} {:>10} {:>14} {:>10} {idle:>22} {idle_rss:>12}",
+            self.n, self.raw, self.op, self.ratio, self.peak, self.requests, self.raw_writes
+        )
+    }
 }

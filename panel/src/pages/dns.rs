@@ -48,7 +48,7 @@ pub fn section(texts: &Texts, domains: &[String], records: &[DnsRecord], web: bo
 /// The rows of the DNS table, from `status.dns` (the operator's, from the provider's front door
 /// and the end user's DKIM key): each domain's records (its DKIM key's among them), a row
 /// without a value ("ask support") for a domain whose web address the provider has not set,
-/// then the rest (the mail host's addresses).
+/// then the rest (the mail and FTP hosts' addresses).
 fn dns_rows<'a>(
     domains: &'a [String],
     records: &'a [DnsRecord],
