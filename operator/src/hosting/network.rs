@@ -402,30 +402,21 @@ mod tests {
             .map(|p| p.metadata.name.clone().unwrap())
             .collect();
         assert_eq!(names, ["allow-public-mail", "allow-public-web"]);
-        let rule = &public[0].spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
-        let numbers: Vec<_> = rule
-            .ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.port.clone())
-            .collect();
-        assert!(numbers.contains(&Some(IntOrString::Int(2525))));
+        // The ports each policy opens, by policy.
+        let opened = |policy: &NetworkPolicy| -> Vec<Option<IntOrString>> {
+            let rule = &policy.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
+            let ports = rule.ports.as_ref().unwrap();
+            ports.iter().map(|p| p.port.clone()).collect()
+        };
+        let (mail, web) = (opened(public[0]), opened(public[1]));
+        assert!(mail.contains(&Some(IntOrString::Int(2525))));
         assert!(
-            !numbers.contains(&Some(IntOrString::Int(9154))),
+            !mail.contains(&Some(IntOrString::Int(9154))),
             "the metrics port stays closed"
         );
-        let web = &public[1].spec.as_ref().unwrap().ingress.as_ref().unwrap()[0];
-        let web_ports: Vec<_> = web
-            .ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.port.clone())
-            .collect();
-        assert!(web_ports.contains(&Some(IntOrString::Int(2121))));
+        assert!(web.contains(&Some(IntOrString::Int(2121))));
         assert!(
-            !web_ports.contains(&Some(IntOrString::Int(8080))),
+            !web.contains(&Some(IntOrString::Int(8080))),
             "http stays behind the ingress"
         );
     }
