@@ -37,6 +37,7 @@ pub enum Applied {
 }
 
 /// The live state of one object, as a cache knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Live {
     /// Not in the cache: absent, or created so recently that its event has not arrived.
     Absent,

@@ -1,14 +1,14 @@
 //! What the EndUser controller knows without asking: one watch per kind it reads or writes,
-//! each feeding a reflector store and waking the end user a change belongs to, plus a record
-//! of what the controller last verified. A reconcile that finds everything as it left it sends
+//! each feeding a store and waking the end user a change belongs to, plus a record of what the
+//! controller last verified. A reconcile that finds everything as it left it sends
 //! no request at all; one that finds a changed object (a hand edit, a status update) looks at
 //! that object only.
 //!
-//! Children are cached as metadata only (a resourceVersion says whether anything changed),
-//! except StatefulSets, whose status tells whether the end user is Active (kept without their
-//! pod template's spec), and ResourceQuotas (small, and compared whole); each keeps only what
-//! is read (`slim.rs`). Secret values are never cached: only the metadata of the operator's
-//! own Secrets.
+//! Children are known by name and resourceVersion only (`versions.rs`: a version says whether
+//! anything changed), except StatefulSets, whose status tells whether the end user is Active
+//! (kept without their pod template's spec), and ResourceQuotas (small, and compared whole),
+//! in reflector stores that keep only what is read (`slim.rs`). Secret values are never
+//! cached: only the names, versions and DKIM public keys of the operator's own Secrets.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -34,9 +34,11 @@ use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 use serde::de::DeserializeOwned;
 
+use super::versions::{Keep, Versions, versions};
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
 use crate::hosting::certificate::Certificate;
+use crate::hosting::dkim::ANNOTATION_PUBLIC_KEY;
 use crate::view::{self, Feed, SpecChanges, View};
 use crate::{naming, slim};
 
@@ -45,22 +47,24 @@ pub struct Caches {
     pub courses: Store<Course>,
     pub resellers: Store<Reseller>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    pub role_bindings: Store<PartialObjectMeta<RoleBinding>>,
+    pub role_bindings: Versions<RoleBinding>,
     /// Whole (they are small): the quota controller writes their status at each pod's start
     /// and stop, which their content version (`apply::ContentVersion`) ignores.
     pub quotas: Store<ResourceQuota>,
-    pub limit_ranges: Store<PartialObjectMeta<LimitRange>>,
-    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
-    pub services: Store<PartialObjectMeta<Service>>,
-    pub ingresses: Store<PartialObjectMeta<Ingress>>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub limit_ranges: Versions<LimitRange>,
+    pub network_policies: Versions<NetworkPolicy>,
+    pub services: Versions<Service>,
+    pub ingresses: Versions<Ingress>,
+    /// The operator's Secrets, with the DKIM key's public half (its annotation).
+    pub secrets: Versions<Secret>,
     /// The hosting namespaces' `tls` Secrets (whoever made them: cert-manager, the provider),
     /// as metadata: their resourceVersion rolls the workloads that present the certificate.
-    pub tls_secrets: Store<PartialObjectMeta<Secret>>,
+    pub tls_secrets: Versions<Secret>,
     /// The end users' cert-manager Certificates, watched only when an issuer is configured
     /// (`certificates.issuer`; without one the cluster need not have cert-manager at all).
-    pub certificates: Option<Store<PartialObjectMeta<Certificate>>>,
-    pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    pub certificates: Option<Versions<Certificate>>,
+    /// The data volumes' claims, with their service group (label).
+    pub claims: Versions<PersistentVolumeClaim>,
     pub stateful_sets: Store<StatefulSet>,
     /// Every DomainClaim (cluster-scoped, one per domain): who holds a domain, without a
     /// request per reconcile. A claim deleted wakes the end users that list its domain.
@@ -181,11 +185,14 @@ fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
     }
 }
 
+/// A kind's children known by name and version ([`Versions`], keeping `keep`), from a
+/// metadata watch of the managed ones, waking their end users.
 fn children<K>(
     client: &kube::Client,
+    keep: Keep,
     wake: &Wake,
     drivers: &mut Vec<Driver>,
-) -> Store<PartialObjectMeta<K>>
+) -> Versions<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
     K: 'static,
@@ -194,13 +201,51 @@ where
         Api::<PartialObjectMeta<K>>::all(client.clone()),
         view::watch_managed(),
     );
-    reflector_of(
-        stream,
-        slim::metadata,
-        wake.clone(),
-        Box::new(owner_of),
-        drivers,
-    )
+    versions_of(stream, keep, wake.clone(), Box::new(owner_of), drivers)
+}
+
+/// A [`Versions`] store fed by `stream` (its driver pushed to `drivers`), waking the end users
+/// `map` names for each change.
+fn versions_of<K, S>(
+    stream: S,
+    keep: Keep,
+    wake: Wake,
+    map: Mapper<PartialObjectMeta<K>>,
+    drivers: &mut Vec<Driver>,
+) -> Versions<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+    S: Stream<Item = std::result::Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>>
+        + Send
+        + 'static,
+{
+    let (store, feeder) = versions::<K>(keep);
+    drivers.push(Box::pin(async move {
+        let mut stream = std::pin::pin!(stream.default_backoff());
+        while let Some(event) = stream.next().await {
+            let endusers = match &event {
+                Ok(event) => {
+                    feeder.apply(event);
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => map(o, false),
+                        watcher::Event::Delete(o) => map(o, true),
+                        watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "watch error; retrying");
+                    Vec::new()
+                }
+            };
+            for enduser in endusers {
+                if wake.unbounded_send(enduser).is_err() {
+                    return;
+                }
+            }
+        }
+    }));
+    store
 }
 
 impl Caches {
@@ -262,12 +307,12 @@ impl Caches {
         );
         // A `tls` Secret carries no label of ours: its end user is its namespace's owner.
         let owners = namespaces.clone();
-        let tls_secrets = reflector_of(
+        let tls_secrets = versions_of(
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
                 view::watch_all().fields(&format!("metadata.name={TLS_SECRET}")),
             ),
-            slim::metadata,
+            Keep::Nothing,
             wake.clone(),
             Box::new(move |secret: &PartialObjectMeta<Secret>, deleted| {
                 let Some(ns) = secret.namespace() else {
@@ -303,7 +348,7 @@ impl Caches {
             courses,
             resellers,
             namespaces,
-            role_bindings: children(client, &wake, &mut drivers),
+            role_bindings: children(client, Keep::Nothing, &wake, &mut drivers),
             quotas: reflector_of(
                 watcher(
                     Api::<ResourceQuota>::all(client.clone()),
@@ -314,14 +359,25 @@ impl Caches {
                 Box::new(owner_of),
                 &mut drivers,
             ),
-            limit_ranges: children(client, &wake, &mut drivers),
-            network_policies: children(client, &wake, &mut drivers),
-            services: children(client, &wake, &mut drivers),
-            ingresses: children(client, &wake, &mut drivers),
-            secrets: children(client, &wake, &mut drivers),
+            limit_ranges: children(client, Keep::Nothing, &wake, &mut drivers),
+            network_policies: children(client, Keep::Nothing, &wake, &mut drivers),
+            services: children(client, Keep::Nothing, &wake, &mut drivers),
+            ingresses: children(client, Keep::Nothing, &wake, &mut drivers),
+            secrets: children(
+                client,
+                Keep::Annotation(ANNOTATION_PUBLIC_KEY),
+                &wake,
+                &mut drivers,
+            ),
             tls_secrets,
-            certificates: issue_certificates.then(|| children(client, &wake, &mut drivers)),
-            claims: children(client, &wake, &mut drivers),
+            certificates: issue_certificates
+                .then(|| children(client, Keep::Nothing, &wake, &mut drivers)),
+            claims: children(
+                client,
+                Keep::Label(naming::LABEL_SERVICE_GROUP),
+                &wake,
+                &mut drivers,
+            ),
             stateful_sets,
             domain_claims,
             applier: Applier::default(),
@@ -339,23 +395,26 @@ impl Caches {
                 $(self.$store.wait_until_ready().await.is_ok())&&*
             };
         }
-        all_ready!(
-            namespaces,
-            role_bindings,
-            quotas,
-            limit_ranges,
-            network_policies,
-            services,
-            ingresses,
-            secrets,
-            tls_secrets,
-            claims,
-            stateful_sets,
-            domain_claims
-        ) && match &self.certificates {
-            Some(store) => store.wait_until_ready().await.is_ok(),
-            None => true,
+        macro_rules! all_listed {
+            ($($store:ident),*) => {
+                $(self.$store.wait_until_ready().await)&&*
+            };
         }
+        all_ready!(namespaces, quotas, stateful_sets, domain_claims)
+            && all_listed!(
+                role_bindings,
+                limit_ranges,
+                network_policies,
+                services,
+                ingresses,
+                secrets,
+                tls_secrets,
+                claims
+            )
+            && match &self.certificates {
+                Some(store) => store.wait_until_ready().await,
+                None => true,
+            }
     }
 
     pub fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
@@ -403,16 +462,16 @@ pub(crate) mod tests {
             courses: empty(),
             resellers: empty(),
             namespaces: empty(),
-            role_bindings: empty(),
+            role_bindings: versions(Keep::Nothing).0,
             quotas: empty(),
-            limit_ranges: empty(),
-            network_policies: empty(),
-            services: empty(),
-            ingresses: empty(),
-            secrets: empty(),
-            tls_secrets: empty(),
+            limit_ranges: versions(Keep::Nothing).0,
+            network_policies: versions(Keep::Nothing).0,
+            services: versions(Keep::Nothing).0,
+            ingresses: versions(Keep::Nothing).0,
+            secrets: versions(Keep::Nothing).0,
+            tls_secrets: versions(Keep::Nothing).0,
             certificates: None,
-            claims: empty(),
+            claims: versions(Keep::Nothing).0,
             stateful_sets,
             domain_claims: empty(),
             applier: Applier::default(),

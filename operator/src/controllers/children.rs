@@ -153,17 +153,13 @@ pub async fn remove_unused_volumes(
 ) -> Result<()> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &plan.namespace);
     let groups: BTreeSet<&str> = plan.groups().iter().map(|g| g.name()).collect();
+    // Each claim's service group is the label its store keeps.
     let unused: Vec<String> = caches
         .claims
-        .state()
-        .iter()
-        .filter(|c| c.namespace().as_deref() == Some(plan.namespace.as_str()))
-        .filter(|c| {
-            c.labels()
-                .get(naming::LABEL_SERVICE_GROUP)
-                .is_some_and(|g| !groups.contains(g.as_str()))
-        })
-        .map(|c| c.name_any())
+        .in_namespace(&plan.namespace)
+        .into_iter()
+        .filter(|(_, claim)| claim.kept.as_deref().is_some_and(|g| !groups.contains(g)))
+        .map(|(name, _)| name)
         .collect();
     for name in unused {
         match api.delete(&name, &DeleteParams::background()).await {

@@ -227,18 +227,16 @@ pub async fn ensure_dkim(
     let ns = plan.namespace.as_str();
     let name = format!("{ns}/{DKIM_SECRET}");
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let cached = caches
-        .secrets
-        .get(&kube::runtime::reflector::ObjectRef::new(DKIM_SECRET).within(ns));
+    // The secrets' store keeps each one's public-key annotation.
+    let cached = caches.secrets.get(ns, DKIM_SECRET);
     match cached {
-        Some(meta) => {
-            let version = meta.resource_version().unwrap_or_default();
-            if let Some(public) = meta.annotations().get(ANNOTATION_PUBLIC_KEY)
+        Some(entry) => {
+            if let Some(public) = entry.kept
                 && caches
                     .applier
-                    .checked(DKIM_CHECK, ns, DKIM_SECRET, &version, 0)
+                    .checked(DKIM_CHECK, ns, DKIM_SECRET, &entry.version, 0)
             {
-                return Ok(Some(public.clone()));
+                return Ok(Some(public.into()));
             }
         }
         // Made by this process moments ago, before its watch event: read below rather than
