@@ -12,6 +12,7 @@ use warp::http::StatusCode;
 
 use crate::alerting::AlertInbox;
 use crate::alerting::source::PushedNotification;
+use crate::gauges::Families;
 
 /// Alertmanager's receiver: where pushed alerts go and the token they must carry.
 #[derive(Clone)]
@@ -38,14 +39,17 @@ impl std::fmt::Debug for Receiver {
 pub struct State {
     ready: Arc<AtomicBool>,
     registry: Registry,
+    /// The families with a series per tenant, kept outside the registry (`gauges.rs`).
+    families: Families,
     receiver: Option<Receiver>,
 }
 
 impl State {
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: Registry, families: Families) -> Self {
         Self {
             ready: Arc::default(),
             registry,
+            families,
             receiver: None,
         }
     }
@@ -69,14 +73,17 @@ impl State {
         &self.registry
     }
 
-    /// Renders every registered metric in the Prometheus text format.
+    /// Renders every metric, the registry's and the tenant families, in the Prometheus text
+    /// format.
     pub fn render_metrics(&self) -> String {
         let mut buf = Vec::new();
         let families = self.registry.gather();
         if let Err(error) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::warn!(%error, "encoding metrics failed");
         }
-        String::from_utf8_lossy(&buf).into_owned()
+        let mut text = String::from_utf8_lossy(&buf).into_owned();
+        self.families.write_text(&mut text);
+        text
     }
 }
 
@@ -360,15 +367,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_renders_registered_counters() {
+    async fn metrics_renders_registered_counters_and_tenant_families() {
         let registry = Registry::new();
         let counter = prometheus::IntCounter::new("oem_test_total", "test counter").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        let api = routes(State::new(registry));
+        let families = Families::default();
+        let gauges = families
+            .gauges("oem_test_up", "test gauge", &["enduser"])
+            .unwrap();
+        gauges.set(&["alice"], 1.0);
+        let api = routes(State::new(registry, families));
         let res = warp::test::request().path("/metrics").reply(&api).await;
         assert_eq!(res.status(), StatusCode::OK);
         let body = String::from_utf8_lossy(res.body()).into_owned();
         assert!(body.contains("oem_test_total 1"), "{body}");
+        assert!(
+            body.contains("oem_test_up{enduser=\"alice\"} 1\n"),
+            "{body}"
+        );
     }
 }

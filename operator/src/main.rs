@@ -69,7 +69,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut state = http::State::new(registry);
+    let mut state = http::State::new(registry, metrics.families.clone());
     if let Some(token) = token {
         state = state.with_receiver(http::Receiver {
             inbox: inbox.clone(),

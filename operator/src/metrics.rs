@@ -5,8 +5,10 @@
 use std::time::Instant;
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+
+use crate::gauges::{Families, Gauges};
 
 /// The controllers' metrics, registered once and shared through the context.
 #[derive(Clone)]
@@ -20,6 +22,8 @@ pub struct Metrics {
     pub probes: ProbeMetrics,
     pub usage: crate::usage::metrics::UsageMetrics,
     pub alerting: crate::alerting::metrics::AlertingMetrics,
+    /// The families with a series per tenant, written beside the registry's (`gauges.rs`).
+    pub families: Families,
 }
 
 /// The controllers whose reconciles are counted.
@@ -32,11 +36,11 @@ pub const PROBE_LABELS: [&str; 4] = ["reseller", "enduser", "service", "host"];
 #[derive(Clone)]
 pub struct ProbeMetrics {
     /// 1 when the target's last probe succeeded, else 0.
-    pub success: GaugeVec,
+    pub success: Gauges,
     /// How long the target's last probe took.
-    pub duration: GaugeVec,
+    pub duration: Gauges,
     /// Seconds until the target's TLS certificate expires (negative once expired).
-    pub tls_cert_expiry: GaugeVec,
+    pub tls_cert_expiry: Gauges,
     /// Probes run, by service and result (`up` or the failure kind): the engine's load.
     pub run: IntCounterVec,
     /// Targets currently scheduled.
@@ -46,8 +50,12 @@ pub struct ProbeMetrics {
 }
 
 impl ProbeMetrics {
-    fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let gauge = |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &PROBE_LABELS);
+    fn register(registry: &Registry, families: &Families) -> prometheus::Result<Self> {
+        let gauge = |name: &'static str, help: &'static str| {
+            families
+                .gauges(name, help, &PROBE_LABELS)
+                .map_err(prometheus::Error::Msg)
+        };
         let success = gauge(
             "oem_probe_success",
             "1 when the last probe of the target succeeded, else 0",
@@ -75,9 +83,6 @@ impl ProbeMetrics {
             ),
             &["result"],
         )?;
-        registry.register(Box::new(success.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(tls_cert_expiry.clone()))?;
         registry.register(Box::new(run.clone()))?;
         registry.register(Box::new(targets.clone()))?;
         registry.register(Box::new(status_writes.clone()))?;
@@ -141,15 +146,17 @@ impl Metrics {
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(writes.clone()))?;
+        let families = Families::default();
         Ok(Self {
             reconciles,
             failures,
             duration,
             writes,
             in_flight,
-            probes: ProbeMetrics::register(registry)?,
-            usage: crate::usage::metrics::UsageMetrics::register(registry)?,
-            alerting: crate::alerting::metrics::AlertingMetrics::register(registry)?,
+            probes: ProbeMetrics::register(registry, &families)?,
+            usage: crate::usage::metrics::UsageMetrics::register(registry, &families)?,
+            alerting: crate::alerting::metrics::AlertingMetrics::register(registry, &families)?,
+            families,
         })
     }
 

@@ -4,7 +4,7 @@
 //! status (server-side apply, field manager `oem-hosting-alerting`, only when it changed) and
 //! delivers the notices the status holds as Pending (`deliver.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -62,7 +62,6 @@ pub struct Alerting {
     flow: FlowConfig,
     /// A resolved, untold incident of a key takes the key's next fall within this.
     flap_window: SignedDuration,
-    pub(super) series: HashMap<&'static str, HashSet<Vec<String>>>,
 }
 
 impl Alerting {
@@ -93,7 +92,6 @@ impl Alerting {
             notify,
             flow,
             flap_window,
-            series: HashMap::new(),
         }
     }
 

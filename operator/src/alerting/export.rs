@@ -9,47 +9,34 @@ use oem_crds::incident::IncidentKind;
 use super::controller::Alerting;
 use super::incidents::{World, is_open, key_of, kind_text, service_text};
 use super::maintenance::{Phase, Target, covering};
-use super::metrics::sync_gauge;
 use super::source::AlertKey;
 use super::{flow, mail};
 use crate::naming;
 
 /// The gauges the alert loop exports after each look.
 impl Alerting {
-    pub(super) fn export_mail(&mut self, world: &World) {
+    pub(super) fn export_mail(&self, world: &World) {
         let (limits, locked) = mail::gauges(world);
         let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.mail_rate_limit,
-            self.series.entry("limit").or_default(),
-            limits,
-        );
-        sync_gauge(
-            &m.mail_locked,
-            self.series.entry("locked").or_default(),
-            locked,
-        );
+        m.mail_rate_limit.replace(limits);
+        m.mail_locked.replace(locked);
     }
 
     /// `oem_maintenance_active` of every end user's service an open window covers now (a
     /// provider's node window: of the end users seen failing on that node, whose nodes the
     /// loop looked up).
     pub(super) fn export_maintenance(
-        &mut self,
+        &self,
         world: &World,
         nodes: &HashMap<AlertKey, Vec<String>>,
         now: Timestamp,
     ) {
         let covered = covered_services(world, nodes, now);
         let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.maintenance_active,
-            self.series.entry("maintenance").or_default(),
-            covered,
-        );
+        m.maintenance_active.replace(covered);
     }
 
-    pub(super) fn export_incidents(&mut self, world: &World, now: Timestamp) {
+    pub(super) fn export_incidents(&self, world: &World, now: Timestamp) {
         let mut open: HashMap<Vec<String>, f64> = HashMap::new();
         let mut overdue: HashMap<Vec<String>, f64> = HashMap::new();
         for incident in &world.incidents {
@@ -71,16 +58,8 @@ impl Alerting {
             }
         }
         let m = &self.ctx.metrics.alerting;
-        sync_gauge(
-            &m.incidents_open,
-            self.series.entry("open").or_default(),
-            open,
-        );
-        sync_gauge(
-            &m.reports_overdue,
-            self.series.entry("overdue").or_default(),
-            overdue,
-        );
+        m.incidents_open.replace(open);
+        m.reports_overdue.replace(overdue);
     }
 }
 

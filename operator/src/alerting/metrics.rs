@@ -2,31 +2,36 @@
 //! use them). What the loop exports into them after each look is `export.rs`. Labels are
 //! names of resellers, end users, kinds, channels: never anything secret.
 
-use std::collections::{HashMap, HashSet};
-
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::gauges::{Families, Gauges};
 
 #[derive(Clone)]
 pub struct AlertingMetrics {
-    pub incidents_open: GaugeVec,
+    pub incidents_open: Gauges,
     pub incidents_total: IntCounterVec,
     pub incidents_deleted: IntCounterVec,
     pub time_to_notify: HistogramVec,
     pub time_to_recover: HistogramVec,
     pub notifications: IntCounterVec,
     pub remediations: IntCounterVec,
-    pub reports_overdue: GaugeVec,
+    pub reports_overdue: Gauges,
     pub source_polls: IntCounterVec,
     pub source_up: GaugeVec,
-    pub mail_locked: GaugeVec,
-    pub mail_rate_limit: GaugeVec,
-    pub maintenance_active: GaugeVec,
+    pub mail_locked: Gauges,
+    pub mail_rate_limit: Gauges,
+    pub maintenance_active: Gauges,
 }
 
 impl AlertingMetrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let gauge =
-            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
+    pub fn register(registry: &Registry, families: &Families) -> prometheus::Result<Self> {
+        // A series per reseller or end user: compact families (`gauges.rs`), each replaced
+        // whole after every look.
+        let gauge = |name: &'static str, help: &'static str, labels: &'static [&'static str]| {
+            families
+                .gauges(name, help, labels)
+                .map_err(prometheus::Error::Msg)
+        };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels)
         };
@@ -86,9 +91,11 @@ impl AlertingMetrics {
                 "Looks at the alert source, by mode and result (ok, error)",
                 &["mode", "result"],
             )?,
-            source_up: gauge(
-                "oem_alert_source_up",
-                "1 when the last look at the alert source succeeded, 0 while it cannot be read (open incidents are frozen: no remediation, no notice)",
+            source_up: GaugeVec::new(
+                Opts::new(
+                    "oem_alert_source_up",
+                    "1 when the last look at the alert source succeeded, 0 while it cannot be read (open incidents are frozen: no remediation, no notice)",
+                ),
                 &["mode"],
             )?,
             mail_locked: gauge(
@@ -107,39 +114,16 @@ impl AlertingMetrics {
                 &["reseller", "enduser", "service"],
             )?,
         };
-        registry.register(Box::new(m.incidents_open.clone()))?;
         registry.register(Box::new(m.incidents_total.clone()))?;
         registry.register(Box::new(m.incidents_deleted.clone()))?;
         registry.register(Box::new(m.time_to_notify.clone()))?;
         registry.register(Box::new(m.time_to_recover.clone()))?;
         registry.register(Box::new(m.notifications.clone()))?;
         registry.register(Box::new(m.remediations.clone()))?;
-        registry.register(Box::new(m.reports_overdue.clone()))?;
         registry.register(Box::new(m.source_polls.clone()))?;
         registry.register(Box::new(m.source_up.clone()))?;
-        registry.register(Box::new(m.mail_locked.clone()))?;
-        registry.register(Box::new(m.mail_rate_limit.clone()))?;
-        registry.register(Box::new(m.maintenance_active.clone()))?;
         Ok(m)
     }
-}
-
-/// Sets a gauge family to exactly `values`: series not in it are removed, never reset all at
-/// once (a scrape in between would see them missing and a rule's `for:` start again).
-pub fn sync_gauge(
-    gauge: &GaugeVec,
-    previous: &mut HashSet<Vec<String>>,
-    values: HashMap<Vec<String>, f64>,
-) {
-    for (labels, value) in &values {
-        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-        gauge.with_label_values(&labels).set(*value);
-    }
-    for gone in previous.iter().filter(|l| !values.contains_key(*l)) {
-        let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
-        let _ = gauge.remove_label_values(&labels);
-    }
-    *previous = values.into_keys().collect();
 }
 
 #[cfg(test)]
@@ -147,27 +131,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_synced_gauge_keeps_exactly_the_given_series() {
+    fn tenant_gauges_are_families_of_their_own() {
         let registry = Registry::new();
-        let m = AlertingMetrics::register(&registry).unwrap();
-        let mut prev = HashSet::new();
-        let key = |e: &str| vec!["sakura".to_owned(), e.to_owned()];
-        sync_gauge(
-            &m.mail_rate_limit,
-            &mut prev,
-            HashMap::from([(key("a"), 100.0), (key("b"), 5.0)]),
+        let families = Families::default();
+        let m = AlertingMetrics::register(&registry, &families).unwrap();
+        m.mail_rate_limit
+            .replace([(["sakura".to_owned(), "a".to_owned()], 50.0)]);
+        let mut out = String::new();
+        families.write_text(&mut out);
+        assert!(out.contains(
+            "oem_course_mail_rate_limit_per_hour{reseller=\"sakura\",enduser=\"a\"} 50\n"
+        ));
+        assert!(
+            registry
+                .gather()
+                .iter()
+                .all(|f| f.name() != "oem_course_mail_rate_limit_per_hour"),
+            "written once, not by the registry too"
         );
-        sync_gauge(
-            &m.mail_rate_limit,
-            &mut prev,
-            HashMap::from([(key("a"), 50.0)]),
-        );
-        let families = registry.gather();
-        let family = families
-            .iter()
-            .find(|f| f.name() == "oem_course_mail_rate_limit_per_hour")
-            .unwrap();
-        assert_eq!(family.get_metric().len(), 1);
-        assert_eq!(family.get_metric()[0].get_gauge().value(), 50.0);
     }
 }

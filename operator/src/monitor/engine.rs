@@ -187,17 +187,12 @@ impl Engine {
         let labels = key.labels();
         self.metrics
             .success
-            .with_label_values(&labels)
-            .set(if outcome.up { 1.0 } else { 0.0 });
+            .set(&labels, if outcome.up { 1.0 } else { 0.0 });
         self.metrics
             .duration
-            .with_label_values(&labels)
-            .set(outcome.duration.as_secs_f64());
+            .set(&labels, outcome.duration.as_secs_f64());
         if let Some(left) = outcome.tls_cert_expiry_seconds(SystemTime::now()) {
-            self.metrics
-                .tls_cert_expiry
-                .with_label_values(&labels)
-                .set(left);
+            self.metrics.tls_cert_expiry.set(&labels, left);
         }
         if !outcome.up {
             tracing::debug!(target = %key.id(), reason = %outcome.reason, "probe failed");
@@ -314,9 +309,9 @@ impl Engine {
             wanted.into_iter().map(|t| (t.key, t.target)).collect();
         for gone in self.targets.keys().filter(|k| !keep.contains_key(*k)) {
             let labels = gone.labels();
-            let _ = self.metrics.success.remove_label_values(&labels);
-            let _ = self.metrics.duration.remove_label_values(&labels);
-            let _ = self.metrics.tls_cert_expiry.remove_label_values(&labels);
+            self.metrics.success.remove(&labels);
+            self.metrics.duration.remove(&labels);
+            self.metrics.tls_cert_expiry.remove(&labels);
         }
         let ids: Vec<(TargetKey, String)> =
             keep.keys().map(|k| (k.clone(), schedule_id(k))).collect();

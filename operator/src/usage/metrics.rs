@@ -1,9 +1,10 @@
 //! The usage figures as Prometheus metrics, for Grafana: per end user and per reseller, plus
 //! how the reporter itself fares. Labels are names only, never anything secret.
 
-use prometheus::{GaugeVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
 use super::figures::Figures;
+use crate::gauges::{Families, Gauges};
 
 /// Which figure of the four a gauge pair exports.
 type Pick = fn(&Figures) -> Option<f64>;
@@ -11,8 +12,8 @@ type Pick = fn(&Figures) -> Option<f64>;
 /// One figure's gauge per end user and per reseller.
 #[derive(Clone)]
 struct Pair {
-    enduser: GaugeVec,
-    reseller: GaugeVec,
+    enduser: Gauges,
+    reseller: Gauges,
 }
 
 #[derive(Clone)]
@@ -30,22 +31,16 @@ pub struct UsageMetrics {
 }
 
 impl UsageMetrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let pair = |what: &str, help: &str| -> prometheus::Result<Pair> {
-            let enduser = GaugeVec::new(
-                Opts::new(format!("oem_usage_{what}"), format!("{help}, per end user")),
-                &["reseller", "enduser"],
-            )?;
-            let reseller = GaugeVec::new(
-                Opts::new(
-                    format!("oem_reseller_usage_{what}"),
-                    format!("{help}, summed per reseller"),
-                ),
-                &["reseller"],
-            )?;
-            registry.register(Box::new(enduser.clone()))?;
-            registry.register(Box::new(reseller.clone()))?;
-            Ok(Pair { enduser, reseller })
+    pub fn register(registry: &Registry, families: &Families) -> prometheus::Result<Self> {
+        let pair = |enduser: [&'static str; 2], reseller: [&'static str; 2]| {
+            Ok::<_, prometheus::Error>(Pair {
+                enduser: families
+                    .gauges(enduser[0], enduser[1], &["reseller", "enduser"])
+                    .map_err(prometheus::Error::Msg)?,
+                reseller: families
+                    .gauges(reseller[0], reseller[1], &["reseller"])
+                    .map_err(prometheus::Error::Msg)?,
+            })
         };
         let reports = IntCounterVec::new(
             Opts::new(
@@ -69,18 +64,45 @@ impl UsageMetrics {
         registry.register(Box::new(status_writes.clone()))?;
         registry.register(Box::new(last_measurement.clone()))?;
         Ok(Self {
-            disk: pair("disk_bytes", "Bytes used on the hosting's volumes")?,
+            disk: pair(
+                [
+                    "oem_usage_disk_bytes",
+                    "Bytes used on the hosting's volumes, per end user",
+                ],
+                [
+                    "oem_reseller_usage_disk_bytes",
+                    "Bytes used on the hosting's volumes, summed per reseller",
+                ],
+            )?,
             memory: pair(
-                "memory_bytes",
-                "Working-set bytes of the hosting's containers",
+                [
+                    "oem_usage_memory_bytes",
+                    "Working-set bytes of the hosting's containers, per end user",
+                ],
+                [
+                    "oem_reseller_usage_memory_bytes",
+                    "Working-set bytes of the hosting's containers, summed per reseller",
+                ],
             )?,
             network_in: pair(
-                "network_receive_bytes",
-                "Bytes received in the current accounting period",
+                [
+                    "oem_usage_network_receive_bytes",
+                    "Bytes received in the current accounting period, per end user",
+                ],
+                [
+                    "oem_reseller_usage_network_receive_bytes",
+                    "Bytes received in the current accounting period, summed per reseller",
+                ],
             )?,
             network_out: pair(
-                "network_transmit_bytes",
-                "Bytes sent in the current accounting period",
+                [
+                    "oem_usage_network_transmit_bytes",
+                    "Bytes sent in the current accounting period, per end user",
+                ],
+                [
+                    "oem_reseller_usage_network_transmit_bytes",
+                    "Bytes sent in the current accounting period, summed per reseller",
+                ],
             )?,
             reports,
             status_writes,
@@ -100,34 +122,30 @@ impl UsageMetrics {
     pub fn set_enduser(&self, reseller: &str, enduser: &str, figures: &Figures) {
         for (pair, pick) in self.each() {
             match pick(figures) {
-                Some(v) => pair.enduser.with_label_values(&[reseller, enduser]).set(v),
-                None => {
-                    let _ = pair.enduser.remove_label_values(&[reseller, enduser]);
-                }
+                Some(v) => pair.enduser.set(&[reseller, enduser], v),
+                None => pair.enduser.remove(&[reseller, enduser]),
             }
         }
     }
 
     pub fn remove_enduser(&self, reseller: &str, enduser: &str) {
         for (pair, _) in self.each() {
-            let _ = pair.enduser.remove_label_values(&[reseller, enduser]);
+            pair.enduser.remove(&[reseller, enduser]);
         }
     }
 
     pub fn set_reseller(&self, reseller: &str, figures: &Figures) {
         for (pair, pick) in self.each() {
             match pick(figures) {
-                Some(v) => pair.reseller.with_label_values(&[reseller]).set(v),
-                None => {
-                    let _ = pair.reseller.remove_label_values(&[reseller]);
-                }
+                Some(v) => pair.reseller.set(&[reseller], v),
+                None => pair.reseller.remove(&[reseller]),
             }
         }
     }
 
     pub fn remove_reseller(&self, reseller: &str) {
         for (pair, _) in self.each() {
-            let _ = pair.reseller.remove_label_values(&[reseller]);
+            pair.reseller.remove(&[reseller]);
         }
     }
 }
