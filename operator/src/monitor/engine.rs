@@ -204,7 +204,7 @@ impl Engine {
             ..
         } = key
         {
-            let id = (namespace, enduser);
+            let id = (namespace.to_string(), enduser.to_string());
             let at = self.ctx.clock.now();
             if self.book.observe(
                 &id,

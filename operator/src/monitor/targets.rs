@@ -5,6 +5,7 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
@@ -17,20 +18,22 @@ use super::scheduler::Owner;
 use crate::hosting::ServiceGroup;
 use crate::naming;
 
-/// Who a target belongs to: an end user's service, or a host (pod or node) by ping.
+/// Who a target belongs to: an end user's service, or a host (pod or node) by ping. An end
+/// user's names are shared by its targets' keys (and their copies in the schedule), not
+/// copied into each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TargetKey {
     /// `namespace` is the end user's (the reseller's) namespace.
     EndUser {
-        reseller: String,
-        namespace: String,
-        enduser: String,
+        reseller: Arc<str>,
+        namespace: Arc<str>,
+        enduser: Arc<str>,
         service: ServiceName,
     },
     Pod {
-        reseller: String,
-        enduser: String,
-        namespace: String,
+        reseller: Arc<str>,
+        enduser: Arc<str>,
+        namespace: Arc<str>,
         pod: String,
     },
     Node {
@@ -174,10 +177,15 @@ pub fn enduser_targets(
         .map(|m| m.endpoints.as_slice())
         .unwrap_or_default();
     let domain = enduser.spec.domains.first();
+    let (reseller_key, namespace_key, enduser_key): (Arc<str>, Arc<str>, Arc<str>) = (
+        reseller.into(),
+        namespace.as_str().into(),
+        name.as_str().into(),
+    );
     let key = |service| TargetKey::EndUser {
-        reseller: reseller.to_owned(),
-        namespace: namespace.clone(),
-        enduser: name.clone(),
+        reseller: reseller_key.clone(),
+        namespace: namespace_key.clone(),
+        enduser: enduser_key.clone(),
         service,
     };
     // What the reseller names is checked against the other tenants' addresses.
@@ -252,9 +260,9 @@ pub fn host_targets(
             .and_then(|p| u16::try_from(p.container_port).ok());
         out.push(MonitoredTarget {
             key: TargetKey::Pod {
-                reseller: reseller.clone(),
-                enduser: enduser.clone(),
-                namespace: pod.namespace().unwrap_or_default(),
+                reseller: reseller.as_str().into(),
+                enduser: enduser.as_str().into(),
+                namespace: pod.namespace().unwrap_or_default().into(),
                 pod: pod.name_any(),
             },
             target: Target::new(ServiceName::Ping, ip, port).with_scope(Scope::Cluster),
