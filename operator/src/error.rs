@@ -38,6 +38,10 @@ pub enum Error {
     },
     #[error("{object}: reseller {reseller} not found")]
     ResellerNotFound { object: String, reseller: String },
+    #[error(
+        "{object}: reseller {reseller} is not set up yet (its namespace and the operator's access to its Secrets); retrying"
+    )]
+    ResellerNotSetUp { object: String, reseller: String },
     #[error("{object} is not in a reseller namespace (reseller-<name>)")]
     NotInResellerNamespace { object: String },
     #[error("{object}: password secret {secret} has no key {key}")]
@@ -93,7 +97,9 @@ impl Error {
                 }
                 _ => ErrorClass::Transient,
             },
-            Error::Serialize { .. } | Error::Internal { .. } => ErrorClass::Transient,
+            Error::Serialize { .. } | Error::Internal { .. } | Error::ResellerNotSetUp { .. } => {
+                ErrorClass::Transient
+            }
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.class(),
@@ -110,6 +116,7 @@ impl Error {
             Error::InvalidSpec { .. } => "InvalidSpec",
             Error::CourseNotFound { .. } => "CourseNotFound",
             Error::ResellerNotFound { .. } => "ResellerNotFound",
+            Error::ResellerNotSetUp { .. } => "ResellerNotSetUp",
             Error::NotInResellerNamespace { .. } => "NotInResellerNamespace",
             Error::PasswordSecret { .. } => "PasswordSecretInvalid",
             Error::HostingNamespaceNotOwned { .. } => "HostingNamespaceConflict",
@@ -167,6 +174,16 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Spec);
         assert_eq!(e.reason(), "HostingNamespaceConflict");
         assert!(e.to_string().contains("h-r-a-0123456789abcdef"), "{e}");
+    }
+
+    #[test]
+    fn a_reseller_not_yet_set_up_is_waited_for() {
+        let e = Error::ResellerNotSetUp {
+            object: "enduser reseller-r/a".into(),
+            reseller: "r".into(),
+        };
+        assert_eq!(e.class(), ErrorClass::Transient);
+        assert_eq!(e.reason(), "ResellerNotSetUp");
     }
 
     #[test]

@@ -213,6 +213,20 @@ async fn provision(
             object: object.clone(),
             reseller: reseller_name.clone(),
         })?;
+    // The reseller's controller grants the operator its Secret access in the reseller's
+    // namespace before it records the namespace in the status: an end user applied with its
+    // reseller waits for that instead of being refused by the API server.
+    if reseller
+        .status
+        .as_ref()
+        .and_then(|s| s.namespace.as_ref())
+        .is_none()
+    {
+        return Err(Error::ResellerNotSetUp {
+            object,
+            reseller: reseller_name,
+        });
+    }
 
     // Claimed before anything else, so an end user scheduled or held keeps (and releases)
     // its domains too; only the domains its claims name are served.
