@@ -8,6 +8,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Node, NodeStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Service,
+    ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -101,10 +102,17 @@ pub fn stateful_set(set: &mut StatefulSet) {
     }
 }
 
-/// A Service as the monitor reads it: its labels and addresses.
+/// A Service as the monitor reads it: its labels and addresses (not its ports: a mail
+/// Service has eight).
 pub fn service(service: &mut Service) {
     metadata(service);
     service.status = None;
+    service.spec = service.spec.take().map(|spec| ServiceSpec {
+        cluster_ip: spec.cluster_ip,
+        cluster_ips: spec.cluster_ips,
+        external_ips: spec.external_ips,
+        ..ServiceSpec::default()
+    });
 }
 
 /// A node without its image list and daemon details: its addresses and conditions.
@@ -206,5 +214,25 @@ mod tests {
         assert!(v["status"].get("images").is_none());
         assert_eq!(v["status"]["addresses"][0]["address"], "10.0.0.9");
         assert_eq!(v["status"]["conditions"][0]["type"], "Ready");
+    }
+
+    #[test]
+    fn a_service_keeps_its_addresses_not_its_ports() {
+        let mut svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "mail", "namespace": "h-a", "labels": {"k": "v"}},
+            "spec": {"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+                "externalIPs": ["192.0.2.1"], "selector": {"app": "mail"},
+                "ports": [{"name": "smtp", "port": 25}, {"name": "imaps", "port": 993}]},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        service(&mut svc);
+        let v = serde_json::to_value(&svc).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+                "externalIPs": ["192.0.2.1"]})
+        );
+        assert!(v.get("status").is_none());
     }
 }
