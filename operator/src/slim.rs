@@ -5,10 +5,8 @@
 //!
 //! Each function here is a watch's `modify` step; the test below pins what survives.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, Node, NodeStatus, Pod, PodSpec, PodStatus, PodTemplateSpec, Service,
-    ServiceSpec,
+    Container, ContainerPort, Node, NodeStatus, Pod, PodSpec, PodStatus, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -89,19 +87,6 @@ pub fn pod(pod: &mut Pod) {
     });
 }
 
-/// A StatefulSet without its pod template's spec (the bulk of it): the applier tells a changed
-/// set by its generation and metadata (see `apply::content_version`), the phase reads replicas
-/// and status, the volume templates are kept for the claims' sizes.
-pub fn stateful_set(set: &mut StatefulSet) {
-    managed_fields(set);
-    if let Some(spec) = set.spec.as_mut() {
-        spec.template = PodTemplateSpec {
-            metadata: spec.template.metadata.take(),
-            spec: None,
-        };
-    }
-}
-
 /// A Service as the monitor reads it: its labels and addresses (not its ports: a mail
 /// Service has eight).
 pub fn service(service: &mut Service) {
@@ -166,38 +151,6 @@ mod tests {
                     "conditions": [{"type": "Ready", "status": "True"}]}
             })
         );
-    }
-
-    #[test]
-    fn a_stateful_set_keeps_its_metadata_replicas_volumes_and_status() {
-        let mut s: StatefulSet = serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "h-a", "generation": 3,
-                "labels": {"app": "web"}, "annotations": {"a": "b"},
-                "managedFields": [{"manager": "oem"}]},
-            "spec": {"replicas": 1, "serviceName": "web",
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "t"}},
-                    "spec": {"containers": [{"name": "php", "image": "php"}]}},
-                "volumeClaimTemplates": [{"metadata": {"name": "data"},
-                    "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]},
-            "status": {"replicas": 1, "readyReplicas": 1, "observedGeneration": 3}
-        }))
-        .unwrap();
-        stateful_set(&mut s);
-        let v = serde_json::to_value(&s).unwrap();
-        assert_eq!(v["metadata"]["annotations"], json!({"a": "b"}));
-        assert!(v["metadata"].get("managedFields").is_none());
-        assert_eq!(
-            v["spec"]["template"],
-            json!({"metadata": {"annotations":
-            {"kubectl.kubernetes.io/restartedAt": "t"}}})
-        );
-        assert_eq!(
-            v["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
-            "data"
-        );
-        assert_eq!(v["spec"]["replicas"], 1);
-        assert_eq!(v["status"]["readyReplicas"], 1);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! that object only.
 //!
 //! Children are known by name and resourceVersion only (`versions.rs`: a version says whether
-//! anything changed), except StatefulSets, whose status tells whether the end user is Active
-//! (kept without their pod template's spec), and ResourceQuotas (small, and compared whole),
-//! in reflector stores that keep only what is read (`slim.rs`). Secret values are never
+//! anything changed), except StatefulSets, known by their content version, readiness and
+//! volume templates (`sets.rs`: their status tells whether the end user is Active), and
+//! ResourceQuotas (small, and compared whole, in a reflector store). Secret values are never
 //! cached: only the names, versions and DKIM public keys of the operator's own Secrets.
 
 use std::collections::HashMap;
@@ -34,7 +34,8 @@ use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 use serde::de::DeserializeOwned;
 
-use super::versions::{Keep, Versions, versions};
+use super::sets::SetEntry;
+use super::versions::{self, Feeder, Keep, Versions, versions};
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
 use crate::hosting::certificate::Certificate;
@@ -65,7 +66,8 @@ pub struct Caches {
     pub certificates: Option<Versions<Certificate>>,
     /// The data volumes' claims, with their service group (label).
     pub claims: Versions<PersistentVolumeClaim>,
-    pub stateful_sets: Store<StatefulSet>,
+    /// What the phase and the volume templates need of each set (`sets.rs`).
+    pub stateful_sets: Versions<StatefulSet, SetEntry>,
     /// Every DomainClaim (cluster-scoped, one per domain): who holds a domain, without a
     /// request per reconcile. A claim deleted wakes the end users that list its domain.
     pub domain_claims: Store<DomainClaim>,
@@ -221,6 +223,23 @@ where
         + 'static,
 {
     let (store, feeder) = versions::<K>(keep);
+    feed(stream, feeder, wake, map, drivers);
+    store
+}
+
+/// Drives `feeder` from `stream` (a driver pushed to `drivers`), waking the end users `map`
+/// names for each change.
+fn feed<O, V, S>(
+    stream: S,
+    feeder: Feeder<O, V>,
+    wake: Wake,
+    map: Mapper<O>,
+    drivers: &mut Vec<Driver>,
+) where
+    O: Resource + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: Stream<Item = std::result::Result<watcher::Event<O>, watcher::Error>> + Send + 'static,
+{
     drivers.push(Box::pin(async move {
         let mut stream = std::pin::pin!(stream.default_backoff());
         while let Some(event) = stream.next().await {
@@ -245,7 +264,6 @@ where
             }
         }
     }));
-    store
 }
 
 impl Caches {
@@ -283,12 +301,13 @@ impl Caches {
             of_reseller,
             endusers.clone(),
         ));
-        let stateful_sets = reflector_of(
+        let (stateful_sets, feeder) = versions::store(SetEntry::of);
+        feed(
             watcher(
                 Api::<StatefulSet>::all(client.clone()),
                 view::watch_managed(),
             ),
-            slim::stateful_set,
+            feeder,
             wake.clone(),
             Box::new(owner_of),
             &mut drivers,
@@ -400,8 +419,9 @@ impl Caches {
                 $(self.$store.wait_until_ready().await)&&*
             };
         }
-        all_ready!(namespaces, quotas, stateful_sets, domain_claims)
+        all_ready!(namespaces, quotas, domain_claims)
             && all_listed!(
+                stateful_sets,
                 role_bindings,
                 limit_ranges,
                 network_policies,
@@ -454,9 +474,9 @@ pub(crate) mod tests {
         {
             reflector::store().0
         }
-        let (stateful_sets, mut writer) = reflector::store();
+        let (stateful_sets, feeder) = versions::store(SetEntry::of);
         for set in sets {
-            writer.apply_watcher_event(&Event::Apply(set));
+            feeder.apply(&Event::Apply(set));
         }
         Caches {
             courses: empty(),
@@ -612,16 +632,16 @@ pub(crate) mod tests {
         })
     }
 
-    /// A StatefulSet is cached without its pod template: its status changing (a new
+    /// A StatefulSet is known by its content version (`sets.rs`): its status changing (a new
     /// resourceVersion) costs no read; its spec changing (a new generation) is read and put back.
     #[tokio::test]
     async fn a_stateful_set_is_read_again_only_when_its_content_changed() {
         let (ctx, mut handle) = context();
-        let (store, mut writer) = reflector::store::<StatefulSet>();
-        let cache = |writer: &mut reflector::store::Writer<StatefulSet>, v: Value| {
-            let mut set: StatefulSet = serde_json::from_value(v).unwrap();
-            slim::stateful_set(&mut set);
-            writer.apply_watcher_event(&Event::Apply(set));
+        let (store, feeder) = versions::store::<StatefulSet, StatefulSet, SetEntry>(SetEntry::of);
+        let mut writer = feeder;
+        let cache = |writer: &mut Feeder<StatefulSet, SetEntry>, v: Value| {
+            let set: StatefulSet = serde_json::from_value(v).unwrap();
+            writer.apply(&Event::Apply(set));
         };
         let mut desired: StatefulSet = serde_json::from_value(stateful_set(0, "", 0)).unwrap();
         desired.metadata.generation = None;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
@@ -33,26 +33,21 @@ pub async fn keep_volume_templates(
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
     for set in desired.iter_mut() {
         let name = set.name_any();
-        let Some(live) = caches
-            .stateful_sets
-            .get(&ObjectRef::new(&name).within(namespace))
-        else {
+        let Some(live) = caches.stateful_sets.get(namespace, &name) else {
             continue;
         };
-        let (Some(spec), Some(live_spec)) = (set.spec.as_mut(), live.spec.as_ref()) else {
+        let Some(spec) = set.spec.as_mut() else {
             continue;
         };
-        let wanted = template_storage(spec).cloned();
-        if !templates_kept(
-            &live_spec.volume_claim_templates,
-            &spec.volume_claim_templates,
-        )? {
-            spec.volume_claim_templates = live_spec.volume_claim_templates.clone();
+        let live_templates = live.templates()?;
+        let wanted = template_storage(&spec.volume_claim_templates).cloned();
+        if !templates_kept(&live_templates, &spec.volume_claim_templates)? {
+            spec.volume_claim_templates = live_templates.clone();
         }
         let Some(wanted) = wanted else { continue };
         // The claim was made from the live template and claims never shrink: only a size
         // beyond the template's can need growing.
-        let template = template_storage(live_spec).and_then(|q| quantity_value(&q.0));
+        let template = template_storage(&live_templates).and_then(|q| quantity_value(&q.0));
         if template.is_some_and(|t| quantity_value(&wanted.0).is_some_and(|w| w <= t)) {
             continue;
         }
@@ -129,8 +124,8 @@ fn templates_kept(
 }
 
 /// The storage size a StatefulSet's (first) volume claim template asks for.
-fn template_storage(spec: &StatefulSetSpec) -> Option<&Quantity> {
-    spec.volume_claim_templates
+fn template_storage(templates: &Option<Vec<PersistentVolumeClaim>>) -> Option<&Quantity> {
+    templates
         .as_ref()?
         .first()?
         .spec

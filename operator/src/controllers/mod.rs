@@ -13,6 +13,7 @@ pub mod plan;
 pub mod pool;
 pub mod reseller;
 mod secrets;
+mod sets;
 mod versions;
 
 use std::sync::Arc;

@@ -1,10 +1,6 @@
 //! An end user's phase: one pure function of what its reconcile found ([`phase`]), and what
 //! its workloads say ([`observe`], read from the StatefulSet cache).
 
-use std::sync::Arc;
-
-use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::ResourceExt;
 use oem_crds::conditions::ConditionStatus;
 use oem_crds::enduser::{DnsRecord, EndUserPhase, WAITING_FOR_WORKLOADS};
 
@@ -90,29 +86,18 @@ pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
             dns: None,
         };
     }
-    let sets: Vec<Arc<StatefulSet>> = caches
-        .stateful_sets
-        .state()
-        .into_iter()
-        .filter(|s| s.namespace().as_deref() == Some(plan.namespace.as_str()))
-        .collect();
+    let sets = caches.stateful_sets.in_namespace(&plan.namespace);
     let wanted: Vec<&str> = plan.groups().iter().map(|g| g.name()).collect();
     let mut not_ready: Vec<String> = sets
         .iter()
-        .filter(|s| {
-            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let status = s.status.as_ref();
-            let ready = status.and_then(|s| s.ready_replicas).unwrap_or(0);
-            let current = status.and_then(|s| s.observed_generation) == s.metadata.generation;
-            ready < want || !current
-        })
-        .map(|s| s.name_any())
+        .filter(|(_, set)| !set.ready)
+        .map(|(name, _)| name.clone())
         .collect();
     let all_there = wanted
         .iter()
-        .all(|name| sets.iter().any(|s| s.name_any() == *name));
+        .all(|name| sets.iter().any(|(set, _)| set == name));
     for name in &wanted {
-        if !sets.iter().any(|s| s.name_any() == *name) {
+        if !sets.iter().any(|(set, _)| set == name) {
             not_ready.push((*name).to_owned());
         }
     }
@@ -148,6 +133,7 @@ pub fn observe(caches: &Caches, plan: &HostingPlan) -> Observed {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::apps::v1::StatefulSet;
     use serde_json::json;
 
     use super::*;

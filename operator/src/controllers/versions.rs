@@ -8,11 +8,21 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use crate::apply::{Live, LiveStore};
+
+/// What a store keeps of each object of kind `K`: at least the version that says whether it
+/// changed.
+pub trait Kept<K>: Clone {
+    fn version(&self) -> &str;
+    /// The version the store will show for `object` (what a write of it is recorded at): its
+    /// resourceVersion, unless the entry keeps one that status writes do not move.
+    fn version_of(object: &K) -> Option<String>;
+}
 
 /// What is kept of one child.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,91 +41,112 @@ pub enum Keep {
     Annotation(&'static str),
 }
 
-type ByNamespace = HashMap<Box<str>, HashMap<Box<str>, Entry>>;
+impl<K: Resource> Kept<K> for Entry {
+    fn version(&self) -> &str {
+        &self.version
+    }
 
-#[derive(Default)]
-struct Content {
-    current: ByNamespace,
-    /// A re-list in progress: what it found so far.
-    relist: Option<ByNamespace>,
+    fn version_of(object: &K) -> Option<String> {
+        object.resource_version()
+    }
 }
 
-/// Names and versions of one kind's children; cheap to clone (shared).
-pub struct Versions<K> {
-    content: Arc<RwLock<Content>>,
-    keep: Keep,
+impl Entry {
+    /// The entry of a child (its metadata, or the whole object) keeping `keep`.
+    pub fn of<O: Resource>(object: &O, keep: Keep) -> Self {
+        let kept = match keep {
+            Keep::Nothing => None,
+            Keep::Label(key) => object.labels().get(key),
+            Keep::Annotation(key) => object.annotations().get(key),
+        };
+        Self {
+            version: object
+                .resource_version()
+                .unwrap_or_default()
+                .into_boxed_str(),
+            kept: kept.map(|v| v.clone().into_boxed_str()),
+        }
+    }
+}
+
+type ByNamespace<V> = HashMap<Box<str>, HashMap<Box<str>, V>>;
+
+struct Content<V> {
+    current: ByNamespace<V>,
+    /// A re-list in progress: what it found so far.
+    relist: Option<ByNamespace<V>>,
+}
+
+/// What is kept (`V`) of one kind's (`K`) children, by namespace and name; cheap to clone
+/// (shared).
+pub struct Versions<K, V = Entry> {
+    content: Arc<RwLock<Content<V>>>,
     listed: watch::Receiver<bool>,
     _kind: PhantomData<fn() -> K>,
 }
 
-impl<K> Clone for Versions<K> {
+impl<K, V> Clone for Versions<K, V> {
     fn clone(&self) -> Self {
         Self {
             content: self.content.clone(),
-            keep: self.keep,
             listed: self.listed.clone(),
             _kind: PhantomData,
         }
     }
 }
 
-/// Feeds a [`Versions`] from its watch's events.
-pub struct Feeder<K> {
-    content: Arc<RwLock<Content>>,
-    keep: Keep,
+/// Feeds a [`Versions`] from the events of a watch of `O` (the kind's metadata, or the kind).
+pub struct Feeder<O, V = Entry> {
+    content: Arc<RwLock<Content<V>>>,
+    extract: Box<dyn Fn(&O) -> V + Send + Sync>,
     listed: watch::Sender<bool>,
-    _kind: PhantomData<fn() -> K>,
 }
 
-/// An empty store and what feeds it.
-pub fn versions<K>(keep: Keep) -> (Versions<K>, Feeder<K>) {
-    let content = Arc::new(RwLock::new(Content::default()));
+/// An empty store of names and versions (and `keep`) and what feeds it from a metadata watch.
+pub fn versions<K: Resource>(keep: Keep) -> (Versions<K>, Feeder<PartialObjectMeta<K>>) {
+    store(move |object: &PartialObjectMeta<K>| Entry::of(object, keep))
+}
+
+/// An empty store keeping what `extract` takes of each object, and what feeds it.
+pub fn store<K, O, V>(
+    extract: impl Fn(&O) -> V + Send + Sync + 'static,
+) -> (Versions<K, V>, Feeder<O, V>) {
+    let content = Arc::new(RwLock::new(Content {
+        current: HashMap::new(),
+        relist: None,
+    }));
     let (tx, rx) = watch::channel(false);
     (
         Versions {
             content: content.clone(),
-            keep,
             listed: rx,
             _kind: PhantomData,
         },
         Feeder {
             content,
-            keep,
+            extract: Box::new(extract),
             listed: tx,
-            _kind: PhantomData,
         },
     )
 }
 
-fn entry_of<K: Resource>(object: &K, keep: Keep) -> Option<(Box<str>, Box<str>, Entry)> {
-    let namespace = object.namespace()?.into_boxed_str();
-    let name = object.meta().name.clone()?.into_boxed_str();
-    let kept = match keep {
-        Keep::Nothing => None,
-        Keep::Label(key) => object.labels().get(key),
-        Keep::Annotation(key) => object.annotations().get(key),
-    };
-    let entry = Entry {
-        version: object
-            .resource_version()
-            .unwrap_or_default()
-            .into_boxed_str(),
-        kept: kept.map(|v| v.clone().into_boxed_str()),
-    };
-    Some((namespace, name, entry))
+fn put<V>(map: &mut ByNamespace<V>, (namespace, name, value): (Box<str>, Box<str>, V)) {
+    map.entry(namespace).or_default().insert(name, value);
 }
 
-fn put(map: &mut ByNamespace, (namespace, name, entry): (Box<str>, Box<str>, Entry)) {
-    map.entry(namespace).or_default().insert(name, entry);
-}
+impl<O: Resource, V> Feeder<O, V> {
+    fn entry_of(&self, object: &O) -> Option<(Box<str>, Box<str>, V)> {
+        let namespace = object.namespace()?.into_boxed_str();
+        let name = object.meta().name.clone()?.into_boxed_str();
+        Some((namespace, name, (self.extract)(object)))
+    }
 
-impl<K> Feeder<K> {
-    /// Takes one event of the watch in (of `K`'s metadata, or of `K` itself).
-    pub fn apply<O: Resource>(&self, event: &watcher::Event<O>) {
+    /// Takes one event of the watch in.
+    pub fn apply(&self, event: &watcher::Event<O>) {
         let mut content = self.content.write().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Apply(object) => {
-                if let Some(found) = entry_of(object, self.keep) {
+                if let Some(found) = self.entry_of(object) {
                     put(&mut content.current, found);
                 }
             }
@@ -136,8 +167,8 @@ impl<K> Feeder<K> {
             }
             watcher::Event::Init => content.relist = Some(ByNamespace::new()),
             watcher::Event::InitApply(object) => {
-                if let (Some(found), Some(relist)) =
-                    (entry_of(object, self.keep), content.relist.as_mut())
+                if let Some(found) = self.entry_of(object)
+                    && let Some(relist) = content.relist.as_mut()
                 {
                     put(relist, found);
                 }
@@ -153,7 +184,7 @@ impl<K> Feeder<K> {
     }
 }
 
-impl<K> Versions<K> {
+impl<K, V: Clone> Versions<K, V> {
     /// Waits until the first list is in; false when its feeder is gone first.
     pub async fn wait_until_ready(&self) -> bool {
         let mut listed = self.listed.clone();
@@ -161,7 +192,7 @@ impl<K> Versions<K> {
     }
 
     /// The children in `namespace`: name and entry.
-    pub fn in_namespace(&self, namespace: &str) -> Vec<(String, Entry)> {
+    pub fn in_namespace(&self, namespace: &str) -> Vec<(String, V)> {
         let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
         content
             .current
@@ -176,18 +207,22 @@ impl<K> Versions<K> {
     }
 
     /// One child's entry.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<Entry> {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<V> {
         let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
         content.current.get(namespace)?.get(name).cloned()
     }
 }
 
-impl<K: Resource> LiveStore<K> for Versions<K> {
+impl<K: Resource, V: Kept<K>> LiveStore<K> for Versions<K, V> {
     fn live(&self, namespace: Option<&str>, name: &str) -> Live {
         match namespace.and_then(|ns| self.get(ns, name)) {
-            Some(entry) => Live::Meta(entry.version.into()),
+            Some(entry) => Live::Meta(entry.version().into()),
             None => Live::Absent,
         }
+    }
+
+    fn version(object: &K) -> Option<String> {
+        V::version_of(object)
     }
 
     fn names_in(&self, namespace: &str) -> Vec<String> {
@@ -201,7 +236,6 @@ impl<K: Resource> LiveStore<K> for Versions<K> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::Secret;
-    use kube::core::PartialObjectMeta;
 
     use super::*;
 
