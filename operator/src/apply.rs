@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::naming;
 
-pub use oem_crds::quantity::value as quantity_value;
+use oem_crds::quantity;
 
 use crate::naming::FIELD_MANAGER;
 
@@ -481,7 +481,7 @@ pub fn contains(have: &Value, want: &Value) -> bool {
         }
         (Value::String(h), Value::String(w)) => {
             h == w
-                || matches!((quantity_value(h), quantity_value(w)), (Some(a), Some(b)) if same(a, b))
+                || matches!((quantity::value(h), quantity::value(w)), (Some(a), Some(b)) if same(a, b))
         }
         (Value::Number(h), Value::Number(w)) => h.as_f64() == w.as_f64(),
         (h, w) => h == w,
@@ -509,12 +509,12 @@ mod tests {
 
     #[test]
     fn quantities_compare_by_value() {
-        assert_eq!(quantity_value("1Gi"), Some(1073741824.0));
-        assert_eq!(quantity_value("100M"), Some(1e8));
-        assert_eq!(quantity_value("250m"), Some(0.25));
-        assert_eq!(quantity_value("1e3"), Some(1000.0));
-        assert_eq!(quantity_value("nginx:1.27"), None);
-        assert_eq!(quantity_value("M"), None);
+        assert_eq!(quantity::value("1Gi"), Some(1073741824.0));
+        assert_eq!(quantity::value("100M"), Some(1e8));
+        assert_eq!(quantity::value("250m"), Some(0.25));
+        assert_eq!(quantity::value("1e3"), Some(1000.0));
+        assert_eq!(quantity::value("nginx:1.27"), None);
+        assert_eq!(quantity::value("M"), None);
         assert!(contains(&json!("500m"), &json!("0.5")));
         assert!(!contains(&json!("1Gi"), &json!("1G")));
     }

@@ -14,8 +14,7 @@ use serde::Deserialize;
 // Each part's configuration type, from its own leaf module (never the part itself, which
 // reads the whole configuration through the context): nothing here leads back to this file.
 use crate::alerting::config::AlertingConfig;
-use crate::hosting::config::{CertificatesConfig, FrontDoor, MailConfig};
-use crate::hosting::public::LoadBalancerConfig;
+use crate::hosting::config::{CertificatesConfig, FrontDoor, LoadBalancerConfig, MailConfig};
 use crate::leader::LeaderElectionConfig;
 use crate::monitor::config::MonitorConfig;
 use crate::monitor::probes::config::ProbeConfig;

@@ -13,12 +13,12 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::cache::Caches;
-use crate::apply::quantity_value;
 use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::HostingPlan;
 use crate::naming;
+use oem_crds::quantity;
 
 /// A StatefulSet's volume claim templates cannot change once created: existing sets keep
 /// theirs, and a larger course grows the claims themselves (the StorageClass allows expansion).
@@ -47,8 +47,8 @@ pub async fn keep_volume_templates(
         let Some(wanted) = wanted else { continue };
         // The claim was made from the live template and claims never shrink: only a size
         // beyond the template's can need growing.
-        let template = template_storage(&live_templates).and_then(|q| quantity_value(&q.0));
-        if template.is_some_and(|t| quantity_value(&wanted.0).is_some_and(|w| w <= t)) {
+        let template = template_storage(&live_templates).and_then(|q| quantity::value(&q.0));
+        if template.is_some_and(|t| quantity::value(&wanted.0).is_some_and(|w| w <= t)) {
             continue;
         }
         let claim_name = format!("data-{name}-0");
@@ -79,8 +79,8 @@ pub async fn keep_volume_templates(
                 .cloned()
         });
         let grow = match (
-            current.as_ref().and_then(|q| quantity_value(&q.0)),
-            quantity_value(&wanted.0),
+            current.as_ref().and_then(|q| quantity::value(&q.0)),
+            quantity::value(&wanted.0),
         ) {
             (Some(have), Some(want)) => want > have,
             _ => false,

@@ -5,11 +5,11 @@ use kube::ResourceExt;
 use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{DeletionPolicy, EndUser};
 
-use crate::apply::quantity_value;
 use crate::error::Error;
 use crate::hosting::{DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan};
 use crate::naming;
 use oem_crds::policy::SecurityPolicy;
+use oem_crds::quantity;
 
 /// Resolves the plan of `enduser` (in the namespace of `reseller`) on `course`, with the images
 /// the security policy names for the course's runtime versions.
@@ -31,7 +31,7 @@ pub fn hosting_plan(
         ("course.spec.resources.memory", quantity(&res.memory)),
         ("course.spec.resources.storage", quantity(&res.storage)),
     ] {
-        if quantity_value(&value).is_none_or(|v| v <= 0.0) {
+        if quantity::value(&value).is_none_or(|v| v <= 0.0) {
             return Err(Error::InvalidSpec {
                 object,
                 field,

@@ -25,8 +25,8 @@ use kube::runtime::reflector::Store;
 use oem_crds::{EndUser, Reseller};
 
 use super::cache::Caches;
-use crate::apply::quantity_value;
 use crate::{hosting, naming};
+use oem_crds::quantity;
 
 /// The annotation on an end user's ResourceQuota recording what was granted, e.g.
 /// `cpu=1,memory=2Gi,storage=10Gi`.
@@ -54,7 +54,7 @@ impl Resources {
     }
 
     fn values(&self) -> Option<Values> {
-        let [c, m, s] = self.strings().map(quantity_value);
+        let [c, m, s] = self.strings().map(quantity::value);
         Some([c?, m?, s?])
     }
 
@@ -72,7 +72,7 @@ impl Resources {
         for part in value.split(',') {
             let (key, quantity) = part.split_once('=')?;
             let i = NAMES.iter().position(|n| *n == key)?;
-            quantity_value(quantity)?;
+            quantity::value(quantity)?;
             found[i] = Some(quantity.to_owned());
         }
         let [cpu, memory, storage] = found;
@@ -85,7 +85,7 @@ impl Resources {
 
     /// Per resource, the lower of the two.
     fn lower(&self, other: &Self) -> Self {
-        let pick = |a: &String, b: &String| match (quantity_value(a), quantity_value(b)) {
+        let pick = |a: &String, b: &String| match (quantity::value(a), quantity::value(b)) {
             (Some(x), Some(y)) if y < x => b.clone(),
             _ => a.clone(),
         };

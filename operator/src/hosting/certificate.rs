@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{CertificatesConfig, IssuerRef, SolverAllowance};
 use super::namespace::ephemeral_per_container;
 use super::{HostingPlan, TLS_SECRET};
-use crate::apply::quantity_value;
+use oem_crds::quantity;
 
 /// cert-manager's `Certificate` (cert-manager.io/v1), as much of it as the operator writes.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -137,12 +137,12 @@ pub fn make_room(
     };
     let SolverAllowance { cpu, memory } = &config.solver;
     let (cpu, memory) = (
-        quantity_value(cpu).unwrap_or(0.0),
-        quantity_value(memory).unwrap_or(0.0),
+        quantity::value(cpu).unwrap_or(0.0),
+        quantity::value(memory).unwrap_or(0.0),
     );
     let ephemeral = (ephemeral_per_container(plan) * solvers) as f64 * 1024.0 * 1024.0;
     let grow = |hard: &mut std::collections::BTreeMap<String, Quantity>, key: &str, by: f64| {
-        if let Some(now) = hard.get(key).and_then(|q| quantity_value(&q.0)) {
+        if let Some(now) = hard.get(key).and_then(|q| quantity::value(&q.0)) {
             let total = now + by;
             let text = if key.ends_with("cpu") {
                 format!("{}m", (total * 1000.0).round() as u64)
@@ -182,7 +182,7 @@ mod tests {
 
     fn hard(quota: &ResourceQuota, key: &str) -> f64 {
         let hard = quota.spec.as_ref().unwrap().hard.as_ref().unwrap();
-        quantity_value(&hard[key].0).unwrap()
+        quantity::value(&hard[key].0).unwrap()
     }
 
     #[test]

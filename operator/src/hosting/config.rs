@@ -1,10 +1,25 @@
 //! What the provider sets for what every end user publishes and sends: `frontDoor:` (where its
-//! domains point), `mail:` and `certificates:` (who issues its certificates) in the operator's
+//! domains point), `mail:`, `certificates:` (who issues its certificates) and
+//! `network.loadBalancer:` (addresses of their own for mail and FTP) in the operator's
 //! configuration.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Deserialize;
+
+/// Addresses of their own for each end user's mail and FTP services (`hosting/public.rs`).
+/// Embedded in `network:` as `loadBalancer:`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    /// Give each end user's mail and FTP services addresses of their own.
+    pub enabled: bool,
+    /// `spec.loadBalancerClass` of the Services (none: the cluster's default implementation).
+    pub class_name: Option<String>,
+    /// Annotations on the Services, e.g. the implementation's address pool.
+    pub annotations: BTreeMap<String, String>,
+}
 
 /// Where the provider's front door answers: what the end users' DNS records (`status.dns`)
 /// point to. Embedded as `frontDoor:`.
@@ -197,7 +212,7 @@ impl CertificatesConfig {
             ("certificates.solver.cpu", &self.solver.cpu),
             ("certificates.solver.memory", &self.solver.memory),
         ] {
-            if crate::apply::quantity_value(value).is_none_or(|v| v <= 0.0) {
+            if oem_crds::quantity::value(value).is_none_or(|v| v <= 0.0) {
                 return Err(format!("{field} {value:?} is not a positive quantity"));
             }
         }

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::HostingPlan;
-use crate::apply::quantity_value;
+use oem_crds::quantity;
 
 /// Name of the ResourceQuota and of the LimitRange.
 pub const LIMITS_NAME: &str = "course-limits";
@@ -79,7 +79,7 @@ const EPHEMERAL_CONTAINERS_PER_POD: u64 = 4;
 /// Ephemeral storage of one container, in MiB: a tenth of the course's storage, at least
 /// 256Mi and at most 1Gi.
 pub(super) fn ephemeral_per_container(plan: &HostingPlan) -> u64 {
-    let storage_mi = quantity_value(&plan.storage).map_or(0.0, |bytes| bytes / MI);
+    let storage_mi = quantity::value(&plan.storage).map_or(0.0, |bytes| bytes / MI);
     ((storage_mi / 10.0).floor() as u64).clamp(EPHEMERAL_FLOOR_MI, EPHEMERAL_CEILING_MI)
 }
 

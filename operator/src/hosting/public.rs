@@ -12,32 +12,19 @@
 //! (`network.rs`). The addresses the implementation assigns are the mail host's and the FTP
 //! host's A/AAAA records in `status.dns` (`dns.rs`).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Deserialize;
 
 use super::HostingPlan;
+use super::config::LoadBalancerConfig;
 use super::workloads::{FTP_PORTS, MAIL_PORTS, ServiceGroup, selector};
 
 pub const MAIL_PUBLIC: &str = "mail-public";
 pub const FTP_PUBLIC: &str = "ftp-public";
-
-/// Embedded in `network:` as `loadBalancer:`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-pub struct LoadBalancerConfig {
-    /// Give each end user's mail and FTP services addresses of their own.
-    pub enabled: bool,
-    /// `spec.loadBalancerClass` of the Services (none: the cluster's default implementation).
-    pub class_name: Option<String>,
-    /// Annotations on the Services, e.g. the implementation's address pool.
-    pub annotations: BTreeMap<String, String>,
-}
 
 /// The addresses the load balancer gave an end user's public Services (empty: none yet).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -152,6 +139,8 @@ pub fn assigned(service: &Service) -> Vec<IpAddr> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::super::tests::business_plan;
     use super::*;
 

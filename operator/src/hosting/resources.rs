@@ -1,8 +1,8 @@
 //! How a course's cpu, memory and storage are divided between the enabled service groups,
 //! by the operator's configured shares (disabled groups give theirs to the others).
 
-use crate::apply::quantity_value;
 use crate::config::ResourceSplit;
+use oem_crds::quantity;
 
 use super::ServiceGroup;
 
@@ -24,9 +24,9 @@ pub fn split_resources(
     groups: &[ServiceGroup],
     split: &ResourceSplit,
 ) -> Option<Vec<(ServiceGroup, GroupResources)>> {
-    let cpu = quantity_value(cpu)?;
-    let memory = quantity_value(memory)?;
-    let storage = quantity_value(storage)?;
+    let cpu = quantity::value(cpu)?;
+    let memory = quantity::value(memory)?;
+    let storage = quantity::value(storage)?;
     let share = |g: ServiceGroup| match g {
         ServiceGroup::Web => split.web,
         ServiceGroup::Mail => split.mail,
@@ -112,7 +112,7 @@ mod tests {
         let got = split_resources("1", "1Gi", "1Gi", &groups, &split).unwrap();
         let cpu: f64 = got
             .iter()
-            .map(|(_, r)| quantity_value(&r.cpu).unwrap())
+            .map(|(_, r)| quantity::value(&r.cpu).unwrap())
             .sum();
         assert!(cpu <= 1.0, "{cpu}");
     }

@@ -727,7 +727,7 @@ mod tests {
             })
             .map(|c| {
                 let q = &c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0;
-                crate::apply::quantity_value(q).unwrap()
+                oem_crds::quantity::value(q).unwrap()
             })
             .sum();
         assert!(total <= 4.0 * 1024f64.powi(3), "{total}");
