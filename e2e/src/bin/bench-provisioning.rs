@@ -374,7 +374,7 @@ async fn node_cpus(client: &Client) -> anyhow::Result<f64> {
         .items
         .iter()
         .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("cpu").cloned())
-        .filter_map(|q| oem_operator::apply::quantity_value(&q.0))
+        .filter_map(|q| oem_crds::quantity::value(&q.0))
         .sum())
 }
 
