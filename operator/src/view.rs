@@ -100,14 +100,14 @@ pub struct Triggers {
 /// Course or Reseller counts. Each would cost a reconcile per status write.
 #[derive(Default)]
 pub struct SpecChanges {
-    /// (namespace, name) → generation last passed on.
-    seen: Mutex<HashMap<ObjectName, Option<i64>>>,
+    /// (namespace, name) → generation and milestone last passed on.
+    seen: Mutex<HashMap<ObjectName, (Option<i64>, bool)>>,
 }
 
 type ObjectName = (Option<String>, String);
 
 impl SpecChanges {
-    fn changed<K: Resource>(&self, object: &K, deleted: bool) -> bool {
+    fn changed<K: Resource>(&self, object: &K, milestone: bool, deleted: bool) -> bool {
         let key = (object.namespace(), object.name_any());
         let Ok(mut seen) = self.seen.lock() else {
             return true;
@@ -116,8 +116,8 @@ impl SpecChanges {
             seen.remove(&key);
             return true;
         }
-        let generation = object.meta().generation;
-        seen.insert(key, generation) != Some(generation)
+        let now = (object.meta().generation, milestone);
+        seen.insert(key, now) != Some(now)
     }
 
     /// The objects of `feed` whose spec changed or that went (gone from `store`, which took
@@ -126,10 +126,24 @@ impl SpecChanges {
     where
         K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
+        Self::or_milestone(feed, store, |_| false)
+    }
+
+    /// As [`SpecChanges::of`], and also when `milestone` (a fact of the status others wait
+    /// for, e.g. a reseller set up) turns true or false.
+    pub fn or_milestone<K>(
+        feed: Feed<K>,
+        store: Store<K>,
+        milestone: fn(&K) -> bool,
+    ) -> impl Stream<Item = Arc<K>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
         let specs = SpecChanges::default();
         feed.filter(move |object| {
             let deleted = store.get(&ObjectRef::from_obj(object.as_ref())).is_none();
-            std::future::ready(specs.changed(object.as_ref(), deleted))
+            let reached = milestone(object);
+            std::future::ready(specs.changed(object.as_ref(), reached, deleted))
         })
     }
 }
@@ -439,17 +453,19 @@ mod tests {
     }
 
     #[test]
-    fn only_a_new_generation_or_a_deletion_passes() {
+    fn only_a_new_generation_a_milestone_or_a_deletion_passes() {
         let specs = SpecChanges::default();
         let mut object = named("basic");
         object.meta_mut().generation = Some(1);
-        assert!(specs.changed(&object, false), "first sight");
+        assert!(specs.changed(&object, false, false), "first sight");
         object.meta_mut().resource_version = Some("2".into());
-        assert!(!specs.changed(&object, false), "a status change");
+        assert!(!specs.changed(&object, false, false), "a status change");
+        assert!(specs.changed(&object, true, false), "a milestone reached");
+        assert!(!specs.changed(&object, true, false), "and still reached");
         object.meta_mut().generation = Some(2);
-        assert!(specs.changed(&object, false), "a spec change");
-        assert!(specs.changed(&object, true), "gone");
-        assert!(specs.changed(&object, false), "back again");
+        assert!(specs.changed(&object, true, false), "a spec change");
+        assert!(specs.changed(&object, true, true), "gone");
+        assert!(specs.changed(&object, true, false), "back again");
     }
 
     /// The loops all wait for the view at once; each must wake when the stores are listed

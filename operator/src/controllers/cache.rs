@@ -130,11 +130,13 @@ where
 }
 
 /// Wakes the end users `map` names for each object of a view's feed whose spec changed or that
-/// went ([`SpecChanges::of`]): a Course's or Reseller's status means nothing to its end users,
-/// and waking every end user of a course for each count would cost a reconcile each.
+/// went, or whose `milestone` turned ([`SpecChanges::or_milestone`]): the rest of a Course's
+/// or Reseller's status means nothing to its end users, and waking every end user of a course
+/// for each count would cost a reconcile each.
 fn waker_of<T>(
     feed: Feed<T>,
     store: Store<T>,
+    milestone: fn(&T) -> bool,
     wake: Wake,
     map: fn(&Store<EndUser>, &T) -> Vec<ObjectRef<EndUser>>,
     endusers: Store<EndUser>,
@@ -143,7 +145,7 @@ where
     T: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     Box::pin(async move {
-        let mut changes = std::pin::pin!(SpecChanges::of(feed, store));
+        let mut changes = std::pin::pin!(SpecChanges::or_milestone(feed, store, milestone));
         while let Some(object) = changes.next().await {
             for enduser in map(&endusers, object.as_ref()) {
                 if wake.unbounded_send(enduser).is_err() {
@@ -289,6 +291,7 @@ impl Caches {
         drivers.push(waker_of(
             course_feed,
             courses.clone(),
+            |_| false,
             wake.clone(),
             on_course,
             endusers.clone(),
@@ -297,6 +300,8 @@ impl Caches {
         drivers.push(waker_of(
             reseller_feed,
             resellers.clone(),
+            // An end user applied with its reseller waits for it to be set up.
+            super::reseller::set_up,
             wake.clone(),
             of_reseller,
             endusers.clone(),
