@@ -522,6 +522,14 @@ async fn main() -> anyhow::Result<()> {
                 raw_writes = raw.writes;
             }
             let (op, operator, rss) = operator_run(cluster, &client, n, &tag).await?;
+            // Printed at once: a later step cut off (a clean-up that hangs) keeps these.
+            eprintln!(
+                "N = {n}, operator run {}: {:.1} s, peak RSS {rss}, reads/writes {}/{}",
+                r + 1,
+                op.elapsed.as_secs_f64(),
+                op.reads,
+                op.writes
+            );
             ops.push(op.elapsed.as_secs_f64());
             peak = rss;
             requests = format!("{}/{}", op.reads, op.writes);
