@@ -386,4 +386,11 @@ impl Reseller {
     pub fn namespace_name(name: &str) -> String {
         format!("{NAMESPACE_PREFIX}{name}")
     }
+
+    /// Whether the operator has set the reseller up: it records the namespace in the status
+    /// once the namespace exists with the operator's Secret access in it, which its end users
+    /// wait for.
+    pub fn is_set_up(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| s.namespace.is_some())
+    }
 }

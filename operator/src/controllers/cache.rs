@@ -301,7 +301,7 @@ impl Caches {
             reseller_feed,
             resellers.clone(),
             // An end user applied with its reseller waits for it to be set up.
-            super::reseller::set_up,
+            Reseller::is_set_up,
             wake.clone(),
             of_reseller,
             endusers.clone(),

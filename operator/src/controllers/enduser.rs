@@ -216,7 +216,7 @@ async fn provision(
     // The reseller's controller grants the operator its Secret access in the reseller's
     // namespace before it records the namespace in the status: an end user applied with its
     // reseller waits for that instead of being refused by the API server.
-    if !super::reseller::set_up(&reseller) {
+    if !reseller.is_set_up() {
         return Err(Error::ResellerNotSetUp {
             object,
             reseller: reseller_name,

@@ -97,15 +97,6 @@ fn error_policy(reseller: Arc<Reseller>, error: &Error, context: Arc<ResellerCon
     Action::requeue(error.retry_after(ctx.config.transient_retry, ctx.config.spec_retry))
 }
 
-/// Whether the reseller was set up: its controller records the namespace in the status once it
-/// exists with the operator's Secret access in it (what its end users wait for).
-pub fn set_up(reseller: &Reseller) -> bool {
-    reseller
-        .status
-        .as_ref()
-        .is_some_and(|s| s.namespace.is_some())
-}
-
 /// The end users in `namespace` as the view holds them: what the status shows (the view's
 /// stream wakes the reseller when one comes or goes).
 fn end_users_seen(view: &View, namespace: &str) -> i32 {
