@@ -278,7 +278,11 @@ async fn with_operator(
     tag: &str,
 ) -> anyhow::Result<Run> {
     let reseller = format!("bench-op-{tag}");
-    let ns = hosting::reseller_with_namespace(client, &reseller, json!([])).await?;
+    // A pool for all N (the tests' reseller holds 1,000 end users of 1 CPU).
+    let mut spec = hosting::reseller(&reseller, json!([]));
+    spec["spec"]["quota"]["maxEndUsers"] = json!(n);
+    spec["spec"]["quota"]["totalCpu"] = json!(n.to_string());
+    let ns = hosting::apply_reseller(client, spec).await?;
     apply_course(
         client,
         hosting::course(&ns, "plan", "1Gi", hosting::web_and_db()),
