@@ -108,18 +108,7 @@ where
     drivers.push(Box::pin(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            let endusers = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                    map(&object, false)
-                }
-                Ok(watcher::Event::Delete(object)) => map(&object, true),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
-                Err(error) => {
-                    tracing::debug!(%error, "watch error; retrying");
-                    Vec::new()
-                }
-            };
-            for enduser in endusers {
+            for enduser in woken(&event, &map) {
                 if wake.unbounded_send(enduser).is_err() {
                     return;
                 }
@@ -127,6 +116,22 @@ where
         }
     }));
     reader
+}
+
+/// The end users one event of a watch wakes (`map` of the object, told whether it went).
+fn woken<O>(
+    event: &std::result::Result<watcher::Event<O>, watcher::Error>,
+    map: &Mapper<O>,
+) -> Vec<ObjectRef<EndUser>> {
+    match event {
+        Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => map(object, false),
+        Ok(watcher::Event::Delete(object)) => map(object, true),
+        Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
+        Err(error) => {
+            tracing::debug!(%error, "watch error; retrying");
+            Vec::new()
+        }
+    }
 }
 
 /// Wakes the end users `map` names for each object of a view's feed whose spec changed or that
@@ -245,21 +250,10 @@ fn feed<O, V, S>(
     drivers.push(Box::pin(async move {
         let mut stream = std::pin::pin!(stream.default_backoff());
         while let Some(event) = stream.next().await {
-            let endusers = match &event {
-                Ok(event) => {
-                    feeder.apply(event);
-                    match event {
-                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => map(o, false),
-                        watcher::Event::Delete(o) => map(o, true),
-                        watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "watch error; retrying");
-                    Vec::new()
-                }
-            };
-            for enduser in endusers {
+            if let Ok(event) = &event {
+                feeder.apply(event);
+            }
+            for enduser in woken(&event, &map) {
                 if wake.unbounded_send(enduser).is_err() {
                     return;
                 }
