@@ -31,6 +31,37 @@ pub struct Operator {
     log_file: PathBuf,
 }
 
+/// Profiles the operator's heap with heaptrack (`OEM_OPERATOR_HEAPTRACK=<dir>`, for the
+/// benchmark): its allocations go through a pipe to heaptrack's interpreter, which writes
+/// `<dir>/operator<suffix>-<unix seconds>.zst` once the operator ends (even by SIGKILL), for
+/// `heaptrack_print`. The operator stays this process's child, so stopping it works as ever.
+fn heaptrack(command: &mut Command, dir: &Path, suffix: &str) -> anyhow::Result<()> {
+    const LIB: &str = "/usr/lib/heaptrack";
+    std::fs::create_dir_all(dir)?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let base = dir.join(format!("operator{suffix}-{started}"));
+    let pipe = base.with_extension("pipe");
+    let _ = std::fs::remove_file(&pipe);
+    let made = Command::new("mkfifo").arg(&pipe).status()?;
+    if !made.success() {
+        bail!("mkfifo {} failed", pipe.display());
+    }
+    Command::new("sh")
+        .args(["-c", "\"$0\" < \"$1\" | zstd -q > \"$2\"; rm -f \"$1\""])
+        .arg(format!("{LIB}/libexec/heaptrack_interpret"))
+        .arg(&pipe)
+        .arg(base.with_extension("zst"))
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting heaptrack_interpret")?;
+    command
+        .env("LD_PRELOAD", format!("{LIB}/libheaptrack_preload.so"))
+        .env("DUMP_HEAPTRACK_OUTPUT", &pipe);
+    Ok(())
+}
+
 /// Settings of one operator run.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorOptions {
@@ -478,6 +509,9 @@ impl Operator {
         }
         for (k, v) in &options.env {
             command.env(k, v);
+        }
+        if let Some(dir) = std::env::var_os("OEM_OPERATOR_HEAPTRACK") {
+            heaptrack(&mut command, Path::new(&dir), &suffix)?;
         }
         let child = command.spawn().context("starting the operator")?;
         std::fs::write(&pid_file, child.id().to_string())?;

@@ -15,9 +15,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::reflector::{self, Lookup, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use oem_crds::incident::Incident;
@@ -27,7 +27,8 @@ use oem_supervisor::{Stop, Supervisor};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::{naming, slim};
+use crate::naming;
+use crate::slim::{self, HostingPod, ServiceAddresses};
 
 /// Objects per page of a watch's (re)list. The pages are parsed whole, and every watch lists
 /// at once when a replica starts to lead: at 500 (kube's default) the lists of 300 end users'
@@ -58,12 +59,12 @@ pub struct View {
     pub maintenances: Store<Maintenance>,
     pub cluster_maintenances: Store<ClusterMaintenance>,
     /// The operator's hosting pods (its managed-by label).
-    pub pods: Store<Pod>,
+    pub pods: Store<HostingPod>,
     /// The operator's Services (its managed-by label).
-    pub services: Store<Service>,
+    pub services: Store<ServiceAddresses>,
     pub nodes: Store<Node>,
     /// `default/kubernetes`, whose addresses the monitor never probes.
-    pub api_server: Store<Service>,
+    pub api_server: Store<ServiceAddresses>,
     /// True once the kinds every loop needs were listed once. One waiter watches the stores
     /// and tells the rest here: a store's own readiness wakes a single waiter only.
     filled: watch::Receiver<bool>,
@@ -108,7 +109,7 @@ type ObjectName = (Option<String>, String);
 
 impl SpecChanges {
     fn changed<K: Resource>(&self, object: &K, milestone: bool, deleted: bool) -> bool {
-        let key = (object.namespace(), object.name_any());
+        let key = (ResourceExt::namespace(object), object.name_any());
         let Ok(mut seen) = self.seen.lock() else {
             return true;
         };
@@ -165,7 +166,27 @@ where
         + Sync
         + 'static,
 {
-    watch_feeding(supervisor, name, api, config, slim, Vec::new())
+    let keep = move |mut object: K| {
+        slim(&mut object);
+        object
+    };
+    watch_feeding(supervisor, name, api, config, keep, Vec::new())
+}
+
+/// Adds a part that keeps a store of `C`, what `compact` makes of each `K`, filled from a watch
+/// until the stop; returns the store.
+fn watch_compact<K, C>(
+    supervisor: &mut Supervisor,
+    name: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    compact: fn(K) -> C,
+) -> Store<C>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    C: Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    watch_feeding(supervisor, name, api, config, compact, Vec::new())
 }
 
 /// Like [`watch`], and feeds every change to `N` consumers; returns the store and their
@@ -186,14 +207,11 @@ where
 {
     let (senders, feeds): (Vec<UnboundedSender<Arc<K>>>, Vec<Feed<K>>) =
         (0..N).map(|_| unbounded()).unzip();
-    let store = watch_feeding(
-        supervisor,
-        name,
-        api,
-        watch_all(),
-        slim::managed_fields::<K>,
-        senders,
-    );
+    let keep = |mut object: K| {
+        slim::managed_fields(&mut object);
+        object
+    };
+    let store = watch_feeding(supervisor, name, api, watch_all(), keep, senders);
     let feeds: [Feed<K>; N] = feeds
         .try_into()
         .unwrap_or_else(|_| unreachable!("N feeds were made"));
@@ -203,7 +221,7 @@ where
 /// What one watch event (already taken into `store`) feeds the consumers: the object applied
 /// or deleted; after a (re)list, every object of the store, as kube's own controllers are
 /// woken after one; nothing while a list is under way.
-fn fed<K: Resource<DynamicType = ()> + Clone>(
+fn fed<K: Lookup<DynamicType = ()> + Clone>(
     event: watcher::Event<K>,
     store: &Store<K>,
 ) -> Vec<Arc<K>> {
@@ -214,47 +232,53 @@ fn fed<K: Resource<DynamicType = ()> + Clone>(
     }
 }
 
-/// The part that runs one watch into a store until the stop, feeding each change to `feeds`.
-fn watch_feeding<K>(
+/// One watch event with its object made into what the store keeps.
+fn kept<K, C>(event: watcher::Event<K>, keep: impl Fn(K) -> C) -> watcher::Event<C> {
+    match event {
+        watcher::Event::Apply(object) => watcher::Event::Apply(keep(object)),
+        watcher::Event::Delete(object) => watcher::Event::Delete(keep(object)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(object) => watcher::Event::InitApply(keep(object)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// The part that runs one watch into a store of what `keep` makes of each object until the
+/// stop, feeding each change to `feeds`.
+fn watch_feeding<K, C>(
     supervisor: &mut Supervisor,
     name: &'static str,
     api: Api<K>,
     config: watcher::Config,
-    slim: fn(&mut K),
-    feeds: Vec<UnboundedSender<Arc<K>>>,
-) -> Store<K>
+    keep: impl Fn(K) -> C + Copy + Send + 'static,
+    feeds: Vec<UnboundedSender<Arc<C>>>,
+) -> Store<C>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    C: Lookup<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
     let store = reader.clone();
     let stop = supervisor.stop();
     supervisor.add(name, async move {
-        let feed = |object: Arc<K>| {
+        let feed = |object: Arc<C>| {
             for consumer in &feeds {
                 // A consumer gone (its part ended) stops the whole leadership anyway.
                 let _ = consumer.unbounded_send(object.clone());
             }
         };
-        let stream = watcher(api, config)
+        let events = watcher(api, config)
             .default_backoff()
-            .modify(slim)
-            .reflect(writer)
-            .for_each(|event| {
-                match event {
-                    Ok(event) => fed(event, &store).into_iter().for_each(&feed),
-                    Err(error) => {
-                        tracing::debug!(%error, part = name, "watch error; retrying");
-                    }
+            .map_ok(move |event| kept(event, keep));
+        let stream = reflector::reflector(writer, events).for_each(|event| {
+            match event {
+                Ok(event) => fed(event, &store).into_iter().for_each(&feed),
+                Err(error) => {
+                    tracing::debug!(%error, part = name, "watch error; retrying");
                 }
-                std::future::ready(())
-            });
+            }
+            std::future::ready(())
+        });
         tokio::select! {
             _ = stream => Err("the watch ended".to_owned()),
             _ = stop.requested() => Ok(()),
@@ -308,19 +332,19 @@ impl View {
                 watch_all(),
                 slim::managed_fields,
             ),
-            pods: watch(
+            pods: watch_compact(
                 supervisor,
                 "view: hosting pods",
                 Api::all(client.clone()),
                 watch_managed(),
-                slim::pod,
+                HostingPod::of,
             ),
-            services: watch(
+            services: watch_compact(
                 supervisor,
                 "view: services",
                 Api::all(client.clone()),
                 watch_managed(),
-                slim::service,
+                ServiceAddresses::of,
             ),
             nodes: watch(
                 supervisor,
@@ -329,12 +353,12 @@ impl View {
                 watch_all(),
                 slim::node,
             ),
-            api_server: watch(
+            api_server: watch_compact(
                 supervisor,
                 "view: default/kubernetes",
                 Api::namespaced(client.clone(), "default"),
                 watcher::Config::default().fields("metadata.name=kubernetes"),
-                slim::service,
+                ServiceAddresses::of,
             ),
             filled: filled_rx,
         };
@@ -392,7 +416,7 @@ impl View {
 
     /// The objects of a store, shared (a look at 2,000 end users must not copy them all: the
     /// copies were 8.6 MB of the 44.6 MB peak at 300).
-    pub fn all<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<Arc<K>> {
+    pub fn all<K: Lookup<DynamicType = ()> + Clone>(store: &Store<K>) -> Vec<Arc<K>> {
         store.state()
     }
 }
@@ -407,7 +431,7 @@ mod tests {
 
     fn store<K>() -> (Store<K>, Writer<K>)
     where
-        K: Resource<DynamicType = ()> + Clone + 'static,
+        K: Lookup<DynamicType = ()> + Clone + 'static,
     {
         let (reader, writer) = reflector::store();
         (reader, writer)

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use oem_crds::course::Course;
 use oem_crds::enduser::{EndUser, ServiceName};
@@ -18,6 +18,7 @@ use super::maintenance::Window;
 use super::source::AlertKey;
 use crate::hosting::ServiceGroup;
 use crate::naming;
+use crate::slim::HostingPod;
 
 /// What one look at the cluster finds.
 pub struct World {
@@ -31,7 +32,7 @@ pub struct World {
     /// Both kinds of maintenance window, as the decisions see them.
     pub windows: Vec<Window>,
     /// The operator's hosting pods, by namespace.
-    pub pods: HashMap<String, Vec<Arc<Pod>>>,
+    pub pods: HashMap<String, Vec<Arc<HostingPod>>>,
     /// Whether each node is Ready, by name; a node not here is gone.
     pub nodes_ready: HashMap<String, bool>,
 }
@@ -79,9 +80,9 @@ impl World {
             windows,
             pods: View::all(&view.pods).into_iter().fold(
                 HashMap::new(),
-                |mut by_namespace: HashMap<String, Vec<Arc<Pod>>>, pod| {
+                |mut by_namespace: HashMap<String, Vec<Arc<HostingPod>>>, pod| {
                     by_namespace
-                        .entry(pod.namespace().unwrap_or_default())
+                        .entry(pod.namespace.to_string())
                         .or_default()
                         .push(pod);
                     by_namespace
@@ -105,19 +106,12 @@ impl World {
     }
 
     /// The pods of `group` in a hosting namespace (all of them for `None`).
-    pub fn pods_in(&self, namespace: &str, group: Option<ServiceGroup>) -> Vec<Arc<Pod>> {
+    pub fn pods_in(&self, namespace: &str, group: Option<ServiceGroup>) -> Vec<Arc<HostingPod>> {
         self.pods
             .get(namespace)
             .into_iter()
             .flatten()
-            .filter(|p| {
-                group.is_none_or(|g| {
-                    p.labels()
-                        .get(naming::LABEL_SERVICE_GROUP)
-                        .map(String::as_str)
-                        == Some(g.name())
-                })
-            })
+            .filter(|p| group.is_none_or(|g| p.group.as_deref() == Some(g.name())))
             .cloned()
             .collect()
     }
@@ -128,16 +122,16 @@ impl World {
             .get(namespace)
             .into_iter()
             .flatten()
-            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .filter_map(|p| p.node.as_deref().map(str::to_owned))
             .collect()
     }
 
     /// The first node of these pods that exists and is not Ready (the one level 2 cordons).
-    pub fn not_ready_node(&self, pods: &[impl std::borrow::Borrow<Pod>]) -> Option<String> {
+    pub fn not_ready_node(&self, pods: &[impl std::borrow::Borrow<HostingPod>]) -> Option<String> {
         pods.iter()
-            .map(std::borrow::Borrow::borrow)
-            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-            .find(|node| self.nodes_ready.get(node) == Some(&false))
+            .filter_map(|p| p.borrow().node.as_deref())
+            .find(|node| self.nodes_ready.get(*node) == Some(&false))
+            .map(str::to_owned)
     }
 
     /// The first node a hosting namespace's pods are bound to that is down: not Ready, or
@@ -153,10 +147,7 @@ impl World {
         let mut on: BTreeMap<String, BTreeSet<String>> =
             nodes.iter().map(|n| (n.clone(), BTreeSet::new())).collect();
         for (namespace, pods) in &self.pods {
-            for node in pods
-                .iter()
-                .filter_map(|p| p.spec.as_ref()?.node_name.as_ref())
-            {
+            for node in pods.iter().filter_map(|p| p.node.as_deref()) {
                 if let Some(namespaces) = on.get_mut(node) {
                     namespaces.insert(namespace.clone());
                 }
@@ -339,7 +330,12 @@ mod tests {
         assert!(name.len() <= 253, "{}", name.len());
     }
 
-    fn pod(namespace: &str, name: &str, group: &str, node: &str) -> Pod {
+    fn pod(
+        namespace: &str,
+        name: &str,
+        group: &str,
+        node: &str,
+    ) -> k8s_openapi::api::core::v1::Pod {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": namespace,
                 "labels": {naming::LABEL_SERVICE_GROUP: group}},
@@ -348,13 +344,13 @@ mod tests {
         .unwrap()
     }
 
-    fn world(pods: Vec<Pod>, nodes_ready: &[(&str, bool)]) -> World {
-        let mut by_namespace: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
+    fn world(pods: Vec<k8s_openapi::api::core::v1::Pod>, nodes_ready: &[(&str, bool)]) -> World {
+        let mut by_namespace: HashMap<String, Vec<Arc<HostingPod>>> = HashMap::new();
         for p in pods {
             by_namespace
                 .entry(p.namespace().unwrap())
                 .or_default()
-                .push(Arc::new(p));
+                .push(Arc::new(HostingPod::of(p)));
         }
         World {
             resellers: HashMap::new(),

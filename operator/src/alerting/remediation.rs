@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::hosting::ServiceGroup;
 use crate::naming;
+use crate::slim::HostingPod;
 
 /// The field manager of remediation writes.
 pub const FIELD_MANAGER: &str = "oem-hosting-remediation";
@@ -125,18 +126,9 @@ pub async fn pods(
         .items)
 }
 
-fn condition_false(conditions: Option<&Vec<k8s_openapi::api::core::v1::PodCondition>>) -> bool {
-    conditions
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status != "True")
-}
-
 /// Whether any of the pods exists and is not Ready.
-pub fn any_not_ready(pods: &[impl std::borrow::Borrow<Pod>]) -> bool {
-    pods.iter()
-        .map(std::borrow::Borrow::borrow)
-        .any(|p: &Pod| condition_false(p.status.as_ref().and_then(|s| s.conditions.as_ref())))
+pub fn any_not_ready(pods: &[impl std::borrow::Borrow<HostingPod>]) -> bool {
+    pods.iter().any(|p| p.borrow().not_ready)
 }
 
 /// The annotation level 2 sets on the StatefulSets whose pods it force-deleted (metadata only:
@@ -284,10 +276,12 @@ mod tests {
 
     #[test]
     fn a_pod_without_a_true_ready_condition_is_not_ready() {
-        let pod = |status: &str| -> Pod {
-            serde_json::from_value(json!({"metadata": {"name": "web-0"},
-                "status": {"conditions": [{"type": "Ready", "status": status}]}}))
-            .unwrap()
+        let pod = |status: &str| {
+            HostingPod::of(
+                serde_json::from_value(json!({"metadata": {"name": "web-0"},
+                    "status": {"conditions": [{"type": "Ready", "status": status}]}}))
+                .unwrap(),
+            )
         };
         assert!(any_not_ready(&[pod("True"), pod("False")]));
         assert!(!any_not_ready(&[pod("True")]));

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service as KubeService};
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use oem_crds::course::{Course, DatabaseEngine};
 use oem_crds::enduser::{EndUser, EndUserPhase, ServiceName, WAITING_FOR_WORKLOADS};
@@ -17,6 +17,7 @@ use super::probes::{AddressOwners, Scope, Target};
 use super::scheduler::Owner;
 use crate::hosting::ServiceGroup;
 use crate::naming;
+use crate::slim::{HostingPod, ServiceAddresses};
 
 /// Who a target belongs to: an end user's service, or a host (pod or node) by ping. An end
 /// user's names are shared by its targets' keys (and their copies in the schedule), not
@@ -231,41 +232,31 @@ pub fn enduser_targets(
 /// A ping of every running hosting pod (TCP fallback: its first container port), and of every
 /// node such a pod runs on (TCP fallback: the kubelet's port).
 pub fn host_targets(
-    pods: &[impl Borrow<Pod>],
+    pods: &[impl Borrow<HostingPod>],
     nodes: &[impl Borrow<Node>],
     kubelet_port: u16,
 ) -> Vec<MonitoredTarget> {
     let mut out = Vec::new();
     let mut tenant_nodes = BTreeSet::new();
     for pod in pods.iter().map(Borrow::borrow) {
-        let labels = pod.labels();
-        let (Some(reseller), Some(enduser)) = (
-            labels.get(naming::LABEL_RESELLER),
-            labels.get(naming::LABEL_ENDUSER),
-        ) else {
+        let (Some(reseller), Some(enduser)) = (&pod.reseller, &pod.enduser) else {
             continue;
         };
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
-            tenant_nodes.insert(node);
+        if let Some(node) = &pod.node {
+            tenant_nodes.insert(node.to_string());
         }
-        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+        let Some(ip) = pod.ips.first() else {
             continue;
         };
-        let port = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.ports.as_ref())
-            .and_then(|p| p.first())
-            .and_then(|p| u16::try_from(p.container_port).ok());
         out.push(MonitoredTarget {
             key: TargetKey::Pod {
-                reseller: reseller.as_str().into(),
-                enduser: enduser.as_str().into(),
-                namespace: pod.namespace().unwrap_or_default().into(),
-                pod: pod.name_any(),
+                reseller: reseller.as_ref().into(),
+                enduser: enduser.as_ref().into(),
+                namespace: pod.namespace.as_ref().into(),
+                pod: pod.name.to_string(),
             },
-            target: Target::new(ServiceName::Ping, ip, port).with_scope(Scope::Cluster),
+            target: Target::new(ServiceName::Ping, ip.to_string(), pod.port)
+                .with_scope(Scope::Cluster),
         });
     }
     for node in nodes.iter().map(Borrow::borrow) {
@@ -295,41 +286,23 @@ pub fn host_targets(
 /// hosting namespace), and the API server's Service (`default/kubernetes`) as the control
 /// plane's.
 pub fn address_owners(
-    services: &[impl Borrow<KubeService>],
-    pods: &[impl Borrow<Pod>],
-    api_server: Option<&KubeService>,
+    services: &[impl Borrow<ServiceAddresses>],
+    pods: &[impl Borrow<HostingPod>],
+    api_server: Option<&ServiceAddresses>,
 ) -> AddressOwners {
     let mut owners = AddressOwners::default();
-    let service_ips = |svc: &KubeService| -> Vec<std::net::IpAddr> {
-        let Some(spec) = svc.spec.as_ref() else {
-            return Vec::new();
-        };
-        let ips = spec.cluster_ips.iter().flatten().chain(&spec.cluster_ip);
-        let external = spec.external_ips.iter().flatten();
-        ips.chain(external)
-            .filter_map(|ip| ip.parse().ok())
-            .collect()
-    };
     for svc in services.iter().map(Borrow::borrow) {
-        let ns = svc.namespace().unwrap_or_default();
-        for ip in service_ips(svc) {
-            owners.insert_hosting(ip, &ns);
+        for ip in &svc.ips {
+            owners.insert_hosting(*ip, &svc.namespace);
         }
     }
     for pod in pods.iter().map(Borrow::borrow) {
-        let ns = pod.namespace().unwrap_or_default();
-        let Some(status) = pod.status.as_ref() else {
-            continue;
-        };
-        let ips = status.pod_ips.iter().flatten().map(|p| &p.ip);
-        for ip in ips.chain(&status.pod_ip) {
-            if let Ok(ip) = ip.parse() {
-                owners.insert_hosting(ip, &ns);
-            }
+        for ip in &pod.ips {
+            owners.insert_hosting(*ip, &pod.namespace);
         }
     }
-    for ip in api_server.map(service_ips).unwrap_or_default() {
-        owners.insert_control_plane(ip);
+    for ip in api_server.map(|s| &s.ips[..]).unwrap_or_default() {
+        owners.insert_control_plane(*ip);
     }
     owners
 }
@@ -508,7 +481,7 @@ mod tests {
 
     #[test]
     fn hosting_pods_and_their_nodes_are_pinged() {
-        let pod: Pod = serde_json::from_value(json!({
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
             "metadata": {"name": "web-0", "namespace": "h-acme-alice-x", "labels": {
                 naming::LABEL_RESELLER: "acme", naming::LABEL_ENDUSER: "alice"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "web", "ports": [{"containerPort": 8080}]}]},
@@ -520,7 +493,7 @@ mod tests {
                 "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}))
             .unwrap()
         };
-        let targets = host_targets(&[pod], &[node("n1"), node("idle")], 10250);
+        let targets = host_targets(&[HostingPod::of(pod)], &[node("n1"), node("idle")], 10250);
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].target.host, "127.100.0.5");
         assert_eq!(targets[0].target.port, Some(8080));
@@ -531,12 +504,14 @@ mod tests {
 
     #[test]
     fn service_and_pod_addresses_belong_to_their_namespace() {
-        let svc = |ns: &str, ip: &str| -> KubeService {
-            serde_json::from_value(json!({"metadata": {"name": "db", "namespace": ns},
-                "spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
-            .unwrap()
+        let svc = |ns: &str, ip: &str| {
+            ServiceAddresses::of(
+                serde_json::from_value(json!({"metadata": {"name": "db", "namespace": ns},
+                    "spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
+                .unwrap(),
+            )
         };
-        let pod: Pod = serde_json::from_value(json!({
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
             "metadata": {"name": "db-0", "namespace": "h-acme-bob-y"},
             "status": {"podIP": "10.244.0.9", "podIPs": [{"ip": "10.244.0.9"}]}
         }))
@@ -544,7 +519,7 @@ mod tests {
         let headless = svc("h-acme-bob-y", "None");
         let owners = address_owners(
             &[svc("h-acme-bob-y", "10.96.7.7"), headless],
-            &[pod],
+            &[HostingPod::of(pod)],
             Some(&svc("default", "10.96.0.1")),
         );
         assert_eq!(owners.len(), 3);

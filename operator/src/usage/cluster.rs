@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Pod;
+use crate::slim::HostingPod;
 use serde::Deserialize;
 
 use super::UsageError;
@@ -149,7 +149,7 @@ async fn get(client: &kube::Client, path: &str) -> Result<String, UsageError> {
 pub async fn snapshot(
     client: &kube::Client,
     kubelet_stats: bool,
-    pods: &kube::runtime::reflector::Store<Pod>,
+    pods: &kube::runtime::reflector::Store<HostingPod>,
     time_zones: &BTreeSet<String>,
 ) -> Snapshot {
     let memory = match get(client, "/apis/metrics.k8s.io/v1beta1/pods").await {
@@ -206,10 +206,10 @@ pub async fn snapshot(
 }
 
 /// The nodes the operator's hosting pods run on.
-fn hosting_nodes(pods: &kube::runtime::reflector::Store<Pod>) -> BTreeSet<String> {
+fn hosting_nodes(pods: &kube::runtime::reflector::Store<HostingPod>) -> BTreeSet<String> {
     pods.state()
         .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .filter_map(|p| p.node.as_deref().map(str::to_owned))
         .collect()
 }
 
