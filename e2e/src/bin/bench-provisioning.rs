@@ -429,11 +429,22 @@ async fn operator_run(
     Ok((run, operator, rss))
 }
 
-/// Deletes the run's end users through `operator` and waits until their namespaces are gone.
+/// Deletes the run's end users and its reseller through the operator and waits until their
+/// namespaces are gone. The Reseller goes too: while it exists its controller makes its
+/// namespace again at the next resync (the clean-ups that never ended after a steady state,
+/// whose resync is a minute, were waiting for that namespace).
 async fn clean(client: &Client, run: &Run) -> anyhow::Result<()> {
     Api::<oem_crds::EndUser>::namespaced(client.clone(), &run.namespace)
         .delete_collection(&Default::default(), &ListParams::default())
         .await?;
+    match Api::<oem_crds::Reseller>::all(client.clone())
+        .delete(&run.reseller, &Default::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
     clear_namespaces(client, &run.reseller).await
 }
 

@@ -7,7 +7,7 @@
 //! Children are known by name and resourceVersion only (`versions.rs`: a version says whether
 //! anything changed), except StatefulSets, known by their content version, readiness and
 //! volume templates (`sets.rs`: their status tells whether the end user is Active), and
-//! ResourceQuotas (small, and compared whole, in a reflector store). Secret values are never
+//! ResourceQuotas, known by their content version, owner and grant (`quotas.rs`). Secret values are never
 //! cached: only the names, versions and DKIM public keys of the operator's own Secrets.
 
 use std::collections::HashMap;
@@ -34,6 +34,7 @@ use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 use serde::de::DeserializeOwned;
 
+use super::quotas::QuotaEntry;
 use super::sets::SetEntry;
 use super::versions::{self, Feeder, Keep, Versions, versions};
 use crate::apply::Applier;
@@ -49,9 +50,9 @@ pub struct Caches {
     pub resellers: Store<Reseller>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub role_bindings: Versions<RoleBinding>,
-    /// Whole (they are small): the quota controller writes their status at each pod's start
-    /// and stop, which their content version (`apply::ContentVersion`) ignores.
-    pub quotas: Store<ResourceQuota>,
+    /// Their content version (the quota controller writes their status at each pod's start
+    /// and stop), owner and grant (`quotas.rs`).
+    pub quotas: Versions<ResourceQuota, QuotaEntry>,
     pub limit_ranges: Versions<LimitRange>,
     pub network_policies: Versions<NetworkPolicy>,
     pub services: Versions<Service>,
@@ -300,6 +301,17 @@ impl Caches {
             of_reseller,
             endusers.clone(),
         ));
+        let (quotas, feeder) = versions::store(QuotaEntry::of);
+        feed(
+            watcher(
+                Api::<ResourceQuota>::all(client.clone()),
+                view::watch_managed(),
+            ),
+            feeder,
+            wake.clone(),
+            Box::new(owner_of),
+            &mut drivers,
+        );
         let (stateful_sets, feeder) = versions::store(SetEntry::of);
         feed(
             watcher(
@@ -367,16 +379,7 @@ impl Caches {
             resellers,
             namespaces,
             role_bindings: children(client, Keep::Nothing, &wake, &mut drivers),
-            quotas: reflector_of(
-                watcher(
-                    Api::<ResourceQuota>::all(client.clone()),
-                    view::watch_managed(),
-                ),
-                slim::managed_fields,
-                wake.clone(),
-                Box::new(owner_of),
-                &mut drivers,
-            ),
+            quotas,
             limit_ranges: children(client, Keep::Nothing, &wake, &mut drivers),
             network_policies: children(client, Keep::Nothing, &wake, &mut drivers),
             services: children(client, Keep::Nothing, &wake, &mut drivers),
@@ -418,8 +421,9 @@ impl Caches {
                 $(self.$store.wait_until_ready().await)&&*
             };
         }
-        all_ready!(namespaces, quotas, domain_claims)
+        all_ready!(namespaces, domain_claims)
             && all_listed!(
+                quotas,
                 stateful_sets,
                 role_bindings,
                 limit_ranges,
@@ -482,7 +486,7 @@ pub(crate) mod tests {
             resellers: empty(),
             namespaces: empty(),
             role_bindings: versions(Keep::Nothing).0,
-            quotas: empty(),
+            quotas: versions::store(QuotaEntry::of).0,
             limit_ranges: versions(Keep::Nothing).0,
             network_policies: versions(Keep::Nothing).0,
             services: versions(Keep::Nothing).0,

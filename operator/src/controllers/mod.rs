@@ -11,6 +11,7 @@ pub mod orphans;
 mod phase;
 pub mod plan;
 pub mod pool;
+mod quotas;
 pub mod reseller;
 mod secrets;
 mod sets;

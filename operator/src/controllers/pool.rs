@@ -7,7 +7,7 @@
 //! every reconcile of every end user of a reseller reaches the same decisions from the same
 //! view:
 //! * What an end user was *granted* is what its hosting ResourceQuota was last applied with
-//!   (recorded on it in the [`GRANT_ANNOTATION`]). Nothing granted is ever taken back by a
+//!   (recorded on it in the [`super::quotas::GRANT_ANNOTATION`]). Nothing granted is ever taken back by a
 //!   later over-commit: the granted amounts (or the course's, where lower) are committed first.
 //! * Then, oldest first (creation time, then name), each end user that wants more than it was
 //!   granted (a new one: anything at all) gets what its course says if that still fits the
@@ -25,12 +25,8 @@ use kube::runtime::reflector::Store;
 use oem_crds::{EndUser, Reseller};
 
 use super::cache::Caches;
-use crate::{hosting, naming};
+use crate::hosting;
 use oem_crds::quantity;
-
-/// The annotation on an end user's ResourceQuota recording what was granted, e.g.
-/// `cpu=1,memory=2Gi,storage=10Gi`.
-pub const GRANT_ANNOTATION: &str = "hosting.oem.dev/granted";
 
 /// The Ready reason (for an end user never provisioned) and the condition type (for any end
 /// user held) when the reseller's pool cannot take what the course asks.
@@ -271,18 +267,18 @@ pub fn share_of(
 ) -> Share {
     let ns = enduser.namespace().unwrap_or_default();
     let me = enduser.name_any();
-    let granted: HashMap<String, Resources> = caches
-        .quotas
-        .state()
-        .iter()
-        .filter(|q| q.name_any() == hosting::LIMITS_NAME)
-        .filter(|q| q.labels().get(naming::LABEL_ENDUSER_NAMESPACE) == Some(&ns))
-        .filter_map(|q| {
-            let owner = q.labels().get(naming::LABEL_ENDUSER)?.clone();
-            let grant = Resources::parse_annotation(q.annotations().get(GRANT_ANNOTATION)?)?;
-            Some((owner, grant))
-        })
-        .collect();
+    let mut granted: HashMap<String, Resources> = HashMap::new();
+    caches.quotas.each(|_, name, quota| {
+        if name != hosting::LIMITS_NAME {
+            return;
+        }
+        if let (Some((owner_ns, owner)), Some(grant)) = (&quota.owner, &quota.grant)
+            && **owner_ns == *ns
+            && let Some(grant) = Resources::parse_annotation(grant)
+        {
+            granted.insert(owner.to_string(), grant);
+        }
+    });
     let member = |eu: &EndUser| {
         let name = eu.name_any();
         // One being deleted keeps what it has until its hosting is gone, and asks for no more.

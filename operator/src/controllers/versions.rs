@@ -206,6 +206,17 @@ impl<K, V: Clone> Versions<K, V> {
             .unwrap_or_default()
     }
 
+    /// Calls `f` with every child's namespace, name and entry (under the store's lock: `f`
+    /// must not read this store).
+    pub fn each(&self, mut f: impl FnMut(&str, &str, &V)) {
+        let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
+        for (namespace, names) in &content.current {
+            for (name, entry) in names {
+                f(namespace, name, entry);
+            }
+        }
+    }
+
     /// One child's entry.
     pub fn get(&self, namespace: &str, name: &str) -> Option<V> {
         let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
