@@ -88,7 +88,8 @@ pub fn add_parts(
         "usage reporter",
         crate::usage::run(ctx.clone(), view, stop.clone()),
     );
-    supervisor.add("orphan sweep", orphans::run(ctx.clone(), stop));
+    supervisor.add("orphan sweep", orphans::run(ctx.clone(), stop.clone()));
+    supervisor.add("event memory", ctx.clone().forget_events(stop));
 }
 
 /// Today's date in the reseller's time zone (Asia/Tokyo by default), by the injected clock.
