@@ -24,7 +24,7 @@ pub fn managed_fields<K: Resource>(object: &mut K) {
 }
 
 /// The labels anything reads from a cached object: whose it is, and a pod's service group.
-const READ_LABELS: [&str; 5] = [
+pub const READ_LABELS: [&str; 5] = [
     naming::LABEL_MANAGED_BY,
     naming::LABEL_RESELLER,
     naming::LABEL_ENDUSER,

@@ -34,6 +34,7 @@ use oem_crds::enduser::EndUser;
 use oem_crds::reseller::Reseller;
 use serde::de::DeserializeOwned;
 
+use super::namespaces::NamespaceEntry;
 use super::quotas::QuotaEntry;
 use super::sets::SetEntry;
 use super::versions::{self, Feeder, Keep, Versions, versions};
@@ -48,7 +49,8 @@ use crate::{naming, slim};
 pub struct Caches {
     pub courses: Store<Course>,
     pub resellers: Store<Reseller>,
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Every namespace: its version and owner labels (`namespaces.rs`).
+    pub namespaces: Versions<Namespace, NamespaceEntry>,
     pub role_bindings: Versions<RoleBinding>,
     /// Their content version (the quota controller writes their status at each pod's start
     /// and stop), owner and grant (`quotas.rs`).
@@ -185,7 +187,11 @@ fn of_reseller(endusers: &Store<EndUser>, reseller: &Reseller) -> Vec<ObjectRef<
 }
 
 fn owner_of<K: Resource>(child: &K, _deleted: bool) -> Vec<ObjectRef<EndUser>> {
-    let labels = child.labels();
+    owner_in(child.labels())
+}
+
+/// The end user that `labels` (a child's or a namespace's) name.
+fn owner_in(labels: &std::collections::BTreeMap<String, String>) -> Vec<ObjectRef<EndUser>> {
     match (
         labels.get(naming::LABEL_ENDUSER),
         labels.get(naming::LABEL_ENDUSER_NAMESPACE),
@@ -325,12 +331,13 @@ impl Caches {
         );
         // Every namespace, not only the operator's: a new end user's namespace is then known
         // absent (or someone else's) without a read.
-        let namespaces = reflector_of(
+        let (namespaces, feeder) = versions::store(NamespaceEntry::of);
+        feed(
             watcher(
                 Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
                 view::watch_all(),
             ),
-            slim::metadata,
+            feeder,
             wake.clone(),
             Box::new(owner_of),
             &mut drivers,
@@ -344,13 +351,13 @@ impl Caches {
             ),
             Keep::Nothing,
             wake.clone(),
-            Box::new(move |secret: &PartialObjectMeta<Secret>, deleted| {
+            Box::new(move |secret: &PartialObjectMeta<Secret>, _deleted| {
                 let Some(ns) = secret.namespace() else {
                     return Vec::new();
                 };
                 owners
-                    .get(&ObjectRef::new(&ns))
-                    .map(|namespace| owner_of(namespace.as_ref(), deleted))
+                    .get(versions::CLUSTER, &ns)
+                    .map(|namespace| owner_in(&namespace.labels()))
                     .unwrap_or_default()
             }),
             &mut drivers,
@@ -421,8 +428,9 @@ impl Caches {
                 $(self.$store.wait_until_ready().await)&&*
             };
         }
-        all_ready!(namespaces, domain_claims)
+        all_ready!(domain_claims)
             && all_listed!(
+                namespaces,
                 quotas,
                 stateful_sets,
                 role_bindings,
@@ -484,7 +492,7 @@ pub(crate) mod tests {
         Caches {
             courses: empty(),
             resellers: empty(),
-            namespaces: empty(),
+            namespaces: versions::store(NamespaceEntry::of).0,
             role_bindings: versions(Keep::Nothing).0,
             quotas: versions::store(QuotaEntry::of).0,
             limit_ranges: versions(Keep::Nothing).0,

@@ -9,10 +9,10 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeCl
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use super::cache::Caches;
+use super::versions::CLUSTER;
 use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -174,8 +174,8 @@ pub async fn namespace_labels(
     caches: &Caches,
     name: &str,
 ) -> Result<Option<BTreeMap<String, String>>> {
-    if let Some(cached) = caches.namespaces.get(&ObjectRef::new(name)) {
-        return Ok(Some(cached.labels().clone()));
+    if let Some(cached) = caches.namespaces.get(CLUSTER, name) {
+        return Ok(Some(cached.labels()));
     }
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let live = api
@@ -190,8 +190,8 @@ pub async fn namespace_labels(
 pub fn check_namespace_owner(caches: &Caches, plan: &HostingPlan, object: &str) -> Result<()> {
     // The cache holds every namespace, so a new end user's namespace costs no read; one made
     // by someone else within the watch's lag (milliseconds) before it is the one case missed.
-    let cached = caches.namespaces.get(&ObjectRef::new(&plan.namespace));
-    match cached.map(|ns| ns.labels().clone()) {
+    let cached = caches.namespaces.get(CLUSTER, &plan.namespace);
+    match cached.map(|ns| ns.labels()) {
         Some(labels) if !plan.owner().owns(&labels) => Err(Error::HostingNamespaceNotOwned {
             object: object.to_owned(),
             namespace: plan.namespace.clone(),
@@ -282,6 +282,7 @@ mod tests {
 
     use super::*;
     use crate::controllers::cache::tests::{context, detached, serving};
+    use crate::controllers::namespaces::NamespaceEntry;
     use crate::hosting::tests::business_plan;
 
     /// The metadata of the plan's namespace with `enduser` in its owner labels.
@@ -300,10 +301,10 @@ mod tests {
         let plan = business_plan();
         let with = |namespace: Option<Value>| {
             let mut caches = detached(Vec::new());
-            let (store, mut writer) = kube::runtime::reflector::store();
+            let (store, feeder) = crate::controllers::versions::store(NamespaceEntry::of);
             if let Some(namespace) = namespace {
                 let namespace = serde_json::from_value(namespace).unwrap();
-                writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(namespace));
+                feeder.apply(&kube::runtime::watcher::Event::Apply(namespace));
             }
             caches.namespaces = store;
             check_namespace_owner(&caches, &plan, "enduser r/tanaka-shoten")

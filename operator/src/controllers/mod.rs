@@ -7,6 +7,7 @@ mod children;
 pub mod course;
 pub mod domains;
 pub mod enduser;
+mod namespaces;
 pub mod orphans;
 mod phase;
 pub mod plan;

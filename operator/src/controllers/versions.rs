@@ -1,7 +1,8 @@
 //! The children a reconcile only asks "is it there, and has it changed?" of, known by name and
 //! resourceVersion alone (and, per kind, the one label or annotation something reads), kept by
 //! namespace: about a tenth of a cached metadata object's memory, and a namespace's children
-//! found without scanning every namespace's. Fed by a metadata watch (`cache.rs`); a re-list
+//! found without scanning every namespace's. Cluster-scoped objects are kept under
+//! [`CLUSTER`]. Fed by a metadata watch (`cache.rs`); a re-list
 //! replaces the whole content once it is complete, as a reflector does.
 
 use std::collections::HashMap;
@@ -68,6 +69,9 @@ impl Entry {
         }
     }
 }
+
+/// The namespace cluster-scoped objects (namespaces) are kept under.
+pub const CLUSTER: &str = "";
 
 type ByNamespace<V> = HashMap<Box<str>, HashMap<Box<str>, V>>;
 
@@ -136,7 +140,7 @@ fn put<V>(map: &mut ByNamespace<V>, (namespace, name, value): (Box<str>, Box<str
 
 impl<O: Resource, V> Feeder<O, V> {
     fn entry_of(&self, object: &O) -> Option<(Box<str>, Box<str>, V)> {
-        let namespace = object.namespace()?.into_boxed_str();
+        let namespace = object.namespace().unwrap_or_default().into_boxed_str();
         let name = object.meta().name.clone()?.into_boxed_str();
         Some((namespace, name, (self.extract)(object)))
     }
@@ -151,7 +155,8 @@ impl<O: Resource, V> Feeder<O, V> {
                 }
             }
             watcher::Event::Delete(object) => {
-                if let (Some(namespace), Some(name)) = (object.namespace(), &object.meta().name) {
+                let namespace = object.namespace().unwrap_or_default();
+                if let Some(name) = &object.meta().name {
                     let emptied =
                         content
                             .current
@@ -226,7 +231,7 @@ impl<K, V: Clone> Versions<K, V> {
 
 impl<K: Resource, V: Kept<K>> LiveStore<K> for Versions<K, V> {
     fn live(&self, namespace: Option<&str>, name: &str) -> Live {
-        match namespace.and_then(|ns| self.get(ns, name)) {
+        match self.get(namespace.unwrap_or(CLUSTER), name) {
             Some(entry) => Live::Meta(entry.version().into()),
             None => Live::Absent,
         }
