@@ -4,9 +4,10 @@
 //! run repeated (3 times by default, `OEM_BENCH_REPEAT`) with the order alternating, medians
 //! and spread printed:
 //! - raw floor: a plain client sends only the writes the objects need — server-side applies of
-//!   exactly the objects the operator would create (its own pure builders), no reads — an end
-//!   user's objects at once after its namespace, with the operator's parallelism, and waits
-//!   until every StatefulSet is ready;
+//!   exactly the objects the operator would create (its own pure builders: the hosting
+//!   namespace's children, the login Secret, the domain claims and the operator's Secret
+//!   RoleBinding), no reads — an end user's objects at once after its namespace, with the
+//!   operator's parallelism, and waits until every StatefulSet is ready;
 //! - operator: N EndUsers are created with the same parallelism and the clock runs until all
 //!   report `Active` (monitor off: the Service names it would probe do not resolve here);
 //! - steady state: the operator restarted with every loop on (monitor, usage reporter, alert
@@ -29,16 +30,17 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
+use oem_crds::DomainClaim;
 use oem_crds::policy;
 use oem_e2e::hosting::{self, apply_course, apply_enduser, phase_of};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, Operator, OperatorOptions};
 use oem_e2e::{Cluster, wait};
 use oem_operator::config::Config;
 use oem_operator::hosting::dkim;
 use oem_operator::hosting::{
     self as build, DatabasePlan, DbEngine, FtpPlan, HostingPlan, WebPlan, rbac,
 };
-use oem_operator::naming;
+use oem_operator::{identity, naming};
 use serde_json::json;
 
 const PARALLELISM: usize = 16;
@@ -133,12 +135,29 @@ async fn raw_one(
     )
     .await?;
     let binding = rbac::tenant_viewer_binding(&plan.reseller, &plan.namespace, &[]);
+    // The operator's own Secret access in the namespace, which it binds before its Secrets.
+    let operator = identity::subject_of(&format!(
+        "system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+    ));
+    let own = rbac::operator_secrets_binding(&plan.reseller, ns, &operator);
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "credentials", "namespace": plan.namespace},
         "stringData": {"ftp-password": "x", "mail-password": "x", "db-password": "x"}
     }))?;
+    // The end user's login Secret: the operator's lives in the reseller's namespace, which
+    // the floor has none of; a write is a write.
+    let login: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "login-password", "namespace": plan.namespace},
+        "stringData": {"login": plan.login_id, "password": "x"}
+    }))?;
+    // The domains' claims (cluster-scoped), as the operator makes them.
+    let claims: Vec<DomainClaim> = plan
+        .domains
+        .iter()
+        .map(|d| DomainClaim::for_end_user(d, &plan.enduser_namespace, &plan.enduser))
+        .collect();
     // The DKIM key is work the floor must do too: a fresh key per end user with mail.
-    let mut secrets = vec![secret];
+    let mut secrets = vec![secret, login];
     if plan.mail.is_some() {
         let key = tokio::task::spawn_blocking(dkim::generate)
             .await?
@@ -146,7 +165,12 @@ async fn raw_one(
         secrets.push(dkim::secret(ns, plan.labels(), &key));
     }
     futures::try_join!(
-        write_all::<RoleBinding>(Api::namespaced(client.clone(), ns), vec![binding], requests),
+        write_all::<RoleBinding>(
+            Api::namespaced(client.clone(), ns),
+            vec![binding, own],
+            requests
+        ),
+        write_all::<DomainClaim>(Api::all(client.clone()), claims, requests),
         write_all::<ResourceQuota>(
             Api::namespaced(client.clone(), ns),
             vec![build::resource_quota(plan)],
@@ -202,6 +226,15 @@ async fn ready_sets(client: &Client, reseller: &str) -> anyhow::Result<usize> {
 /// Deletes the namespaces labelled with `reseller` and waits until they are gone, so the next
 /// run starts on a cluster as empty as the first.
 async fn clear_namespaces(client: &Client, reseller: &str) -> anyhow::Result<()> {
+    // The floor's domain claims (the operator releases its own as its end users go).
+    let of_floor = ListParams::default().labels(&format!(
+        "{}={}",
+        naming::LABEL_ENDUSER_NAMESPACE,
+        naming::reseller_namespace(reseller)
+    ));
+    Api::<DomainClaim>::all(client.clone())
+        .delete_collection(&Default::default(), &of_floor)
+        .await?;
     let api: Api<Namespace> = Api::all(client.clone());
     let selector = ListParams::default().labels(&format!("{}={reseller}", naming::LABEL_RESELLER));
     for ns in api.list_metadata(&selector).await?.items {

@@ -527,7 +527,11 @@ async fn write_status(
                 .await;
         }
     }
-    if wrote && previous.phase != next.phase {
+    // Not for a new end user's first phase when it is Provisioning: its creation says as much
+    // (an event each would cost every new end user a write for nothing).
+    let first_provisioning =
+        previous.phase.is_none() && next.phase == Some(EndUserPhase::Provisioning);
+    if wrote && previous.phase != next.phase && !first_provisioning {
         let note = format!(
             "phase {} -> {:?}",
             previous
