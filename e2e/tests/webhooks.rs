@@ -276,6 +276,16 @@ async fn webhooks_refuse_each_broken_rule_and_accept_its_valid_twin() -> anyhow:
         "spec.courseRef.name: course gold does not exist",
     )
     .await?;
+    // A course and an end user naming it, sent at once (a GitOps sync): admitted, though the
+    // webhooks' cache has not seen the course yet (it is read once).
+    for i in 0..5 {
+        accepted(&courses_a, &course(&a, &format!("sync{i}"), "1")).await?;
+        accepted(
+            &users(&a),
+            &end_user(&a, &format!("sync{i}"), &format!("sync{i}"), &[]),
+        )
+        .await?;
+    }
     // Defaulting: domains normalised, passwordSecretRef defaulted.
     let first = accepted(
         &users(&a),

@@ -10,7 +10,7 @@ use jiff::civil::Date;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use oem_crds::{Course, EndUser, Reseller};
 use serde::de::DeserializeOwned;
 
@@ -77,8 +77,14 @@ impl Caches {
         Ok(())
     }
 
-    /// A lookup for one request, with the named password Secret's keys fetched first.
-    pub async fn view(&self, secret: Option<(String, String)>) -> ClusterView {
+    /// A lookup for one request, with the named password Secret's keys fetched first, and
+    /// the named course read when the cache does not show it (yet: a GitOps sync applies a
+    /// course and its end users together, and the watch lags the write by a moment).
+    pub async fn view(
+        &self,
+        secret: Option<(String, String)>,
+        course: Option<(String, String)>,
+    ) -> ClusterView {
         let secret = match secret {
             Some((ns, name)) => {
                 let keys = self.secret_keys(&ns, &name).await;
@@ -86,12 +92,44 @@ impl Caches {
             }
             None => None,
         };
+        let course = match course {
+            Some((ns, name)) if self.cached_course(&ns, &name).is_none() => {
+                self.read_course(&ns, &name).await
+            }
+            _ => None,
+        };
         ClusterView {
             caches: self.clone(),
             secret,
+            course,
             today: jiff::Timestamp::now()
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .date(),
+        }
+    }
+
+    fn cached_course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        self.courses.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// One course read from the API server; `None` when absent or not answered in time (the
+    /// rule then refuses as for a course that does not exist).
+    async fn read_course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
+        let api: Api<Course> = Api::namespaced(self.client.clone(), namespace);
+        match tokio::time::timeout(self.secret_timeout, api.get_opt(name)).await {
+            Ok(Ok(found)) => found.map(Arc::new),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, namespace, course = name, "reading a course failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    namespace,
+                    course = name,
+                    "reading a course: no answer in time"
+                );
+                None
+            }
         }
     }
 
@@ -117,18 +155,22 @@ impl Caches {
     }
 }
 
-/// The caches plus the one Secret fetched for this request.
+/// The caches plus the one Secret and the one course read for this request.
 pub struct ClusterView {
     caches: Caches,
     secret: Option<(String, String, SecretKeys)>,
+    /// The course the request names, read because the cache did not show it.
+    course: Option<Arc<Course>>,
     today: Date,
 }
 
 impl Lookup for ClusterView {
     fn course(&self, namespace: &str, name: &str) -> Option<Arc<Course>> {
-        self.caches
-            .courses
-            .get(&ObjectRef::new(name).within(namespace))
+        self.caches.cached_course(namespace, name).or_else(|| {
+            self.course
+                .clone()
+                .filter(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == name)
+        })
     }
 
     fn end_users(&self) -> Vec<Arc<EndUser>> {

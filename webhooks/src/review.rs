@@ -59,6 +59,17 @@ pub fn password_secret(
     Some((namespace, reference.name))
 }
 
+/// The course an EndUser under review names, `(namespace, name)`: read when the cache does
+/// not show it.
+pub fn course_named(req: &AdmissionRequest<DynamicObject>) -> Option<(String, String)> {
+    if !judged(req) || req.kind.kind != "EndUser" {
+        return None;
+    }
+    let namespace = req.namespace.clone()?;
+    let eu: EndUser = typed(req.object.as_ref()?, req).ok()?;
+    Some((namespace, eu.spec.course_ref.name))
+}
+
 /// The domains an admitted end user holds from now on, to be claimed in the cluster
 /// (`DomainClaim`s) before the admission is answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
