@@ -16,10 +16,16 @@ const MAX_MESSAGE: usize = 1024;
 /// An end user: its namespace and name.
 pub type EndUserId = (String, String);
 
-/// The services of every monitored end user.
+/// The services of every monitored end user, each end user's in the order of their names (a
+/// sorted vector: a handful of entries, where a map's node would hold room for eleven).
 #[derive(Debug, Default)]
 pub struct HealthBook {
-    endusers: HashMap<EndUserId, BTreeMap<ServiceName, ServiceHealth>>,
+    endusers: HashMap<EndUserId, Vec<ServiceHealth>>,
+}
+
+/// The entry of `service` in `services` (sorted by name), or where it would go.
+fn position(services: &[ServiceHealth], service: ServiceName) -> Result<usize, usize> {
+    services.binary_search_by(|h| h.service.cmp(&service))
 }
 
 impl HealthBook {
@@ -29,11 +35,16 @@ impl HealthBook {
         if self.endusers.contains_key(id) {
             return;
         }
-        let known = enduser
+        let mut known: Vec<ServiceHealth> = enduser
             .status
             .as_ref()
-            .map(|s| s.services.iter().map(|h| (h.service, h.clone())).collect())
+            .map(|s| s.services.clone())
             .unwrap_or_default();
+        // Sorted by name, the first entry of a name kept (a map built from the list kept the
+        // last; a status holds one entry a service).
+        known.sort_by_key(|h| h.service);
+        known.dedup_by(|a, b| a.service == b.service);
+        known.shrink_to_fit();
         self.endusers.insert(id.clone(), known);
     }
 
@@ -54,23 +65,26 @@ impl HealthBook {
         };
         let services = self.endusers.entry(id.clone()).or_default();
         let message = Some(truncate(reason));
-        match services.get_mut(&service) {
-            Some(health) if health.state == state => {
-                health.last_probe = Some(Time(now));
-                health.message = message;
+        let fresh = ServiceHealth {
+            service,
+            state,
+            since: Some(Time(now)),
+            last_probe: Some(Time(now)),
+            message,
+        };
+        match position(services, service) {
+            Ok(at) if services[at].state == state => {
+                let health = &mut services[at];
+                health.last_probe = fresh.last_probe;
+                health.message = fresh.message;
                 false
             }
-            _ => {
-                services.insert(
-                    service,
-                    ServiceHealth {
-                        service,
-                        state,
-                        since: Some(Time(now)),
-                        last_probe: Some(Time(now)),
-                        message,
-                    },
-                );
+            Ok(at) => {
+                services[at] = fresh;
+                true
+            }
+            Err(at) => {
+                services.insert(at, fresh);
                 true
             }
         }
@@ -78,10 +92,7 @@ impl HealthBook {
 
     /// The end user's services as written to its status, in a stable order.
     pub fn services(&self, id: &EndUserId) -> Vec<ServiceHealth> {
-        self.endusers
-            .get(id)
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
+        self.endusers.get(id).cloned().unwrap_or_default()
     }
 
     /// Whether the stored status disagrees with what the monitor found (another writer put an
@@ -96,7 +107,7 @@ impl HealthBook {
             .map(|s| s.services.iter().map(|h| (h.service, h.state)).collect())
             .unwrap_or_default();
         let ours: BTreeMap<ServiceName, HealthState> =
-            known.iter().map(|(s, h)| (*s, h.state)).collect();
+            known.iter().map(|h| (h.service, h.state)).collect();
         stored != ours
     }
 
@@ -111,7 +122,7 @@ impl HealthBook {
         for (id, services) in &mut self.endusers {
             let before = services.len();
             if let Some(wanted) = monitored.get(id) {
-                services.retain(|s, _| wanted.contains(s));
+                services.retain(|h| wanted.contains(&h.service));
             }
             if services.len() != before {
                 changed.push(id.clone());
@@ -263,6 +274,24 @@ mod tests {
         assert!(
             book.services(&("reseller-acme".into(), "bob".into()))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn services_are_listed_in_the_order_of_their_names_whatever_order_they_come_in() {
+        let mut book = HealthBook::default();
+        for service in [ServiceName::Smtp, ServiceName::Http, ServiceName::Mysql] {
+            book.observe(&id(), service, true, "", at(1));
+        }
+        book.observe(&id(), ServiceName::Http, false, "", at(2));
+        let mut sorted = vec![ServiceName::Smtp, ServiceName::Http, ServiceName::Mysql];
+        sorted.sort();
+        let listed: Vec<ServiceName> = book.services(&id()).iter().map(|h| h.service).collect();
+        assert_eq!(listed, sorted);
+        assert_eq!(
+            book.services(&id()).len(),
+            3,
+            "a change replaces, never adds"
         );
     }
 
