@@ -20,7 +20,7 @@ use oem_crds::{Course, Reseller};
 
 use super::cache::{AddressMemo, Caches};
 use super::domains::DOMAIN_CONFLICT;
-use super::phase::{Found, Observed, observe, phase};
+use super::phase::{Found, Observed, held_back, observe, phase};
 use super::pool::{self, QUOTA_EXCEEDED, Resources, Share};
 use super::quotas::GRANT_ANNOTATION;
 use super::{children, secrets};
@@ -174,9 +174,14 @@ async fn apply(
             None,
         ),
     };
-    write_status(enduser, ctx, observed, plan_ns, password_secret).await?;
+    let held = write_status(enduser, ctx, observed, plan_ns, password_secret).await?;
     match outcome {
-        Ok((_, Some(_), _)) => Ok(Action::requeue(ctx.config.resync_interval)),
+        // A start whose status is held back is looked at again when it may be said.
+        Ok((_, Some(_), _)) => Ok(Action::requeue(
+            held.map_or(ctx.config.resync_interval, |h| {
+                h.min(ctx.config.resync_interval)
+            }),
+        )),
         // Scheduled: look again at the next resync (the start date is a calendar day).
         Ok((_, None, _)) => Ok(Action::requeue(ctx.config.resync_interval)),
         Err(error) => Err(error),
@@ -453,13 +458,15 @@ fn merge_ready(previous: &[Condition], ready: Condition) -> Vec<Condition> {
     merged
 }
 
+/// Writes the status when it changed; returns how long a write was held back instead
+/// ([`held_back`]: a start still waiting for its workloads).
 async fn write_status(
     enduser: &EndUser,
     ctx: &Context,
     observed: Observed,
     hosting_namespace: Option<String>,
     password_secret: Option<String>,
-) -> Result<()> {
+) -> Result<Option<std::time::Duration>> {
     let previous = enduser.status.clone().unwrap_or_default();
     let now = ctx.clock.now();
     let generation = enduser.meta().generation;
@@ -520,6 +527,10 @@ async fn write_status(
         conditions,
         ..previous.clone()
     };
+    let created = enduser.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    if let Some(held) = held_back(&previous, &next, created, now) {
+        return Ok(Some(held));
+    }
     let wrote = write_own_status(ctx, enduser, &next).await?;
     if wrote {
         for (type_, why) in told {
@@ -549,7 +560,7 @@ async fn write_status(
         )
         .await;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Writes the fields of `status` this controller owns, when they changed.

@@ -1,8 +1,8 @@
 //! An end user's phase: one pure function of what its reconcile found ([`phase`]), and what
 //! its workloads say ([`observe`], read from the StatefulSet cache).
 
-use oem_crds::conditions::ConditionStatus;
-use oem_crds::enduser::{DnsRecord, EndUserPhase, WAITING_FOR_WORKLOADS};
+use oem_crds::conditions::{self, Condition, ConditionStatus, READY};
+use oem_crds::enduser::{DnsRecord, EndUserPhase, EndUserStatus, WAITING_FOR_WORKLOADS};
 
 use super::cache::Caches;
 use crate::hosting::HostingPlan;
@@ -54,6 +54,57 @@ pub fn phase(found: Found, previous: Option<EndUserPhase>, service_down: bool) -
         EndUserPhase::Degraded
     } else {
         phase
+    }
+}
+
+/// How long a new end user's start may go unsaid. While its workloads start (phase
+/// Provisioning, waiting for them), its status is written when they are ready, or once the
+/// wait has lasted this long (counted from its creation for its first status, else from when
+/// the wait began), not at each step between. With 500 end users applied at once, the steps
+/// ("waiting for: db, web", "waiting for: web") were two writes an end user beside the objects
+/// themselves; a start that ends within this time costs one status write.
+pub const START_UNSAID: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+
+/// How long to hold back the write of `next` over `previous` (`None`: write it now): only a
+/// start still waiting for its workloads within [`START_UNSAID`], and nothing else new to say
+/// (a held pool or a domain conflict is said at once). The end user is looked at again then.
+pub fn held_back(
+    previous: &EndUserStatus,
+    next: &EndUserStatus,
+    created: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let waiting = |status: &EndUserStatus| {
+        conditions::find(&status.conditions, READY)
+            .filter(|c| c.reason == WAITING_FOR_WORKLOADS)
+            .map(|c| c.last_transition_time.0)
+    };
+    if next.phase != Some(EndUserPhase::Provisioning) || waiting(next).is_none() {
+        return None;
+    }
+    let others = |status: &EndUserStatus| -> Vec<Condition> {
+        let mut others: Vec<Condition> = status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != READY)
+            .cloned()
+            .collect();
+        others.sort_by(|a, b| a.type_.cmp(&b.type_));
+        others
+    };
+    if others(previous) != others(next) {
+        return None;
+    }
+    let since = match previous.phase {
+        None => created?,
+        Some(EndUserPhase::Provisioning) => waiting(previous)?,
+        Some(_) => return None,
+    };
+    let left = START_UNSAID.checked_sub(now.duration_since(since))?;
+    if left.is_positive() {
+        std::time::Duration::try_from(left).ok()
+    } else {
+        None
     }
 }
 
@@ -249,5 +300,71 @@ mod tests {
             all_ready: false,
         };
         assert_eq!(phase(missing, Some(Degraded), true), Provisioning);
+    }
+
+    fn status(phase: Option<EndUserPhase>, reason: &str, since: i64) -> EndUserStatus {
+        let at = jiff::Timestamp::from_second(since).unwrap();
+        EndUserStatus {
+            phase,
+            conditions: phase
+                .map(|_| {
+                    let ready = ConditionStatus::False;
+                    vec![Condition::ready(
+                        ready,
+                        reason,
+                        "waiting for: db",
+                        Some(1),
+                        at,
+                    )]
+                })
+                .unwrap_or_default(),
+            ..EndUserStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_start_is_said_when_its_workloads_are_ready_or_once_it_has_waited_ten_seconds() {
+        let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let created = Some(t(1000));
+        let new = EndUserStatus::default();
+        let waiting = status(
+            Some(EndUserPhase::Provisioning),
+            WAITING_FOR_WORKLOADS,
+            1002,
+        );
+        // A new end user waiting for its workloads: held back until ten seconds after it was
+        // made, then said.
+        assert_eq!(
+            held_back(&new, &waiting, created, t(1002)),
+            Some(std::time::Duration::from_secs(8))
+        );
+        assert_eq!(held_back(&new, &waiting, created, t(1010)), None);
+        // Its workloads ready: said at once.
+        let active = status(Some(EndUserPhase::Active), "WorkloadsReady", 1003);
+        assert_eq!(held_back(&new, &active, created, t(1003)), None);
+        // Said waiting: the next step of the same wait is held back for ten seconds from when
+        // the wait began.
+        let mut later = waiting.clone();
+        later.conditions[0].message = "waiting for: web".into();
+        assert_eq!(
+            held_back(&waiting, &later, created, t(1005)),
+            Some(std::time::Duration::from_secs(7))
+        );
+        assert_eq!(held_back(&waiting, &later, created, t(1012)), None);
+        // Not a start: an error, a serving end user, or something else new to say.
+        let failed = status(Some(EndUserPhase::Provisioning), "CourseNotFound", 1002);
+        assert_eq!(held_back(&new, &failed, created, t(1002)), None);
+        let serving = status(Some(EndUserPhase::Degraded), "Probed", 1002);
+        assert_eq!(held_back(&serving, &waiting, created, t(1002)), None);
+        let mut held = waiting.clone();
+        held.conditions.push(Condition::new(
+            "QuotaExceeded",
+            ConditionStatus::True,
+            "ResellerPoolExhausted",
+            "no room",
+            Some(1),
+            t(1002),
+        ));
+        assert_eq!(held_back(&new, &held, created, t(1002)), None);
     }
 }
