@@ -3,6 +3,7 @@
 //! operator owns differs from what is there (a no-op reconcile writes nothing; a hand edit of
 //! an owned field is put back), and the managed objects no longer desired removed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -157,16 +158,16 @@ where
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    kind: String,
+    kind: Cow<'static, str>,
     namespace: String,
     name: String,
 }
 
 impl Key {
     /// A check's key (see [`Applier::checked`]).
-    fn check(kind: &str, namespace: &str, name: &str) -> Self {
+    fn check(kind: &'static str, namespace: &str, name: &str) -> Self {
         Self {
-            kind: kind.to_owned(),
+            kind: Cow::Borrowed(kind),
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         }
@@ -174,11 +175,31 @@ impl Key {
 
     fn of<K: Resource<DynamicType = ()>>(object: &K) -> Self {
         Self {
-            kind: K::kind(&()).into_owned(),
+            kind: K::kind(&()),
             namespace: object.namespace().unwrap_or_default(),
             name: object.name_any(),
         }
     }
+}
+
+/// What was verified of one object of a namespace.
+#[derive(Debug)]
+struct Record {
+    kind: Cow<'static, str>,
+    name: Box<str>,
+    resource_version: Box<str>,
+    wanted: u64,
+}
+
+/// The records by namespace: a namespace's name and each kind's name are kept once, not in
+/// every object's key (an end user's namespace has a score of objects).
+type Records = HashMap<Box<str>, Vec<Record>>;
+
+fn record<'a>(records: &'a Records, key: &Key) -> Option<&'a Record> {
+    records
+        .get(key.namespace.as_str())?
+        .iter()
+        .find(|r| r.kind == key.kind && *r.name == *key.name)
 }
 
 /// A fingerprint of what was wanted: the same desired object gives the same number within
@@ -200,7 +221,7 @@ pub fn fingerprint<T: Serialize>(wanted: &T) -> Result<u64> {
 pub struct Applier {
     /// (kind, namespace, name) → (resourceVersion, fingerprint of what was wanted) at the
     /// last time the object was checked or written.
-    verified: Mutex<HashMap<Key, (String, u64)>>,
+    verified: Mutex<Records>,
 }
 
 impl Applier {
@@ -209,25 +230,49 @@ impl Applier {
         self.verified
             .lock()
             .map(|v| {
-                v.get(key)
-                    .is_some_and(|(rv, fp)| rv == resource_version && *fp == wanted)
+                record(&v, key)
+                    .is_some_and(|r| *r.resource_version == *resource_version && r.wanted == wanted)
             })
             .unwrap_or(false)
     }
 
     fn remember(&self, key: Key, resource_version: Option<String>, wanted: u64) {
-        if let Ok(mut verified) = self.verified.lock() {
-            match resource_version {
-                Some(rv) => verified.insert(key, (rv, wanted)),
-                None => verified.remove(&key),
-            };
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        let records = verified.entry(key.namespace.as_str().into()).or_default();
+        let at = records
+            .iter()
+            .position(|r| r.kind == key.kind && *r.name == *key.name);
+        match (resource_version, at) {
+            (Some(rv), Some(at)) => {
+                records[at].resource_version = rv.into_boxed_str();
+                records[at].wanted = wanted;
+            }
+            (Some(rv), None) => records.push(Record {
+                kind: key.kind,
+                name: key.name.into_boxed_str(),
+                resource_version: rv.into_boxed_str(),
+                wanted,
+            }),
+            (None, Some(at)) => {
+                records.swap_remove(at);
+            }
+            (None, None) => {}
+        }
+        if records.is_empty() {
+            verified.remove(key.namespace.as_str());
         }
     }
 
-    /// Forgets everything recorded about `namespace` (it is being deleted).
+    /// Forgets everything recorded about `namespace` (it is being deleted): what is in it,
+    /// and the namespace object itself.
     pub fn forget_namespace(&self, namespace: &str) {
         if let Ok(mut verified) = self.verified.lock() {
-            verified.retain(|k, _| k.namespace != namespace && k.name != namespace);
+            verified.remove(namespace);
+            if let Some(cluster) = verified.get_mut("") {
+                cluster.retain(|r| *r.name != *namespace);
+            }
         }
     }
 
@@ -235,7 +280,7 @@ impl Applier {
     /// writes whole): true when it was made at `resource_version` for the same `wanted`.
     pub fn checked(
         &self,
-        kind: &str,
+        kind: &'static str,
         namespace: &str,
         name: &str,
         resource_version: &str,
@@ -246,18 +291,18 @@ impl Applier {
     }
 
     /// Whether any check is recorded under `kind`/`namespace`/`name`, at whatever version.
-    pub fn recorded(&self, kind: &str, namespace: &str, name: &str) -> bool {
+    pub fn recorded(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
         let key = Key::check(kind, namespace, name);
         self.verified
             .lock()
-            .map(|v| v.contains_key(&key))
+            .map(|v| record(&v, &key).is_some())
             .unwrap_or(false)
     }
 
     /// Records a check (see [`Applier::checked`]).
     pub fn record_check(
         &self,
-        kind: &str,
+        kind: &'static str,
         namespace: &str,
         name: &str,
         resource_version: Option<String>,
@@ -506,6 +551,42 @@ fn same(a: f64, b: f64) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_record_is_kept_by_namespace_kind_and_name_and_forgotten_with_its_namespace() {
+        let applier = Applier::default();
+        applier.record_check("Check", "h-a", "data", Some("7".into()), 1);
+        applier.record_check("Other", "h-a", "data", Some("8".into()), 2);
+        applier.record_check("Namespace", "", "h-a", Some("3".into()), 0);
+        applier.record_check("Namespace", "", "h-b", Some("4".into()), 0);
+        assert!(applier.checked("Check", "h-a", "data", "7", 1));
+        assert!(
+            !applier.checked("Check", "h-a", "data", "8", 1),
+            "another version"
+        );
+        assert!(
+            !applier.checked("Check", "h-a", "data", "7", 2),
+            "another wish"
+        );
+        assert!(
+            applier.checked("Other", "h-a", "data", "8", 2),
+            "kinds apart"
+        );
+        applier.record_check("Check", "h-a", "data", Some("9".into()), 1);
+        assert!(applier.checked("Check", "h-a", "data", "9", 1), "replaced");
+        applier.record_check("Other", "h-a", "data", None, 2);
+        assert!(
+            !applier.recorded("Other", "h-a", "data"),
+            "no version: forgotten"
+        );
+        applier.forget_namespace("h-a");
+        assert!(!applier.recorded("Check", "h-a", "data"));
+        assert!(
+            !applier.recorded("Namespace", "", "h-a"),
+            "the namespace object too"
+        );
+        assert!(applier.recorded("Namespace", "", "h-b"));
+    }
 
     #[test]
     fn quantities_compare_by_value() {
