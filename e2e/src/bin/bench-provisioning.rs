@@ -467,9 +467,29 @@ async fn operator_run(
 /// namespace again at the next resync (the clean-ups that never ended after a steady state,
 /// whose resync is a minute, were waiting for that namespace).
 async fn clean(client: &Client, run: &Run) -> anyhow::Result<()> {
-    Api::<oem_crds::EndUser>::namespaced(client.clone(), &run.namespace)
-        .delete_collection(&Default::default(), &ListParams::default())
-        .await?;
+    // One by one, with the runs' parallelism: one request for 2,000 end users outlasted the
+    // client's wait for an answer.
+    let api = Api::<oem_crds::EndUser>::namespaced(client.clone(), &run.namespace);
+    let names: Vec<String> = api
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|e| e.metadata.name)
+        .collect();
+    futures::stream::iter(names.into_iter().map(|name| {
+        let api = api.clone();
+        async move {
+            match api.delete(&name, &Default::default()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        }
+    }))
+    .buffer_unordered(PARALLELISM)
+    .try_collect::<Vec<()>>()
+    .await?;
     match Api::<oem_crds::Reseller>::all(client.clone())
         .delete(&run.reseller, &Default::default())
         .await
