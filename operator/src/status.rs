@@ -117,7 +117,7 @@ pub mod owners {
 
 impl Owner {
     /// The fields of `status` this writer owns, as JSON (a field it does not set is absent).
-    fn pick<S: Serialize>(&self, status: &S) -> Result<Map<String, Value>, serde_json::Error> {
+    pub fn pick<S: Serialize>(&self, status: &S) -> Result<Map<String, Value>, serde_json::Error> {
         let Value::Object(mut all) = serde_json::to_value(status)? else {
             return Ok(Map::new());
         };

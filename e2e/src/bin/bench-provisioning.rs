@@ -316,6 +316,23 @@ async fn with_operator(
     spec["spec"]["quota"]["maxEndUsers"] = json!(n);
     spec["spec"]["quota"]["totalCpu"] = json!(n.to_string());
     let ns = hosting::apply_reseller(client, spec).await?;
+    // Set up (its namespace recorded, the operator's Secret access granted) before the clock
+    // starts: a reseller's one-off setup is not its end users' provisioning, and an end user
+    // applied before it waits for it.
+    let resellers: Api<oem_crds::Reseller> = Api::all(client.clone());
+    wait::until(
+        "the reseller set up",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async {
+            match resellers.get(&reseller).await {
+                Ok(r) if r.is_set_up() => Ok(()),
+                Ok(_) => Err("not yet".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
     apply_course(
         client,
         hosting::course(&ns, "plan", "1Gi", hosting::web_and_db()),

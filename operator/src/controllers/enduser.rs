@@ -174,7 +174,7 @@ async fn apply(
             None,
         ),
     };
-    let held = write_status(enduser, ctx, observed, plan_ns, password_secret).await?;
+    let held = write_status(enduser, ctx, caches, observed, plan_ns, password_secret).await?;
     match outcome {
         // A start whose status is held back is looked at again when it may be said.
         Ok((_, Some(_), _)) => Ok(Action::requeue(
@@ -463,6 +463,7 @@ fn merge_ready(previous: &[Condition], ready: Condition) -> Vec<Condition> {
 async fn write_status(
     enduser: &EndUser,
     ctx: &Context,
+    caches: &Caches,
     observed: Observed,
     hosting_namespace: Option<String>,
     password_secret: Option<String>,
@@ -527,11 +528,18 @@ async fn write_status(
         conditions,
         ..previous.clone()
     };
-    let created = enduser.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    if let Some(held) = held_back(&previous, &next, created, now) {
+    // When its workloads were made: the latest of its sets (none seen yet: made just now).
+    let made = next.hosting_namespace.as_deref().map(|ns| {
+        let sets = caches.stateful_sets.in_namespace(ns);
+        sets.iter()
+            .filter_map(|(_, set)| set.created)
+            .max()
+            .unwrap_or(now)
+    });
+    if let Some(held) = held_back(&previous, &next, made, now) {
         return Ok(Some(held));
     }
-    let wrote = write_own_status(ctx, enduser, &next).await?;
+    let wrote = write_own_status(ctx, caches, enduser, &next).await?;
     if wrote {
         for (type_, why) in told {
             ctx.event(&enduser.object_ref(&()), true, type_, "Reconcile", why)
@@ -563,23 +571,49 @@ async fn write_status(
     Ok(None)
 }
 
-/// Writes the fields of `status` this controller owns, when they changed.
+/// The record of the status last written on an end user at the version it was read at
+/// ([`Applier::checked`](crate::apply::Applier::checked)).
+const STATUS_WRITTEN: &str = "EndUserStatus";
+
+/// Writes the fields of `status` this controller owns, when they changed. Not again when the
+/// object is still at the version this controller wrote the same status over: a reconcile
+/// that ran before the watch brought the write back (another change woke it meanwhile) saw
+/// the old status, and wrote the same one twice (one write an end user, twice, while
+/// provisioning).
 async fn write_own_status(
     ctx: &Context,
+    caches: &Caches,
     enduser: &EndUser,
     status: &EndUserStatus,
 ) -> Result<bool> {
-    let api: Api<EndUser> =
-        Api::namespaced(ctx.client.clone(), &enduser.namespace().unwrap_or_default());
-    owners::ENDUSER
-        .write(&api, &enduser.name_any(), enduser.status.as_ref(), status)
+    let ns = enduser.namespace().unwrap_or_default();
+    let name = enduser.name_any();
+    let read_at = enduser.resource_version().unwrap_or_default();
+    let wanted = crate::apply::fingerprint(&owners::ENDUSER.pick(status).map_err(|source| {
+        Error::Serialize {
+            what: "end user status",
+            source,
+        }
+    })?)?;
+    if caches
+        .applier
+        .checked(STATUS_WRITTEN, &ns, &name, &read_at, wanted)
+    {
+        return Ok(false);
+    }
+    let api: Api<EndUser> = Api::namespaced(ctx.client.clone(), &ns);
+    let written = owners::ENDUSER
+        .write(&api, &name, enduser.status.as_ref(), status)
         .await
         .map(|written| written.is_some())
-        .map_err(Error::kube(
-            "write status of",
-            "enduser",
-            enduser.name_any(),
-        ))
+        .map_err(Error::kube("write status of", "enduser", name.clone()))?;
+    if written {
+        // Kept until the next write, or until the end user is gone: one record an end user.
+        caches
+            .applier
+            .record_check(STATUS_WRITTEN, &ns, &name, Some(read_at), wanted);
+    }
+    Ok(written)
 }
 
 /// Deletion: keep the data volumes when the policy says Retain, then remove the hosting
@@ -604,7 +638,7 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
         phase: Some(phase(Found::Deleting, previous.phase, false)),
         ..previous
     };
-    write_own_status(ctx, enduser, &terminating).await?;
+    write_own_status(ctx, caches, enduser, &terminating).await?;
     super::domains::release_all(&ctx.client, &ns, &enduser.name_any()).await?;
     for hosting_ns in owner.namespace_names() {
         let deletion =
@@ -639,12 +673,78 @@ async fn cleanup(enduser: &EndUser, ctx: &Context, caches: &Caches) -> Result<Ac
         ctx.event(&enduser.object_ref(&()), warning, reason, "Delete", note)
             .await;
     }
+    caches
+        .applier
+        .record_check(STATUS_WRITTEN, &ns, &enduser.name_any(), None, 0);
     Ok(Action::await_change())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::cache::tests::{context, detached, serving};
+
+    /// A reconcile that still sees the object at the version it wrote the same status over
+    /// (the watch has not brought the write back) sends nothing; a newer version is compared
+    /// as ever.
+    #[tokio::test]
+    async fn the_same_status_is_not_written_twice_over_one_version() {
+        let (ctx, mut handle) = context();
+        let caches = detached(Vec::new());
+        let enduser = |version: &str, phase: Option<&str>| -> EndUser {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "EndUser",
+                "metadata": {"name": "alice", "namespace": "reseller-acme",
+                    "resourceVersion": version},
+                "spec": {"loginId": "alice", "contractName": "A", "contactEmail": "a@example.com",
+                    "courseRef": {"name": "c"}, "contractDate": "2026-01-01",
+                    "startDate": "2026-01-01"},
+                "status": phase.map(|p| serde_json::json!({"phase": p}))
+            }))
+            .unwrap()
+        };
+        let active = EndUserStatus {
+            phase: Some(EndUserPhase::Active),
+            ..EndUserStatus::default()
+        };
+        let stored = serde_json::to_value(enduser("6", Some("Active"))).unwrap();
+        let old = enduser("5", None);
+        let first = serving(
+            &mut handle,
+            write_own_status(&ctx, &caches, &old, &active),
+            vec![("PATCH", stored)],
+        )
+        .await;
+        assert!(first.unwrap(), "written");
+        let again = serving(
+            &mut handle,
+            write_own_status(&ctx, &caches, &old, &active),
+            vec![],
+        )
+        .await;
+        assert!(
+            !again.unwrap(),
+            "the same status over the same version: nothing sent"
+        );
+        // The watch brought it back: nothing to write, as the status says it already.
+        let caught_up = serving(
+            &mut handle,
+            write_own_status(&ctx, &caches, &enduser("6", Some("Active")), &active),
+            vec![],
+        )
+        .await;
+        assert!(!caught_up.unwrap());
+        // Someone put another phase back at a newer version: written again.
+        let reverted = enduser("7", Some("Provisioning"));
+        let stored = serde_json::to_value(enduser("8", Some("Active"))).unwrap();
+        let fixed = serving(
+            &mut handle,
+            write_own_status(&ctx, &caches, &reverted, &active),
+            vec![("PATCH", stored)],
+        )
+        .await;
+        assert!(fixed.unwrap());
+    }
 
     #[test]
     fn waiting_for_workloads_counts_from_when_the_wait_began() {

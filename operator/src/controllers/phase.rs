@@ -59,19 +59,22 @@ pub fn phase(found: Found, previous: Option<EndUserPhase>, service_down: bool) -
 
 /// How long a new end user's start may go unsaid. While its workloads start (phase
 /// Provisioning, waiting for them), its status is written when they are ready, or once the
-/// wait has lasted this long (counted from its creation for its first status, else from when
-/// the wait began), not at each step between. With 500 end users applied at once, the steps
-/// ("waiting for: db, web", "waiting for: web") were two writes an end user beside the objects
-/// themselves; a start that ends within this time costs one status write.
+/// wait has lasted this long (counted from when its workloads were made for its first status,
+/// else from when the status said the wait began), not at each step between. With 500 end
+/// users applied at once, the steps ("waiting for: db, web", "waiting for: web") were two
+/// writes an end user beside the objects themselves; a start that ends within this time costs
+/// one status write.
 pub const START_UNSAID: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
 
 /// How long to hold back the write of `next` over `previous` (`None`: write it now): only a
 /// start still waiting for its workloads within [`START_UNSAID`], and nothing else new to say
-/// (a held pool or a domain conflict is said at once). The end user is looked at again then.
+/// (a held pool or a domain conflict is said at once). `made`: when the end user's workloads
+/// were made (the latest of them; `now` for one not yet seen). The end user is looked at again
+/// then.
 pub fn held_back(
     previous: &EndUserStatus,
     next: &EndUserStatus,
-    created: Option<jiff::Timestamp>,
+    made: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> Option<std::time::Duration> {
     let waiting = |status: &EndUserStatus| {
@@ -96,7 +99,7 @@ pub fn held_back(
         return None;
     }
     let since = match previous.phase {
-        None => created?,
+        None => made?,
         Some(EndUserPhase::Provisioning) => waiting(previous)?,
         Some(_) => return None,
     };
@@ -325,6 +328,7 @@ mod tests {
     #[test]
     fn a_start_is_said_when_its_workloads_are_ready_or_once_it_has_waited_ten_seconds() {
         let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        // Its workloads were made at 1000.
         let created = Some(t(1000));
         let new = EndUserStatus::default();
         let waiting = status(
@@ -332,8 +336,8 @@ mod tests {
             WAITING_FOR_WORKLOADS,
             1002,
         );
-        // A new end user waiting for its workloads: held back until ten seconds after it was
-        // made, then said.
+        // A new end user waiting for its workloads: held back until ten seconds after they
+        // were made, then said.
         assert_eq!(
             held_back(&new, &waiting, created, t(1002)),
             Some(std::time::Duration::from_secs(8))

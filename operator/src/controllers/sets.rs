@@ -18,6 +18,8 @@ pub struct SetEntry {
     pub ready: bool,
     /// `spec.volumeClaimTemplates` as JSON (`null` when it has none).
     templates: Box<str>,
+    /// When the set was made: when its end user's wait for it began.
+    pub created: Option<jiff::Timestamp>,
 }
 
 impl SetEntry {
@@ -33,6 +35,7 @@ impl SetEntry {
             templates: serde_json::to_string(&templates.cloned().flatten())
                 .unwrap_or_default()
                 .into_boxed_str(),
+            created: set.metadata.creation_timestamp.as_ref().map(|t| t.0),
         }
     }
 
