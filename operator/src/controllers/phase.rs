@@ -58,16 +58,22 @@ pub fn phase(found: Found, previous: Option<EndUserPhase>, service_down: bool) -
 }
 
 /// How long a new end user's start may go unsaid. While its workloads start (phase
-/// Provisioning, waiting for them), its status is written when they are ready, or once the
-/// wait has lasted this long (counted from when its workloads were made for its first status,
-/// else from when the status said the wait began), not at each step between. With 500 end
-/// users applied at once, the steps ("waiting for: db, web", "waiting for: web") were two
-/// writes an end user beside the objects themselves; a start that ends within this time costs
-/// one status write.
+/// Provisioning, waiting for them), its first status is written when they are ready, or once
+/// they have been waited for this long since they were made. With 500 end users applied at
+/// once, each step ("waiting for: db, web", "waiting for: web") was a write an end user
+/// beside the objects themselves; a start that ends within this time costs one status write.
 pub const START_UNSAID: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
 
+/// How long the steps of a wait already said go unsaid: "waiting for: web" after "waiting
+/// for: db, web" is written once the wait has lasted this long (counted from when the status
+/// first said it), or not at all when the wait ends first (with 500 started at once, most
+/// waits took 30–40 s and their sets turned ready within a second of each other). A workload
+/// that does not start is still named within a minute.
+pub const STEP_UNSAID: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
 /// How long to hold back the write of `next` over `previous` (`None`: write it now): only a
-/// start still waiting for its workloads within [`START_UNSAID`], and nothing else new to say
+/// start still waiting for its workloads within [`START_UNSAID`] (its first status) or
+/// [`STEP_UNSAID`] (a later step of the same wait), and nothing else new to say
 /// (a held pool or a domain conflict is said at once). `made`: when the end user's workloads
 /// were made (the latest of them; `now` for one not yet seen). The end user is looked at again
 /// then.
@@ -98,12 +104,12 @@ pub fn held_back(
     if others(previous) != others(next) {
         return None;
     }
-    let since = match previous.phase {
-        None => made?,
-        Some(EndUserPhase::Provisioning) => waiting(previous)?,
+    let (since, unsaid) = match previous.phase {
+        None => (made?, START_UNSAID),
+        Some(EndUserPhase::Provisioning) => (waiting(previous)?, STEP_UNSAID),
         Some(_) => return None,
     };
-    let left = START_UNSAID.checked_sub(now.duration_since(since))?;
+    let left = unsaid.checked_sub(now.duration_since(since))?;
     if left.is_positive() {
         std::time::Duration::try_from(left).ok()
     } else {
@@ -326,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn a_start_is_said_when_its_workloads_are_ready_or_once_it_has_waited_ten_seconds() {
+    fn a_start_is_said_when_its_workloads_are_ready_or_once_it_has_waited_a_while() {
         let t = |s: i64| jiff::Timestamp::from_second(s).unwrap();
         // Its workloads were made at 1000.
         let created = Some(t(1000));
@@ -346,15 +352,15 @@ mod tests {
         // Its workloads ready: said at once.
         let active = status(Some(EndUserPhase::Active), "WorkloadsReady", 1003);
         assert_eq!(held_back(&new, &active, created, t(1003)), None);
-        // Said waiting: the next step of the same wait is held back for ten seconds from when
-        // the wait began.
+        // Said waiting (since 1002): the next step of the same wait is held back until the
+        // wait has lasted a minute.
         let mut later = waiting.clone();
         later.conditions[0].message = "waiting for: web".into();
         assert_eq!(
-            held_back(&waiting, &later, created, t(1005)),
-            Some(std::time::Duration::from_secs(7))
+            held_back(&waiting, &later, created, t(1032)),
+            Some(std::time::Duration::from_secs(30))
         );
-        assert_eq!(held_back(&waiting, &later, created, t(1012)), None);
+        assert_eq!(held_back(&waiting, &later, created, t(1062)), None);
         // Not a start: an error, a serving end user, or something else new to say.
         let failed = status(Some(EndUserPhase::Provisioning), "CourseNotFound", 1002);
         assert_eq!(held_back(&new, &failed, created, t(1002)), None);
