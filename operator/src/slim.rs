@@ -74,6 +74,17 @@ pub struct HostingPod {
     pub ips: Box<[IpAddr]>,
 }
 
+/// The addresses among `texts`, each once, in their order (`None` and other words dropped).
+fn addresses<'a>(texts: impl Iterator<Item = &'a String>) -> Box<[IpAddr]> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in texts.filter_map(|t| t.parse().ok()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips.into()
+}
+
 fn boxed(s: Option<&String>) -> Option<Box<str>> {
     s.map(|s| s.as_str().into())
 }
@@ -83,22 +94,16 @@ impl HostingPod {
         let labels = pod.labels();
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
-        let mut ips: Vec<IpAddr> = Vec::new();
         let listed = status
             .and_then(|s| s.pod_ips.as_ref())
             .into_iter()
             .flatten();
-        for ip in status
-            .and_then(|s| s.pod_ip.as_ref())
-            .into_iter()
-            .chain(listed.map(|p| &p.ip))
-        {
-            if let Ok(ip) = ip.parse()
-                && !ips.contains(&ip)
-            {
-                ips.push(ip);
-            }
-        }
+        let ips = addresses(
+            status
+                .and_then(|s| s.pod_ip.as_ref())
+                .into_iter()
+                .chain(listed.map(|p| &p.ip)),
+        );
         Self {
             namespace: ResourceExt::namespace(&pod).unwrap_or_default().into(),
             name: pod.name_any().into(),
@@ -116,7 +121,7 @@ impl HostingPod {
                 .into_iter()
                 .flatten()
                 .any(|c| c.type_ == "Ready" && c.status != "True"),
-            ips: ips.into(),
+            ips,
         }
     }
 }
@@ -178,7 +183,6 @@ pub struct ServiceAddresses {
 impl ServiceAddresses {
     pub fn of(service: Service) -> Self {
         let spec = service.spec.as_ref();
-        let mut ips: Vec<IpAddr> = Vec::new();
         let listed = spec
             .and_then(|s| s.cluster_ips.as_ref())
             .into_iter()
@@ -188,17 +192,11 @@ impl ServiceAddresses {
             .and_then(|s| s.external_ips.as_ref())
             .into_iter()
             .flatten();
-        for ip in listed.chain(single).chain(external) {
-            if let Ok(ip) = ip.parse()
-                && !ips.contains(&ip)
-            {
-                ips.push(ip);
-            }
-        }
+        let ips = addresses(listed.chain(single).chain(external));
         Self {
             namespace: ResourceExt::namespace(&service).unwrap_or_default().into(),
             name: service.name_any().into(),
-            ips: ips.into(),
+            ips,
         }
     }
 }
