@@ -220,6 +220,30 @@ where
     versions_of(stream, keep, wake.clone(), Box::new(owner_of), drivers)
 }
 
+/// A kind's children known by what `extract` keeps of each (its status read, or a version its
+/// status does not move), from a watch of the whole managed objects, waking their end users.
+fn children_kept<K, V>(
+    client: &kube::Client,
+    extract: fn(&K) -> V,
+    wake: &Wake,
+    drivers: &mut Vec<Driver>,
+) -> Versions<K, V>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync,
+    K: 'static,
+    V: Send + Sync + 'static,
+{
+    let (store, feeder) = versions::store(extract);
+    feed(
+        watcher(Api::<K>::all(client.clone()), view::watch_managed()),
+        feeder,
+        wake.clone(),
+        Box::new(owner_of),
+        drivers,
+    );
+    store
+}
+
 /// A [`Versions`] store fed by `stream` (its driver pushed to `drivers`), waking the end users
 /// `map` names for each change.
 fn versions_of<K, S>(
@@ -307,28 +331,8 @@ impl Caches {
             of_reseller,
             endusers.clone(),
         ));
-        let (quotas, feeder) = versions::store(QuotaEntry::of);
-        feed(
-            watcher(
-                Api::<ResourceQuota>::all(client.clone()),
-                view::watch_managed(),
-            ),
-            feeder,
-            wake.clone(),
-            Box::new(owner_of),
-            &mut drivers,
-        );
-        let (stateful_sets, feeder) = versions::store(SetEntry::of);
-        feed(
-            watcher(
-                Api::<StatefulSet>::all(client.clone()),
-                view::watch_managed(),
-            ),
-            feeder,
-            wake.clone(),
-            Box::new(owner_of),
-            &mut drivers,
-        );
+        let quotas = children_kept(client, QuotaEntry::of, &wake, &mut drivers);
+        let stateful_sets = children_kept(client, SetEntry::of, &wake, &mut drivers);
         // Every namespace, not only the operator's: a new end user's namespace is then known
         // absent (or someone else's) without a read.
         let (namespaces, feeder) = versions::store(NamespaceEntry::of);
