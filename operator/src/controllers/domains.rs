@@ -172,52 +172,53 @@ pub async fn release_all(client: &Client, ns: &str, name: &str) -> Result<usize>
 }
 
 /// Which claims the sweep releases: past their grace, naming an end user that does not exist
-/// or does not list the domain. `end_users`: (namespace, name) → normalised domains.
-pub fn unused<'a>(
-    claims: &'a [DomainClaim],
-    end_users: &HashMap<(String, String), Vec<String>>,
+/// or does not list the domain. `domains_of` gives an end user's normalised domains by
+/// (namespace, name), `None` when it does not exist.
+pub fn unused<C: AsRef<DomainClaim>>(
+    claims: &[C],
+    domains_of: impl Fn(&str, &str) -> Option<Vec<String>>,
     now: jiff::Timestamp,
-) -> Vec<&'a DomainClaim> {
+) -> Vec<&DomainClaim> {
     claims
         .iter()
+        .map(AsRef::as_ref)
         .filter(|c| c.metadata.deletion_timestamp.is_none() && past_grace(c, now))
         .filter(|c| {
             let holder = &c.spec.end_user;
-            end_users
-                .get(&(holder.namespace.clone(), holder.name.clone()))
+            domains_of(&holder.namespace, &holder.name)
                 .is_none_or(|domains| !domains.contains(&c.name_any()))
         })
         .collect()
 }
 
-/// One sweep of the claims no end user uses; returns how many it released.
-pub async fn sweep(client: &Client, now: jiff::Timestamp) -> Result<usize> {
+/// One sweep of the claims no end user uses; returns how many it released. Reads the claims
+/// and the end users from stores (the EndUser controller's watch of the claims, the view's end
+/// users), so a sweep sends no request until a claim is to go; then its holder is read by name
+/// first, as a store may lag.
+pub async fn sweep(
+    client: &Client,
+    claims: &Store<DomainClaim>,
+    end_users: &Store<EndUser>,
+    now: jiff::Timestamp,
+) -> Result<usize> {
+    let claims = claims.state();
+    let stored = |namespace: &str, name: &str| {
+        end_users
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|e| normalised(&e.spec.domains))
+    };
     let api: Api<DomainClaim> = Api::all(client.clone());
-    let claims = api
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "DomainClaim", "all"))?
-        .items;
-    if claims.is_empty() {
-        return Ok(0);
-    }
-    // Listed after the claims: an end user stored since the claims were listed is in it.
-    let end_users: HashMap<(String, String), Vec<String>> = Api::<EndUser>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "EndUser", "all namespaces"))?
-        .items
-        .into_iter()
-        .map(|e| {
-            (
-                (e.namespace().unwrap_or_default(), e.name_any()),
-                normalised(&e.spec.domains),
-            )
-        })
-        .collect();
     let mut released = 0;
-    for claim in unused(&claims, &end_users, now) {
-        tracing::info!(domain = %claim.name_any(), enduser = %format!("{}/{}", claim.spec.end_user.namespace, claim.spec.end_user.name), "releasing a domain claim no end user uses");
+    for claim in unused(&claims, stored, now) {
+        let holder = &claim.spec.end_user;
+        let read = Api::<EndUser>::namespaced(client.clone(), &holder.namespace)
+            .get_opt(&holder.name)
+            .await
+            .map_err(Error::kube("get", "EndUser", holder.name.clone()))?;
+        if read.is_some_and(|e| normalised(&e.spec.domains).contains(&claim.name_any())) {
+            continue;
+        }
+        tracing::info!(domain = %claim.name_any(), enduser = %format!("{}/{}", holder.namespace, holder.name), "releasing a domain claim no end user uses");
         release(&api, claim).await?;
         released += 1;
     }
@@ -244,7 +245,7 @@ mod tests {
     fn the_sweep_releases_only_unused_claims_past_their_grace() {
         let grace = CLAIM_GRACE.as_secs() as i64;
         let now = 10_000;
-        let claims = vec![
+        let claims = [
             // Used by alice: kept however old.
             claim("a.example.jp", "reseller-x", "alice", 0),
             // alice does not list it: released when old, kept when young.
@@ -252,12 +253,12 @@ mod tests {
             claim("young.example.jp", "reseller-x", "alice", now - grace + 1),
             // Its end user never got stored.
             claim("ghost.example.jp", "reseller-x", "ghost", 0),
-        ];
-        let end_users = HashMap::from([(
-            ("reseller-x".to_owned(), "alice".to_owned()),
-            vec!["a.example.jp".to_owned()],
-        )]);
-        let released: Vec<String> = unused(&claims, &end_users, at(now))
+        ]
+        .map(std::sync::Arc::new);
+        let domains_of = |ns: &str, name: &str| {
+            (ns == "reseller-x" && name == "alice").then(|| vec!["a.example.jp".to_owned()])
+        };
+        let released: Vec<String> = unused(&claims, domains_of, at(now))
             .into_iter()
             .map(|c| c.name_any())
             .collect();

@@ -87,13 +87,15 @@ pub async fn run(
         if !caches.ready().await {
             return Err("a watch of its caches ended before its first list".to_owned());
         }
+        // The orphan sweep reads the same caches and view (`orphans.rs`).
+        let sweep = super::orphans::run(ctx.clone(), view.clone(), caches.clone(), stop.clone());
         let controller = Controller::for_shared_stream(triggers.endusers, end_users.clone());
         let context = Arc::new(EndUserContext {
             ctx: ctx.clone(),
             caches: caches.clone(),
             end_users,
         });
-        controller
+        let reconciles = controller
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
             )
@@ -104,9 +106,10 @@ pub async fn run(
                 if let Err(error) = result {
                     tracing::debug!(%error, "enduser reconcile failed");
                 }
-            })
-            .await;
-        Ok(())
+            });
+        // Both end at the stop, the controller once its reconciles in flight are done.
+        let ((), swept) = tokio::join!(reconciles, sweep);
+        swept
     };
     tokio::select! {
         result = controller => result,

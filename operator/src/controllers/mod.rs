@@ -34,9 +34,10 @@ use crate::context::Context;
 /// counting (each new change within it waits again).
 pub const COUNT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Adds every controller, the orphan sweep, the monitor, the usage reporter and the alert
-/// controller (fed by `inbox` in Alertmanager mode) to the operator's parts: each runs until
-/// the supervisor's stop, and one ending before it stops the operator.
+/// Adds every controller (the orphan sweep runs within the EndUser controller's part), the
+/// monitor, the usage reporter and the alert controller (fed by `inbox` in Alertmanager mode)
+/// to the operator's parts: each runs until the supervisor's stop, and one ending before it
+/// stops the operator.
 pub fn add_parts(
     supervisor: &mut Supervisor,
     ctx: &Arc<Context>,
@@ -89,7 +90,6 @@ pub fn add_parts(
         "usage reporter",
         crate::usage::run(ctx.clone(), view, stop.clone()),
     );
-    supervisor.add("orphan sweep", orphans::run(ctx.clone(), stop.clone()));
     supervisor.add("event memory", ctx.clone().forget_events(stop));
 }
 

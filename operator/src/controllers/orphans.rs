@@ -9,27 +9,37 @@
 //! orphaned on two consecutive sweeps (an EndUser briefly missing from a list is not enough),
 //! and at most `orphanSweepCap` namespaces go per sweep; the rest wait, and are logged.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use oem_crds::enduser::EndUser;
 
+use super::cache::Caches;
 use super::children;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::ANNOTATION_DELETION_POLICY;
 use crate::naming::{self, HostingOwner};
+use crate::view::View;
 
-/// Sweeps at start and then every resync interval: two lists per sweep, whatever the number
-/// of end users.
-pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), String> {
+/// Sweeps now and then every resync interval, until the stop. Run by the EndUser controller's
+/// part once its caches and the view are filled: the sweep reads the hosting namespaces from
+/// the controller's cache, the claims from its watch and the end users from the view, so it
+/// sends no request until something is to go (a list of every end user was 45 MB at 2,000).
+pub async fn run(
+    ctx: Arc<Context>,
+    view: View,
+    caches: Arc<Caches>,
+    stop: oem_supervisor::Stop,
+) -> Result<(), String> {
     let mut suspects = BTreeSet::new();
     loop {
         tokio::select! {
-            _ = sweep_once(&ctx, &mut suspects) => {}
+            _ = sweep_once(&ctx, &view, &caches, &mut suspects) => {}
             _ = stop.requested() => return Ok(()),
         }
         tokio::select! {
@@ -40,13 +50,14 @@ pub async fn run(ctx: Arc<Context>, stop: oem_supervisor::Stop) -> Result<(), St
 }
 
 /// One sweep of orphaned namespaces and unused domain claims, its outcome logged.
-async fn sweep_once(ctx: &Context, suspects: &mut BTreeSet<String>) {
-    match sweep(ctx, suspects).await {
+async fn sweep_once(ctx: &Context, view: &View, caches: &Caches, suspects: &mut BTreeSet<String>) {
+    match sweep(ctx, view, caches, suspects).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "orphaned hosting namespaces removed"),
         Err(error) => tracing::warn!(%error, "orphan sweep failed"),
     }
-    match super::domains::sweep(&ctx.client, ctx.clock.now()).await {
+    let now = ctx.clock.now();
+    match super::domains::sweep(&ctx.client, &caches.domain_claims, &view.endusers, now).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, "unused domain claims released"),
         Err(error) => tracing::warn!(%error, "domain claim sweep failed"),
@@ -75,12 +86,12 @@ pub struct Decision {
     pub misnamed: Vec<String>,
 }
 
-/// Decides, without I/O, what a sweep does with `namespaces` given the existing end users
-/// (`owners`: (namespace, name)), the namespaces found orphaned on the previous sweep and the
-/// cap per sweep.
+/// Decides, without I/O, what a sweep does with `namespaces` given which end users exist
+/// (`exists`: namespace, name), the namespaces found orphaned on the previous sweep and the cap
+/// per sweep.
 pub fn decide(
     namespaces: &[Seen],
-    owners: &HashSet<(String, String)>,
+    exists: &dyn Fn(&str, &str) -> bool,
     previous: &BTreeSet<String>,
     cap: usize,
 ) -> Decision {
@@ -96,7 +107,7 @@ pub fn decide(
             decision.misnamed.push(ns.name.clone());
             continue;
         }
-        if owners.contains(&(owner.enduser_namespace.clone(), owner.enduser.clone())) {
+        if exists(&owner.enduser_namespace, &owner.enduser) {
             continue;
         }
         if !previous.contains(&ns.name) {
@@ -113,40 +124,34 @@ pub fn decide(
 }
 
 /// One sweep; returns how many namespaces it removed. `suspects` carries the namespaces
-/// found orphaned from one sweep to the next.
-pub async fn sweep(ctx: &Context, suspects: &mut BTreeSet<String>) -> Result<usize> {
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let selector = format!(
-        "{}={},{}",
-        naming::LABEL_MANAGED_BY,
-        naming::MANAGED_BY,
-        naming::LABEL_ENDUSER
-    );
-    let list = namespaces
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::kube("list", "Namespace", "hosting namespaces"))?;
-    // One list of every EndUser (listed after the namespaces, so an end user whose namespace
-    // was listed is in it unless it went since); a namespace whose owner is missing is checked
-    // once more by name before it goes.
-    let owners: HashSet<(String, String)> = Api::<EndUser>::all(ctx.client.clone())
-        .list_metadata(&ListParams::default())
-        .await
-        .map_err(Error::kube("list", "EndUser", "all namespaces"))?
-        .items
-        .iter()
-        .map(|e| (e.namespace().unwrap_or_default(), e.name_any()))
-        .collect();
-    let seen: Vec<Seen> = list
-        .items
-        .iter()
-        .map(|ns| Seen {
-            name: ns.name_any(),
-            labels: ns.labels().clone(),
-            deleting: ns.metadata.deletion_timestamp.is_some(),
-        })
-        .collect();
-    let decision = decide(&seen, &owners, suspects, ctx.config.orphan_sweep_cap);
+/// found orphaned from one sweep to the next. A namespace to delete is read again by name, and
+/// so is its end user, before it goes: the stores may lag.
+pub async fn sweep(
+    ctx: &Context,
+    view: &View,
+    caches: &Caches,
+    suspects: &mut BTreeSet<String>,
+) -> Result<usize> {
+    let mut seen = Vec::new();
+    caches.namespaces.each(|_, name, entry| {
+        let labels = entry.labels();
+        let hosting = labels.get(naming::LABEL_MANAGED_BY).map(String::as_str)
+            == Some(naming::MANAGED_BY)
+            && labels.contains_key(naming::LABEL_ENDUSER);
+        if hosting {
+            seen.push(Seen {
+                name: name.to_owned(),
+                labels,
+                deleting: entry.deleting,
+            });
+        }
+    });
+    let exists = |namespace: &str, name: &str| {
+        view.endusers
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    };
+    let decision = decide(&seen, &exists, suspects, ctx.config.orphan_sweep_cap);
     for name in &decision.misnamed {
         tracing::debug!(namespace = %name, "labelled as a hosting namespace but not named as one; not swept");
     }
@@ -163,14 +168,22 @@ pub async fn sweep(ctx: &Context, suspects: &mut BTreeSet<String>) -> Result<usi
         );
     }
     *suspects = decision.suspects;
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     let mut removed = 0;
     for name in decision.delete {
-        let Some(ns) = list.items.iter().find(|ns| ns.name_any() == name) else {
+        let Some(ns) = namespaces
+            .get_metadata_opt(&name)
+            .await
+            .map_err(Error::kube("get", "Namespace", name.clone()))?
+        else {
             continue;
         };
         let Some(owner) = HostingOwner::of_labels(ns.labels()) else {
             continue;
         };
+        if ns.metadata.deletion_timestamp.is_some() || !owner.is_named(&name) {
+            continue;
+        }
         let endusers: Api<EndUser> = Api::namespaced(ctx.client.clone(), &owner.enduser_namespace);
         let exists = endusers
             .get_metadata_opt(&owner.enduser)
@@ -215,28 +228,28 @@ mod tests {
         labelled(&naming::hosting_namespace("sakura", enduser), enduser)
     }
 
-    fn none() -> HashSet<(String, String)> {
-        HashSet::new()
+    fn none(_: &str, _: &str) -> bool {
+        false
     }
 
     #[test]
     fn an_orphan_goes_only_on_the_second_consecutive_sweep() {
         let all = [hosting("gone")];
-        let first = decide(&all, &none(), &BTreeSet::new(), 10);
+        let first = decide(&all, &none, &BTreeSet::new(), 10);
         assert!(first.delete.is_empty());
         assert_eq!(first.suspects, BTreeSet::from([all[0].name.clone()]));
-        let second = decide(&all, &none(), &first.suspects, 10);
+        let second = decide(&all, &none, &first.suspects, 10);
         assert_eq!(second.delete, vec![all[0].name.clone()]);
     }
 
     #[test]
     fn an_end_user_seen_again_clears_the_suspicion() {
         let all = [hosting("back")];
-        let first = decide(&all, &none(), &BTreeSet::new(), 10);
-        let owners = HashSet::from([(RESELLER_NS.to_owned(), "back".to_owned())]);
-        let second = decide(&all, &owners, &first.suspects, 10);
+        let first = decide(&all, &none, &BTreeSet::new(), 10);
+        let back = |ns: &str, name: &str| ns == RESELLER_NS && name == "back";
+        let second = decide(&all, &back, &first.suspects, 10);
         assert!(second.delete.is_empty() && second.suspects.is_empty());
-        let third = decide(&all, &none(), &second.suspects, 10);
+        let third = decide(&all, &none, &second.suspects, 10);
         assert!(
             third.delete.is_empty(),
             "orphaned once more, not twice in a row"
@@ -251,7 +264,7 @@ mod tests {
         ];
         let mut previous = BTreeSet::new();
         for _ in 0..3 {
-            let decision = decide(&all, &none(), &previous, 10);
+            let decision = decide(&all, &none, &previous, 10);
             assert!(decision.delete.is_empty() && decision.suspects.is_empty());
             assert_eq!(decision.misnamed.len(), 2);
             previous = decision.suspects;
@@ -267,16 +280,16 @@ mod tests {
         };
         let [_, legacy] = owner.namespace_names();
         let all = [labelled(&legacy, "old")];
-        let first = decide(&all, &none(), &BTreeSet::new(), 10);
-        let second = decide(&all, &none(), &first.suspects, 10);
+        let first = decide(&all, &none, &BTreeSet::new(), 10);
+        let second = decide(&all, &none, &first.suspects, 10);
         assert_eq!(second.delete, vec![legacy]);
     }
 
     #[test]
     fn at_most_the_cap_goes_per_sweep_and_the_rest_wait() {
         let all: Vec<Seen> = (0..5).map(|i| hosting(&format!("gone{i}"))).collect();
-        let first = decide(&all, &none(), &BTreeSet::new(), 2);
-        let second = decide(&all, &none(), &first.suspects, 2);
+        let first = decide(&all, &none, &BTreeSet::new(), 2);
+        let second = decide(&all, &none, &first.suspects, 2);
         assert_eq!(second.delete.len(), 2);
         assert_eq!(second.deferred.len(), 3);
         // The deferred stay suspects: the next sweep takes the next two.
@@ -285,7 +298,7 @@ mod tests {
             .filter(|s| !second.delete.contains(&s.name))
             .cloned()
             .collect();
-        let third = decide(&rest, &none(), &second.suspects, 2);
+        let third = decide(&rest, &none, &second.suspects, 2);
         assert_eq!(third.delete.len(), 2);
         assert_eq!(third.deferred.len(), 1);
     }
@@ -294,7 +307,7 @@ mod tests {
     fn a_namespace_already_being_deleted_is_left_alone() {
         let mut ns = hosting("gone");
         ns.deleting = true;
-        let decision = decide(&[ns], &none(), &BTreeSet::new(), 10);
+        let decision = decide(&[ns], &none, &BTreeSet::new(), 10);
         assert_eq!(decision, Decision::default());
     }
 }
