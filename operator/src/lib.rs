@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod controllers;
 pub mod error;
+pub mod events;
 pub mod gauges;
 pub mod hosting;
 pub mod http;

@@ -90,7 +90,6 @@ pub fn add_parts(
         "usage reporter",
         crate::usage::run(ctx.clone(), view, stop.clone()),
     );
-    supervisor.add("event memory", ctx.clone().forget_events(stop));
 }
 
 /// Today's date in the reseller's time zone (Asia/Tokyo by default), by the injected clock.
