@@ -73,7 +73,11 @@ impl Entry {
 /// The namespace cluster-scoped objects (namespaces) are kept under.
 pub const CLUSTER: &str = "";
 
-type ByNamespace<V> = HashMap<Box<str>, HashMap<Box<str>, V>>;
+/// A namespace's children by name, in a vector sorted by name: one to three of a kind in a
+/// hosting namespace, where a map took 212 bytes before any name (at 2,000 end users the
+/// stores' maps held 5 MB); every namespace under [`CLUSTER`], still found by halving.
+type Names<V> = Vec<(Box<str>, V)>;
+type ByNamespace<V> = HashMap<Box<str>, Names<V>>;
 
 struct Content<V> {
     current: ByNamespace<V>,
@@ -135,7 +139,20 @@ pub fn store<K, O, V>(
 }
 
 fn put<V>(map: &mut ByNamespace<V>, (namespace, name, value): (Box<str>, Box<str>, V)) {
-    map.entry(namespace).or_default().insert(name, value);
+    let names = map.entry(namespace).or_default();
+    match names.binary_search_by(|(n, _)| (**n).cmp(&*name)) {
+        Ok(at) => names[at].1 = value,
+        Err(at) => {
+            names.reserve_exact(1);
+            names.insert(at, (name, value));
+        }
+    }
+}
+
+/// The entry of `name` among a namespace's children.
+fn find<'a, V>(names: &'a Names<V>, name: &str) -> Option<&'a V> {
+    let at = names.binary_search_by(|(n, _)| (**n).cmp(name)).ok()?;
+    Some(&names[at].1)
 }
 
 impl<O: Resource, V> Feeder<O, V> {
@@ -162,7 +179,11 @@ impl<O: Resource, V> Feeder<O, V> {
                             .current
                             .get_mut(namespace.as_str())
                             .is_some_and(|names| {
-                                names.remove(name.as_str());
+                                if let Ok(at) =
+                                    names.binary_search_by(|(n, _)| (**n).cmp(name.as_str()))
+                                {
+                                    names.remove(at);
+                                }
                                 names.is_empty()
                             });
                     if emptied {
@@ -225,7 +246,7 @@ impl<K, V: Clone> Versions<K, V> {
     /// One child's entry.
     pub fn get(&self, namespace: &str, name: &str) -> Option<V> {
         let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
-        content.current.get(namespace)?.get(name).cloned()
+        find(content.current.get(namespace)?, name).cloned()
     }
 }
 
@@ -305,6 +326,24 @@ mod tests {
         feed(watcher::Event::InitDone);
         assert!(store.names_in("a").is_empty());
         assert_eq!(store.live(Some("b"), "tls"), Live::Meta("4".into()));
+    }
+
+    /// Many objects of one namespace (every namespace sits under [`CLUSTER`]), applied in any
+    /// order, changed and deleted: each found by name, each once.
+    #[test]
+    fn many_names_in_one_namespace_are_each_found_once() {
+        let (store, feeder) = versions::<Secret>(Keep::Nothing);
+        let names: Vec<String> = (0..300).map(|i| format!("n-{}", (i * 7919) % 300)).collect();
+        for (i, name) in names.iter().enumerate() {
+            feeder.apply(&watcher::Event::Apply(secret("", name, &i.to_string())));
+        }
+        feeder.apply(&watcher::Event::Apply(secret("", "n-42", "changed")));
+        feeder.apply(&watcher::Event::Delete(secret("", "n-7", "")));
+        assert_eq!(store.names_in("").len(), 299);
+        assert_eq!(store.live(None, "n-42"), Live::Meta("changed".into()));
+        assert_eq!(store.live(None, "n-7"), Live::Absent);
+        let at = names.iter().position(|n| n == "n-299").unwrap();
+        assert_eq!(store.live(None, "n-299"), Live::Meta(at.to_string()));
     }
 
     #[test]
