@@ -236,6 +236,13 @@ impl Applier {
             .unwrap_or(false)
     }
 
+    fn has_record(&self, key: &Key) -> bool {
+        self.verified
+            .lock()
+            .map(|v| record(&v, key).is_some())
+            .unwrap_or(false)
+    }
+
     fn remember(&self, key: Key, resource_version: Option<String>, wanted: u64) {
         let Ok(mut verified) = self.verified.lock() else {
             return;
@@ -292,11 +299,7 @@ impl Applier {
 
     /// Whether any check is recorded under `kind`/`namespace`/`name`, at whatever version.
     pub fn recorded(&self, kind: &'static str, namespace: &str, name: &str) -> bool {
-        let key = Key::check(kind, namespace, name);
-        self.verified
-            .lock()
-            .map(|v| record(&v, &key).is_some())
-            .unwrap_or(false)
+        self.has_record(&Key::check(kind, namespace, name))
     }
 
     /// Records a check (see [`Applier::checked`]).
@@ -356,6 +359,13 @@ impl Applier {
             }
         };
         let current = match live {
+            // Written here but not yet seen by the cache (a reconcile woken by the write of
+            // another child before this one's event came back), or deleted since: a read
+            // tells which, where a write would send it again.
+            Live::Absent if self.has_record(&key) => api
+                .get_opt(&desired.name_any())
+                .await
+                .map_err(failed("get"))?,
             Live::Absent => None,
             Live::Unknown => api
                 .get_opt(&desired.name_any())
