@@ -75,6 +75,9 @@ pub struct OperatorOptions {
     /// The API server's address for this replica (`https://127.0.0.1:PORT`), e.g. a
     /// [`crate::relay::Relay`] a test cuts; `None`: the cluster's own.
     pub server: Option<String>,
+    /// Another build of the operator to run (a benchmark compares builds); `None`: the one
+    /// beside this executable.
+    pub binary: Option<PathBuf>,
 }
 
 impl OperatorOptions {
@@ -466,7 +469,10 @@ impl Operator {
         let _ = std::fs::remove_file(&clock_file);
         let log_file = cluster.state_dir.join(format!("logs/operator{suffix}.log"));
         let log = std::fs::File::create(&log_file).context("creating the operator log")?;
-        let binary = target_bin_dir()?.join("oem-operator");
+        let binary = match &options.binary {
+            Some(binary) => binary.clone(),
+            None => target_bin_dir()?.join("oem-operator"),
+        };
         if !binary.exists() {
             bail!(
                 "{} is missing: build it with cargo build -p oem-operator",

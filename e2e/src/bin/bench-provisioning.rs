@@ -18,6 +18,7 @@
 //!
 //! Usage: `cargo run -p oem-e2e --bin bench-provisioning [N ...]` (`make bench`).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use oem_crds::DomainClaim;
 use oem_crds::policy;
@@ -225,6 +226,26 @@ async fn ready_sets(client: &Client, reseller: &str) -> anyhow::Result<usize> {
 
 /// Deletes the namespaces labelled with `reseller` and waits until they are gone, so the next
 /// run starts on a cluster as empty as the first.
+/// Sends a request again (up to 5 times, 2 s apart) when no answer came back: with thousands
+/// of namespaces going, the API server closed a connection before answering (a 2,000 run's
+/// clean-up ended there). An answer, even an error, is returned as it is.
+async fn persist<T, F, Fut>(what: &str, request: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    for _ in 1..5 {
+        match request().await {
+            Err(kube::Error::Service(error)) => {
+                eprintln!("{what}: {error}; sending it again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            other => return other.with_context(|| what.to_owned()),
+        }
+    }
+    request().await.with_context(|| what.to_owned())
+}
+
 async fn clear_namespaces(client: &Client, reseller: &str) -> anyhow::Result<()> {
     // The floor's domain claims (the operator releases its own as its end users go).
     let of_floor = ListParams::default().labels(&format!(
@@ -232,17 +253,24 @@ async fn clear_namespaces(client: &Client, reseller: &str) -> anyhow::Result<()>
         naming::LABEL_ENDUSER_NAMESPACE,
         naming::reseller_namespace(reseller)
     ));
-    Api::<DomainClaim>::all(client.clone())
-        .delete_collection(&Default::default(), &of_floor)
-        .await?;
+    let claims = Api::<DomainClaim>::all(client.clone());
+    let delete = DeleteParams::default();
+    persist("deleting the floor's domain claims", || {
+        claims.delete_collection(&delete, &of_floor)
+    })
+    .await?;
     let api: Api<Namespace> = Api::all(client.clone());
     let selector = ListParams::default().labels(&format!("{}={reseller}", naming::LABEL_RESELLER));
-    for ns in api.list_metadata(&selector).await?.items {
+    let listed = persist("listing the run's namespaces", || {
+        api.list_metadata(&selector)
+    })
+    .await?;
+    for ns in listed.items {
         let name = ns.metadata.name.unwrap_or_default();
-        match api.delete(&name, &Default::default()).await {
+        match persist("deleting a namespace", || api.delete(&name, &delete)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if matches!(e.downcast_ref(), Some(kube::Error::Api(s)) if s.code == 404) => {}
+            Err(e) => return Err(e),
         }
     }
     wait::until(
@@ -525,17 +553,18 @@ async fn clean(client: &Client, run: &Run) -> anyhow::Result<()> {
 /// is probed once a minute, so every service's first fall (nothing listens on kwok) and the
 /// phases it moves are written before the two minutes; the resync is 60 s, so every end user
 /// is reconciled twice in them: the steady state, not the settling.
-async fn steady_state(cluster: &Cluster) -> anyhow::Result<(Operator, f64, f64, String)> {
-    let operator = Operator::start(
-        cluster,
-        OperatorOptions::with_env(vec![
-            ("OEM_PROMETHEUS_URL".into(), "http://127.0.0.1:9".into()),
-            ("OEM_PROBE_STARTUP_GRACE".into(), "30s".into()),
-            ("OEM_PROBE_INTERVAL".into(), "60s".into()),
-            ("OEM_RESYNC_INTERVAL".into(), "60s".into()),
-        ]),
-    )
-    .await?;
+async fn steady_state(
+    cluster: &Cluster,
+    binary: Option<PathBuf>,
+) -> anyhow::Result<(Operator, f64, f64, String)> {
+    let mut options = OperatorOptions::with_env(vec![
+        ("OEM_PROMETHEUS_URL".into(), "http://127.0.0.1:9".into()),
+        ("OEM_PROBE_STARTUP_GRACE".into(), "30s".into()),
+        ("OEM_PROBE_INTERVAL".into(), "60s".into()),
+        ("OEM_RESYNC_INTERVAL".into(), "60s".into()),
+    ]);
+    options.binary = binary;
+    let operator = Operator::start(cluster, options).await?;
     tokio::time::sleep(Duration::from_secs(180)).await;
     let before = oem_e2e::operator::request_counts(cluster)?;
     tokio::time::sleep(Duration::from_secs(120)).await;
@@ -556,6 +585,14 @@ async fn steady_state(cluster: &Cluster) -> anyhow::Result<(Operator, f64, f64, 
         per_minute(true)
     );
     Ok((operator, per_minute(false), per_minute(true), rss))
+}
+
+/// Other builds of the operator whose steady state is measured too, one after another
+/// (`OEM_BENCH_COMPARE`, paths separated by `:`), e.g. with another allocator.
+fn compared() -> Vec<PathBuf> {
+    std::env::var_os("OEM_BENCH_COMPARE")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::main]
@@ -620,8 +657,15 @@ async fn main() -> anyhow::Result<()> {
             requests = format!("{}/{}", op.reads, op.writes);
             if r + 1 == repeat {
                 drop(operator);
-                let (operator, reads, writes, rss) = steady_state(cluster).await?;
+                let (mut operator, reads, writes, rss) = steady_state(cluster, None).await?;
                 steady = Some((reads, writes, rss));
+                // Other builds of the operator, each in the same steady state in turn.
+                for binary in compared() {
+                    drop(operator);
+                    let (other, _, _, rss) = steady_state(cluster, Some(binary.clone())).await?;
+                    eprintln!("N = {n}, steady state of {}: RSS {rss}", binary.display());
+                    operator = other;
+                }
                 clean(&client, &op).await?;
                 drop(operator);
             } else {
