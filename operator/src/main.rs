@@ -21,6 +21,12 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(8);
 /// What the leading parts get of it: the rest is for giving the Lease up.
 const LEADING_GRACE: std::time::Duration = std::time::Duration::from_secs(6);
 
+/// jemalloc, purging freed memory in the background: the operator's heap swings with watch
+/// re-lists and bursts of reconciles, and glibc's allocator kept what they freed (see
+/// docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
