@@ -333,7 +333,9 @@ mod tests {
     #[test]
     fn many_names_in_one_namespace_are_each_found_once() {
         let (store, feeder) = versions::<Secret>(Keep::Nothing);
-        let names: Vec<String> = (0..300).map(|i| format!("n-{}", (i * 7919) % 300)).collect();
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("n-{}", (i * 7919) % 300))
+            .collect();
         for (i, name) in names.iter().enumerate() {
             feeder.apply(&watcher::Event::Apply(secret("", name, &i.to_string())));
         }
