@@ -38,6 +38,14 @@ impl NamespaceEntry {
         }
     }
 
+    /// One kept label's value.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, v)| &**v)
+    }
+
     /// The labels kept: those that say whose the namespace is.
     pub fn labels(&self) -> BTreeMap<String, String> {
         self.labels

@@ -134,14 +134,13 @@ pub async fn sweep(
 ) -> Result<usize> {
     let mut seen = Vec::new();
     caches.namespaces.each(|_, name, entry| {
-        let labels = entry.labels();
-        let hosting = labels.get(naming::LABEL_MANAGED_BY).map(String::as_str)
-            == Some(naming::MANAGED_BY)
-            && labels.contains_key(naming::LABEL_ENDUSER);
+        // Every namespace passes here each sweep: the labels are copied for hosting ones only.
+        let hosting = entry.label(naming::LABEL_MANAGED_BY) == Some(naming::MANAGED_BY)
+            && entry.label(naming::LABEL_ENDUSER).is_some();
         if hosting {
             seen.push(Seen {
                 name: name.to_owned(),
-                labels,
+                labels: entry.labels(),
                 deleting: entry.deleting,
             });
         }
