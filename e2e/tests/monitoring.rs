@@ -301,6 +301,22 @@ async fn services_at_unresolvable_in_cluster_addresses_are_down_with_a_reason() 
             .any(|l| l.starts_with("oem_probe_success{") && l.contains("service=\"ping\"")),
         "pod or node ping exported"
     );
+    // Its memory, for the SRE's dashboard: the process's resident bytes, and the allocator's
+    // live and resident bytes inside them.
+    let figure = |prefix: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok())
+    };
+    let (resident, allocated, heap) = (
+        figure("process_resident_memory_bytes "),
+        figure("oem_operator_heap_bytes{kind=\"allocated\"} "),
+        figure("oem_operator_heap_bytes{kind=\"resident\"} "),
+    );
+    assert!(
+        matches!((resident, allocated, heap), (Some(r), Some(a), Some(h)) if 0.0 < a && a <= h && h <= r),
+        "memory figures: resident {resident:?}, heap allocated {allocated:?}, heap resident {heap:?}"
+    );
     Ok(())
 }
 

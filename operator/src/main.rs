@@ -55,6 +55,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(error) = register_memory(&registry) {
+        tracing::error!(%error, "registering the memory metrics failed");
+        return ExitCode::from(1);
+    }
     let leader = match prometheus::IntGauge::new(
         "oem_operator_leader",
         "1 while this replica leads (runs the controllers, the monitor and the alerting)",
@@ -141,5 +145,68 @@ async fn main() -> ExitCode {
             tracing::error!(%error, "the operator stops: one of its parts ended");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The process's own figures (`process_resident_memory_bytes`, CPU, open files) and the
+/// allocator's (`oem_operator_heap_bytes`), both read at each scrape.
+fn register_memory(registry: &prometheus::Registry) -> prometheus::Result<()> {
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    registry.register(Box::new(Heap::new()?))
+}
+
+/// jemalloc's figures: what the live objects take (`allocated`), the pages holding them
+/// (`active`), the heap's resident pages (`resident`: active, dirty pages not yet purged and
+/// the allocator's own `metadata`). Resident minus allocated is what fragmentation and
+/// unpurged pages cost.
+struct Heap {
+    bytes: prometheus::IntGaugeVec,
+}
+
+impl Heap {
+    fn new() -> prometheus::Result<Self> {
+        let bytes = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                "oem_operator_heap_bytes",
+                "The allocator's bytes by kind: allocated (live objects), active (their pages), \
+                 resident (heap pages in memory), metadata (the allocator's own)",
+            ),
+            &["kind"],
+        )?;
+        Ok(Heap { bytes })
+    }
+}
+
+impl prometheus::core::Collector for Heap {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.bytes.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        // The figures are those of the last epoch: advance it to read today's.
+        if let Err(error) = epoch::advance() {
+            tracing::warn!(%error, "cannot refresh the allocator's figures");
+            return Vec::new();
+        }
+        type Read = fn() -> tikv_jemalloc_ctl::Result<usize>;
+        let kinds: [(&str, Read); 4] = [
+            ("allocated", stats::allocated::read),
+            ("active", stats::active::read),
+            ("resident", stats::resident::read),
+            ("metadata", stats::metadata::read),
+        ];
+        for (kind, read) in kinds {
+            match read() {
+                Ok(bytes) => self
+                    .bytes
+                    .with_label_values(&[kind])
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX)),
+                Err(error) => tracing::warn!(kind, %error, "cannot read the allocator's figure"),
+            }
+        }
+        self.bytes.collect()
     }
 }
