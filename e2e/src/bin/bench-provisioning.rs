@@ -474,6 +474,25 @@ fn memory(pid: u32, field: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What the operator's resident memory is made of: anonymous pages (the heap, stacks) and
+/// file pages (the program's mapped code), and the allocator's figures from its `/metrics`.
+async fn resident_parts(operator: &Operator) -> String {
+    let mut parts = vec![
+        format!("anonymous {}", memory(operator.pid(), "RssAnon")),
+        format!("file {}", memory(operator.pid(), "RssFile")),
+    ];
+    match operator.metrics().await {
+        Ok(text) => parts.extend(text.lines().filter_map(|line| {
+            let rest = line.strip_prefix("oem_operator_heap_bytes{kind=\"")?;
+            let (kind, value) = rest.split_once("\"} ")?;
+            let bytes: f64 = value.trim().parse().ok()?;
+            Some(format!("heap {kind} {:.1} MiB", bytes / 1048576.0))
+        })),
+        Err(error) => parts.push(format!("no metrics: {error}")),
+    }
+    parts.join(", ")
+}
+
 /// The median and the spread of `values` (seconds), as `median (min–max)`.
 fn spread(values: &[f64]) -> (f64, String) {
     let mut sorted = values.to_vec();
@@ -571,18 +590,20 @@ async fn steady_state(
     let made =
         oem_e2e::operator::requests_between(&before, &oem_e2e::operator::request_counts(cluster)?);
     eprintln!("idle, two minutes, every loop on: {}", breakdown(&made));
+    // Counted as integers: a float sum of nothing is -0.0, printed "-0.0 writes/min".
     let per_minute = |write: bool| {
         made.iter()
             .filter(|(k, _)| oem_e2e::operator::is_write(k) == write)
-            .map(|(_, n)| *n as f64)
-            .sum::<f64>()
+            .map(|(_, n)| *n)
+            .sum::<usize>() as f64
             / 2.0
     };
     let rss = memory(operator.pid(), "VmRSS");
     eprintln!(
-        "idle: {:.1} reads/min, {:.1} writes/min, RSS {rss}",
+        "idle: {:.1} reads/min, {:.1} writes/min, RSS {rss} ({})",
         per_minute(false),
-        per_minute(true)
+        per_minute(true),
+        resident_parts(&operator).await
     );
     Ok((operator, per_minute(false), per_minute(true), rss))
 }
