@@ -4,7 +4,7 @@
 //! service changes state (server-side apply of `status.services` only, field manager
 //! `oem-hosting-monitor`, so it never fights the EndUser controller over the rest).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -72,7 +72,8 @@ struct Engine {
     view: crate::view::View,
     prober: Arc<Prober>,
     metrics: ProbeMetrics,
-    targets: HashMap<TargetKey, Target>,
+    /// Ordered, like the schedule's slots, for the room a hash table keeps empty.
+    targets: BTreeMap<TargetKey, Target>,
     schedule: Schedule<TargetKey>,
     book: HealthBook,
     /// End users whose status must be written, since when.
@@ -97,7 +98,7 @@ impl Engine {
             ctx,
             view,
             prober,
-            targets: HashMap::new(),
+            targets: BTreeMap::new(),
             schedule,
             book: HealthBook::default(),
             dirty: HashMap::new(),
@@ -305,7 +306,7 @@ impl Engine {
             &nodes,
             self.ctx.config.monitor.node_port,
         ));
-        let keep: HashMap<TargetKey, Target> =
+        let keep: BTreeMap<TargetKey, Target> =
             wanted.into_iter().map(|t| (t.key, t.target)).collect();
         for gone in self.targets.keys().filter(|k| !keep.contains_key(*k)) {
             let labels = gone.labels();

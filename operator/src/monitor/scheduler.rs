@@ -9,8 +9,7 @@
 //! owner whose targets all hang until the timeout holds at most the slots nobody else wants,
 //! and another owner's due target waits for one probe to finish, not for the whole queue.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -89,7 +88,10 @@ pub struct Schedule<K> {
     retry: Retry,
     /// The start of the first interval; each target's slots are `epoch + offset + k·interval`.
     epoch: Instant,
-    slots: HashMap<K, Entry>,
+    /// Ordered, not hashed: a hash table keeps up to twice its entries' room (at 2,000 end
+    /// users 32,768 buckets of 144 bytes for 16,000 targets, 4.2 MB), a B-tree built from a
+    /// sorted list about their size.
+    slots: BTreeMap<K, Entry>,
     /// Each owner's queue (owners with neither due targets nor running probes are dropped).
     queues: BTreeMap<String, Queue<K>>,
 }
@@ -103,13 +105,13 @@ pub fn offset(id: &str, interval: Duration) -> Duration {
     Duration::from_nanos((u128::from(u64::from_be_bytes(head)) % nanos) as u64)
 }
 
-impl<K: Clone + Eq + Hash + Ord + Owner> Schedule<K> {
+impl<K: Clone + Ord + Owner> Schedule<K> {
     pub fn new(interval: Duration, retry: Retry, now: Instant) -> Self {
         Self {
             interval,
             retry,
             epoch: now,
-            slots: HashMap::new(),
+            slots: BTreeMap::new(),
             queues: BTreeMap::new(),
         }
     }
@@ -147,10 +149,10 @@ impl<K: Clone + Eq + Hash + Ord + Owner> Schedule<K> {
     /// Makes the schedule hold exactly `targets` (with their ids): new ones get their first
     /// slot, gone ones are forgotten, the others keep theirs.
     pub fn sync<'a>(&mut self, targets: impl IntoIterator<Item = (K, &'a str)>, now: Instant) {
-        let mut keep = HashMap::with_capacity(self.slots.len());
+        let mut keep = Vec::with_capacity(self.slots.len());
         for (key, id) in targets {
             if let Some(entry) = self.slots.remove(&key) {
-                keep.insert(key, entry);
+                keep.push((key, entry));
                 continue;
             }
             let offset = offset(id, self.interval);
@@ -162,13 +164,14 @@ impl<K: Clone + Eq + Hash + Ord + Owner> Schedule<K> {
                 down_since: None,
                 backoffs: 0,
             };
-            keep.insert(key, entry);
+            keep.push((key, entry));
         }
-        let gone: Vec<(K, Entry)> = self.slots.drain().collect();
-        for (key, entry) in gone {
+        for (key, entry) in std::mem::take(&mut self.slots) {
             self.dequeue(&key, entry.slot);
         }
-        self.slots = keep;
+        // Collected whole, the tree is built from the sorted list with full nodes; inserted
+        // one by one in order, its nodes would be half empty.
+        self.slots = keep.into_iter().collect();
     }
 
     /// The first slot of a target with offset `off` at or after `now`.
