@@ -212,6 +212,21 @@ pub fn node(node: &mut Node) {
     });
 }
 
+/// A domain claim as the EndUser controller and the orphan sweep read it: its name and holder,
+/// when it was made and whether it is going, and the uid and version a release is made on;
+/// no labels or owners (about 700 bytes a claim less).
+pub fn claim(claim: &mut oem_crds::DomainClaim) {
+    let meta = &mut claim.metadata;
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        creation_timestamp: meta.creation_timestamp.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        ..ObjectMeta::default()
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -257,6 +272,29 @@ mod tests {
         let pending = HostingPod::of(pending);
         assert!(!pending.not_ready, "no Ready condition yet");
         assert!(pending.ips.is_empty() && pending.node.is_none() && pending.port.is_none());
+    }
+
+    #[test]
+    fn a_domain_claim_keeps_its_holder_and_what_a_release_needs() {
+        let mut c: oem_crds::DomainClaim = serde_json::from_value(json!({
+            "apiVersion": "hosting.oem.dev/v1alpha1", "kind": "DomainClaim",
+            "metadata": {"name": "shop.example", "uid": "u1", "resourceVersion": "9",
+                "creationTimestamp": "2026-12-05T00:00:00Z",
+                "deletionTimestamp": "2026-12-05T00:01:00Z",
+                "labels": {"hosting.oem.dev/reseller": "acme"},
+                "managedFields": [{"manager": "oem-hosting"}]},
+            "spec": {"endUser": {"namespace": "acme", "name": "alice"}}
+        }))
+        .unwrap();
+        claim(&mut c);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["metadata"],
+            json!({"name": "shop.example", "uid": "u1", "resourceVersion": "9",
+                "creationTimestamp": "2026-12-05T00:00:00Z",
+                "deletionTimestamp": "2026-12-05T00:01:00Z"})
+        );
+        assert_eq!(v["spec"]["endUser"]["name"], "alice");
     }
 
     #[test]

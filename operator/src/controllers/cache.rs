@@ -369,7 +369,7 @@ impl Caches {
         let listing = endusers;
         let domain_claims = reflector_of(
             watcher(Api::<DomainClaim>::all(client.clone()), view::watch_all()),
-            slim::managed_fields,
+            slim::claim,
             wake.clone(),
             Box::new(move |claim: &DomainClaim, deleted| {
                 if !deleted {
