@@ -62,6 +62,20 @@ fn heaptrack(command: &mut Command, dir: &Path, suffix: &str) -> anyhow::Result<
     Ok(())
 }
 
+/// The value of the sample of `name` whose labels include all of `labels`, in a Prometheus
+/// text exposition (an operator's `/metrics`).
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Settings of one operator run.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorOptions {

@@ -303,15 +303,12 @@ async fn services_at_unresolvable_in_cluster_addresses_are_down_with_a_reason() 
     );
     // Its memory, for the SRE's dashboard: the process's resident bytes, and the allocator's
     // live and resident bytes inside them.
-    let figure = |prefix: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix)?.trim().parse::<f64>().ok())
-    };
+    let heap =
+        |kind| oem_e2e::operator::sample(&metrics, "oem_operator_heap_bytes", &[("kind", kind)]);
     let (resident, allocated, heap) = (
-        figure("process_resident_memory_bytes "),
-        figure("oem_operator_heap_bytes{kind=\"allocated\"} "),
-        figure("oem_operator_heap_bytes{kind=\"resident\"} "),
+        oem_e2e::operator::sample(&metrics, "process_resident_memory_bytes", &[]),
+        heap("allocated"),
+        heap("resident"),
     );
     assert!(
         matches!((resident, allocated, heap), (Some(r), Some(a), Some(h)) if 0.0 < a && a <= h && h <= r),

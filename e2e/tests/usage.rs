@@ -27,7 +27,7 @@ use kube::Client;
 use kube::api::Api;
 use oem_crds::{EndUser, Reseller};
 use oem_e2e::hosting::{self, apply_course, apply_enduser, apply_reseller};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, sample};
 use oem_e2e::prometheus::{Prometheus, PrometheusOptions};
 use oem_e2e::{Cluster, wait};
 use oem_operator::naming::hosting_namespace;
@@ -296,19 +296,6 @@ async fn wait_reseller_usage(
     .await
 }
 
-/// The value of the sample of `name` whose labels include all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -433,7 +420,7 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
 
     let text = operator.metrics().await?;
     let gauge = |name: &str, labels: &[(&str, &str)]| {
-        metric(&text, name, labels).with_context(|| format!("{name}{labels:?} missing"))
+        sample(&text, name, labels).with_context(|| format!("{name}{labels:?} missing"))
     };
     let alice_l = [("reseller", names.a.as_str()), ("enduser", "alice")];
     assert_eq!(gauge("oem_usage_disk_bytes", &alice_l)?, 4.0 * GI);
@@ -463,7 +450,7 @@ async fn usage_from_prometheus_lands_exactly_in_status_and_metrics() -> anyhow::
         ["EndUser", "Reseller"]
             .iter()
             .filter_map(|k| {
-                metric(
+                sample(
                     text,
                     "oem_usage_status_writes_total",
                     &[("kind", k), ("result", "ok")],

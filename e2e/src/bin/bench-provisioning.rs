@@ -482,11 +482,13 @@ async fn resident_parts(operator: &Operator) -> String {
         format!("file {}", memory(operator.pid(), "RssFile")),
     ];
     match operator.metrics().await {
-        Ok(text) => parts.extend(text.lines().filter_map(|line| {
-            let rest = line.strip_prefix("oem_operator_heap_bytes{kind=\"")?;
-            let (kind, value) = rest.split_once("\"} ")?;
-            let bytes: f64 = value.trim().parse().ok()?;
-            Some(format!("heap {kind} {:.1} MiB", bytes / 1048576.0))
+        Ok(text) => parts.extend(["allocated", "active", "resident", "metadata"].map(|kind| {
+            let bytes =
+                oem_e2e::operator::sample(&text, "oem_operator_heap_bytes", &[("kind", kind)]);
+            match bytes {
+                Some(bytes) => format!("heap {kind} {:.1} MiB", bytes / 1048576.0),
+                None => format!("heap {kind} missing"),
+            }
         })),
         Err(error) => parts.push(format!("no metrics: {error}")),
     }
