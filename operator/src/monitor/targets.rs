@@ -290,21 +290,12 @@ pub fn address_owners(
     pods: &[impl Borrow<HostingPod>],
     api_server: Option<&ServiceAddresses>,
 ) -> AddressOwners {
-    let mut owners = AddressOwners::default();
-    for svc in services.iter().map(Borrow::borrow) {
-        for ip in &svc.ips {
-            owners.insert_hosting(*ip, &svc.namespace);
-        }
-    }
-    for pod in pods.iter().map(Borrow::borrow) {
-        for ip in &pod.ips {
-            owners.insert_hosting(*ip, &pod.namespace);
-        }
-    }
-    for ip in api_server.map(|s| &s.ips[..]).unwrap_or_default() {
-        owners.insert_control_plane(*ip);
-    }
-    owners
+    let services = services.iter().map(Borrow::borrow);
+    let services = services.flat_map(|s| s.ips.iter().map(|ip| (*ip, &*s.namespace)));
+    let pods = pods.iter().map(Borrow::borrow);
+    let pods = pods.flat_map(|p| p.ips.iter().map(|ip| (*ip, &*p.namespace)));
+    let api_server = api_server.map(|s| &s.ips[..]).unwrap_or_default();
+    AddressOwners::new(services.chain(pods), api_server.iter().copied())
 }
 
 #[cfg(test)]

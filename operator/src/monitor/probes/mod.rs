@@ -281,9 +281,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let prober = loopback_prober();
-        let mut owners = AddressOwners::default();
-        owners.insert_hosting(addr.ip(), "h-acme-bob-y");
-        prober.set_owners(owners);
+        prober.set_owners(AddressOwners::new([(addr.ip(), "h-acme-bob-y")], []));
         let named = |own: &str| {
             Target::new(ServiceName::Ping, addr.ip().to_string(), Some(addr.port())).with_scope(
                 Scope::Named {
@@ -309,9 +307,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let prober = loopback_prober();
-        let mut owners = AddressOwners::default();
-        owners.insert_control_plane("127.0.0.1".parse().unwrap());
-        prober.set_owners(owners);
+        let api_server = "127.0.0.1".parse().unwrap();
+        prober.set_owners(AddressOwners::new([], [api_server]));
         // By name: resolved, then the resolved address is checked and never connected to.
         let target =
             Target::new(ServiceName::Http, "localhost", Some(port)).with_scope(Scope::Named {
