@@ -21,6 +21,13 @@ pub trait Owner {
     fn owner(&self) -> &str;
 }
 
+/// A shared key is owned as the key it points to.
+impl<K: Owner + ?Sized> Owner for std::sync::Arc<K> {
+    fn owner(&self) -> &str {
+        (**self).owner()
+    }
+}
+
 /// Where a target stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
