@@ -27,13 +27,30 @@ struct Family {
     series: Mutex<HashMap<Box<str>, f64>>,
 }
 
+/// A part that writes gauge families of its own at a scrape, from a table it keeps anyway
+/// (the monitor's last results: no second copy of each target's labels).
+pub trait Exposed: Send + Sync {
+    /// The names of the families it writes.
+    fn names(&self) -> &'static [&'static str];
+    /// Appends its families in the text exposition format ([`write_family`]).
+    fn write_text(&self, out: &mut String);
+}
+
 /// Every family to write at a scrape. Cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct Families {
     all: Arc<Mutex<Vec<Gauges>>>,
+    exposed: Arc<Mutex<Vec<Arc<dyn Exposed>>>>,
 }
 
 impl Families {
+    fn taken(&self, name: &str) -> bool {
+        let gauges = self.all.lock().unwrap_or_else(PoisonError::into_inner);
+        let exposed = self.exposed.lock().unwrap_or_else(PoisonError::into_inner);
+        gauges.iter().any(|g| g.family.name == name)
+            || exposed.iter().any(|e| e.names().contains(&name))
+    }
+
     /// A new family, written with the others from now on; a name taken twice is refused, as
     /// the `prometheus` registry refuses it.
     pub fn gauges(
@@ -42,8 +59,7 @@ impl Families {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Result<Gauges, String> {
-        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
-        if all.iter().any(|g| g.family.name == name) {
+        if self.taken(name) {
             return Err(format!("gauge family {name} is registered twice"));
         }
         let gauges = Gauges {
@@ -54,11 +70,23 @@ impl Families {
                 series: Mutex::default(),
             }),
         };
+        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
         all.push(gauges.clone());
         Ok(gauges)
     }
 
-    /// Appends every family, by name, in the text exposition format.
+    /// Writes `part`'s families with the others from now on; a name taken twice is refused.
+    pub fn expose(&self, part: Arc<dyn Exposed>) -> Result<(), String> {
+        if let Some(name) = part.names().iter().find(|n| self.taken(n)) {
+            return Err(format!("gauge family {name} is registered twice"));
+        }
+        let mut exposed = self.exposed.lock().unwrap_or_else(PoisonError::into_inner);
+        exposed.push(part);
+        Ok(())
+    }
+
+    /// Appends every family, the gauges by name, then the exposed parts', in the text
+    /// exposition format.
     pub fn write_text(&self, out: &mut String) {
         let mut all = self
             .all
@@ -69,6 +97,46 @@ impl Families {
         for gauges in all {
             gauges.write_text(out);
         }
+        let exposed = self
+            .exposed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for part in exposed {
+            part.write_text(out);
+        }
+    }
+}
+
+/// Appends one family: its help and type lines, then a sample for each of `series` (label
+/// values in the order of `labels`, and the value).
+pub fn write_family<'a, V>(
+    out: &mut String,
+    (name, help, labels): (&str, &str, &[&str]),
+    series: impl IntoIterator<Item = (V, f64)>,
+) where
+    V: IntoIterator<Item = &'a str>,
+{
+    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (values, value) in series {
+        out.push_str(name);
+        if !labels.is_empty() {
+            out.push('{');
+            for (i, (label, value)) in labels.iter().zip(values).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(label);
+                out.push_str("=\"");
+                escape_value(value, out);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        write_number(value, out);
+        out.push('\n');
     }
 }
 
@@ -150,29 +218,12 @@ impl Gauges {
         let series = self.series();
         let mut keys: Vec<(&Box<str>, &f64)> = series.iter().collect();
         keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
-        let _ = writeln!(out, "# TYPE {} gauge", family.name);
-        for (key, value) in keys {
-            out.push_str(family.name);
-            if !family.labels.is_empty() {
-                out.push('{');
-                for (i, (label, value)) in
-                    family.labels.iter().zip(key.split(SEPARATOR)).enumerate()
-                {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(label);
-                    out.push_str("=\"");
-                    escape_value(value, out);
-                    out.push('"');
-                }
-                out.push('}');
-            }
-            out.push(' ');
-            write_number(*value, out);
-            out.push('\n');
-        }
+        write_family(
+            out,
+            (family.name, family.help, family.labels),
+            keys.into_iter()
+                .map(|(key, value)| (key.split(SEPARATOR), *value)),
+        );
     }
 }
 

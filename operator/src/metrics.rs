@@ -2,13 +2,15 @@
 //! monitor's: each target's last probe result, duration and certificate expiry, and how many
 //! probes the engine runs.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::gauges::{Families, Gauges};
+use crate::gauges::Families;
+use crate::monitor::results::ProbeResults;
 
 /// The controllers' metrics, registered once and shared through the context.
 #[derive(Clone)]
@@ -29,18 +31,13 @@ pub struct Metrics {
 /// The controllers whose reconciles are counted.
 pub const CONTROLLERS: [&str; 3] = ["reseller", "course", "enduser"];
 
-/// Labels of the per-target probe series: never anything secret.
-pub const PROBE_LABELS: [&str; 4] = ["reseller", "enduser", "service", "host"];
-
 /// The monitor's metrics (DESIGN "Monitoring").
 #[derive(Clone)]
 pub struct ProbeMetrics {
-    /// 1 when the target's last probe succeeded, else 0.
-    pub success: Gauges,
-    /// How long the target's last probe took.
-    pub duration: Gauges,
-    /// Seconds until the target's TLS certificate expires (negative once expired).
-    pub tls_cert_expiry: Gauges,
+    /// Each target's last result: whether it succeeded, how long it took, and the time left
+    /// on its TLS certificate (`oem_probe_success`, `oem_probe_duration_seconds`,
+    /// `oem_tls_cert_expiry_seconds`).
+    pub results: ProbeResults,
     /// Probes run, by service and result (`up` or the failure kind): the engine's load.
     pub run: IntCounterVec,
     /// Targets currently scheduled.
@@ -51,23 +48,10 @@ pub struct ProbeMetrics {
 
 impl ProbeMetrics {
     fn register(registry: &Registry, families: &Families) -> prometheus::Result<Self> {
-        let gauge = |name: &'static str, help: &'static str| {
-            families
-                .gauges(name, help, &PROBE_LABELS)
-                .map_err(prometheus::Error::Msg)
-        };
-        let success = gauge(
-            "oem_probe_success",
-            "1 when the last probe of the target succeeded, else 0",
-        )?;
-        let duration = gauge(
-            "oem_probe_duration_seconds",
-            "Duration of the last probe of the target",
-        )?;
-        let tls_cert_expiry = gauge(
-            "oem_tls_cert_expiry_seconds",
-            "Seconds until the target's TLS certificate expires (negative once expired)",
-        )?;
+        let results = ProbeResults::default();
+        families
+            .expose(Arc::new(results.clone()))
+            .map_err(prometheus::Error::Msg)?;
         let run = IntCounterVec::new(
             Opts::new(
                 "oem_probes_total",
@@ -87,9 +71,7 @@ impl ProbeMetrics {
         registry.register(Box::new(targets.clone()))?;
         registry.register(Box::new(status_writes.clone()))?;
         Ok(Self {
-            success,
-            duration,
-            tls_cert_expiry,
+            results,
             run,
             targets,
             status_writes,

@@ -190,16 +190,12 @@ impl Engine {
         if self.schedule.record(&key, outcome.up, now).is_none() {
             return; // no longer monitored
         }
-        let labels = key.labels();
-        self.metrics
-            .success
-            .set(&labels, if outcome.up { 1.0 } else { 0.0 });
-        self.metrics
-            .duration
-            .set(&labels, outcome.duration.as_secs_f64());
-        if let Some(left) = outcome.tls_cert_expiry_seconds(SystemTime::now()) {
-            self.metrics.tls_cert_expiry.set(&labels, left);
-        }
+        self.metrics.results.set(
+            &key,
+            outcome.up,
+            outcome.duration.as_secs_f64(),
+            outcome.tls_cert_expiry_seconds(SystemTime::now()),
+        );
         if !outcome.up {
             tracing::debug!(target = %key.id(), reason = %outcome.reason, "probe failed");
         }
@@ -322,12 +318,7 @@ impl Engine {
                 (key, t.target)
             })
             .collect();
-        for gone in self.targets.keys().filter(|k| !keep.contains_key(*k)) {
-            let labels = gone.labels();
-            self.metrics.success.remove(&labels);
-            self.metrics.duration.remove(&labels);
-            self.metrics.tls_cert_expiry.remove(&labels);
-        }
+        self.metrics.results.retain(|k| keep.contains_key(k));
         let ids: Vec<(Key, String)> = keep.keys().map(|k| (k.clone(), schedule_id(k))).collect();
         self.schedule.sync(
             ids.iter().map(|(k, id)| (k.clone(), id.as_str())),
