@@ -20,4 +20,5 @@ pub mod slim;
 pub mod status;
 pub mod telemetry;
 pub mod usage;
+pub mod versions;
 pub mod view;

@@ -90,7 +90,7 @@ fn boxed(s: Option<&String>) -> Option<Box<str>> {
 }
 
 impl HostingPod {
-    pub fn of(pod: Pod) -> Self {
+    pub fn of(pod: &Pod) -> Self {
         let labels = pod.labels();
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -105,7 +105,7 @@ impl HostingPod {
                 .chain(listed.map(|p| &p.ip)),
         );
         Self {
-            namespace: ResourceExt::namespace(&pod).unwrap_or_default().into(),
+            namespace: ResourceExt::namespace(pod).unwrap_or_default().into(),
             name: pod.name_any().into(),
             reseller: boxed(labels.get(naming::LABEL_RESELLER)),
             enduser: boxed(labels.get(naming::LABEL_ENDUSER)),
@@ -168,7 +168,6 @@ macro_rules! lookup_as {
     };
 }
 
-lookup_as!(HostingPod, Pod);
 lookup_as!(ServiceAddresses, Service);
 
 /// A Service as the monitor reads it: whose namespace it is in and its addresses (cluster
@@ -181,7 +180,7 @@ pub struct ServiceAddresses {
 }
 
 impl ServiceAddresses {
-    pub fn of(service: Service) -> Self {
+    pub fn of(service: &Service) -> Self {
         let spec = service.spec.as_ref();
         let listed = spec
             .and_then(|s| s.cluster_ips.as_ref())
@@ -194,7 +193,7 @@ impl ServiceAddresses {
             .flatten();
         let ips = addresses(listed.chain(single).chain(external));
         Self {
-            namespace: ResourceExt::namespace(&service).unwrap_or_default().into(),
+            namespace: ResourceExt::namespace(service).unwrap_or_default().into(),
             name: service.name_any().into(),
             ips,
         }
@@ -252,7 +251,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            HostingPod::of(p),
+            HostingPod::of(&p),
             HostingPod {
                 namespace: "h-a".into(),
                 name: "web-0".into(),
@@ -269,7 +268,7 @@ mod tests {
             "metadata": {"name": "db-0", "namespace": "h-a"}, "spec": {"containers": []}
         }))
         .unwrap();
-        let pending = HostingPod::of(pending);
+        let pending = HostingPod::of(&pending);
         assert!(!pending.not_ready, "no Ready condition yet");
         assert!(pending.ips.is_empty() && pending.node.is_none() && pending.port.is_none());
     }
@@ -325,7 +324,7 @@ mod tests {
         .unwrap();
         let ips = ["10.96.0.9", "fd00::9", "192.0.2.1"].map(|ip| ip.parse().unwrap());
         assert_eq!(
-            ServiceAddresses::of(svc),
+            ServiceAddresses::of(&svc),
             ServiceAddresses {
                 namespace: "h-a".into(),
                 name: "mail".into(),
@@ -336,6 +335,6 @@ mod tests {
             "metadata": {"name": "db", "namespace": "h-a"}, "spec": {"clusterIP": "None"}
         }))
         .unwrap();
-        assert!(ServiceAddresses::of(headless).ips.is_empty());
+        assert!(ServiceAddresses::of(&headless).ips.is_empty());
     }
 }

@@ -78,7 +78,7 @@ impl World {
             maintenances,
             cluster_maintenances,
             windows,
-            pods: View::all(&view.pods).into_iter().fold(
+            pods: view.pods.values().into_iter().fold(
                 HashMap::new(),
                 |mut by_namespace: HashMap<String, Vec<Arc<HostingPod>>>, pod| {
                     by_namespace
@@ -350,7 +350,7 @@ mod tests {
             by_namespace
                 .entry(p.namespace().unwrap())
                 .or_default()
-                .push(Arc::new(HostingPod::of(p)));
+                .push(Arc::new(HostingPod::of(&p)));
         }
         World {
             resellers: HashMap::new(),

@@ -278,7 +278,7 @@ mod tests {
     fn a_pod_without_a_true_ready_condition_is_not_ready() {
         let pod = |status: &str| {
             HostingPod::of(
-                serde_json::from_value(json!({"metadata": {"name": "web-0"},
+                &serde_json::from_value(json!({"metadata": {"name": "web-0"},
                     "status": {"conditions": [{"type": "Ready", "status": status}]}}))
                 .unwrap(),
             )

@@ -37,11 +37,11 @@ use serde::de::DeserializeOwned;
 use super::namespaces::NamespaceEntry;
 use super::quotas::QuotaEntry;
 use super::sets::SetEntry;
-use super::versions::{self, Feeder, Keep, Versions, versions};
 use crate::apply::Applier;
 use crate::hosting::TLS_SECRET;
 use crate::hosting::certificate::Certificate;
 use crate::hosting::dkim::ANNOTATION_PUBLIC_KEY;
+use crate::versions::{self, Feeder, Keep, Versions, versions};
 use crate::view::{self, Feed, SpecChanges, View};
 use crate::{naming, slim};
 

@@ -12,12 +12,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::cache::Caches;
-use super::versions::CLUSTER;
 use crate::apply::{Live, LiveStore, fingerprint};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::hosting::HostingPlan;
 use crate::naming;
+use crate::versions::CLUSTER;
 use oem_crds::quantity;
 
 /// A StatefulSet's volume claim templates cannot change once created: existing sets keep
@@ -301,7 +301,7 @@ mod tests {
         let plan = business_plan();
         let with = |namespace: Option<Value>| {
             let mut caches = detached(Vec::new());
-            let (store, feeder) = crate::controllers::versions::store(NamespaceEntry::of);
+            let (store, feeder) = crate::versions::store(NamespaceEntry::of);
             if let Some(namespace) = namespace {
                 let namespace = serde_json::from_value(namespace).unwrap();
                 feeder.apply(&kube::runtime::watcher::Event::Apply(namespace));

@@ -16,7 +16,6 @@ mod quotas;
 pub mod reseller;
 mod secrets;
 mod sets;
-mod versions;
 
 use std::sync::Arc;
 

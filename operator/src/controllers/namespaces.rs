@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 
-use super::versions::Kept;
 use crate::slim::READ_LABELS;
+use crate::versions::Kept;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceEntry {

@@ -6,9 +6,9 @@
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::ResourceExt;
 
-use super::versions::Kept;
 use crate::apply::ContentVersion;
 use crate::naming;
+use crate::versions::Kept;
 
 /// The annotation on an end user's ResourceQuota recording what was granted, e.g.
 /// `cpu=1,memory=2Gi,storage=10Gi`.

@@ -7,9 +7,9 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
-use super::versions::Kept;
 use crate::apply::ContentVersion;
 use crate::error::{Error, Result};
+use crate::versions::Kept;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetEntry {

@@ -261,9 +261,9 @@ impl Engine {
         use crate::view::View;
         let endusers = View::all(&self.view.endusers);
         let courses = View::all(&self.view.courses);
-        let pods = View::all(&self.view.pods);
+        let pods = self.view.pods.values();
         let nodes = View::all(&self.view.nodes);
-        let services = View::all(&self.view.services);
+        let services = self.view.services.values();
         let api_server = View::all(&self.view.api_server).into_iter().next();
         // Named endpoints are checked against these from now on (before the targets change,
         // so a new end user's first probes already are).

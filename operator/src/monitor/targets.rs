@@ -484,7 +484,7 @@ mod tests {
                 "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}))
             .unwrap()
         };
-        let targets = host_targets(&[HostingPod::of(pod)], &[node("n1"), node("idle")], 10250);
+        let targets = host_targets(&[HostingPod::of(&pod)], &[node("n1"), node("idle")], 10250);
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].target.host, "127.100.0.5");
         assert_eq!(targets[0].target.port, Some(8080));
@@ -497,7 +497,7 @@ mod tests {
     fn service_and_pod_addresses_belong_to_their_namespace() {
         let svc = |ns: &str, ip: &str| {
             ServiceAddresses::of(
-                serde_json::from_value(json!({"metadata": {"name": "db", "namespace": ns},
+                &serde_json::from_value(json!({"metadata": {"name": "db", "namespace": ns},
                     "spec": {"clusterIP": ip, "clusterIPs": [ip]}}))
                 .unwrap(),
             )
@@ -510,7 +510,7 @@ mod tests {
         let headless = svc("h-acme-bob-y", "None");
         let owners = address_owners(
             &[svc("h-acme-bob-y", "10.96.7.7"), headless],
-            &[HostingPod::of(pod)],
+            &[HostingPod::of(&pod)],
             Some(&svc("default", "10.96.0.1")),
         );
         assert_eq!(owners.len(), 3);

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::slim::HostingPod;
 use serde::Deserialize;
 
 use super::UsageError;
@@ -149,7 +148,7 @@ async fn get(client: &kube::Client, path: &str) -> Result<String, UsageError> {
 pub async fn snapshot(
     client: &kube::Client,
     kubelet_stats: bool,
-    pods: &kube::runtime::reflector::Store<HostingPod>,
+    pods: &crate::view::Pods,
     time_zones: &BTreeSet<String>,
 ) -> Snapshot {
     let memory = match get(client, "/apis/metrics.k8s.io/v1beta1/pods").await {
@@ -206,8 +205,8 @@ pub async fn snapshot(
 }
 
 /// The nodes the operator's hosting pods run on.
-fn hosting_nodes(pods: &kube::runtime::reflector::Store<HostingPod>) -> BTreeSet<String> {
-    pods.state()
+fn hosting_nodes(pods: &crate::view::Pods) -> BTreeSet<String> {
+    pods.values()
         .iter()
         .filter_map(|p| p.node.as_deref().map(str::to_owned))
         .collect()

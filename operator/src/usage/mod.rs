@@ -63,7 +63,7 @@ enum Source {
         client: kube::Client,
         kubelet_stats: bool,
         /// The hosting pods, for the nodes whose kubelets are asked.
-        pods: kube::runtime::reflector::Store<crate::slim::HostingPod>,
+        pods: crate::view::Pods,
     },
 }
 

@@ -286,6 +286,15 @@ impl<K, V: Clone> Versions<K, V> {
         }
     }
 
+    /// Every entry, by namespace and name.
+    pub fn values(&self) -> Vec<V> {
+        let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
+        let namespaces = content.current.iter();
+        namespaces
+            .flat_map(|(_, names)| names.iter().map(|(_, entry)| entry.clone()))
+            .collect()
+    }
+
     /// One child's entry.
     pub fn get(&self, namespace: &str, name: &str) -> Option<V> {
         let content = self.content.read().unwrap_or_else(PoisonError::into_inner);
