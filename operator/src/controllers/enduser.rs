@@ -125,14 +125,14 @@ async fn reconcile(enduser: Arc<EndUser>, context: Arc<EndUserContext>) -> Resul
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = enduser.namespace().unwrap_or_default();
     let api: Api<EndUser> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, enduser, |event| async {
+    let outcome = finalizer(&api, FINALIZER, enduser, |event| async {
         match event {
             Finalize::Apply(enduser) => apply(&enduser, ctx, caches, &context.end_users).await,
             Finalize::Cleanup(enduser) => cleanup(&enduser, ctx, caches).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .await;
+    super::finalized(outcome)
 }
 
 fn error_policy(enduser: Arc<EndUser>, error: &Error, context: Arc<EndUserContext>) -> Action {

@@ -33,6 +33,24 @@ use crate::context::Context;
 /// counting (each new change within it waits again).
 pub const COUNT_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A finalizer's outcome as a reconcile's. The object gone when its finalizer was to be
+/// removed (a second reconcile, woken by an event of the object in deletion, removed it first)
+/// is what the removal was for, not a failure to retry and log.
+fn finalized(
+    outcome: std::result::Result<
+        kube::runtime::controller::Action,
+        kube::runtime::finalizer::Error<crate::error::Error>,
+    >,
+) -> crate::error::Result<kube::runtime::controller::Action> {
+    use kube::runtime::finalizer::Error as Finalizer;
+    match outcome {
+        Err(Finalizer::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
+            Ok(kube::runtime::controller::Action::await_change())
+        }
+        outcome => outcome.map_err(|e| crate::error::Error::Finalizer(Box::new(e))),
+    }
+}
+
 /// Adds every controller (the orphan sweep runs within the EndUser controller's part), the
 /// monitor, the usage reporter and the alert controller (fed by `inbox` in Alertmanager mode)
 /// to the operator's parts: each runs until the supervisor's stop, and one ending before it
@@ -141,6 +159,20 @@ pub fn admin_subjects(reseller: &Reseller) -> Vec<Subject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_gone_before_its_finalizer_was_removed_is_finalized_not_failed() {
+        use kube::runtime::finalizer::Error as Finalizer;
+        let removal = |code: u16| {
+            Finalizer::RemoveFinalizer(kube::Error::Api(Box::new(
+                kube::core::Status::failure("gone", "NotFound").with_code(code),
+            )))
+        };
+        assert!(finalized(Err(removal(404))).is_ok());
+        let conflict = finalized(Err(removal(409))).unwrap_err();
+        assert_eq!(conflict.reason(), "FinalizerError");
+        assert!(finalized(Ok(kube::runtime::controller::Action::await_change())).is_ok());
+    }
 
     #[test]
     fn system_identities_are_never_bound_as_reseller_admins() {

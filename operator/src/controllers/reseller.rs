@@ -78,7 +78,7 @@ async fn reconcile(reseller: Arc<Reseller>, context: Arc<ResellerContext>) -> Re
     let ctx = &context.ctx;
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let api: Api<Reseller> = Api::all(ctx.client.clone());
-    finalizer(&api, FINALIZER, reseller, |event| async {
+    let outcome = finalizer(&api, FINALIZER, reseller, |event| async {
         match event {
             Finalize::Apply(reseller) => {
                 apply(&reseller, ctx, &context.view, &context.applier).await
@@ -86,8 +86,8 @@ async fn reconcile(reseller: Arc<Reseller>, context: Arc<ResellerContext>) -> Re
             Finalize::Cleanup(reseller) => cleanup(&reseller, ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .await;
+    super::finalized(outcome)
 }
 
 fn error_policy(reseller: Arc<Reseller>, error: &Error, context: Arc<ResellerContext>) -> Action {
