@@ -218,21 +218,32 @@ where
     let stop = supervisor.stop();
     supervisor.add(name, async move {
         let events = watcher(api, watch_managed()).default_backoff();
-        let stream = events.for_each(|event| {
-            match event {
-                Ok(event) => feeder.apply(&event),
-                Err(error) => {
-                    tracing::debug!(%error, part = name, "watch error; retrying");
-                }
-            }
-            std::future::ready(())
-        });
-        tokio::select! {
-            _ = stream => Err("the watch ended".to_owned()),
-            _ = stop.requested() => Ok(()),
-        }
+        follow(name, events, |event| feeder.apply(&event), stop).await
     });
     store
+}
+
+/// Takes each event of a watch until the stop; an error is logged and the watch retried (it
+/// backs off), while the watch ending is the part's failure.
+async fn follow<E>(
+    name: &'static str,
+    events: impl Stream<Item = Result<E, watcher::Error>>,
+    mut take: impl FnMut(E),
+    stop: Stop,
+) -> Result<(), String> {
+    let stream = events.for_each(|event| {
+        match event {
+            Ok(event) => take(event),
+            Err(error) => {
+                tracing::debug!(%error, part = name, "watch error; retrying");
+            }
+        }
+        std::future::ready(())
+    });
+    tokio::select! {
+        _ = stream => Err("the watch ended".to_owned()),
+        _ = stop.requested() => Ok(()),
+    }
 }
 
 /// Like [`watch`], and feeds every change to `N` consumers; returns the store and their
@@ -316,19 +327,9 @@ where
         let events = watcher(api, config)
             .default_backoff()
             .map_ok(move |event| kept(event, keep));
-        let stream = reflector::reflector(writer, events).for_each(|event| {
-            match event {
-                Ok(event) => fed(event, &store).into_iter().for_each(&feed),
-                Err(error) => {
-                    tracing::debug!(%error, part = name, "watch error; retrying");
-                }
-            }
-            std::future::ready(())
-        });
-        tokio::select! {
-            _ = stream => Err("the watch ended".to_owned()),
-            _ = stop.requested() => Ok(()),
-        }
+        let events = reflector::reflector(writer, events);
+        let take = |event| fed(event, &store).into_iter().for_each(&feed);
+        follow(name, events, take, stop).await
     });
     reader
 }
