@@ -1,7 +1,7 @@
 //! Monitoring of hosts and end-user services (SPEC §6, DESIGN "Monitoring"): the protocol
 //! probes live in `probes/`, one module per protocol; `targets` says what is probed,
-//! `scheduler` when, `results` what each found last (its metrics), `health` what is written to `EndUser.status.services`, and `engine` runs
-//! it all against the cluster.
+//! `scheduler` when, `results` what each found last (its metrics), `health` what is written
+//! to `EndUser.status.services`, and `engine` runs it all against the cluster.
 
 pub mod config;
 pub mod engine;
