@@ -1,11 +1,10 @@
 //! One view of the cluster. Each kind is watched once, started when this replica begins to
 //! lead: a reflector (managed fields dropped), or for the hosting pods and Services, what the
 //! loops read of each kept by namespace and name (`versions.rs`). The Reseller, Course and
-//! EndUser controllers are
-//! driven by the view's shared streams of their kinds (and of the end users they count), and
-//! the monitor, the usage reporter and the alert controller read its stores; none of them
-//! LISTs on a timer, so their API reads do not grow with the number of end users or
-//! incidents.
+//! EndUser controllers are driven by the view's shared streams of their kinds (and of the end
+//! users they count), and the monitor, the usage reporter and the alert controller read its
+//! stores; none of them LISTs on a timer, so their API reads do not grow with the number of
+//! end users or incidents.
 //!
 //! Watched: Resellers, Courses, EndUsers, Incidents, Maintenances, ClusterMaintenances, the
 //! operator's hosting pods, managed Services, Nodes, and the `default/kubernetes` Service. The
