@@ -39,16 +39,26 @@ pub trait Exposed: Send + Sync {
 /// Every family to write at a scrape. Cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct Families {
-    all: Arc<Mutex<Vec<Gauges>>>,
-    exposed: Arc<Mutex<Vec<Arc<dyn Exposed>>>>,
+    all: Arc<Mutex<Registered>>,
+}
+
+/// The families registered: one lock, so a name is checked and taken in one step.
+#[derive(Clone, Default)]
+struct Registered {
+    gauges: Vec<Gauges>,
+    exposed: Vec<Arc<dyn Exposed>>,
+}
+
+impl Registered {
+    fn taken(&self, name: &str) -> bool {
+        self.gauges.iter().any(|g| g.family.name == name)
+            || self.exposed.iter().any(|e| e.names().contains(&name))
+    }
 }
 
 impl Families {
-    fn taken(&self, name: &str) -> bool {
-        let gauges = self.all.lock().unwrap_or_else(PoisonError::into_inner);
-        let exposed = self.exposed.lock().unwrap_or_else(PoisonError::into_inner);
-        gauges.iter().any(|g| g.family.name == name)
-            || exposed.iter().any(|e| e.names().contains(&name))
+    fn registered(&self) -> std::sync::MutexGuard<'_, Registered> {
+        self.all.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new family, written with the others from now on; a name taken twice is refused, as
@@ -59,7 +69,8 @@ impl Families {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Result<Gauges, String> {
-        if self.taken(name) {
+        let mut registered = self.registered();
+        if registered.taken(name) {
             return Err(format!("gauge family {name} is registered twice"));
         }
         let gauges = Gauges {
@@ -70,38 +81,31 @@ impl Families {
                 series: Mutex::default(),
             }),
         };
-        let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
-        all.push(gauges.clone());
+        registered.gauges.push(gauges.clone());
         Ok(gauges)
     }
 
     /// Writes `part`'s families with the others from now on; a name taken twice is refused.
     pub fn expose(&self, part: Arc<dyn Exposed>) -> Result<(), String> {
-        if let Some(name) = part.names().iter().find(|n| self.taken(n)) {
+        let mut registered = self.registered();
+        if let Some(name) = part.names().iter().find(|n| registered.taken(n)) {
             return Err(format!("gauge family {name} is registered twice"));
         }
-        let mut exposed = self.exposed.lock().unwrap_or_else(PoisonError::into_inner);
-        exposed.push(part);
+        registered.exposed.push(part);
         Ok(())
     }
 
     /// Appends every family, the gauges by name, then the exposed parts', in the text
     /// exposition format.
     pub fn write_text(&self, out: &mut String) {
-        let mut all = self
-            .all
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        all.sort_by_key(|g| g.family.name);
-        for gauges in all {
-            gauges.write_text(out);
+        let Registered {
+            mut gauges,
+            exposed,
+        } = self.registered().clone();
+        gauges.sort_by_key(|g| g.family.name);
+        for family in gauges {
+            family.write_text(out);
         }
-        let exposed = self
-            .exposed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         for part in exposed {
             part.write_text(out);
         }
