@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::compact::{self, hash_of};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::naming;
@@ -199,12 +200,6 @@ struct Record {
     state: u64,
 }
 
-fn hash_of(value: impl Hash) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// What a record says was verified: the version and the wanted state, together.
 fn state(resource_version: &str, wanted: u64) -> u64 {
     hash_of((resource_version, wanted))
@@ -269,13 +264,10 @@ impl Applier {
         match (resource_version, position(records, (kind, name))) {
             (Some(rv), Ok(at)) => records[at].state = state(&rv, wanted),
             (Some(rv), Err(at)) => {
-                // Grown by an eighth: a hosting namespace's score of records, or a reseller
-                // namespace's one per end user, without a doubled vector's empty half.
-                if records.len() == records.capacity() {
-                    records.reserve_exact(records.len() / 8 + 1);
-                }
+                // A hosting namespace's score of records, or a reseller namespace's one per
+                // end user, without a doubled vector's empty half.
                 let state = state(&rv, wanted);
-                records.insert(at, Record { kind, name, state });
+                compact::insert_growing(records, at, Record { kind, name, state });
             }
             (None, Ok(at)) => {
                 records.remove(at);

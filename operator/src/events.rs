@@ -8,7 +8,6 @@
 //! 6.9 MB. Old events are forgotten at each publish, and at most [`KEPT`] are remembered.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use jiff::Timestamp;
@@ -17,6 +16,8 @@ use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+
+use crate::compact;
 
 /// How long an event is remembered to count a repeat as a series of it (kube's and
 /// client-go's six minutes).
@@ -65,11 +66,11 @@ pub struct Said<'a> {
 
 impl Said<'_> {
     fn key(&self) -> u64 {
-        let mut hasher = DefaultHasher::new();
         let r = self.regarding;
-        (&r.api_version, &r.kind, &r.namespace, &r.name, &r.uid).hash(&mut hasher);
-        (self.warning, self.reason, self.action, &self.note).hash(&mut hasher);
-        hasher.finish()
+        compact::hash_of((
+            (&r.api_version, &r.kind, &r.namespace, &r.name, &r.uid),
+            (self.warning, self.reason, self.action, &self.note),
+        ))
     }
 
     fn namespace(&self) -> String {

@@ -3,6 +3,7 @@
 pub mod alerting;
 pub mod apply;
 pub mod clock;
+pub mod compact;
 pub mod config;
 pub mod context;
 pub mod controllers;

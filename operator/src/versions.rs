@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 use crate::apply::{Live, LiveStore};
+use crate::compact;
 
 /// What a store keeps of each object of kind `K`: at least the version that says whether it
 /// changed.
@@ -101,10 +102,7 @@ impl<V> Sorted<V> {
     }
 
     fn insert_at(&mut self, at: usize, name: &str, value: V) -> &mut V {
-        if self.0.len() == self.0.capacity() {
-            self.0.reserve_exact(self.0.len() / 8 + 1);
-        }
-        self.0.insert(at, (name.into(), value));
+        compact::insert_growing(&mut self.0, at, (name.into(), value));
         &mut self.0[at].1
     }
 

@@ -28,6 +28,7 @@ use oem_supervisor::{Stop, Supervisor};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use crate::compact;
 use crate::naming;
 use crate::slim::{self, HostingPod, ServiceAddresses};
 use crate::versions::{self, Versions};
@@ -114,12 +115,8 @@ pub struct SpecChanges {
 
 impl SpecChanges {
     fn changed<K: Resource>(&self, object: &K, milestone: bool, deleted: bool) -> bool {
-        let key = {
-            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            let meta = object.meta();
-            BuildHasherDefault::<DefaultHasher>::default()
-                .hash_one((meta.namespace.as_deref(), meta.name.as_deref()))
-        };
+        let meta = object.meta();
+        let key = compact::hash_of((meta.namespace.as_deref(), meta.name.as_deref()));
         let Ok(mut seen) = self.seen.lock() else {
             return true;
         };
