@@ -15,7 +15,7 @@ else
   # No namespace to enter (never made, or its holder is gone): stop by PID what is recorded.
   bash "$repo/e2e/cluster/cluster.sh" down
 fi
-if [ -n "$holder" ] && tr '\0' '\n' < "/proc/$holder/environ" 2>/dev/null | grep -qxF "OEM_UP_HOLDER=$dir"; then
+if [ -n "$holder" ] && environ_has "$holder" "OEM_UP_HOLDER=$dir"; then
   kill -TERM "$holder" 2>/dev/null || true
   for _ in $(seq 1 20); do running "$holder" || break; sleep 0.1; done
   echo "namespace holder stopped (pid $holder)" >&2

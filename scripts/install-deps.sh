@@ -10,9 +10,9 @@ for pair in openssl:openssl curl:curl ip:iproute2 unshare:util-linux flock:util-
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # The real node's test image is busybox-static's one binary (e2e/tests/real_node.rs).
-dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need+=(busybox-static)
+[[ $(dpkg-query -W -f '${Status}' busybox-static 2>/dev/null) == 'install ok installed' ]] || need+=(busybox-static)
 # The panel's browser test renders Japanese pages (e2e/tests/panel_browser.rs screenshots).
-dpkg-query -W -f '${Status}' fonts-noto-cjk 2>/dev/null | grep -q 'install ok installed' || need+=(fonts-noto-cjk)
+[[ $(dpkg-query -W -f '${Status}' fonts-noto-cjk 2>/dev/null) == 'install ok installed' ]] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

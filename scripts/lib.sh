@@ -27,13 +27,19 @@ running() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
+# Does PID $1's environment hold the line $2? Read whole first: under pipefail, `tr ... |
+# grep -q` fails now and then when grep exits before tr has written everything (SIGPIPE).
+environ_has() {
+  grep -qxF -- "$2" <<<"$(tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null)"
+}
+
 # Stops component $name of the cluster in $dir (TERM, then KILL after 5 s) if it still runs
 # and is ours (its environment names the folder, as start_process sets it).
 stop_process() {
   local name=$1 dir=$2 pid
   [ -f "$dir/pids/$name.pid" ] || return 0
   pid=$(cat "$dir/pids/$name.pid")
-  if [ -n "$pid" ] && tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "OEM_CLUSTER_DIR=$dir"; then
+  if [ -n "$pid" ] && environ_has "$pid" "OEM_CLUSTER_DIR=$dir"; then
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 20); do running "$pid" || break; sleep 0.25; done
     if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -45,7 +51,7 @@ stop_process() {
 process_alive() {
   local pid
   pid=$(cat "$2/pids/$1.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "OEM_CLUSTER_DIR=$2"
+  [ -n "$pid" ] && environ_has "$pid" "OEM_CLUSTER_DIR=$2"
 }
 
 # `make up` runs everything in a named network namespace (`ip netns add`, loopback only) and
@@ -61,7 +67,7 @@ holder_alive() {
   local pid
   pid=$(cat "$(holder_pidfile)" 2>/dev/null) || return 1
   [ -n "$pid" ] && [ -e "/run/netns/$up_netns" ] || return 1
-  tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "OEM_UP_HOLDER=$OEM_CLUSTER_DIR" || return 1
+  environ_has "$pid" "OEM_UP_HOLDER=$OEM_CLUSTER_DIR" || return 1
   [ "$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null)" = "$(stat -L -c %i "/run/netns/$up_netns")" ]
 }
 

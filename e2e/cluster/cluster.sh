@@ -51,7 +51,16 @@ alive() { # is the process recorded for component $1 still ours and running?
   pid=$(cat "$pidfile")
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
   # A recycled PID is not ours: our processes name the state folder in arguments or environment.
-  cat "/proc/$pid/cmdline" "/proc/$pid/environ" 2>/dev/null | tr '\0' '\n' | grep -qF -- "$DIR"
+  names "$pid" cmdline "$DIR" || names "$pid" environ "$DIR"
+}
+
+# Does /proc/$1/$2 (a command line or environment) contain the text $3? Read whole first:
+# under pipefail, `tr ... | grep -q` fails now and then when grep exits before tr has written
+# everything (SIGPIPE), and a running apiserver once counted as stopped that way.
+names() {
+  local text
+  text=$(tr '\0' '\n' < "/proc/$1/$2" 2>/dev/null) || return 1
+  [[ $text == *"$3"* ]]
 }
 
 running() { # is PID $1 a process that has not exited? (an exited one waits, a zombie, until
@@ -67,8 +76,16 @@ stop_pid() { # $1 component; TERM, then KILL after 10 s
   pid=$(cat "$DIR/pids/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 40); do running "$pid" || break; sleep 0.25; done
-  if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  if running "$pid"; then kill_now "$pid"; fi
   log "$name stopped (pid $pid)"
+}
+
+# KILLs PID $1 and waits (at most 10 s) until it has exited, so its ports are free for the
+# process started next.
+kill_now() {
+  kill -KILL "$1" 2>/dev/null || true
+  for _ in $(seq 1 40); do running "$1" || return 0; sleep 0.25; done
+  log "warning: pid $1 still runs 10 s after SIGKILL"
 }
 
 api_ready() {
@@ -93,8 +110,8 @@ stray() { # $1 component name (the binary's)
   for pid in $(pgrep -f -- "$DIR/" 2>/dev/null); do
     [ "$(cat "$DIR/pids/$1.pid" 2>/dev/null)" = "$pid" ] && continue
     if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")" = "$1" ]; then
+      kill_now "$pid"
       log "$1: a stray process of this folder (pid $pid) stopped"
-      kill -KILL "$pid" 2>/dev/null || true
     fi
   done
 }
@@ -246,7 +263,7 @@ up() {
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "oem-local=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" \
     --unsafe-no-fsync --quota-backend-bytes 4294967296 --log-level warn
-  wait_for etcd 30 curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
+  wait_for etcd 30 curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 
   local p=$DIR/pki
   # Audit only what the operator and webhooks do, so tests can count their writes by user.

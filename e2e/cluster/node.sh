@@ -426,7 +426,7 @@ node_pids() {
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
     [ "$pid" = $$ ] && continue
-    { tr '\0' '\n' < "$d/cmdline"; } 2>/dev/null | grep -qF -- "$ND/" && echo "$pid"
+    names "$pid" cmdline "$ND/" && echo "$pid"
   done
   return 0
 }
