@@ -1,8 +1,9 @@
 # Shared by the scripts: where things are, and how to run a process we can stop by PID.
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OEM_CACHE=${OEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/oem-hosting}
-# Cargo's build folder is the clone's own: one folder shared by several checkouts lets a build
-# of one overwrite the binaries another's tests run (target/debug/<binary> has one name).
+# Cargo's build folder is the clone's own unless CARGO_TARGET_DIR names one (CI's, outside the
+# clone: .ci/run): one folder shared by checkouts used at once lets a build of one overwrite
+# the binaries another's tests run (target/debug/<binary> has one name).
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 target_dir=$CARGO_TARGET_DIR
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
