@@ -31,7 +31,7 @@ running() {
 # Does PID $1's environment hold the line $2? Read whole first: under pipefail, `tr ... |
 # grep -q` fails now and then when grep exits before tr has written everything (SIGPIPE).
 environ_has() {
-  grep -qxF -- "$2" <<<"$(tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null)"
+  grep -qxF -- "$2" <<<"$(tr '\0' '\n' 2>/dev/null < "/proc/$1/environ")"
 }
 
 # Stops component $name of the cluster in $dir (TERM, then KILL after 5 s) if it still runs

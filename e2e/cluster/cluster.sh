@@ -59,7 +59,7 @@ alive() { # is the process recorded for component $1 still ours and running?
 # everything (SIGPIPE), and a running apiserver once counted as stopped that way.
 names() {
   local text
-  text=$(tr '\0' '\n' < "/proc/$1/$2" 2>/dev/null) || return 1
+  text=$(tr '\0' '\n' 2>/dev/null < "/proc/$1/$2") || return 1
   [[ $text == *"$3"* ]]
 }
 
@@ -105,10 +105,11 @@ wait_for() { # $1 what, $2 seconds, rest: command that succeeds when ready
 # Kills what of this state folder still runs without a PID file (a process that outlived an
 # earlier `down`, or whose file was lost): it would hold its port, and clients would talk to it
 # instead of the new one.
-stray() { # $1 component name (the binary's)
+# `down` passes "all": what still runs after stop_pid is stray too, recorded or not.
+stray() { # $1 component name (the binary's), $2 "all" or nothing
   local pid
   for pid in $(pgrep -f -- "$DIR/" 2>/dev/null); do
-    [ "$(cat "$DIR/pids/$1.pid" 2>/dev/null)" = "$pid" ] && continue
+    [ "${2:-}" != all ] && [ "$(cat "$DIR/pids/$1.pid" 2>/dev/null)" = "$pid" ] && continue
     if [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)")" = "$1" ]; then
       kill_now "$pid"
       log "$1: a stray process of this folder (pid $pid) stopped"
@@ -345,7 +346,7 @@ down() {
   node_down
   # ...then the control plane in reverse start order: clients, API server, etcd.
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_pid "${COMPONENTS[$i]}"; done
-  for name in "${COMPONENTS[@]}"; do stray "$name"; done
+  for name in "${COMPONENTS[@]}"; do stray "$name" all; done
   rm -rf "$DIR"
   log "removed $DIR"
 }
