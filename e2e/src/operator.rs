@@ -63,7 +63,7 @@ fn heaptrack(command: &mut Command, dir: &Path, suffix: &str) -> anyhow::Result<
 }
 
 /// The value of the sample of `name` whose labels include all of `labels`, in a Prometheus
-/// text exposition (an operator's `/metrics`).
+/// text exposition (an operator's `/metrics`, a mail pod's exporter).
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))

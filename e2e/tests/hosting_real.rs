@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use oem_crds::EndUser;
 use oem_e2e::cluster::DownOnDrop;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions, real_node_config};
+use oem_e2e::operator::{Operator, OperatorOptions, real_node_config, sample};
 use oem_e2e::panel::{Panel, PanelClient};
 use oem_e2e::real_hosting::{
     Served, active_on_the_real_node, cluster_ip, curl, import_images, pods_report, retrying,
@@ -439,15 +439,9 @@ async fn mail_round_trip(client: &Client, enduser: &EndUser) -> anyhow::Result<(
     );
     let (status, metrics) = http_get(&format!("http://{ip}:9154/metrics")).await?;
     ensure!(status == 200, "mail metrics answered {status}");
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
     ensure!(
-        value("oem_mail_sent_total") == Some(1.0) && value("oem_mail_refused_total") == Some(1.0),
+        sample(&metrics, "oem_mail_sent_total", &[]) == Some(1.0)
+            && sample(&metrics, "oem_mail_refused_total", &[]) == Some(1.0),
         "mail metrics: {metrics}"
     );
     eprintln!("hourly limit: 1 sent, 1 refused with 451, both counted by the mail service");

@@ -23,7 +23,7 @@ use monitoring_real_support as support;
 use oem_crds::policy::project_image;
 use oem_e2e::cluster::DownOnDrop;
 use oem_e2e::hosting::{self, apply_course, apply_enduser};
-use oem_e2e::operator::{Operator, OperatorOptions};
+use oem_e2e::operator::{Operator, OperatorOptions, sample};
 use oem_e2e::prometheus::{SmtpSink, SmtpSinkOptions};
 use oem_e2e::{Cluster, wait};
 use serde_json::{Value, json};
@@ -215,10 +215,10 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
             // And every service of `full` passing at this scrape: one probe timing out on a
             // busy machine is retried, not taken for the state.
             let services_up = FULL.iter().all(|service| {
-                support::metric(
+                sample(
                     &m,
                     "oem_probe_success",
-                    &["enduser=\"full\"", &format!("service=\"{service}\"")],
+                    &[("enduser", "full"), ("service", service)],
                 ) == Some(1.0)
             });
             if pods >= 4
@@ -234,10 +234,10 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
     )
     .await?;
     for service in FULL {
-        let value = support::metric(
+        let value = sample(
             &metrics,
             "oem_probe_success",
-            &["enduser=\"full\"", &format!("service=\"{service}\"")],
+            &[("enduser", "full"), ("service", service)],
         );
         ensure!(
             value == Some(1.0),
@@ -245,10 +245,10 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
         );
     }
     ensure!(
-        support::metric(
+        sample(
             &metrics,
             "oem_tls_cert_expiry_seconds",
-            &["enduser=\"full\"", "service=\"imaps\""]
+            &[("enduser", "full"), ("service", "imaps")]
         )
         .is_some_and(|left| left > 0.0),
         "the provider's certificate's expiry is exported"
@@ -503,10 +503,10 @@ async fn real_pods_are_probed_restarted_recreated_and_a_broken_end_user_is_alert
     );
     let metrics = bench.operator.metrics().await?;
     ensure!(
-        support::metric(
+        sample(
             &metrics,
             "oem_probe_success",
-            &["enduser=\"broken\"", "service=\"http\""]
+            &[("enduser", "broken"), ("service", "http")]
         ) == Some(0.0),
         "the broken end user's http is exported as failing"
     );

@@ -147,17 +147,6 @@ pub fn field(v: &Value, path: &[&str]) -> String {
     at.as_str().unwrap_or_default().to_owned()
 }
 
-/// The value of the first metric line starting with `name{` and holding every label of
-/// `labels` (`key="value"`).
-pub fn metric(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// The process IDs (in this PID namespace) of the processes named `comm` in the running
 /// container `container` of pod `ns/pod`, found through the node's CRI: its init process and
 /// every descendant.
