@@ -74,11 +74,14 @@ pub fn bind_secrets(cluster: &Cluster, namespace: &str) -> anyhow::Result<()> {
 /// it (Courses, EndUsers) and Resellers carrying it.
 pub const SCOPE_LABEL: &str = "e2e.oem.dev/webhooks";
 
-/// A running webhook server.
+/// A running webhook server. Its PID is recorded in the cluster's `pids/` folder, so that
+/// `cluster.sh down` stops it too when its guard is never dropped (a test fixture held in a
+/// `static`, which lives until the process exits).
 pub struct WebhookServer {
     child: Option<Child>,
     pub port: u16,
     log_file: PathBuf,
+    pid_file: PathBuf,
 }
 
 impl WebhookServer {
@@ -94,6 +97,10 @@ impl WebhookServer {
             );
         }
         let port = configs.port;
+        let pid_file = cluster
+            .state_dir
+            .join(format!("pids/webhooks-{}.pid", configs.name));
+        crate::operator::stop_recorded_program(&pid_file, "oem-webhooks");
         let log_file = cluster
             .state_dir
             .join(format!("logs/webhooks-{}.log", configs.name));
@@ -110,10 +117,13 @@ impl WebhookServer {
             .stderr(log)
             .spawn()
             .context("starting oem-webhooks")?;
+        std::fs::write(&pid_file, child.id().to_string())
+            .with_context(|| format!("writing {}", pid_file.display()))?;
         Ok(Self {
             child: Some(child),
             port,
             log_file,
+            pid_file,
         })
     }
 
@@ -134,7 +144,9 @@ impl WebhookServer {
             .child
             .take()
             .context("the server was stopped already")?;
-        crate::process::terminate(&mut child, limit)
+        let ended = crate::process::terminate(&mut child, limit);
+        let _ = std::fs::remove_file(&self.pid_file);
+        ended
     }
 
     /// Stops the server (SIGKILL, as a crash would).
@@ -142,6 +154,7 @@ impl WebhookServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_file(&self.pid_file);
         }
     }
 }
