@@ -431,6 +431,12 @@ node_pids() {
   return 0
 }
 
+# The IDs of the sandboxes and containers this node's containerd logged making.
+logged_ids() {
+  grep -oE '(sandbox|container) id [\\"]*[0-9a-f]{64}' "$DIR/logs/containerd.log" 2>/dev/null |
+    grep -oE '[0-9a-f]{64}$' || true
+}
+
 # The cgroups of this node's containers (IDs recorded in $ND/container-ids), in every hierarchy.
 node_cgroups() {
   local id dir
@@ -464,10 +470,15 @@ node_down() {
     "$NODE_BIN/kube-proxy" --cleanup --config "$ND/kube-proxy.yaml" >/dev/null 2>&1 || true
   fi
   stop_pid kubelet
-  if alive containerd; then
-    { cat "$ND/container-ids" 2>/dev/null; ctr_ containers ls -q 2>/dev/null; } | sort -u > "$ND/container-ids.new" || true
-    mv "$ND/container-ids.new" "$ND/container-ids"
-  fi
+  # This node's containers: those containerd lists now, and every sandbox and container its
+  # log says it made (one whose task was deleted while its cgroup could not be removed yet is
+  # in neither containerd's list nor runc's state, and its cgroup would stay).
+  {
+    cat "$ND/container-ids" 2>/dev/null
+    if alive containerd; then ctr_ containers ls -q 2>/dev/null; fi
+    logged_ids
+  } | sort -u > "$ND/container-ids.new" || true
+  mv "$ND/container-ids.new" "$ND/container-ids"
   # Every pod sandbox stopped and removed through the CRI: containers killed, CNI DEL run
   # (veth, address, portmap rules), the sandbox's network namespace unmounted.
   if alive containerd; then
